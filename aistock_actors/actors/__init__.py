@@ -1,0 +1,1 @@
+"""Thin pykka actors: receive a message, call the core, reply."""

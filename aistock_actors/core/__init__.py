@@ -1,0 +1,1 @@
+"""Pure logic: no threads, no I/O beyond arguments."""

@@ -1,0 +1,35 @@
+"""One error tree for the whole system; retries only ever apply to the transient branch."""
+
+from __future__ import annotations
+
+
+class AutopilotError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(AutopilotError):
+    """The config file is unreadable, malformed, has an unknown key or a value out of range."""
+
+
+class DataError(AutopilotError):
+    """Market data (a CSV file or a row in it) is malformed or inconsistent."""
+
+
+class StateError(AutopilotError):
+    """A state file could not be read or written."""
+
+
+class ModelIntegrityError(AutopilotError):
+    """A stored model artifact does not match its recorded sha256 (tampered or truncated)."""
+
+
+class TransientNetworkError(AutopilotError):
+    """A network call failed in a way that may succeed on retry."""
+
+
+class LockHeldError(AutopilotError):
+    """Another process already runs a daemon (or a cycle) on this state directory."""
+
+
+class HaltedError(AutopilotError):
+    """An action was refused because the system is halted."""

@@ -1,0 +1,1 @@
+"""Network adapters: remote kill switch, health reports, webhooks, /metrics and /healthz."""

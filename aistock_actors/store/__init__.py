@@ -1,0 +1,1 @@
+"""Everything that touches disk: atomic JSON, audit log, alerts, bars, model artifacts."""
