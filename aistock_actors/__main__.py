@@ -1,0 +1,9 @@
+"""``python -m aistock_actors CONFIG ...`` runs the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+from aistock_actors.cli import main
+
+sys.exit(main())

@@ -1,0 +1,155 @@
+"""The base every supervised actor derives from: crash reporting, generations, the halt flag.
+
+pykka has no supervision, so this base makes failures visible to the supervisor:
+
+- Work arrives as a *tell* (a :class:`~aistock_actors.messages.Request`); because a tell has no
+  return channel, the reply is told to the supervisor's inbox, stamped with the actor's name and
+  generation. An unexpected exception stops the actor and pykka calls :meth:`on_failure`, which
+  reports :class:`ActorCrashed`; the supervisor then starts a *new* instance.
+- An exception in ``on_start`` (state reload) stops the actor without ``on_failure``: we catch,
+  report :class:`ActorStartFailed`, and re-raise.
+- Threads are daemon threads: a hung instance that the supervisor abandoned never keeps the
+  process alive.
+- The shared halt flag is checked by :meth:`ensure_not_halted` at the moment a side effect happens,
+  because a Halt *message* waits behind whatever is already queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar
+
+import msgspec
+import pykka
+
+from aistock_actors.config import LoadedConfig
+from aistock_actors.errors import HaltedError
+from aistock_actors.messages import Message, Reply, Request, StepFailed
+from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
+from aistock_actors.store.alerts import AlertSink
+from aistock_actors.store.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActorContext:
+    """Everything an actor instance is handed at start; nothing is global."""
+
+    name: str
+    """Child name, e.g. ``data_ingestor``."""
+    generation: int
+    """Incremented at every (re)start; replies carry it so stale ones are ignored."""
+    report: Callable[[Message], None]
+    """Tell the supervisor (thread-safe)."""
+    halt_flag: threading.Event
+    """Set the moment the system halts; checked before every side effect."""
+    config: LoadedConfig
+    audit: AuditLog
+    alerts: AlertSink
+
+
+class UnexpectedMessageError(TypeError):
+    """An actor received a message its inbox does not declare."""
+
+
+class SupervisedActor(pykka.ThreadingActor):
+    """Base of the eight actors: subclasses implement :meth:`load_state` and :meth:`handle`."""
+
+    use_daemon_thread = True
+    child_name: ClassVar[str] = "actor"
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.halted = ctx.halt_flag.is_set()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        try:
+            self.load_state()
+        except Exception as exc:
+            log.error("%s gen %d failed to start: %r", self.ctx.name, self.ctx.generation, exc)
+            self.ctx.report(
+                ActorStartFailed(
+                    actor=self.ctx.name, generation=self.ctx.generation, error=_fmt(exc)
+                )
+            )
+            raise
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback_: TracebackType | None,
+    ) -> None:
+        error = _fmt(exception_value) if exception_value is not None else "unknown error"
+        log.error("%s gen %d crashed: %s", self.ctx.name, self.ctx.generation, error)
+        self.ctx.report(
+            ActorCrashed(actor=self.ctx.name, generation=self.ctx.generation, error=error)
+        )
+
+    def load_state(self) -> None:
+        """Reload this actor's state from disk (never from a previous instance's memory)."""
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Halt():
+                self.halted = True
+                self.on_halt(message)
+            case Resume():
+                self.halted = False
+                self.on_resume(message)
+            case Request():
+                reply = self.handle(message)
+                self.reply(reply)
+            case _:
+                self.handle_other(message)
+        return None
+
+    def handle(self, request: Request) -> Reply:
+        """Perform one step; return its reply (a :class:`StepFailed` for expected failures)."""
+        raise UnexpectedMessageError(f"{self.ctx.name} cannot handle {type(request).__name__}")
+
+    def handle_other(self, message: Any) -> None:
+        """Non-request messages; the default is an explicit error (a crash), never a silent drop."""
+        raise UnexpectedMessageError(
+            f"{self.ctx.name} received unexpected {type(message).__name__}"
+        )
+
+    def on_halt(self, message: Halt) -> None:
+        """Hook: the system halted."""
+
+    def on_resume(self, message: Resume) -> None:
+        """Hook: the operator cleared the halt."""
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def reply(self, reply: Reply) -> None:
+        """Stamp ``reply`` with this instance's name and generation and tell the supervisor."""
+        stamped = msgspec.structs.replace(
+            reply, actor=self.ctx.name, generation=self.ctx.generation
+        )
+        self.ctx.report(stamped)
+
+    def fail(self, request: Request, reason: str, message: str = "") -> StepFailed:
+        """Build the reply of an expected, reported failure."""
+        return StepFailed(request_id=request.request_id, reason=reason, message=message)
+
+    def ensure_not_halted(self, what: str) -> None:
+        """Raise :class:`HaltedError` if the shared halt flag is set (check right before acting)."""
+        if self.ctx.halt_flag.is_set():
+            raise HaltedError(f"{self.ctx.name}: refused {what}: system is halted")
+
+
+def _fmt(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text[:2000]

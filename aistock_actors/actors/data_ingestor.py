@@ -1,0 +1,89 @@
+"""DataIngestor: ingests new bars from the CSV folder into the bar store, once per cycle.
+
+A rejected file (malformed, non-monotonic, impossible prices, ...) raises an error alert naming
+the file, the row and the reason; other symbols still ingest and the rejected symbol's earlier
+bars stay as they were. Only when no symbol could be ingested at all does the step fail
+("Data ingestion failure: retry next cycle, alert").
+"""
+
+from __future__ import annotations
+
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.errors import DataError, StateError
+from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.data import BarsIngested, IngestBars
+from aistock_actors.store.bars import BarStore
+from aistock_actors.store.ingest import IngestReport, ingest_directory
+
+
+class DataIngestor(SupervisedActor):
+    """Owns the bar store; its state on disk is the store itself."""
+
+    child_name = "data_ingestor"
+
+    def load_state(self) -> None:
+        self.store = BarStore(self.ctx.config.state_dir / "bars")
+
+    def handle(self, request: Request) -> Reply:
+        match request:
+            case IngestBars():
+                return self.ingest(request)
+            case _:
+                return super().handle(request)
+
+    def ingest(self, request: IngestBars) -> Reply:
+        """Run one incremental ingestion and report it."""
+        csv_dir = self.ctx.config.csv_dir
+        try:
+            report = ingest_directory(csv_dir, self.store)
+        except DataError as exc:
+            return self.fail(request, "no_data", str(exc))
+        except StateError as exc:
+            self.ctx.alerts.raise_alert(
+                "critical", "bar_store_unreadable", str(exc), actor=self.ctx.name
+            )
+            return self.fail(request, "bar_store_unreadable", str(exc))
+        self._alert_rejections(report)
+        rejected = sorted({r.symbol for r in report.rejections})
+        self.ctx.audit.append(
+            "bars_ingested",
+            self.ctx.name,
+            {
+                "bars_added": report.bars_added,
+                "symbols_ingested": len(report.per_symbol),
+                "symbols_rejected": rejected,
+            },
+        )
+        if not report.per_symbol and rejected:
+            return self.fail(
+                request,
+                "all_files_rejected",
+                f"every CSV in {csv_dir} was rejected: {', '.join(rejected)}",
+            )
+        return BarsIngested(
+            request_id=request.request_id,
+            bars_added=report.bars_added,
+            symbols_ingested=len(report.per_symbol),
+            symbols_rejected=rejected,
+            total_bars=self.store.total_bars(),
+        )
+
+    def _alert_rejections(self, report: IngestReport) -> None:
+        for rejection in report.rejections:
+            problems = "; ".join(
+                f"row {p.row}: {p.reason}" if p.row is not None else p.reason
+                for p in rejection.problems
+            )
+            self.ctx.alerts.raise_alert(
+                "error",
+                "csv_rejected",
+                f"{rejection.file}: {problems}; earlier bars of {rejection.symbol} kept",
+                actor=self.ctx.name,
+                details={
+                    "file": rejection.file,
+                    "symbol": rejection.symbol,
+                    "problems": [{"row": p.row, "reason": p.reason} for p in rejection.problems],
+                },
+            )
+        for note in report.notes:
+            self.ctx.alerts.raise_alert("warning", "csv_note", note, actor=self.ctx.name)

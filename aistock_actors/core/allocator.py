@@ -1,0 +1,123 @@
+"""Regime-aware strategy allocator (T8): per-regime sizing inside the current risk limits.
+
+``shadow`` mode only reports what it would change (for audit, to validate before trusting it);
+``full`` mode applies the regime's profile. A profile can only make limits stricter: the result is
+``min(current, current x multiplier)`` per limit, then clamped to the hard ceilings, so a
+multiplier above 1 changes nothing. The adaptive ``min_risk_floor`` does not apply here: a regime
+profile may deliberately take sizing to 0 (for instance "no new risk in a crash").
+
+Profile selection: an unknown regime name, a NaN confidence, or a confidence below
+``min_confidence`` falls back to the default profile; ``confidence=None`` (a classifier without
+confidence) trusts the regime label.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import msgspec
+
+from aistock_actors.core.risk import RiskLimits, clamp_to_ceilings
+
+AllocatorMode = Literal["shadow", "full"]
+
+
+class RegimeProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Sizing overrides for one market regime (multipliers > 1 have no effect)."""
+
+    position_size_multiplier: float = 1.0
+    """Scales ``max_position_fraction``; NaN or negative -> 0 (fail closed)."""
+    notional_multiplier: float = 1.0
+    """Scales ``max_notional_per_symbol``; NaN or negative -> 0."""
+    max_gross_exposure: float | None = None
+    """Upper bound on gross exposure in this regime; None = keep the current limit."""
+    description: str = ""
+
+
+class AllocatorParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Allocator configuration."""
+
+    mode: AllocatorMode = "shadow"
+    profiles: dict[str, RegimeProfile] = {}
+    """Profiles by regime name (``core.regimes`` names, e.g. ``volatile_down``)."""
+    default_profile: RegimeProfile = msgspec.field(default_factory=RegimeProfile)
+    """Used for unknown regimes and low-confidence labels; the default changes nothing."""
+    min_confidence: float = 0.0
+    """A label with a lower confidence uses the default profile."""
+
+
+class AllocationDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """What the allocator proposed and what it applied (both audit-logged each cycle)."""
+
+    regime: str
+    confidence: float | None
+    profile_name: str
+    """The regime whose profile was used, or ``default``."""
+    profile: RegimeProfile
+    proposed_limits: RiskLimits
+    applied_limits: RiskLimits
+    """Equal to the input limits in ``shadow`` mode."""
+    mode: AllocatorMode
+    changed: bool
+    """``applied_limits`` differ from the input limits."""
+    would_change: bool
+    """``proposed_limits`` differ from the input limits (what shadow mode reports)."""
+    reasons: list[str]
+
+
+def select_profile(
+    regime: str, confidence: float | None, params: AllocatorParams
+) -> tuple[str, RegimeProfile, list[str]]:
+    """Pick the profile for ``regime``: ``(name, profile, reasons)``."""
+    if regime not in params.profiles:
+        return "default", params.default_profile, ["unknown_regime"]
+    if confidence is not None and not confidence >= params.min_confidence:
+        return "default", params.default_profile, ["low_confidence"]
+    return regime, params.profiles[regime], [f"regime_{regime}"]
+
+
+def _shrink(value: float, multiplier: float) -> float:
+    factor = multiplier if multiplier >= 0.0 else 0.0
+    return min(value, value * factor) if math.isfinite(factor) else value
+
+
+def apply_profile(limits: RiskLimits, profile: RegimeProfile) -> RiskLimits:
+    """Limits under ``profile``: never looser than ``limits`` nor the hard ceilings."""
+    base = clamp_to_ceilings(limits)
+    gross = base.max_gross_exposure
+    cap = profile.max_gross_exposure
+    if cap is not None:
+        gross = min(gross, cap) if cap >= 0.0 else 0.0
+    return clamp_to_ceilings(
+        RiskLimits(
+            max_position_fraction=_shrink(
+                base.max_position_fraction, profile.position_size_multiplier
+            ),
+            max_notional_per_symbol=_shrink(
+                base.max_notional_per_symbol, profile.notional_multiplier
+            ),
+            max_gross_exposure=gross,
+        )
+    )
+
+
+def allocate(
+    regime: str, confidence: float | None, limits: RiskLimits, params: AllocatorParams
+) -> AllocationDecision:
+    """Propose regime-specific limits; apply them only in ``full`` mode."""
+    name, profile, reasons = select_profile(regime, confidence, params)
+    proposed = apply_profile(limits, profile)
+    applied = proposed if params.mode == "full" else limits
+    return AllocationDecision(
+        regime=regime,
+        confidence=confidence,
+        profile_name=name,
+        profile=profile,
+        proposed_limits=proposed,
+        applied_limits=applied,
+        mode=params.mode,
+        changed=applied != limits,
+        would_change=proposed != limits,
+        reasons=[*reasons, f"mode_{params.mode}"],
+    )

@@ -1,0 +1,328 @@
+"""Pure parsing and validation of OHLCV CSV text (no file I/O).
+
+Accepted conventions: ``timestamp,open,high,low,close,volume``; finance-site exports
+``Date,Open,High,Low,Close,Adj Close,Volume`` (``Close`` is used, ``Adj Close`` ignored); an unnamed
+first index column as written by ``DataFrame.to_csv`` (ignored when another column holds the
+timestamp, used as the timestamp otherwise); any header case; ``date``/``datetime``/``time`` for the
+timestamp; whitespace and double quotes around fields. Timestamps are ISO dates or datetimes, naive
+ones are UTC, and are kept as int64 nanoseconds UTC (parsed to microsecond precision).
+
+Only complete lines (ending in ``\\n``) are consumed: an unterminated last line is probably still
+being written and is left for the next call. Row problems are returned, never raised, so a caller
+can reject a whole file with line numbers (the header is line 1) and reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from aistock_actors.errors import DataError
+
+FIELDS = ("open", "high", "low", "close", "volume")
+"""Value columns, in the order of the ``values`` arrays used everywhere in this project."""
+
+MAX_PROBLEMS = 5
+"""A file is rejected whole; this many problems are enough to tell the operator what is wrong."""
+
+TIMESTAMP_NAMES = ("timestamp", "datetime", "date", "time")
+_REQUIRED = ("timestamp", *FIELDS)
+_INDEX_NAMES = frozenset({"", "unnamed: 0"})
+_MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "nat", "-"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS_MIN = -(2**63) + 1  # int64 minimum is pandas' NaT
+_NS_MAX = 2**63 - 1
+_DAY_NS = 86_400 * 10**9
+
+
+class RowProblem(msgspec.Struct, frozen=True):
+    """Why a line of a CSV file was refused; ``row`` is the 1-based line (None: whole file)."""
+
+    row: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Where the timestamp and the five value columns sit in a row of ``n_fields`` fields."""
+
+    n_fields: int
+    positions: tuple[int, int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ParsedBars:
+    """Bars parsed from the complete lines of a CSV (valid only when ``problems`` is empty)."""
+
+    timestamps: NDArray[np.int64]
+    values: NDArray[np.float64]
+    """Shape ``(n, 5)``: open, high, low, close, volume."""
+    rows: NDArray[np.int64]
+    """1-based line number of each bar in the file."""
+    problems: tuple[RowProblem, ...]
+    consumed: int
+    """Byte offset just past the last complete line (the resume point of the next call)."""
+    lines: int
+    """Number of complete lines up to ``consumed`` (the header included)."""
+    pending: bool
+    """An unterminated, non-blank last line was left unread."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no row or header problem was found."""
+        return not self.problems
+
+
+def format_timestamp(ns: int) -> str:
+    """Render int64 nanoseconds UTC as an ISO date (midnight) or ISO datetime."""
+    moment = _EPOCH + timedelta(microseconds=ns // 1000)
+    if ns % _DAY_NS == 0:
+        return moment.date().isoformat()
+    return moment.isoformat()
+
+
+def parse_header(line: str) -> Columns:
+    """Locate the required columns in a header line; raise ``DataError`` if any is missing."""
+    names = [" ".join(_clean(field).lower().split()) for field in line.split(",")]
+    positions: dict[str, int] = {}
+    for i, name in enumerate(names):
+        key = "timestamp" if name in TIMESTAMP_NAMES else name
+        if key not in _REQUIRED:
+            continue
+        if key in positions:
+            clash = f"{names[positions[key]]!r} and {name!r}"
+            raise DataError(f"ambiguous header: columns {clash} both name the {key} column")
+        positions[key] = i
+    if not positions:
+        raise DataError(
+            "no header line: line 1 names none of the columns "
+            "(expected e.g. timestamp,open,high,low,close,volume)"
+        )
+    if "timestamp" not in positions and names[0] in _INDEX_NAMES:
+        positions["timestamp"] = 0
+    missing = [name for name in _REQUIRED if name not in positions]
+    if missing:
+        raise DataError(f"missing required column(s): {', '.join(missing)}")
+    ts, o, h, lo, c, v = (positions[name] for name in _REQUIRED)
+    return Columns(n_fields=len(names), positions=(ts, o, h, lo, c, v))
+
+
+def parse(
+    data: bytes | str,
+    *,
+    offset: int = 0,
+    lines_before: int = 0,
+    after: int | None = None,
+    max_problems: int = MAX_PROBLEMS,
+) -> ParsedBars:
+    """Parse the complete lines of a CSV file's content.
+
+    ``offset``/``lines_before`` resume after a prefix (a line boundary) parsed by an earlier call;
+    the header is always read from the start. ``after`` requires every bar to be strictly newer
+    (the last stored bar when appending). Never raises for bad content: see ``problems``.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    end = raw.rfind(b"\n") + 1
+    if not 0 <= offset <= end or (offset > 0 and raw[offset - 1 : offset] != b"\n"):
+        raise ValueError(f"offset {offset} is not the end of a complete line")
+    pending = bool(raw[end:].strip())
+    if not raw[:end].strip():
+        return _result([], [], [], [], consumed=0, lines=0, pending=bool(raw.strip()))
+    header_end = raw.find(b"\n") + 1
+    header = _decode(raw[:header_end], first_line=1)
+    if isinstance(header, RowProblem):
+        return _result([], [], [], [header], consumed=0, lines=0, pending=pending)
+    try:
+        columns = parse_header(header.removeprefix("\ufeff").strip())
+    except DataError as exc:
+        return _result([], [], [], [RowProblem(1, str(exc))], consumed=0, lines=0, pending=pending)
+    start, first_line = (offset, lines_before + 1) if offset >= header_end else (header_end, 2)
+    body = _decode(raw[start:end], first_line=first_line)
+    if isinstance(body, RowProblem):
+        return _result([], [], [], [body], consumed=0, lines=0, pending=pending)
+    ts_list, value_list, rows, problems = _parse_lines(
+        body, columns, first_line=first_line, after=after, max_problems=max_problems
+    )
+    lines = first_line - 1 + body.count("\n")
+    return _result(ts_list, value_list, rows, problems, consumed=end, lines=lines, pending=pending)
+
+
+def bars_frame(timestamps: NDArray[np.int64], values: NDArray[np.float64]) -> pd.DataFrame:
+    """Build the project's bar frame: UTC DatetimeIndex ``timestamp``, float64 value columns."""
+    index = pd.DatetimeIndex(np.asarray(timestamps, dtype="datetime64[ns]"), name="timestamp")
+    frame = pd.DataFrame(
+        np.array(values, dtype=np.float64).reshape(-1, len(FIELDS)),
+        index=index.tz_localize("UTC"),
+        columns=list(FIELDS),
+    )
+    return frame
+
+
+def frame_arrays(frame: pd.DataFrame) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Inverse of ``bars_frame``: int64 ns UTC timestamps and an ``(n, 5)`` float64 array."""
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        raise DataError("a bar frame needs a timezone-aware DatetimeIndex")
+    timestamps = np.asarray(index.tz_convert("UTC").as_unit("ns").asi8, dtype=np.int64)
+    values = frame.loc[:, list(FIELDS)].to_numpy(dtype=np.float64, copy=True)
+    return timestamps, values
+
+
+def format_csv(frame: pd.DataFrame) -> str:
+    """Render bars as ``timestamp,open,high,low,close,volume`` CSV that re-parses exactly."""
+    timestamps, values = frame_arrays(frame)
+    out = [",".join(("timestamp", *FIELDS))]
+    for ns, row in zip(timestamps.tolist(), values.tolist(), strict=True):
+        out.append(",".join((format_timestamp(ns), *(_format_number(v) for v in row))))
+    return "\n".join(out) + "\n"
+
+
+def _format_number(value: float) -> str:
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def _clean(field: str) -> str:
+    field = field.strip()
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        field = field[1:-1].strip()
+    return field
+
+
+def _decode(chunk: bytes, *, first_line: int) -> str | RowProblem:
+    try:
+        return chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + chunk.count(b"\n", 0, exc.start)
+        return RowProblem(line, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})")
+
+
+def _parse_lines(
+    text: str, columns: Columns, *, first_line: int, after: int | None, max_problems: int
+) -> tuple[list[int], list[tuple[float, ...]], list[int], list[RowProblem]]:
+    timestamps: list[int] = []
+    values: list[tuple[float, ...]] = []
+    rows: list[int] = []
+    problems: list[RowProblem] = []
+    previous: tuple[int, int] | None = None  # (timestamp, line) of the last good row
+    for line_no, line in enumerate(text.split("\n")[:-1], start=first_line):
+        if not line.strip():
+            continue
+        parsed = _parse_row(line, columns)
+        if not isinstance(parsed, str):
+            parsed = _check_order(parsed, previous, after)
+        if isinstance(parsed, str):
+            problems.append(RowProblem(line_no, parsed))
+            if len(problems) >= max_problems:
+                break
+            continue
+        ts, row_values = parsed
+        previous = (ts, line_no)
+        timestamps.append(ts)
+        values.append(row_values)
+        rows.append(line_no)
+    return timestamps, values, rows, problems
+
+
+def _parse_row(line: str, columns: Columns) -> tuple[int, tuple[float, ...]] | str:
+    fields = line.split(",")
+    if len(fields) != columns.n_fields:
+        return f"wrong field count: expected {columns.n_fields} fields, got {len(fields)}"
+    ts = _parse_timestamp(_clean(fields[columns.positions[0]]))
+    if isinstance(ts, str):
+        return ts
+    numbers: list[float] = []
+    for name, position in zip(FIELDS, columns.positions[1:], strict=True):
+        number = _parse_number(_clean(fields[position]), name)
+        if isinstance(number, str):
+            return number
+        numbers.append(number)
+    problem = _check_values(*numbers)
+    return problem if problem is not None else (ts, tuple(numbers))
+
+
+def _parse_timestamp(text: str) -> int | str:
+    if text.lower() in _MISSING_TOKENS:
+        return "missing value or NaN in column 'timestamp'"
+    try:
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        return f"unparseable timestamp {text[:40]!r} (expected an ISO date or datetime)"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    if not _NS_MIN <= ns <= _NS_MAX:
+        return f"unparseable timestamp {text[:40]!r} (outside 1677-09-22..2262-04-11)"
+    return ns
+
+
+def _parse_number(text: str, column: str) -> float | str:
+    if text.lower() in _MISSING_TOKENS:
+        return f"missing value or NaN in column {column!r}"
+    try:
+        number = float(text)
+    except ValueError:
+        return f"unparseable number {text[:40]!r} in column {column!r}"
+    if math.isnan(number):
+        return f"missing value or NaN in column {column!r}"
+    if math.isinf(number):
+        return f"unparseable number {text[:40]!r} in column {column!r} (not finite)"
+    return number
+
+
+def _check_values(o: float, h: float, lo: float, c: float, v: float) -> str | None:
+    for name, price in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        if price <= 0:
+            return f"non-positive price: {name} is {price!r}"
+    if v < 0:
+        return f"negative volume: {v!r}"
+    if lo > min(o, c):
+        return f"inconsistent OHLC: low {lo!r} is above min(open, close) {min(o, c)!r}"
+    if max(o, c) > h:
+        return f"inconsistent OHLC: high {h!r} is below max(open, close) {max(o, c)!r}"
+    return None
+
+
+def _check_order(
+    parsed: tuple[int, tuple[float, ...]], previous: tuple[int, int] | None, after: int | None
+) -> tuple[int, tuple[float, ...]] | str:
+    ts = parsed[0]
+    if after is not None and ts <= after:
+        when, last = format_timestamp(ts), format_timestamp(after)
+        return f"timestamp {when} is not newer than the last stored bar {last}"
+    if previous is not None and ts <= previous[0]:
+        when, line = format_timestamp(ts), previous[1]
+        if ts == previous[0]:
+            return f"timestamps not strictly increasing: {when} duplicates line {line}"
+        before = format_timestamp(previous[0])
+        return f"timestamps not strictly increasing: {when} is before {before} on line {line}"
+    return parsed
+
+
+def _result(
+    timestamps: list[int],
+    values: list[tuple[float, ...]],
+    rows: list[int],
+    problems: list[RowProblem],
+    *,
+    consumed: int,
+    lines: int,
+    pending: bool,
+) -> ParsedBars:
+    return ParsedBars(
+        timestamps=np.array(timestamps, dtype=np.int64),
+        values=np.array(values, dtype=np.float64).reshape(-1, len(FIELDS)),
+        rows=np.array(rows, dtype=np.int64),
+        problems=tuple(problems),
+        consumed=consumed,
+        lines=lines,
+        pending=pending,
+    )

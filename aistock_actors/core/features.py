@@ -1,0 +1,170 @@
+"""Causal features from OHLCV bars: every value at bar ``t`` is computed from bars ``<= t`` only.
+
+Only trailing ``rolling`` / ``expanding`` windows and backward ``shift`` are used: never a centred
+window, a negative shift or a backward fill, so appending or changing later bars can never change
+an earlier feature (a property the tests check by perturbing the future). Warm-up rows are NaN;
+:func:`build_feature_panel` drops them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aistock_actors.errors import DataError
+
+OHLCV_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+"""Columns every input frame must have."""
+
+RETURN_HORIZONS: tuple[int, ...] = (1, 5, 10, 20)
+VOL_WINDOWS: tuple[int, ...] = (10, 20, 60)
+MA_WINDOWS: tuple[int, ...] = (10, 20, 50)
+RSI_WINDOW = 14
+BOLLINGER_WINDOW = 20
+VOLUME_WINDOW = 20
+REGIME_MIN_PERIODS = 60
+
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"ret_{h}" for h in RETURN_HORIZONS),
+    *(f"vol_{w}" for w in VOL_WINDOWS),
+    "vol_ratio_10_60",
+    "mom_60",
+    "mom_20_5",
+    "rsi_14",
+    *(f"ma_dist_{w}" for w in MA_WINDOWS),
+    "boll_pos_20",
+    "volume_z_20",
+    "range_10",
+    "close_loc",
+    "vol_regime",
+    "trend_sign",
+)
+"""Column order of :func:`build_features`; a trained model records the names it was fitted on."""
+
+WARMUP_BARS = 20 + REGIME_MIN_PERIODS
+"""Bars a gap-free series needs before its last row has every feature (``vol_regime`` is last)."""
+
+
+def validate_ohlcv(df: pd.DataFrame) -> None:
+    """Raise :class:`DataError` unless ``df`` is a time-ordered OHLCV frame with positive prices."""
+    missing = [c for c in OHLCV_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"OHLCV frame is missing columns {missing}")
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise DataError("OHLCV frame must have a DatetimeIndex")
+    if not df.index.is_monotonic_increasing or df.index.has_duplicates:
+        raise DataError("OHLCV index must be strictly increasing (sorted, no duplicate bars)")
+    for col in ("open", "high", "low", "close"):
+        if bool((df[col] <= 0).any()):
+            raise DataError(f"OHLCV column {col!r} has a non-positive price")
+    if bool((df["volume"] < 0).any()):
+        raise DataError("OHLCV column 'volume' has a negative value")
+
+
+def _safe_ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    """``num / den`` with division by zero mapped to NaN instead of +-inf."""
+    out = num / den
+    return out.where(np.isfinite(out))
+
+
+def _price_features(close: pd.Series) -> dict[str, pd.Series]:
+    log_close = pd.Series(np.log(close.to_numpy(dtype=float)), index=close.index)
+    ret_1 = log_close.diff()
+    out: dict[str, pd.Series] = {
+        f"ret_{h}": log_close - log_close.shift(h) for h in RETURN_HORIZONS
+    }
+    for w in VOL_WINDOWS:
+        out[f"vol_{w}"] = ret_1.rolling(w, min_periods=w).std()
+    out["vol_ratio_10_60"] = _safe_ratio(out["vol_10"], out["vol_60"])
+    out["mom_60"] = log_close - log_close.shift(60)
+    out["mom_20_5"] = log_close.shift(5) - log_close.shift(20)
+    gains = ret_1.clip(lower=0.0).rolling(RSI_WINDOW, min_periods=RSI_WINDOW).mean()
+    losses = (-ret_1).clip(lower=0.0).rolling(RSI_WINDOW, min_periods=RSI_WINDOW).mean()
+    total = gains + losses
+    out["rsi_14"] = _safe_ratio(gains - losses, total).mask(total == 0.0, 0.0)
+    for w in MA_WINDOWS:
+        sma = close.rolling(w, min_periods=w).mean()
+        out[f"ma_dist_{w}"] = pd.Series(np.log(close / sma), index=close.index)
+    mid = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).mean()
+    band = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).std()
+    out["boll_pos_20"] = _safe_ratio(close - mid, 2.0 * band)
+    return out
+
+
+def _bar_features(df: pd.DataFrame) -> dict[str, pd.Series]:
+    high = df["high"].astype(float)
+    low = df["low"].astype(float)
+    close = df["close"].astype(float)
+    log_range = pd.Series(np.log(high / low), index=df.index)
+    span = high - low
+    close_loc = _safe_ratio(close - low, span).mask(span == 0.0, 0.5)
+    log_volume = pd.Series(np.log1p(df["volume"].to_numpy(dtype=float)), index=df.index)
+    vol_mean = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()
+    vol_std = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).std()
+    return {
+        "range_10": log_range.rolling(10, min_periods=10).mean(),
+        "close_loc": close_loc,
+        "volume_z_20": _safe_ratio(log_volume - vol_mean, vol_std).mask(vol_std == 0.0, 0.0),
+    }
+
+
+def _regime_features(close: pd.Series, vol_20: pd.Series) -> dict[str, pd.Series]:
+    median_vol = vol_20.expanding(min_periods=REGIME_MIN_PERIODS).median()
+    sma_20 = close.rolling(20, min_periods=20).mean()
+    sma_50 = close.rolling(50, min_periods=50).mean()
+    diff = sma_20 - sma_50
+    return {
+        "vol_regime": _safe_ratio(vol_20, median_vol),
+        "trend_sign": pd.Series(np.sign(diff.to_numpy()), index=close.index),
+    }
+
+
+def build_features(df: pd.DataFrame) -> pd.DataFrame:
+    """Return the causal feature frame (columns :data:`FEATURE_NAMES`) of one symbol's bars.
+
+    The index is ``df.index``; warm-up rows (and rows after a gap in the data) hold NaN.
+    Raises :class:`DataError` for a frame that is not sorted OHLCV with positive prices.
+    """
+    validate_ohlcv(df)
+    close = df["close"].astype(float)
+    cols = _price_features(close)
+    cols.update(_bar_features(df))
+    cols.update(_regime_features(close, cols["vol_20"]))
+    frame = pd.DataFrame({name: cols[name] for name in FEATURE_NAMES}, index=df.index)
+    return frame.astype(float)
+
+
+def build_feature_panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Stack the features of many symbols into one frame indexed by ``(timestamp, symbol)``.
+
+    Rows with any NaN feature (warm-up, gaps) are dropped, so one model can be trained on (or
+    asked for signals across) every symbol at once. Rows are sorted by timestamp, then symbol.
+    """
+    if not frames:
+        raise DataError("no symbols to build features for")
+    parts = []
+    for symbol in sorted(frames):
+        feats = build_features(frames[symbol])
+        feats.index = pd.MultiIndex.from_arrays(
+            [feats.index, pd.Index([symbol] * len(feats), dtype=object)],
+            names=["timestamp", "symbol"],
+        )
+        parts.append(feats)
+    panel = pd.concat(parts).dropna(how="any")
+    return panel.sort_index(level=["timestamp", "symbol"])
+
+
+def latest_features(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Return each symbol's features at its own last bar, indexed by symbol (for live signals).
+
+    A symbol whose last bar has an undefined feature is left out rather than given an older row,
+    so a signal is never computed from stale data.
+    """
+    rows = {}
+    for symbol in sorted(frames):
+        last = build_features(frames[symbol]).iloc[-1:]
+        if len(last) and not bool(last.isna().to_numpy().any()):
+            rows[symbol] = last.iloc[0]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
+    frame.index.name = "symbol"
+    return frame.astype(float)

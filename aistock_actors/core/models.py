@@ -1,0 +1,350 @@
+"""Primary direction model plus meta-labeler (López de Prado), with a tuned, stored threshold.
+
+Training, all on purged walk-forward splits (:mod:`aistock_actors.core.validation`):
+
+1. the primary classifier predicts ``P(up)``; its out-of-fold (OOF) accuracy is ``test_accuracy``;
+2. the meta-labeler learns, from the features and the primary's OOF probability, whether acting on
+   the primary's side would have been right ("does this bet pay?");
+3. ``confidence_threshold`` is tuned on the meta-labeler's own out-of-sample predictions and
+   stored in the model (T6): :meth:`TrainedModel.signals` filters with it and nothing else;
+4. both are refitted on all the data they may see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from datetime import datetime
+from typing import Literal, NamedTuple, Protocol
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from aistock_actors.core.validation import as_int_times, purged_walk_forward_splits
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ClassifierKind = Literal["logistic", "hgb"]
+
+_Z_CLIP = 6.0
+"""Standardised features are clipped to +-6 sd so one outlier bar cannot dominate a linear fit."""
+
+
+class Classifier(Protocol):
+    """The part of the scikit-learn classifier API this module relies on."""
+
+    def fit(self, x: FloatArray, y: IntArray) -> object: ...
+
+    def predict_proba(self, x: FloatArray) -> FloatArray: ...
+
+
+class ModelParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Training hyper-parameters (the ``training`` config section can decode straight into it)."""
+
+    horizon: int = 5
+    """Label horizon in bars; recorded in the model."""
+    primary: ClassifierKind = "logistic"
+    """Primary model: L2 logistic regression (robust on noisy data) or shallow boosted trees."""
+    meta: ClassifierKind = "hgb"
+    """Meta-labeler model."""
+    regularization_c: float = 0.05
+    """Inverse L2 strength of the logistic models (smaller = more regularised)."""
+    n_splits: int = 5
+    """Walk-forward splits for the primary's out-of-fold predictions."""
+    meta_splits: int = 2
+    """Walk-forward splits, inside the OOF rows, for tuning the threshold."""
+    embargo: int = 5
+    """Embargo in bars between training label ends and each test window."""
+    threshold_min: float = 0.5
+    threshold_max: float = 0.9
+    threshold_step: float = 0.01
+    min_selected_fraction: float = 0.02
+    """A threshold must keep at least this fraction of held-out signals to be eligible."""
+    min_edge_z: float = 2.0
+    """Edge over a coin flip, in standard errors, a threshold needs; else the strictest is used."""
+    hgb_max_iter: int = 100
+    hgb_max_depth: int = 3
+    hgb_learning_rate: float = 0.05
+    hgb_min_samples_leaf: int = 200
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1 or self.n_splits < 1 or self.meta_splits < 1 or self.embargo < 0:
+            raise ValueError("horizon, n_splits, meta_splits must be >= 1 and embargo >= 0")
+        if not 0.5 <= self.threshold_min <= self.threshold_max < 1.0 or self.threshold_step <= 0:
+            raise ValueError("need 0.5 <= threshold_min <= threshold_max < 1 and a positive step")
+
+
+class Signals(NamedTuple):
+    """Filtered signals, one per input row."""
+
+    direction: npt.NDArray[np.int8]
+    """-1 short, 0 no trade (filtered or unusable row), +1 long."""
+    confidence: FloatArray
+    """Meta-labeler probability that acting on the primary's side pays (0 for unusable rows)."""
+
+
+class ThresholdChoice(NamedTuple):
+    """Outcome of :func:`choose_threshold` on held-out meta-labeler predictions."""
+
+    threshold: float
+    precision: float
+    """Share of kept signals whose side was right (0 if none kept)."""
+    coverage: float
+    """Share of signals kept."""
+    score: float
+    """Best edge found, ``z = 2 (precision - 0.5) sqrt(kept)``, in standard errors (0 if none)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
+class TrainedModel:
+    """A trained primary model + meta-labeler; plain data, picklable with joblib."""
+
+    model_id: str
+    created_at: datetime
+    horizon: int
+    feature_names: tuple[str, ...]
+    primary: Classifier
+    meta: Classifier
+    confidence_threshold: float
+    """Tuned at training time on held-out data; the only threshold :meth:`signals` uses (T6)."""
+    train_accuracy: float
+    test_accuracy: float
+    """Pooled out-of-fold accuracy of the primary over the purged walk-forward splits."""
+    metrics: dict[str, float]
+    """Every training metric, ``train_accuracy`` and ``test_accuracy`` included."""
+    params: ModelParams
+
+    def feature_matrix(self, features: pd.DataFrame) -> FloatArray:
+        """Return ``features[feature_names]`` as floats; ``ValueError`` naming missing columns."""
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise ValueError(f"model {self.model_id} needs missing feature columns {missing}")
+        return np.asarray(features[list(self.feature_names)].to_numpy(dtype=float))
+
+    def primary_proba(self, features: pd.DataFrame) -> FloatArray:
+        """Return the primary's ``P(up)`` per row (NaN for rows with a missing feature)."""
+        x = self.feature_matrix(features)
+        out = np.full(len(x), np.nan)
+        valid = np.isfinite(x).all(axis=1)
+        if valid.any():
+            out[valid] = positive_proba(self.primary, x[valid])
+        return out
+
+    def signals(self, features: pd.DataFrame) -> Signals:
+        """Primary side filtered by the meta-labeler at this model's ``confidence_threshold``.
+
+        Rows with a missing feature get direction 0 and confidence 0. The threshold used is
+        logged, so the audit trail shows which value filtered every batch.
+        """
+        threshold = self.confidence_threshold
+        p_up = self.primary_proba(features)
+        valid = ~np.isnan(p_up)
+        direction = np.zeros(len(p_up), dtype=np.int8)
+        confidence = np.zeros(len(p_up))
+        if valid.any():
+            x = self.feature_matrix(features)[valid]
+            side = np.where(p_up[valid] >= 0.5, 1, -1).astype(np.int8)
+            conf = positive_proba(self.meta, meta_matrix(x, p_up[valid]))
+            direction[valid] = np.where(conf >= threshold, side, 0)
+            confidence[valid] = conf
+        logger.info(
+            "model %s: meta-label filter at the model's confidence_threshold=%.4f kept %d of %d",
+            self.model_id, threshold, int(np.count_nonzero(direction)), len(direction),
+        )
+        return Signals(direction=direction, confidence=confidence)
+
+    def with_threshold(self, threshold: float) -> TrainedModel:
+        """Return a copy whose stored threshold is ``threshold`` (an explicit operator override)."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        return dataclasses.replace(self, confidence_threshold=float(threshold))
+
+
+def positive_proba(classifier: Classifier, x: FloatArray) -> FloatArray:
+    """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class."""
+    classes = list(getattr(classifier, "classes_", []))
+    if 1 not in classes:
+        return np.zeros(len(x))
+    proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
+    return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
+
+
+def meta_matrix(x: FloatArray, p_up: FloatArray) -> FloatArray:
+    """Meta-labeler inputs: the features, the primary's ``P(up)`` and its distance from 0.5."""
+    return np.column_stack([x, p_up, np.abs(p_up - 0.5)])
+
+
+def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Classifier:
+    """Return an unfitted scikit-learn classifier of ``kind``."""
+    if kind == "logistic":
+        pipeline: Classifier = make_pipeline(
+            StandardScaler(),
+            FunctionTransformer(np.clip, kw_args={"a_min": -_Z_CLIP, "a_max": _Z_CLIP}),
+            LogisticRegression(C=params.regularization_c, max_iter=2000),
+        )
+        return pipeline
+    boosted: Classifier = HistGradientBoostingClassifier(
+        learning_rate=params.hgb_learning_rate,
+        max_iter=params.hgb_max_iter,
+        max_depth=params.hgb_max_depth,
+        min_samples_leaf=params.hgb_min_samples_leaf,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
+    )
+    return boosted
+
+
+def fit_classifier(
+    kind: ClassifierKind, x: FloatArray, y: IntArray, params: ModelParams, seed: int
+) -> Classifier:
+    """Fit a classifier; a single-class target gets a prior-only model instead of an error."""
+    model: Classifier = (
+        DummyClassifier(strategy="prior")
+        if np.unique(y).size < 2
+        else make_classifier(kind, params, seed)
+    )
+    model.fit(x, y)
+    return model
+
+
+def choose_threshold(
+    confidence: FloatArray, correct: npt.NDArray[np.bool_], params: ModelParams
+) -> ThresholdChoice:
+    """Pick the threshold in ``[threshold_min, threshold_max]`` with the most significant edge.
+
+    ``correct[i]`` says whether acting on held-out signal ``i`` paid. Eligible thresholds keep at
+    least ``min_selected_fraction`` of the signals (and 10). If no threshold's edge reaches
+    ``min_edge_z`` the strictest threshold is returned, so a useless model barely trades.
+    """
+    grid = np.round(
+        np.arange(params.threshold_min, params.threshold_max + params.threshold_step / 2,
+                  params.threshold_step), 6,
+    )
+    min_kept = max(10, math.ceil(params.min_selected_fraction * len(confidence)))
+    best = ThresholdChoice(float(params.threshold_max), 0.0, 0.0, -math.inf)
+    for tau in grid:
+        kept = confidence >= tau
+        n = int(kept.sum())
+        if n < min_kept:
+            continue
+        precision = float(correct[kept].mean())
+        score = 2.0 * (precision - 0.5) * math.sqrt(n)
+        if score > best.score:
+            best = ThresholdChoice(float(tau), precision, n / len(confidence), score)
+    if best.score >= params.min_edge_z:
+        return best
+    tau = float(params.threshold_max)
+    kept = confidence >= tau
+    precision = float(correct[kept].mean()) if kept.any() else 0.0
+    score = best.score if math.isfinite(best.score) else 0.0
+    return ThresholdChoice(tau, precision, float(kept.mean()) if len(kept) else 0.0, score)
+
+
+def sample_times(index: pd.Index) -> pd.Index:
+    """Return the observation time of each row (the ``timestamp`` level of a panel)."""
+    if isinstance(index, pd.MultiIndex):
+        level = "timestamp" if "timestamp" in index.names else 0
+        return index.get_level_values(level)
+    return index
+
+
+def _aligned(
+    features: pd.DataFrame, labels: pd.Series, label_end_times: pd.Series
+) -> tuple[FloatArray, IntArray, IntArray, IntArray]:
+    if not labels.index.equals(features.index):
+        labels = labels.reindex(features.index)
+    if not label_end_times.index.equals(features.index):
+        label_end_times = label_end_times.reindex(features.index)
+    x = np.asarray(features.to_numpy(dtype=float))
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN/inf: drop warm-up rows before training")
+    if labels.isna().any() or not labels.isin([0, 1]).all():
+        raise ValueError("labels must be 0/1 with no NaN for every feature row")
+    y = labels.to_numpy(dtype=np.int64)
+    return x, y, as_int_times(sample_times(features.index)), as_int_times(label_end_times)
+
+
+def _out_of_fold(
+    x: FloatArray, y: IntArray, splits: list[tuple[IntArray, IntArray]], params: ModelParams,
+    seed: int,
+) -> tuple[IntArray, FloatArray]:
+    positions, probs = [], []
+    for train, test in splits:
+        clf = fit_classifier(params.primary, x[train], y[train], params, seed)
+        positions.append(test)
+        probs.append(positive_proba(clf, x[test]))
+    return np.concatenate(positions), np.concatenate(probs)
+
+
+def _tune_threshold(
+    meta_x: FloatArray, meta_y: IntArray, start: IntArray, end: IntArray, params: ModelParams,
+    seed: int,
+) -> ThresholdChoice:
+    splits = purged_walk_forward_splits(start, end, params.meta_splits, params.embargo)
+    confidence, correct = [], []
+    for train, test in splits:
+        clf = fit_classifier(params.meta, meta_x[train], meta_y[train], params, seed)
+        confidence.append(positive_proba(clf, meta_x[test]))
+        correct.append(meta_y[test] == 1)
+    return choose_threshold(np.concatenate(confidence), np.concatenate(correct), params)
+
+
+def train_model(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    label_end_times: pd.Series,
+    *,
+    params: ModelParams,
+    model_id: str,
+    created_at: datetime,
+    seed: int,
+) -> TrainedModel:
+    """Train primary + meta-labeler on purged walk-forward folds; deterministic for ``seed``.
+
+    ``features`` rows are samples (a ``(timestamp, symbol)`` panel or a ``DatetimeIndex``);
+    ``labels`` (0/1) and ``label_end_times`` are aligned to them by index.
+    """
+    if created_at.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware (UTC)")
+    x, y, start, end = _aligned(features, labels, label_end_times)
+    splits = purged_walk_forward_splits(start, end, params.n_splits, params.embargo)
+    oof, p_up = _out_of_fold(x, y, splits, params, seed)
+    side_up = p_up >= 0.5
+    correct = (side_up == (y[oof] == 1)).astype(np.int64)
+    meta_x = meta_matrix(x[oof], p_up)
+    choice = _tune_threshold(meta_x, correct, start[oof], end[oof], params, seed)
+    meta = fit_classifier(params.meta, meta_x, correct, params, seed)
+    primary = fit_classifier(params.primary, x, y, params, seed)
+    train_accuracy = float(((positive_proba(primary, x) >= 0.5) == (y == 1)).mean())
+    test_accuracy = float(correct.mean())
+    metrics = {
+        "train_accuracy": train_accuracy,
+        "test_accuracy": test_accuracy,
+        "n_samples": float(len(y)),
+        "n_oof_samples": float(len(oof)),
+        "oof_base_rate": float(y[oof].mean()),
+        "meta_precision": choice.precision,
+        "meta_coverage": choice.coverage,
+        "threshold_score": choice.score,
+    }
+    logger.info(
+        "trained model %s: train_accuracy=%.4f test_accuracy=%.4f confidence_threshold=%.2f",
+        model_id, train_accuracy, test_accuracy, choice.threshold,
+    )
+    return TrainedModel(
+        model_id=model_id, created_at=created_at, horizon=params.horizon,
+        feature_names=tuple(str(c) for c in features.columns), primary=primary, meta=meta,
+        confidence_threshold=choice.threshold, train_accuracy=train_accuracy,
+        test_accuracy=test_accuracy, metrics=metrics, params=params,
+    )

@@ -1,0 +1,186 @@
+"""Causal per-bar market regimes and the drawdown suffered around regime changes (T2).
+
+A regime label combines two binary states, both computed from bars ``<= t`` only:
+
+* volatility: the rolling standard deviation of log returns (``vol_window`` bars) is above the
+  expanding median of that same rolling volatility (everything known up to ``t``);
+* trend: the close is below its ``trend_window``-bar simple moving average.
+
+``code = 2 * high_vol + down_trend`` gives :data:`REGIME_NAMES`; bars without enough history are
+:data:`UNKNOWN` (-1). A raw label only becomes the regime once it has held for ``min_persistence``
+consecutive bars (hysteresis against flicker around the thresholds; still causal).
+
+Transition windows: a regime CHANGE happens at bar ``c`` when the known label at ``c`` differs from
+the last known label before ``c``. Its window is bars ``[c - radius, c + radius]`` (clipped to the
+series); overlapping or touching windows merge into one run of the boolean mask.
+
+Transition drawdown: inside each run of the mask the drawdown is measured against the run's OWN
+running peak, starting at the run's first bar (equity outside the window is ignored), so only losses
+suffered during the transition count. The result is the maximum over runs, in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from aistock_actors.core.metrics import drawdown_series
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
+
+UNKNOWN: Final = -1
+CALM_UP: Final = 0
+CALM_DOWN: Final = 1
+VOLATILE_UP: Final = 2
+VOLATILE_DOWN: Final = 3
+
+REGIME_NAMES: Final[dict[int, str]] = {
+    UNKNOWN: "unknown",
+    CALM_UP: "calm_up",
+    CALM_DOWN: "calm_down",
+    VOLATILE_UP: "volatile_up",
+    VOLATILE_DOWN: "volatile_down",
+}
+
+
+def regime_name(code: int) -> str:
+    """Return the name of a regime code (``"unknown"`` for anything unrecognised)."""
+    return REGIME_NAMES.get(int(code), "unknown")
+
+
+def _as_series(close: npt.ArrayLike | pd.Series) -> pd.Series:
+    values = np.asarray(close, dtype=np.float64).ravel()
+    values = np.where(values > 0, values, np.nan)  # non-positive prices are missing prices
+    return pd.Series(values, dtype=np.float64).ffill()
+
+
+def _debounce(raw: IntArray, min_persistence: int) -> IntArray:
+    """Adopt a new known label only after it held for ``min_persistence`` bars (causal)."""
+    if min_persistence <= 1:
+        return raw
+    out = np.full(raw.size, UNKNOWN, dtype=np.int64)
+    current, run_label, run_len = UNKNOWN, UNKNOWN, 0
+    for t, lab in enumerate(raw.tolist()):
+        run_len = run_len + 1 if lab == run_label else 1
+        run_label = lab
+        if lab != UNKNOWN and (current == UNKNOWN or run_len >= min_persistence):
+            current = lab
+        out[t] = current
+    return out
+
+
+def label_regimes(
+    close: npt.ArrayLike | pd.Series,
+    *,
+    vol_window: int = 20,
+    trend_window: int = 50,
+    min_persistence: int = 3,
+) -> IntArray:
+    """Per-bar regime codes (see module docstring) of one price series, computed causally.
+
+    Non-positive or missing prices are carried forward from the last valid price; bars before the
+    first ``max(vol_window + 1, trend_window)`` valid prices are :data:`UNKNOWN`.
+    """
+    if vol_window < 2 or trend_window < 1:
+        raise ValueError("vol_window must be >= 2 and trend_window >= 1")
+    px = _as_series(close)
+    logret = pd.Series(np.log(px.to_numpy()), dtype=np.float64).diff()
+    vol = logret.rolling(vol_window, min_periods=vol_window).std()
+    vol_median = vol.expanding(min_periods=1).median()
+    sma = px.rolling(trend_window, min_periods=trend_window).mean()
+    v, m, s, p = (x.to_numpy(dtype=np.float64) for x in (vol, vol_median, sma, px))
+    known = np.isfinite(v) & np.isfinite(m) & np.isfinite(s) & np.isfinite(p)
+    code = 2 * (v > m + 1e-15).astype(np.int64) + (p < s).astype(np.int64)
+    raw = np.where(known, code, UNKNOWN).astype(np.int64)
+    return _debounce(raw, min_persistence)
+
+
+def equal_weight_index(close_panel: npt.ArrayLike | pd.DataFrame) -> FloatArray:
+    """Causal equal-weight index (starts at 1) of a bars x symbols close panel.
+
+    The index return of bar ``t`` is the mean simple return of the symbols priced at both ``t-1``
+    and ``t``; a bar where none is priced has return 0. Bars before any price are NaN.
+    """
+    px = np.asarray(close_panel, dtype=np.float64)
+    if px.ndim != 2:
+        raise ValueError("close_panel must be 2-D (bars x symbols)")
+    ok = np.isfinite(px) & (px > 0)
+    rets = np.zeros(px.shape, dtype=np.float64)
+    both = ok[1:] & ok[:-1]
+    np.divide(px[1:], px[:-1], out=rets[1:], where=both)
+    rets[1:][both] -= 1.0
+    counts = both.sum(axis=1)
+    mean_ret = np.zeros(px.shape[0], dtype=np.float64)
+    np.divide(rets[1:].sum(axis=1), counts, out=mean_ret[1:], where=counts > 0)
+    index = np.cumprod(1.0 + mean_ret)
+    started = np.logical_or.accumulate(ok.any(axis=1))
+    return np.where(started, index, np.nan)
+
+
+def market_regimes(
+    close_panel: npt.ArrayLike | pd.DataFrame,
+    *,
+    vol_window: int = 20,
+    trend_window: int = 50,
+    min_persistence: int = 3,
+) -> IntArray:
+    """Regime codes of a universe: :func:`label_regimes` of its :func:`equal_weight_index`."""
+    return label_regimes(
+        equal_weight_index(close_panel),
+        vol_window=vol_window,
+        trend_window=trend_window,
+        min_persistence=min_persistence,
+    )
+
+
+def regime_changes(labels: npt.ArrayLike) -> IntArray:
+    """Bars ``c`` whose known label differs from the last known label before ``c``."""
+    lab = np.asarray(labels, dtype=np.int64).ravel()
+    if lab.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    known = lab != UNKNOWN
+    last_idx = np.where(known, np.arange(lab.size), -1)
+    np.maximum.accumulate(last_idx, out=last_idx)
+    prev_idx = np.concatenate(([-1], last_idx[:-1]))
+    prev_known = prev_idx >= 0
+    prev_label = lab[np.where(prev_known, prev_idx, 0)]
+    changed = known & prev_known & (lab != prev_label)
+    return np.flatnonzero(changed).astype(np.int64)
+
+
+def transition_windows(labels: npt.ArrayLike, radius: int = 3) -> BoolArray:
+    """Boolean mask of bars within ``±radius`` bars of a regime change."""
+    if radius < 0:
+        raise ValueError("radius must be >= 0")
+    lab = np.asarray(labels, dtype=np.int64).ravel()
+    delta = np.zeros(lab.size + 1, dtype=np.int64)
+    changes = regime_changes(lab)
+    np.add.at(delta, np.clip(changes - radius, 0, lab.size), 1)
+    np.add.at(delta, np.clip(changes + radius + 1, 0, lab.size), -1)
+    return np.cumsum(delta[:-1]) > 0
+
+
+def transition_drawdown(equity: npt.ArrayLike, labels: npt.ArrayLike, radius: int = 3) -> float:
+    """Max drawdown inside the transition windows, each measured from its own running peak.
+
+    ``equity`` and ``labels`` are aligned per bar. Returns 0 when there is no regime change.
+    """
+    eq = np.asarray(equity, dtype=np.float64).ravel()
+    lab = np.asarray(labels, dtype=np.int64).ravel()
+    if eq.size != lab.size:
+        raise ValueError(f"equity ({eq.size}) and labels ({lab.size}) differ in length")
+    mask = transition_windows(lab, radius)
+    if not mask.any():
+        return 0.0
+    starts = np.flatnonzero(mask & ~np.concatenate(([False], mask[:-1])))
+    ends = np.flatnonzero(mask & ~np.concatenate((mask[1:], [False]))) + 1
+    worst = 0.0
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        dd = drawdown_series(eq[lo:hi])
+        worst = max(worst, float(dd.max()))
+    return worst

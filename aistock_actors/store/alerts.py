@@ -1,0 +1,97 @@
+"""Alerts: one JSON file per alert under ``state/alerts/<severity>/``.
+
+Severities are ``info``, ``warning``, ``error`` and ``critical``. File names sort by time
+(``20260113T120000.123456Z_<code>_<n>.json``) so the runbook's ``ls -t`` and ``ls | tail`` work.
+Listeners (webhooks, metrics) are called after the file is on disk; a failing listener never
+loses the alert file nor reaches the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from aistock_actors.store.atomic import atomic_write_json
+
+Severity = Literal["info", "warning", "error", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
+
+log = logging.getLogger(__name__)
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """One alert as written to disk."""
+
+    ts: str
+    severity: Severity
+    code: str
+    message: str
+    actor: str
+    details: dict[str, Any] = {}
+
+
+AlertListener = Callable[[Alert], None]
+
+
+class AlertSink:
+    """Writes alert files and notifies listeners."""
+
+    def __init__(self, root: Path, listeners: list[AlertListener] | None = None) -> None:
+        self.root = Path(root)
+        self._listeners = list(listeners or [])
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        for severity in SEVERITIES:
+            (self.root / severity).mkdir(parents=True, exist_ok=True)
+
+    def add_listener(self, listener: AlertListener) -> None:
+        """Call ``listener`` for every alert raised from now on."""
+        self._listeners.append(listener)
+
+    def raise_alert(
+        self,
+        severity: Severity,
+        code: str,
+        message: str,
+        *,
+        actor: str = "supervisor",
+        details: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the alert file, then notify listeners; return the file's path."""
+        now = dt.datetime.now(dt.UTC)
+        alert = Alert(
+            ts=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            severity=severity,
+            code=code,
+            message=message,
+            actor=actor,
+            details=dict(details or {}),
+        )
+        with self._lock:
+            seq = next(self._counter)
+        safe_code = "".join(c if c.isalnum() or c in "-_" else "_" for c in code)[:60]
+        name = f"{now.strftime('%Y%m%dT%H%M%S.%f')}Z_{safe_code}_{os.getpid()}-{seq}.json"
+        path = self.root / severity / name
+        atomic_write_json(path, alert, keep_backup=False)
+        level = {"info": logging.INFO, "warning": logging.WARNING}.get(severity, logging.ERROR)
+        log.log(level, "alert %s [%s] %s", severity, code, message, extra={"actor": actor})
+        for listener in self._listeners:
+            try:
+                listener(alert)
+            except Exception:  # a broken listener must never lose or block an alert
+                log.exception("alert listener failed for %s", code)
+        return path
+
+
+def list_alerts(root: Path, severity: Severity) -> list[Path]:
+    """Alert files of one severity, oldest first."""
+    folder = Path(root) / severity
+    return sorted(folder.glob("*.json")) if folder.exists() else []

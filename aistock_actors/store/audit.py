@@ -1,0 +1,195 @@
+"""Append-only, hash-chained audit log: ``state/audit/log.jsonl``.
+
+One JSON object per line with ``ts``, ``action``, ``actor``, ``details`` and ``prev`` — the
+sha256 of the previous line's bytes (64 zeros for the first line). A record is written and
+fsynced before :meth:`AuditLog.append` returns, so an action reported done is on disk. Several
+processes may append (the daemon and an operator's ``--kill``): an exclusive ``flock`` on the file
+serialises them and the chain is always extended from the line actually on disk.
+
+A crash mid-write can leave a torn last line (no trailing newline). Readers skip and report it;
+the next append truncates it first (it was never acknowledged) and records
+``audit_torn_tail_discarded``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from aistock_actors.store.atomic import fsync_dir
+
+GENESIS = "0" * 64
+_CHUNK = 8192
+
+
+def utc_now_iso() -> str:
+    """Current UTC time as an ISO-8601 string with microseconds and a ``Z``."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def line_hash(line: bytes) -> str:
+    """sha256 of one audit line's bytes, without its newline."""
+    return hashlib.sha256(line).hexdigest()
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One audit line."""
+
+    ts: str
+    action: str
+    actor: str
+    details: dict[str, Any]
+    prev: str
+
+
+class AuditVerification(msgspec.Struct, frozen=True, kw_only=True):
+    """Result of checking the whole chain."""
+
+    ok: bool
+    records: int
+    first_broken_line: int | None = None
+    reason: str | None = None
+    torn_tail: bool = False
+
+
+_ENCODER = msgspec.json.Encoder()
+_RECORD_DECODER = msgspec.json.Decoder(AuditRecord)
+
+
+def _last_complete_line(handle: Any) -> tuple[bytes | None, int, bool]:
+    """Return (last complete line, offset where complete data ends, torn tail present)."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    if size == 0:
+        return None, 0, False
+    buf = b""
+    pos = size
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        pos -= step
+        handle.seek(pos)
+        buf = handle.read(step) + buf
+        # Need two newlines to isolate a complete line that is not the very first one.
+        if buf.count(b"\n") >= 2 or pos == 0:
+            break
+    torn = not buf.endswith(b"\n")
+    end_complete = pos + buf.rfind(b"\n") + 1 if b"\n" in buf else 0
+    if end_complete == 0:
+        return None, 0, torn
+    body = buf[: end_complete - pos - 1]
+    start = body.rfind(b"\n") + 1
+    return body[start:], end_complete, torn
+
+
+class AuditLog:
+    """Thread- and process-safe appender for the audit log."""
+
+    def __init__(
+        self, path: Path, *, redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._redact = redact
+
+    def append(self, action: str, actor: str, details: dict[str, Any] | None = None) -> AuditRecord:
+        """Append one record, fsync it, and return it."""
+        payload = dict(details or {})
+        if self._redact is not None:
+            payload = self._redact(payload)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        with self._lock, open(self.path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                last, end_complete, torn = _last_complete_line(handle)
+                prev = line_hash(last) if last is not None else GENESIS
+                if torn:
+                    handle.seek(0, os.SEEK_END)
+                    discarded = handle.tell() - end_complete
+                    handle.truncate(end_complete)
+                    note = self._encode(
+                        "audit_torn_tail_discarded", "audit", {"bytes": discarded}, prev
+                    )
+                    handle.seek(0, os.SEEK_END)
+                    handle.write(note + b"\n")
+                    prev = line_hash(note)
+                record = AuditRecord(
+                    ts=utc_now_iso(), action=action, actor=actor, details=payload, prev=prev
+                )
+                handle.seek(0, os.SEEK_END)
+                handle.write(_ENCODER.encode(record) + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        if created:
+            fsync_dir(self.path.parent)
+        return record
+
+    @staticmethod
+    def _encode(action: str, actor: str, details: dict[str, Any], prev: str) -> bytes:
+        record = AuditRecord(
+            ts=utc_now_iso(), action=action, actor=actor, details=details, prev=prev
+        )
+        return _ENCODER.encode(record)
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (1-based line number, line bytes, is_complete) for every line of the file."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            complete = raw.endswith(b"\n")
+            yield number, raw.rstrip(b"\n"), complete
+
+
+def read_audit(path: Path) -> tuple[list[AuditRecord], bool]:
+    """All readable records and whether a torn last line was skipped."""
+    records: list[AuditRecord] = []
+    torn = False
+    if not Path(path).exists():
+        return records, False
+    for _, line, complete in iter_lines(path):
+        if not complete:
+            torn = True
+            break
+        try:
+            records.append(_RECORD_DECODER.decode(line))
+        except msgspec.DecodeError:
+            continue
+    return records, torn
+
+
+def verify_audit_log(path: Path) -> AuditVerification:
+    """Check every line parses and chains to its predecessor; name the first broken line."""
+    if not Path(path).exists():
+        return AuditVerification(ok=True, records=0)
+    prev = GENESIS
+    count = 0
+    for number, line, complete in iter_lines(path):
+        if not complete:
+            return AuditVerification(ok=True, records=count, torn_tail=True)
+        try:
+            record = _RECORD_DECODER.decode(line)
+        except msgspec.DecodeError as exc:
+            return AuditVerification(
+                ok=False, records=count, first_broken_line=number, reason=f"unreadable: {exc}"
+            )
+        if record.prev != prev:
+            return AuditVerification(
+                ok=False,
+                records=count,
+                first_broken_line=number,
+                reason="hash chain broken: this line's 'prev' does not match the line before it "
+                "(that line or this one was edited, removed or inserted)",
+            )
+        prev = line_hash(line)
+        count += 1
+    return AuditVerification(ok=True, records=count)
