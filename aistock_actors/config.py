@@ -115,7 +115,7 @@ class DataConfig(_Section, frozen=True, kw_only=True):
     """Where market data comes from."""
 
     csv_dir: str = "data"
-    """A folder of ``<SYMBOL>.csv`` files (relative paths are relative to the config file)."""
+    """A folder of ``<SYMBOL>.csv`` files (relative to the working directory)."""
 
 
 class RiskConfig(_Section, frozen=True, kw_only=True):
@@ -153,9 +153,9 @@ class Config(_Section, frozen=True, kw_only=True):
     mode: Mode = "headless"
     """``manual`` records verdicts only; ``supervised`` waits for ``--approve``; ``headless``."""
     state_dir: str = "state"
-    """State folder (relative paths are relative to the config file's folder)."""
+    """State folder (relative paths are relative to the working directory)."""
     models_dir: str = "models"
-    """Model artifacts folder (relative to the config file's folder)."""
+    """Model artifacts folder (relative to the working directory)."""
     headless: HeadlessConfig = msgspec.field(default_factory=HeadlessConfig)
     supervision: SupervisionConfig = msgspec.field(default_factory=SupervisionConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
@@ -177,12 +177,14 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     config: Config
     path: Path
+    base_dir: Path
     clamps: tuple[Clamp, ...] = ()
 
     def resolve(self, value: str) -> Path:
-        """Resolve a path from the config relative to the config file's folder."""
+        """Resolve a config path; relative paths are relative to the working directory at load
+        time, as in the manual's runbook (``touch state/KILL_SWITCH`` next to the CLI call)."""
         candidate = Path(value).expanduser()
-        return candidate if candidate.is_absolute() else (self.path.parent / candidate).resolve()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
 
     @property
     def state_dir(self) -> Path:
@@ -264,7 +266,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     config, clamps = parse_config(raw, source=str(path))
-    return LoadedConfig(config=config, path=config_path, clamps=clamps)
+    return LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
 
 
 def apply_hard_ceilings(config: Config) -> tuple[Config, tuple[Clamp, ...]]:

@@ -1,0 +1,17 @@
+"""Shared fixtures: every test leaves no pykka actor behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pykka
+import pytest
+from support import RELEASE_HANGS
+
+
+@pytest.fixture(autouse=True)
+def _stop_actors() -> Iterator[None]:
+    RELEASE_HANGS.clear()
+    yield
+    RELEASE_HANGS.set()
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
