@@ -104,24 +104,15 @@ class TradeLog:
         return int(self.symbol.size)
 
     def to_frame(self, symbols: tuple[str, ...], index: npt.NDArray[Any]) -> pd.DataFrame:
-        """One row per trade with symbol names and entry/exit bar labels (exit NaN if open)."""
-        exit_lbl = [index[b] if b >= 0 else None for b in self.exit_bar.tolist()]
-        return pd.DataFrame(
-            {
-                "symbol": [symbols[i] for i in self.symbol.tolist()],
-                "side": self.side,
-                "entry_bar": self.entry_bar,
-                "exit_bar": self.exit_bar,
-                "entry_time": index[self.entry_bar] if len(self) else [],
-                "exit_time": exit_lbl,
-                "entry_price": self.entry_price,
-                "exit_price": self.exit_price,
-                "pnl": self.pnl,
-                "return": self.ret,
-                "costs": self.costs,
-                "closed": self.closed,
-            }
-        )
+        """One row per trade with symbol names and entry/exit bar labels (exit NaT/NaN if open)."""
+        labels = pd.Index(index)
+        exit_lbl = pd.Series(labels.take(np.maximum(self.exit_bar, 0))).where(self.closed)
+        columns: dict[str, Any] = {"symbol": [symbols[i] for i in self.symbol.tolist()]}
+        columns |= {"entry_time": labels.take(self.entry_bar), "exit_time": exit_lbl.to_numpy()}
+        for name in ("side", "entry_bar", "exit_bar", "entry_price", "exit_price", "pnl"):
+            columns[name] = getattr(self, name)
+        columns |= {"return": self.ret, "costs": self.costs, "closed": self.closed}
+        return pd.DataFrame(columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +296,16 @@ def _extract_trades(run: _Run, fill_px: FloatArray) -> TradeLog:
     )
 
 
+def _bar_and_symbol_labels(
+    index: npt.ArrayLike | None, symbols: tuple[str, ...] | None, shape: tuple[int, ...]
+) -> tuple[npt.NDArray[Any], tuple[str, ...]]:
+    labels = np.arange(shape[0]) if index is None else np.asarray(index)
+    names = tuple(str(i) for i in range(shape[1])) if symbols is None else tuple(symbols)
+    if labels.shape != (shape[0],) or len(names) != shape[1]:
+        raise ValueError("index / symbols do not match the panel shape")
+    return labels, names
+
+
 def simulate(
     close: npt.ArrayLike,
     target: npt.ArrayLike,
@@ -333,10 +334,11 @@ def simulate(
     if cost_model.impact_coef != 0.0 and volume is None:
         raise ValueError("impact_coef needs a volume panel")
     panels = _prepare(close, target, open_, volume, fill)
-    n_bars, n_sym = panels.close.shape
+    labels_index, names = _bar_and_symbol_labels(index, symbols, panels.close.shape)
     run = _run(panels, cost_model, float(initial_cash), fill == "next_open", integer_shares)
     trades = _extract_trades(run, panels.fill_px)
     labels = market_regimes(panels.close) if regime_labels is None else regime_labels
+    transition_dd = transition_drawdown(run.equity, labels, regime_radius)
     metrics = summarize(
         run.equity,
         initial_cash,
@@ -344,13 +346,9 @@ def simulate(
         gross_exposure=run.gross,
         traded_notional=run.traded_notional,
         total_costs=float(run.costs.sum()),
-        transition_max_drawdown=transition_drawdown(run.equity, labels, regime_radius),
+        transition_max_drawdown=transition_dd,
         periods=periods_per_year,
     )
-    labels_index = np.arange(n_bars) if index is None else np.asarray(index)
-    names = tuple(str(i) for i in range(n_sym)) if symbols is None else tuple(symbols)
-    if labels_index.shape != (n_bars,) or len(names) != n_sym:
-        raise ValueError("index / symbols do not match the panel shape")
     return BacktestResult(
         equity=run.equity,
         returns=simple_returns(np.concatenate(([float(initial_cash)], run.equity))),

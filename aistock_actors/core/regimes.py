@@ -2,8 +2,9 @@
 
 A regime label combines two binary states, both computed from bars ``<= t`` only:
 
-* volatility: the rolling standard deviation of log returns (``vol_window`` bars) is above the
-  expanding median of that same rolling volatility (everything known up to ``t``);
+* volatility: the rolling standard deviation of log returns (``vol_window`` bars) is above
+  ``vol_threshold`` times the expanding median of that same rolling volatility (everything known
+  up to ``t``; the margin keeps sampling noise of a stationary series from reading as "high");
 * trend: the close is below its ``trend_window``-bar simple moving average.
 
 ``code = 2 * high_vol + down_trend`` gives :data:`REGIME_NAMES`; bars without enough history are
@@ -79,15 +80,17 @@ def label_regimes(
     *,
     vol_window: int = 20,
     trend_window: int = 50,
+    vol_threshold: float = 1.25,
     min_persistence: int = 3,
 ) -> IntArray:
     """Per-bar regime codes (see module docstring) of one price series, computed causally.
 
     Non-positive or missing prices are carried forward from the last valid price; bars before the
-    first ``max(vol_window + 1, trend_window)`` valid prices are :data:`UNKNOWN`.
+    first ``max(vol_window + 1, trend_window)`` prices (bar ``max(vol_window, trend_window - 1)`` is
+    the first labelled one) are :data:`UNKNOWN`.
     """
-    if vol_window < 2 or trend_window < 1:
-        raise ValueError("vol_window must be >= 2 and trend_window >= 1")
+    if vol_window < 2 or trend_window < 1 or not vol_threshold > 0:
+        raise ValueError("need vol_window >= 2, trend_window >= 1 and vol_threshold > 0")
     px = _as_series(close)
     logret = pd.Series(np.log(px.to_numpy()), dtype=np.float64).diff()
     vol = logret.rolling(vol_window, min_periods=vol_window).std()
@@ -95,7 +98,7 @@ def label_regimes(
     sma = px.rolling(trend_window, min_periods=trend_window).mean()
     v, m, s, p = (x.to_numpy(dtype=np.float64) for x in (vol, vol_median, sma, px))
     known = np.isfinite(v) & np.isfinite(m) & np.isfinite(s) & np.isfinite(p)
-    code = 2 * (v > m + 1e-15).astype(np.int64) + (p < s).astype(np.int64)
+    code = 2 * (v > vol_threshold * m + 1e-15).astype(np.int64) + (p < s).astype(np.int64)
     raw = np.where(known, code, UNKNOWN).astype(np.int64)
     return _debounce(raw, min_persistence)
 
@@ -127,6 +130,7 @@ def market_regimes(
     *,
     vol_window: int = 20,
     trend_window: int = 50,
+    vol_threshold: float = 1.25,
     min_persistence: int = 3,
 ) -> IntArray:
     """Regime codes of a universe: :func:`label_regimes` of its :func:`equal_weight_index`."""
@@ -134,6 +138,7 @@ def market_regimes(
         equal_weight_index(close_panel),
         vol_window=vol_window,
         trend_window=trend_window,
+        vol_threshold=vol_threshold,
         min_persistence=min_persistence,
     )
 

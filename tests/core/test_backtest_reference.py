@@ -50,8 +50,13 @@ def sma(values: npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:
 
 def make_ohlc(seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    regimes = [(0.0008, 0.010, 300), (-0.0010, 0.025, 250), (0.0003, 0.015, 350),
-               (0.0012, 0.008, 300), (-0.0005, 0.030, 300)]  # (daily drift, daily vol, bars)
+    regimes = [
+        (0.0008, 0.010, 300),
+        (-0.0010, 0.025, 250),
+        (0.0003, 0.015, 350),
+        (0.0012, 0.008, 300),
+        (-0.0005, 0.030, 300),
+    ]  # (daily drift, daily vol, bars)
     log_ret = np.concatenate([rng.normal(mu, sd, n) for mu, sd, n in regimes])
     close = 100.0 * np.exp(np.cumsum(log_ret))
     prev_close = np.concatenate(([100.0], close[:-1]))
@@ -95,16 +100,28 @@ def our_targets(close: npt.NDArray[np.float64], start: int) -> npt.NDArray[np.fl
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:backtesting")
 def test_sma_crossover_matches_backtesting_py() -> None:
     data = make_ohlc()
-    bt = Backtest(data, SmaCross, cash=CASH, commission=COMMISSION,
-                  trade_on_close=False, exclusive_orders=True)
+    bt = Backtest(
+        data,
+        SmaCross,
+        cash=CASH,
+        commission=COMMISSION,
+        trade_on_close=False,
+        exclusive_orders=True,
+    )
     stats: Any = bt.run()
     theirs = stats["_trades"]
     assert len(theirs) >= 20  # the comparison is meaningful
 
     close = data["Close"].to_numpy()
-    res = simulate(close, our_targets(close, start=SLOW), open_=data["Open"].to_numpy(),
-                   fill="next_open", costs=CostModel(commission_rate=COMMISSION),
-                   initial_cash=CASH, integer_shares=True)
+    res = simulate(
+        close,
+        our_targets(close, start=SLOW),
+        open_=data["Open"].to_numpy(),
+        fill="next_open",
+        costs=CostModel(commission_rate=COMMISSION),
+        initial_cash=CASH,
+        integer_shares=True,
+    )
 
     final_theirs = float(stats["Equity Final [$]"])
     assert res.equity[-1] == pytest.approx(final_theirs, rel=0.01)
@@ -122,7 +139,8 @@ def test_sma_crossover_matches_backtesting_py() -> None:
     assert np.allclose(ours.ret[closed], theirs["ReturnPct"].to_numpy(), rtol=1e-9, atol=1e-12)
     assert res.metrics.trade_count == len(theirs)
     assert res.metrics.win_rate == pytest.approx(float(stats["Win Rate [%]"]) / 100, abs=1e-12)
-    assert res.metrics.max_drawdown == pytest.approx(-float(stats["Max. Drawdown [%]"]) / 100,
-                                                     abs=0.01)
+    assert res.metrics.max_drawdown == pytest.approx(
+        -float(stats["Max. Drawdown [%]"]) / 100, abs=0.01
+    )
     # backtesting.py leaves the last position open, as we do
     assert int((~closed).sum()) == 1
