@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from aistock_actors.core.bars import FIELDS, format_csv
+from aistock_actors.core.bars import bars_frame, format_csv
 
 CALM, VOLATILE = 0, 1
 """Values of ``Universe.volatility_regime``."""
@@ -75,14 +75,15 @@ def simulate_universe(
     if n_symbols < 1 or n_bars < 1:
         raise ValueError(f"need at least one symbol and one bar, got {n_symbols} x {n_bars}")
     rng = np.random.default_rng(seed)
-    index = pd.bdate_range(start=start, periods=n_bars, tz="UTC", name="timestamp").as_unit("ns")
+    days = pd.bdate_range(start=start, periods=n_bars, tz="UTC").as_unit("ns")
+    timestamps = np.asarray(days.asi8, dtype=np.int64)
     vol = _markov_chain(rng, _VOL_STAY, n_bars, 1)[:, 0]
     drift_regime = _markov_chain(rng, _DRIFT_STAY, n_bars, n_symbols)
     returns, sigma = _returns(rng, vol, drift_regime)
     frames: dict[str, pd.DataFrame] = {}
     for i in range(n_symbols):
         values = _ohlcv(rng, returns[:, i], sigma[:, i], vol)
-        frames[symbol_name(i)] = pd.DataFrame(values, index=index.copy(), columns=list(FIELDS))
+        frames[symbol_name(i)] = bars_frame(timestamps, values)
     return Universe(frames=frames, volatility_regime=vol, drift_regime=drift_regime)
 
 

@@ -1,0 +1,253 @@
+"""``BarStore``: compact, crash-safe, per-symbol bar history under one folder (``state/bars/``).
+
+Layout: ``<SYMBOL>.npz`` holds two arrays, ``ts`` (int64 ns UTC, strictly increasing) and
+``ohlcv`` (float64, shape ``(n, 5)``: open, high, low, close, volume), plus ``cursors.json`` with
+the ingestion cursors. Volume stays float64 rather than float32 because float32 is exact only up
+to 2**24 (16.7M) and busy symbols trade more shares than that a day; the cost (8 bytes a bar) is
+irrelevant at daily resolution. ``.npz`` is a standard zip: readable with ``numpy.load`` alone, and
+its per-member CRC32 catches torn or bit-flipped files.
+
+Every write replaces the whole file atomically (``atomic_write_bytes``), so an append can never
+lose earlier history; the previous version is kept as ``.bak`` and a corrupt file is read from it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from aistock_actors.core.bars import FIELDS, bars_frame, format_timestamp
+from aistock_actors.errors import DataError, StateError
+from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+
+logger = logging.getLogger(__name__)
+
+CURSORS_FILE = "cursors.json"
+_SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9._=^-]{0,31}")
+
+
+class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How far a symbol's CSV file was read, and how to tell whether it was rewritten since."""
+
+    file: str
+    """Name of the CSV file (a different file for the symbol means: start over)."""
+    offset: int
+    """Byte offset just past the last fully parsed line."""
+    lines: int
+    """Number of complete lines before ``offset`` (the header included)."""
+    size: int
+    """File size when it was last read."""
+    header_sha256: str
+    """Hash of the header line: a changed header means the file was rewritten."""
+    prefix_sha256: str
+    """Hash of the bytes before ``offset``: any change there means the file was rewritten."""
+    last_timestamp: int | None
+    """The store's last bar after this read; a mismatch means the cursor is stale."""
+
+
+@dataclass(frozen=True)
+class _Bars:
+    key: tuple[int, int, int]
+    timestamps: NDArray[np.int64]
+    values: NDArray[np.float64]
+
+
+def is_valid_symbol(symbol: str) -> bool:
+    """True if ``symbol`` can name a store file (upper-case letters, digits, ``. _ = ^ -``)."""
+    return _SYMBOL.fullmatch(symbol) is not None
+
+
+class BarStore:
+    """Per-symbol bar history: read-mostly, appended by one ingestor (one daemon per state dir)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache: dict[str, _Bars] = {}
+
+    def path(self, symbol: str) -> Path:
+        """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
+        if not is_valid_symbol(symbol):
+            raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
+        return self.root / f"{symbol}.npz"
+
+    def symbols(self) -> list[str]:
+        """Symbols with stored history, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.npz") if is_valid_symbol(p.stem))
+
+    def arrays(self, symbol: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Read-only ``(timestamps, values)`` of ``symbol``; empty arrays if it has no history."""
+        bars = self._read(symbol)
+        if bars is None:
+            return np.empty(0, np.int64), np.empty((0, len(FIELDS)), np.float64)
+        return bars.timestamps, bars.values
+
+    def count(self, symbol: str) -> int:
+        """Number of stored bars of ``symbol``."""
+        return len(self.arrays(symbol)[0])
+
+    def last_timestamp(self, symbol: str) -> int | None:
+        """Timestamp (int64 ns UTC) of the newest stored bar, or None without history."""
+        timestamps = self.arrays(symbol)[0]
+        return int(timestamps[-1]) if len(timestamps) else None
+
+    def total_bars(self) -> int:
+        """Number of stored bars over all symbols."""
+        return sum(self.count(symbol) for symbol in self.symbols())
+
+    def load(self, symbol: str) -> pd.DataFrame:
+        """Bars of ``symbol``: UTC DatetimeIndex ``timestamp``, float64 columns open..volume.
+
+        Raises ``DataError`` if the symbol has no history, ``StateError`` if it is unreadable.
+        """
+        bars = self._read(symbol)
+        if bars is None:
+            raise DataError(f"no stored bars for symbol {symbol!r} in {self.root}")
+        return bars_frame(bars.timestamps.copy(), bars.values.copy())
+
+    def load_many(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+        """``{symbol: load(symbol)}`` for ``symbols`` (default: every stored symbol)."""
+        chosen = self.symbols() if symbols is None else list(symbols)
+        return {symbol: self.load(symbol) for symbol in chosen}
+
+    def append(
+        self, symbol: str, timestamps: NDArray[np.int64], values: NDArray[np.float64]
+    ) -> int:
+        """Add bars strictly newer than the stored ones; return how many were added.
+
+        Raises ``DataError`` (nothing written) for mismatched shapes, non-finite values, or
+        timestamps that are not strictly increasing and newer than the last stored bar.
+        """
+        new_ts, new_values = _checked(symbol, timestamps, values)
+        if len(new_ts) == 0:
+            return 0
+        old_ts, old_values = self.arrays(symbol)
+        if len(old_ts) and new_ts[0] <= old_ts[-1]:
+            raise DataError(
+                f"{symbol}: bar {format_timestamp(int(new_ts[0]))} is not newer than the last "
+                f"stored bar {format_timestamp(int(old_ts[-1]))}"
+            )
+        all_ts = np.concatenate([old_ts, new_ts])
+        all_values = np.concatenate([old_values, new_values])
+        path = self.path(symbol)
+        self._cache.pop(symbol, None)
+        try:
+            atomic_write_bytes(path, _encode(all_ts, all_values))
+            stat = path.stat()
+        except OSError as exc:
+            raise StateError(f"could not write {path}: {exc}") from exc
+        all_ts.setflags(write=False)
+        all_values.setflags(write=False)
+        self._cache[symbol] = _Bars(_stat_key(stat), all_ts, all_values)
+        return len(new_ts)
+
+    def cursors(self) -> dict[str, FileCursor]:
+        """Ingestion cursors by symbol; an unreadable cursor file (and ``.bak``) reads as empty.
+
+        Cursors only save work: a missing or stale one makes the ingestor re-parse a file whole.
+        """
+        path = self.root / CURSORS_FILE
+        for candidate in (path, backup_path(path)):
+            try:
+                return msgspec.json.decode(candidate.read_bytes(), type=dict[str, FileCursor])
+            except FileNotFoundError:
+                continue
+            except (OSError, msgspec.DecodeError) as exc:
+                logger.warning("ignoring unreadable cursor file %s: %s", candidate, exc)
+        return {}
+
+    def save_cursors(self, cursors: Mapping[str, FileCursor]) -> None:
+        """Persist the ingestion cursors atomically."""
+        path = self.root / CURSORS_FILE
+        try:
+            atomic_write_json(path, dict(sorted(cursors.items())))
+        except OSError as exc:
+            raise StateError(f"could not write {path}: {exc}") from exc
+
+    def _read(self, symbol: str) -> _Bars | None:
+        path = self.path(symbol)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._cache.pop(symbol, None)
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read stored bars {path}: {exc}") from exc
+        key = _stat_key(stat)
+        cached = self._cache.get(symbol)
+        if cached is not None and cached.key == key:
+            return cached
+        bars = _Bars(key, *_read_with_fallback(path))
+        self._cache[symbol] = bars
+        return bars
+
+
+def _stat_key(stat: os.stat_result) -> tuple[int, int, int]:
+    """Identity of a file version: every write is a new inode, and appends change the size."""
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+def _checked(
+    symbol: str, timestamps: NDArray[np.int64], values: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    ts = np.asarray(timestamps)
+    vals = np.asarray(values)
+    if ts.ndim != 1 or not np.issubdtype(ts.dtype, np.integer):
+        raise DataError(f"{symbol}: timestamps must be a 1-D integer array, got {ts.shape}")
+    if vals.shape != (len(ts), len(FIELDS)):
+        raise DataError(f"{symbol}: values must have shape ({len(ts)}, 5), got {vals.shape}")
+    if not np.isfinite(vals).all():
+        raise DataError(f"{symbol}: values must be finite")
+    if len(ts) > 1 and not (np.diff(ts) > 0).all():
+        raise DataError(f"{symbol}: timestamps must be strictly increasing")
+    return ts.astype(np.int64), vals.astype(np.float64)
+
+
+def _encode(timestamps: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, ts=timestamps, ohlcv=values)
+    return buffer.getvalue()
+
+
+def _decode(data: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        if sorted(npz.files) != ["ohlcv", "ts"]:
+            raise ValueError(f"unexpected members {npz.files}")
+        timestamps, values = npz["ts"], npz["ohlcv"]
+    if timestamps.dtype != np.int64 or timestamps.ndim != 1:
+        raise ValueError(f"bad ts array {timestamps.dtype}{timestamps.shape}")
+    if values.dtype != np.float64 or values.shape != (len(timestamps), len(FIELDS)):
+        raise ValueError(f"bad ohlcv array {values.dtype}{values.shape}")
+    if not np.isfinite(values).all() or (len(timestamps) > 1 and (np.diff(timestamps) <= 0).any()):
+        raise ValueError("non-finite values or non-increasing timestamps")
+    timestamps.setflags(write=False)
+    values.setflags(write=False)
+    return timestamps, values
+
+
+def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Read ``path``, or its ``.bak`` if ``path`` is corrupt; ``StateError`` if both fail."""
+    errors: list[str] = []
+    for candidate in (path, backup_path(path)):
+        try:
+            result = _decode(candidate.read_bytes())
+        # Corrupt bytes surface as many exception types (zip, npy header, CRC, ast): all mean
+        # "this copy is unusable", and the next candidate is tried.
+        except Exception as exc:
+            errors.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
+            continue
+        if candidate != path:
+            logger.warning("stored bars %s are corrupt (%s); using %s", path, errors[0], candidate)
+        return result
+    raise StateError(f"stored bars {path} are unreadable and so is its backup: {'; '.join(errors)}")

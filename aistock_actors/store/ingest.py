@@ -1,0 +1,227 @@
+"""Incremental ingestion of a folder of ``<SYMBOL>.csv`` files into a ``BarStore``.
+
+Each file keeps a cursor (offset and line count of the last fully parsed line, hashes of the header
+and of every byte before the offset, and the store's last bar at that time). When the cursor still
+matches, only the appended tail is parsed and every new bar must be strictly newer than the stored
+history. Otherwise (file rewritten or shrunk, cursor lost or stale after a crash) the file is
+re-parsed whole and only bars strictly newer than the stored history are added; overlapping bars
+that differ from the stored ones are kept as stored and reported as a note.
+
+A file with any bad row is rejected whole for this run (all-or-nothing per symbol; silently
+skipping rows of trading data is worse than waiting for a fix); its stored bars and cursor are left
+untouched and the other files still ingest. An unterminated last line is left for the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from aistock_actors.core.bars import ParsedBars, RowProblem, format_timestamp, parse
+from aistock_actors.errors import DataError, StateError
+from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
+
+__all__ = ["IngestReport", "Rejection", "RowProblem", "ingest_directory"]
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """A CSV file refused whole for this run: up to the first five problems found in it."""
+
+    symbol: str
+    file: str
+    problems: list[RowProblem]
+
+
+class IngestReport(msgspec.Struct, frozen=True):
+    """What one ``ingest_directory`` run did."""
+
+    bars_added: int
+    per_symbol: dict[str, int]
+    """Bars added per ingested (not rejected) symbol, zero included."""
+    rejections: list[Rejection]
+    notes: list[str]
+    """Warning-level observations that did not block ingestion (rewritten history, torn line)."""
+    symbols_seen: int
+
+    def summary(self) -> str:
+        """One line for logs and alerts."""
+        text = f"{self.bars_added} new bar(s) for {len(self.per_symbol)} symbol(s)"
+        if self.rejections:
+            text += f"; rejected: {', '.join(r.symbol for r in self.rejections)}"
+        if self.notes:
+            text += f"; {len(self.notes)} note(s)"
+        return text
+
+
+@dataclass
+class _Outcome:
+    added: int = 0
+    cursor: FileCursor | None = None
+    rejection: Rejection | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest_directory(csv_dir: Path, store: BarStore) -> IngestReport:
+    """Add the new bars of every ``*.csv`` in ``csv_dir`` (sorted by name) to ``store``.
+
+    A file maps to the symbol ``stem.upper()``; an entry that cannot be read (permission, a
+    folder, a broken link) or decoded is rejected like a bad row. Raises ``DataError`` if the
+    folder is missing or holds no CSV file, and ``StateError`` if the store cannot be written
+    (then the next run re-parses whatever this one could not record).
+    """
+    files = _csv_files(Path(csv_dir))
+    cursors = store.cursors()
+    new_cursors = dict(cursors)
+    per_symbol: dict[str, int] = {}
+    rejections: list[Rejection] = []
+    notes: list[str] = []
+    owners: dict[str, Path] = {}
+    for path in files:
+        symbol = path.stem.upper()
+        if symbol in owners:
+            reason = f"duplicate symbol {symbol}: {owners[symbol].name} already maps to it"
+            rejections.append(Rejection(symbol, str(path), [RowProblem(None, reason)]))
+            continue
+        owners[symbol] = path
+        outcome = _ingest_file(path, symbol, store, cursors.get(symbol))
+        notes.extend(outcome.notes)
+        if outcome.rejection is not None:
+            rejections.append(outcome.rejection)
+            continue
+        per_symbol[symbol] = outcome.added
+        if outcome.cursor is not None:
+            new_cursors[symbol] = outcome.cursor
+    if new_cursors != cursors:
+        store.save_cursors(new_cursors)
+    return IngestReport(
+        bars_added=sum(per_symbol.values()),
+        per_symbol=per_symbol,
+        rejections=rejections,
+        notes=notes,
+        symbols_seen=len(owners),
+    )
+
+
+def _csv_files(csv_dir: Path) -> list[Path]:
+    if not csv_dir.is_dir():
+        raise DataError(f"CSV folder {csv_dir} does not exist or is not a folder")
+    try:
+        files = sorted(p for p in csv_dir.iterdir() if p.suffix.lower() == ".csv")
+    except OSError as exc:
+        raise DataError(f"cannot list CSV folder {csv_dir}: {exc}") from exc
+    if not files:
+        raise DataError(f"CSV folder {csv_dir} contains no *.csv file")
+    return files
+
+
+def _ingest_file(path: Path, symbol: str, store: BarStore, cursor: FileCursor | None) -> _Outcome:
+    def reject(problems: list[RowProblem]) -> _Outcome:
+        return _Outcome(rejection=Rejection(symbol, str(path), problems))
+
+    if not is_valid_symbol(symbol):
+        return reject([RowProblem(None, f"file name does not make a valid symbol: {symbol!r}")])
+    try:
+        data = path.read_bytes()
+        last = store.last_timestamp(symbol)
+    except OSError as exc:
+        return reject([RowProblem(None, f"unreadable file: {exc.strerror or exc}")])
+    except StateError as exc:
+        return reject([RowProblem(None, f"stored history unreadable: {exc}")])
+    notes: list[str] = []
+    matches = cursor is not None and _cursor_matches(cursor, path.name, data, last)
+    resume = cursor if matches else None
+    if resume is not None:  # parse only the appended tail; it must be newer than the store
+        parsed = parse(data, offset=resume.offset, lines_before=resume.lines, after=last)
+        new_ts, new_values = parsed.timestamps, parsed.values
+    else:
+        parsed = parse(data)
+        new_ts, new_values, notes = _newer_than_stored(path.name, parsed, store, symbol, last)
+    if parsed.problems:
+        return reject(list(parsed.problems))
+    try:
+        added = store.append(symbol, new_ts, new_values)
+    except DataError as exc:
+        return reject([RowProblem(None, f"store refused the bars: {exc}")])
+    last = store.last_timestamp(symbol)
+    notes.extend(_file_notes(path.name, data, parsed, last, cursor))
+    if resume is not None and parsed.consumed == resume.offset:
+        new_cursor = msgspec.structs.replace(resume, size=len(data))  # nothing new: skip hashing
+    else:
+        new_cursor = _make_cursor(path.name, data, parsed, last)
+    return _Outcome(added=added, cursor=new_cursor, notes=notes)
+
+
+def _sha256(data: bytes, end: int) -> str:
+    return hashlib.sha256(memoryview(data)[:end]).hexdigest()
+
+
+def _header_end(data: bytes) -> int:
+    return data.find(b"\n") + 1
+
+
+def _cursor_matches(cursor: FileCursor, name: str, data: bytes, last: int | None) -> bool:
+    """True if the file only grew since ``cursor`` and the store is where the cursor left it."""
+    return (
+        cursor.file == name
+        and cursor.last_timestamp == last
+        and 0 <= cursor.offset <= len(data)
+        and _sha256(data, _header_end(data)) == cursor.header_sha256
+        and _sha256(data, cursor.offset) == cursor.prefix_sha256
+    )
+
+
+def _make_cursor(name: str, data: bytes, parsed: ParsedBars, last: int | None) -> FileCursor:
+    return FileCursor(
+        file=name,
+        offset=parsed.consumed,
+        lines=parsed.lines,
+        size=len(data),
+        header_sha256=_sha256(data, _header_end(data)),
+        prefix_sha256=_sha256(data, parsed.consumed),
+        last_timestamp=last,
+    )
+
+
+def _newer_than_stored(
+    name: str, parsed: ParsedBars, store: BarStore, symbol: str, last: int | None
+) -> tuple[NDArray[np.int64], NDArray[np.float64], list[str]]:
+    """Split a whole-file parse into bars to add and a note on overlapping bars that differ."""
+    if last is None or not parsed.ok:
+        return parsed.timestamps, parsed.values, []
+    newer = parsed.timestamps > last
+    old_ts, old_values = store.arrays(symbol)
+    overlap_ts, overlap_values = parsed.timestamps[~newer], parsed.values[~newer]
+    at = np.minimum(np.searchsorted(old_ts, overlap_ts), len(old_ts) - 1)
+    same = (old_ts[at] == overlap_ts) & (old_values[at] == overlap_values).all(axis=1)
+    notes: list[str] = []
+    if not same.all():
+        first = int(np.flatnonzero(~same)[0])
+        row, when = int(parsed.rows[~newer][first]), format_timestamp(int(overlap_ts[first]))
+        notes.append(
+            f"{name}: rewritten; {int((~same).sum())} of {len(same)} bar(s) up to the last stored "
+            f"bar {format_timestamp(last)} differ from stored history (first: line {row}, {when}); "
+            "kept stored history, added only newer bars"
+        )
+    return parsed.timestamps[newer], parsed.values[newer], notes
+
+
+def _file_notes(
+    name: str, data: bytes, parsed: ParsedBars, last: int | None, previous: FileCursor | None
+) -> list[str]:
+    """Notes that need no action unless they persist, so each is said once, not every run."""
+    unchanged = previous is not None and previous.file == name and previous.size == len(data)
+    if parsed.pending:
+        # Seen for the first time, the line is most likely still being written: say nothing.
+        if not unchanged:
+            return []
+        line = parsed.lines + 1
+        return [f"{name}: line {line} still has no line end; it is read once it is terminated"]
+    if last is None and not unchanged:
+        what = "empty file" if not data.strip() else "header only"
+        return [f"{name}: {what}, no bars yet"]
+    return []
