@@ -121,7 +121,7 @@ class DataConfig(_Section, frozen=True, kw_only=True):
 class RiskConfig(_Section, frozen=True, kw_only=True):
     """Initial risk limits; values above the hard ceilings are clamped, never honoured."""
 
-    max_position_fraction: PositiveFraction = 0.10
+    max_position_fraction: PositiveFraction = 0.20
     """Largest position as a fraction of equity (hard ceiling 0.30)."""
     max_notional_per_symbol: Annotated[float, msgspec.Meta(gt=0.0)] = 100_000.0
     """Largest notional per symbol in dollars (hard ceiling 500,000)."""

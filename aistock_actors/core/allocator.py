@@ -4,7 +4,9 @@
 ``full`` mode applies the regime's profile. A profile can only make limits stricter: the result is
 ``min(current, current x multiplier)`` per limit, then clamped to the hard ceilings, so a
 multiplier above 1 changes nothing. The adaptive ``min_risk_floor`` does not apply here: a regime
-profile may deliberately take sizing to 0 (for instance "no new risk in a crash").
+profile may deliberately take sizing to 0 (for instance "no new risk in a crash"). Apply it each
+cycle to the risk policy's limits and persist those, never the allocator's output: fed back into
+``propose_limits``, regime cuts would compound cycle after cycle.
 
 Profile selection: an unknown regime name, a NaN confidence, or a confidence below
 ``min_confidence`` falls back to the default profile; ``confidence=None`` (a classifier without

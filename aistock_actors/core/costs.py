@@ -175,9 +175,7 @@ def calibrated_bps(
     return value if floor_bps is None else max(value, floor_bps)
 
 
-def liquidity_bucket(
-    bar_volume_notional: float, edges: Sequence[float] = (1e6, 1e7, 1e8)
-) -> str:
+def liquidity_bucket(bar_volume_notional: float, edges: Sequence[float] = (1e6, 1e7, 1e8)) -> str:
     """Calibrator key for a liquidity class: ``liq0`` (thinnest) ... ``liq<len(edges)>``."""
     if not math.isfinite(bar_volume_notional) or bar_volume_notional <= 0.0:
         return "liq0"

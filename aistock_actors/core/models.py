@@ -27,6 +27,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from aistock_actors.core.validation import as_int_times, purged_walk_forward_splits
 
@@ -159,7 +160,10 @@ class TrainedModel:
             confidence[valid] = conf
         logger.info(
             "model %s: meta-label filter at the model's confidence_threshold=%.4f kept %d of %d",
-            self.model_id, threshold, int(np.count_nonzero(direction)), len(direction),
+            self.model_id,
+            threshold,
+            int(np.count_nonzero(direction)),
+            len(direction),
         )
         return Signals(direction=direction, confidence=confidence)
 
@@ -228,8 +232,12 @@ def choose_threshold(
     ``min_edge_z`` the strictest threshold is returned, so a useless model barely trades.
     """
     grid = np.round(
-        np.arange(params.threshold_min, params.threshold_max + params.threshold_step / 2,
-                  params.threshold_step), 6,
+        np.arange(
+            params.threshold_min,
+            params.threshold_max + params.threshold_step / 2,
+            params.threshold_step,
+        ),
+        6,
     )
     min_kept = max(10, math.ceil(params.min_selected_fraction * len(confidence)))
     best = ThresholdChoice(float(params.threshold_max), 0.0, 0.0, -math.inf)
@@ -276,7 +284,10 @@ def _aligned(
 
 
 def _out_of_fold(
-    x: FloatArray, y: IntArray, splits: list[tuple[IntArray, IntArray]], params: ModelParams,
+    x: FloatArray,
+    y: IntArray,
+    splits: list[tuple[IntArray, IntArray]],
+    params: ModelParams,
     seed: int,
 ) -> tuple[IntArray, FloatArray]:
     positions, probs = [], []
@@ -288,7 +299,11 @@ def _out_of_fold(
 
 
 def _tune_threshold(
-    meta_x: FloatArray, meta_y: IntArray, start: IntArray, end: IntArray, params: ModelParams,
+    meta_x: FloatArray,
+    meta_y: IntArray,
+    start: IntArray,
+    end: IntArray,
+    params: ModelParams,
     seed: int,
 ) -> ThresholdChoice:
     splits = purged_walk_forward_splits(start, end, params.meta_splits, params.embargo)
@@ -298,6 +313,36 @@ def _tune_threshold(
         confidence.append(positive_proba(clf, meta_x[test]))
         correct.append(meta_y[test] == 1)
     return choose_threshold(np.concatenate(confidence), np.concatenate(correct), params)
+
+
+class _Fitted(NamedTuple):
+    primary: Classifier
+    meta: Classifier
+    choice: ThresholdChoice
+    metrics: dict[str, float]
+
+
+def _fit_stack(
+    x: FloatArray, y: IntArray, start: IntArray, end: IntArray, params: ModelParams, seed: int
+) -> _Fitted:
+    splits = purged_walk_forward_splits(start, end, params.n_splits, params.embargo)
+    oof, p_up = _out_of_fold(x, y, splits, params, seed)
+    correct = ((p_up >= 0.5) == (y[oof] == 1)).astype(np.int64)
+    meta_x = meta_matrix(x[oof], p_up)
+    choice = _tune_threshold(meta_x, correct, start[oof], end[oof], params, seed)
+    meta = fit_classifier(params.meta, meta_x, correct, params, seed)
+    primary = fit_classifier(params.primary, x, y, params, seed)
+    metrics = {
+        "train_accuracy": float(((positive_proba(primary, x) >= 0.5) == (y == 1)).mean()),
+        "test_accuracy": float(correct.mean()),
+        "n_samples": float(len(y)),
+        "n_oof_samples": float(len(oof)),
+        "oof_base_rate": float(y[oof].mean()),
+        "meta_precision": choice.precision,
+        "meta_coverage": choice.coverage,
+        "threshold_score": choice.score,
+    }
+    return _Fitted(primary, meta, choice, metrics)
 
 
 def train_model(
@@ -313,38 +358,34 @@ def train_model(
     """Train primary + meta-labeler on purged walk-forward folds; deterministic for ``seed``.
 
     ``features`` rows are samples (a ``(timestamp, symbol)`` panel or a ``DatetimeIndex``);
-    ``labels`` (0/1) and ``label_end_times`` are aligned to them by index.
+    ``labels`` (0/1) and ``label_end_times`` are aligned to them by index. Raises
+    ``ValueError`` for NaN features, non-0/1 labels, a naive ``created_at`` or too little data.
     """
     if created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware (UTC)")
     x, y, start, end = _aligned(features, labels, label_end_times)
-    splits = purged_walk_forward_splits(start, end, params.n_splits, params.embargo)
-    oof, p_up = _out_of_fold(x, y, splits, params, seed)
-    side_up = p_up >= 0.5
-    correct = (side_up == (y[oof] == 1)).astype(np.int64)
-    meta_x = meta_matrix(x[oof], p_up)
-    choice = _tune_threshold(meta_x, correct, start[oof], end[oof], params, seed)
-    meta = fit_classifier(params.meta, meta_x, correct, params, seed)
-    primary = fit_classifier(params.primary, x, y, params, seed)
-    train_accuracy = float(((positive_proba(primary, x) >= 0.5) == (y == 1)).mean())
-    test_accuracy = float(correct.mean())
-    metrics = {
-        "train_accuracy": train_accuracy,
-        "test_accuracy": test_accuracy,
-        "n_samples": float(len(y)),
-        "n_oof_samples": float(len(oof)),
-        "oof_base_rate": float(y[oof].mean()),
-        "meta_precision": choice.precision,
-        "meta_coverage": choice.coverage,
-        "threshold_score": choice.score,
-    }
+    # One BLAS/OpenMP thread: these small fits run several times faster than with contended
+    # threads, the timing is predictable, and parallelism belongs to the process pool above us.
+    with threadpool_limits(limits=1):
+        fitted = _fit_stack(x, y, start, end, params, seed)
+    metrics = fitted.metrics
     logger.info(
         "trained model %s: train_accuracy=%.4f test_accuracy=%.4f confidence_threshold=%.2f",
-        model_id, train_accuracy, test_accuracy, choice.threshold,
+        model_id,
+        metrics["train_accuracy"],
+        metrics["test_accuracy"],
+        fitted.choice.threshold,
     )
     return TrainedModel(
-        model_id=model_id, created_at=created_at, horizon=params.horizon,
-        feature_names=tuple(str(c) for c in features.columns), primary=primary, meta=meta,
-        confidence_threshold=choice.threshold, train_accuracy=train_accuracy,
-        test_accuracy=test_accuracy, metrics=metrics, params=params,
+        model_id=model_id,
+        created_at=created_at,
+        horizon=params.horizon,
+        feature_names=tuple(str(c) for c in features.columns),
+        primary=fitted.primary,
+        meta=fitted.meta,
+        confidence_threshold=fitted.choice.threshold,
+        train_accuracy=metrics["train_accuracy"],
+        test_accuracy=metrics["test_accuracy"],
+        metrics=metrics,
+        params=params,
     )

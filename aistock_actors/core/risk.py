@@ -289,7 +289,6 @@ def check_order_against_limits(
     return OrderCheck(allowed_quantity=math.copysign(allowed, order_quantity), violations=[binding])
 
 
-
 def cap_target_weights(
     weights: Mapping[str, float],
     equity: float,

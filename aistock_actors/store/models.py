@@ -1,0 +1,312 @@
+"""Model artifacts on disk: sha256-verified, immutable per id, with an explicit active pointer.
+
+Layout under ``root`` (the ``models/`` folder)::
+
+    <id>/model.joblib           the pickled TrainedModel
+    <id>/metadata.json          ModelRecord: id, sha256 of model.joblib, created_at, metrics, ...
+    active/model.json           the active model's ModelRecord (the runbook reads this path)
+    active/history.json         every activation, oldest first (for rollback)
+
+Saving never moves the pointer (T7): :meth:`ModelStore.save` writes exactly the path it is given,
+:meth:`ModelStore.put` writes ``<id>/``, and only :meth:`ModelStore.activate` touches ``active/``.
+Every artifact's hash is checked before it is unpickled or activated, so a truncated or tampered
+file raises :class:`ModelIntegrityError` instead of running, and the pointer stays where it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import msgspec
+
+from aistock_actors.core.models import TrainedModel
+from aistock_actors.errors import ModelIntegrityError, StateError
+from aistock_actors.store.alerts import AlertSink
+from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+from aistock_actors.store.state_file import load_state
+
+log = logging.getLogger(__name__)
+
+ARTIFACT_NAME = "model.joblib"
+METADATA_NAME = "metadata.json"
+ACTIVE_DIR = "active"
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class ModelRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What is known about one stored model (``metadata.json``; also ``active/model.json``)."""
+
+    model_id: str = msgspec.field(name="id")
+    sha256: str
+    """Hex sha256 of ``model.joblib``; checked before every load and activation."""
+    created_at: datetime
+    metrics: dict[str, float]
+    """The model's training metrics, plus any metrics passed to :meth:`ModelStore.put`."""
+    threshold: float
+    """The model's own meta-label confidence threshold (T6)."""
+    feature_names: list[str]
+    horizon: int
+    extra: dict[str, Any] = {}
+    """Further caller metadata, stored verbatim."""
+    activated_at: datetime | None = None
+    """Set in ``active/model.json`` and the history only."""
+
+
+class Activation(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of ``active/history.json``."""
+
+    model_id: str = msgspec.field(name="id")
+    sha256: str
+    activated_at: datetime
+
+
+class ActivationHistory(msgspec.Struct, kw_only=True):
+    """Every activation, oldest first."""
+
+    activations: list[Activation] = msgspec.field(default_factory=list)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Return the hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _dump(model: TrainedModel) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def _check_id(model_id: str) -> str:
+    if not _ID_PATTERN.fullmatch(model_id) or model_id == ACTIVE_DIR:
+        raise ValueError(f"invalid model id {model_id!r}: use [A-Za-z0-9._-], not 'active'")
+    return model_id
+
+
+def _no_pointer() -> ModelRecord:
+    raise StateError("active model pointer and its backup are both unreadable")
+
+
+class ModelStore:
+    """Stores, verifies, loads and activates model artifacts under one ``models/`` folder."""
+
+    def __init__(self, root: Path, alerts: AlertSink | None = None) -> None:
+        self.root = Path(root)
+        self._alerts = alerts
+
+    def model_dir(self, model_id: str) -> Path:
+        """Return ``root/<id>`` (after validating the id)."""
+        return self.root / _check_id(model_id)
+
+    def artifact_path(self, model_id: str) -> Path:
+        """Return the path of a model's ``model.joblib``."""
+        return self.model_dir(model_id) / ARTIFACT_NAME
+
+    @property
+    def pointer_path(self) -> Path:
+        """``models/active/model.json``: the operator-visible active pointer."""
+        return self.root / ACTIVE_DIR / "model.json"
+
+    @property
+    def history_path(self) -> Path:
+        """``models/active/history.json``: activations, oldest first."""
+        return self.root / ACTIVE_DIR / "history.json"
+
+    def save(self, model: TrainedModel, path: Path) -> str:
+        """Atomically write ``model`` to ``path``; return its sha256. Writes nothing else (T7)."""
+        data = _dump(model)
+        atomic_write_bytes(Path(path), data, keep_backup=False)
+        return sha256_hex(data)
+
+    def put(self, model: TrainedModel, metadata: Mapping[str, Any] | None = None) -> ModelRecord:
+        """Store ``model`` as ``<id>/model.joblib`` + ``<id>/metadata.json``; never activates it.
+
+        ``metadata`` is stored under ``extra``, except a ``"metrics"`` mapping in it, which is
+        merged over the model's own metrics. A stored id is immutable: putting the same bytes
+        again returns the existing record (repairing a damaged artifact), different bytes raise
+        :class:`StateError`.
+        """
+        extra = dict(metadata or {})
+        metrics = dict(model.metrics)
+        metrics.update({str(k): float(v) for k, v in dict(extra.pop("metrics", {})).items()})
+        data = _dump(model)
+        digest = sha256_hex(data)
+        meta_path = self.model_dir(model.model_id) / METADATA_NAME
+        if meta_path.exists():
+            existing = self.record(model.model_id)
+            if existing.sha256 != digest:
+                raise StateError(f"model {model.model_id!r} is already stored with other content")
+            try:
+                self.verify(model.model_id)
+            except ModelIntegrityError:
+                atomic_write_bytes(self.artifact_path(model.model_id), data, keep_backup=False)
+            return existing
+        record = ModelRecord(
+            model_id=model.model_id,
+            sha256=digest,
+            created_at=model.created_at,
+            metrics=metrics,
+            threshold=model.confidence_threshold,
+            feature_names=list(model.feature_names),
+            horizon=model.horizon,
+            extra=extra,
+        )
+        atomic_write_bytes(self.artifact_path(model.model_id), data, keep_backup=False)
+        atomic_write_json(meta_path, record, keep_backup=False)
+        log.info("stored model %s (sha256 %s), not activated", model.model_id, digest)
+        return record
+
+    def record(self, model_id: str) -> ModelRecord:
+        """Return a stored model's record; :class:`StateError` if it is missing or unreadable."""
+        path = self.model_dir(model_id) / METADATA_NAME
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=ModelRecord)
+        except FileNotFoundError as exc:
+            raise StateError(f"no stored model {model_id!r} ({path} missing)") from exc
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise StateError(f"unreadable model metadata {path}: {exc}") from exc
+
+    def _verified_bytes(self, path: Path, expected: str) -> bytes:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ModelIntegrityError(f"{path}: artifact missing (expected {expected})") from exc
+        actual = sha256_hex(data)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{path}: sha256 {actual} does not match the recorded sha256 {expected}"
+            )
+        return data
+
+    def verify(self, model_id: str) -> ModelRecord:
+        """Check ``model.joblib`` against its recorded hash; :class:`ModelIntegrityError` if not."""
+        record = self.record(model_id)
+        self._verified_bytes(self.artifact_path(model_id), record.sha256)
+        return record
+
+    def _load_verified(self, model_id: str, expected: str) -> TrainedModel:
+        path = self.artifact_path(model_id)
+        data = self._verified_bytes(path, expected)
+        try:
+            model = joblib.load(io.BytesIO(data))
+        except Exception as exc:  # hash matched, so the code cannot read what it once wrote
+            raise StateError(f"{path}: cannot unpickle a verified artifact: {exc}") from exc
+        if not isinstance(model, TrainedModel) or model.model_id != model_id:
+            raise ModelIntegrityError(f"{path}: does not hold TrainedModel {model_id!r}")
+        return model
+
+    def load(self, model_id: str) -> TrainedModel:
+        """Verify the artifact's sha256, then unpickle; :class:`ModelIntegrityError` on mismatch."""
+        return self._load_verified(model_id, self.record(model_id).sha256)
+
+    def active_record(self) -> ModelRecord | None:
+        """Return the active pointer's record, or ``None`` if no model was ever activated.
+
+        A corrupt pointer is recovered from its ``.bak`` (with an alert); if both are unreadable
+        :class:`StateError` is raised rather than pretending no model is active.
+        """
+        path = self.pointer_path
+        if not path.exists() and not backup_path(path).exists():
+            return None
+        return load_state(path, ModelRecord, _no_pointer, self._alerts, actor="model_store")
+
+    def load_active(self) -> tuple[ModelRecord, TrainedModel] | None:
+        """Return the active record and its verified model, or ``None`` if none is active."""
+        record = self.active_record()
+        if record is None:
+            return None
+        return record, self._load_verified(record.model_id, record.sha256)
+
+    def _history(self) -> ActivationHistory:
+        return load_state(
+            self.history_path,
+            ActivationHistory,
+            ActivationHistory,
+            self._alerts,
+            actor="model_store",
+        )
+
+    def activate(
+        self,
+        model_id: str,
+        *,
+        expected_sha256: str | None = None,
+        activated_at: datetime | None = None,
+    ) -> ModelRecord:
+        """Point ``active/model.json`` at a stored, hash-verified model and log it in the history.
+
+        Raises :class:`ModelIntegrityError` (and leaves the pointer alone) if the artifact does not
+        match its record or ``expected_sha256``.
+        """
+        record = self.verify(model_id)
+        if expected_sha256 is not None and expected_sha256 != record.sha256:
+            raise ModelIntegrityError(
+                f"{self.artifact_path(model_id)}: sha256 {record.sha256} "
+                f"does not match the expected sha256 {expected_sha256}"
+            )
+        try:
+            previous = self.active_record()
+        except StateError:
+            previous = None
+        active = msgspec.structs.replace(record, activated_at=activated_at or datetime.now(UTC))
+        # Pointer first, history second: a crash in between loses at most one history entry,
+        # which the next activation re-adds from the pointer it replaces.
+        atomic_write_json(self.pointer_path, active)
+        self._append_history(previous, active)
+        log.info("activated model %s (sha256 %s)", model_id, record.sha256)
+        return active
+
+    def _append_history(self, previous: ModelRecord | None, active: ModelRecord) -> None:
+        entries = list(self._history().activations)
+        for rec in (previous, active):
+            if rec is None or (entries and entries[-1].model_id == rec.model_id):
+                continue
+            stamp = rec.activated_at or rec.created_at
+            entries.append(Activation(model_id=rec.model_id, sha256=rec.sha256, activated_at=stamp))
+        atomic_write_json(self.history_path, ActivationHistory(activations=entries))
+
+    def previous_active(self, n: int = 1) -> list[ModelRecord]:
+        """Return up to ``n`` earlier active models, most recent first (rollback candidates).
+
+        Distinct ids before the current model's last activation; models whose metadata is gone
+        are skipped.
+        """
+        current = self.active_record()
+        ids = [entry.model_id for entry in self._history().activations]
+        if current is not None and current.model_id in ids:
+            ids = ids[: len(ids) - 1 - ids[::-1].index(current.model_id)]
+        found: list[ModelRecord] = []
+        for model_id in reversed(ids):
+            if len(found) >= n:
+                break
+            if (current is not None and model_id == current.model_id) or any(
+                r.model_id == model_id for r in found
+            ):
+                continue
+            try:
+                found.append(self.record(model_id))
+            except StateError:
+                log.warning("previous active model %s has no readable metadata", model_id)
+        return found
+
+    def list_models(self) -> list[ModelRecord]:
+        """Return every stored model with readable metadata, oldest first."""
+        records: list[ModelRecord] = []
+        if not self.root.is_dir():
+            return records
+        for child in sorted(self.root.iterdir()):
+            if child.name == ACTIVE_DIR or not (child / METADATA_NAME).is_file():
+                continue
+            try:
+                records.append(self.record(child.name))
+            except (StateError, ValueError) as exc:
+                log.warning("skipping unreadable model folder %s: %s", child, exc)
+        return sorted(records, key=lambda r: (r.created_at, r.model_id))

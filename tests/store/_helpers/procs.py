@@ -1,0 +1,55 @@
+"""Deadline-bounded helpers for talking to child processes through pipes (no sleeping).
+
+Loaded by the tests with ``importlib`` (the test suite runs in ``--import-mode=importlib``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+
+
+class LineReader:
+    """Collect complete lines from a child's unbuffered stdout pipe, waiting with a deadline."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.buf = b""
+        self.lines: list[str] = []
+        self.eof = False
+
+    def _pump(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
+        if not ready:
+            return
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.eof = True
+            return
+        self.buf += chunk
+        *complete, self.buf = self.buf.split(b"\n")
+        self.lines.extend(line.decode() for line in complete)
+
+    def wait_for_lines(self, count: int, timeout: float) -> bool:
+        """Wait until at least ``count`` lines arrived; False on deadline or EOF."""
+        deadline = time.monotonic() + timeout
+        for _ in range(1_000_000):
+            if len(self.lines) >= count:
+                return True
+            remaining = deadline - time.monotonic()
+            if self.eof or remaining <= 0:
+                return False
+            self._pump(remaining)
+        return False
+
+    def drain(self, timeout: float) -> None:
+        """Read until EOF (the child is dead); a torn last line (no newline) is not a line."""
+        deadline = time.monotonic() + timeout
+        for _ in range(1_000_000):
+            remaining = deadline - time.monotonic()
+            if self.eof or remaining <= 0:
+                return
+            self._pump(remaining)
