@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -34,8 +35,48 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _temp_prefix(path: Path, pid: int) -> str:
+    return f".{path.name}.{pid}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphan_temps(path: Path) -> int:
+    """Remove temp files of ``path`` left by writers that died (SIGKILL) mid-write.
+
+    Temp names carry the writer's pid, so a live writer's temp file is never touched.
+    """
+    removed = 0
+    stem = f".{path.name}."
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(stem) and name.endswith(".tmp")):
+            continue
+        pid_text = name[len(stem) :].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
 def _write_replace(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=_temp_prefix(path, os.getpid()), suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -48,10 +89,19 @@ def _write_replace(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, keep_backup: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path,
+    data: bytes,
+    *,
+    keep_backup: bool = True,
+    backup_valid: Callable[[bytes], bool] | None = None,
+) -> None:
     """Atomically replace ``path`` with ``data``; the previous content becomes ``path.bak``.
 
-    Raises ``OSError`` (read-only or full file system, ...) without touching ``path``.
+    The previous content is rotated into ``.bak`` only if ``backup_valid`` accepts it: after a
+    file was found corrupt and recovered from ``.bak``, the corrupt file must not overwrite the
+    only good backup. Raises ``OSError`` (read-only or full file system, ...) without touching
+    ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,10 +110,12 @@ def atomic_write_bytes(path: Path, data: bytes, *, keep_backup: bool = True) -> 
             previous = path.read_bytes()
         except FileNotFoundError:
             previous = None
-        if previous is not None:
+        if previous is not None and (backup_valid is None or backup_valid(previous)):
             _write_replace(backup_path(path), previous)
+            sweep_orphan_temps(backup_path(path))
     _write_replace(path, data)
     fsync_dir(path.parent)
+    sweep_orphan_temps(path)
 
 
 def atomic_write_json(path: Path, obj: object, *, keep_backup: bool = True) -> None:
@@ -72,4 +124,13 @@ def atomic_write_json(path: Path, obj: object, *, keep_backup: bool = True) -> N
     Encoding happens before anything is touched, so an unencodable object changes nothing.
     """
     data = msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n"
-    atomic_write_bytes(path, data, keep_backup=keep_backup)
+    atomic_write_bytes(path, data, keep_backup=keep_backup, backup_valid=is_json)
+
+
+def is_json(data: bytes) -> bool:
+    """Whether ``data`` is a complete JSON document (a candidate worth keeping as ``.bak``)."""
+    try:
+        msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return True
