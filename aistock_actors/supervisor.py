@@ -51,6 +51,7 @@ from aistock_actors.store.state import (
     save_supervisor_state,
     write_halt,
 )
+from aistock_actors.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,14 @@ class Supervisor:
         self._next_watch = 0.0
         # Latched while a kill switch is in force, so a trip is audited once, not every poll.
         self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
+        self.telemetry = Telemetry(self.state_dir)
+        self.telemetry.update(
+            halted=self.halt is not None,
+            halt_reason=self.halt.reason if self.halt else None,
+            kill_switch=self._kill_active,
+            consecutive_failures=self.state.consecutive_failures,
+            restarts=dict(self.state.restarts),
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -196,6 +205,7 @@ class Supervisor:
         if self.halted or self.cycle is not None:
             return False
         self.cycle = CycleRun(cycle_id=new_cycle_id(self.state.cycles_total + 1))
+        self.telemetry.update(cycle_running=True)
         log.info("cycle %s started", self.cycle.cycle_id)
         self._advance()
         return True
@@ -245,6 +255,10 @@ class Supervisor:
         self._check_step_deadline(now)
         if self.cycle is not None and self.cycle.pending is None:
             self._advance()
+        try:
+            self.telemetry.beat()
+        except OSError as exc:  # a full or read-only disk must not kill the loop over a heartbeat
+            log.error("cannot write heartbeat: %s", exc)
 
     def _tell_children(self, message: Message, *, watchers_only: bool = False) -> None:
         """Tell each live child, one ref at a time: ``ActorRegistry.broadcast`` would stop at
@@ -335,6 +349,7 @@ class Supervisor:
         child.restart_due = now + delay
         name = child.spec.name
         self.state.restarts[name] = self.state.restarts.get(name, 0) + 1
+        self.telemetry.actor_restarted(name)
         save_supervisor_state(self.state_dir, self.state)
         if self.intensity.record(now):
             self.halt_system(
@@ -457,6 +472,7 @@ class Supervisor:
         elif summary.outcome == "succeeded":
             self.audit.append(policy.CYCLE_SUCCEEDED, "supervisor", details)
         log.info("cycle %s %s", summary.cycle_id, summary.outcome)
+        self._report_cycle(summary)
         if decision.halt:
             self.halt_system(
                 "max_failures_reached",
@@ -465,6 +481,21 @@ class Supervisor:
                 f"({decision.reason}): halted_automation",
                 details,
             )
+
+    def _report_cycle(self, summary: CycleSummary) -> None:
+        steps = {step.name: step for step in summary.steps}
+        ingest = steps.get("ingest")
+        judge = steps.get("judge")
+        bars = int(ingest.data.get("bars_added", 0)) if ingest and ingest.status == "ok" else 0
+        verdict = judge.data.get("status") if judge and judge.status == "ok" else None
+        self.telemetry.cycle_finished(
+            summary.cycle_id,
+            summary.outcome,
+            bars,
+            promoted=int(verdict == "approved"),
+            rejected=int(verdict == "rejected"),
+        )
+        self.telemetry.update(consecutive_failures=self.state.consecutive_failures)
 
     # --- halt and kill switch ----------------------------------------------------------------
 
@@ -476,6 +507,7 @@ class Supervisor:
                 kind=kind, reason=action, message=message, halted_at=utc_now_iso(), details=details
             )
             write_halt(self.state_dir, self.halt)
+            self.telemetry.update(halted=True, halt_reason=action)
             self.audit.append(action, "supervisor", {"message": message, **details})
             self.alerts.raise_alert("critical", action, message, details=details)
             log.critical("HALTED: %s", message)
@@ -490,6 +522,7 @@ class Supervisor:
         if self._kill_active:
             return
         self._kill_active = True
+        self.telemetry.update(kill_switch=True)
         message = f"kill switch activated ({source}){': ' + detail if detail else ''}"
         if self.halt is None:
             self.halt_system(
@@ -514,6 +547,9 @@ class Supervisor:
         log.warning("halt cleared by the operator (%s); resuming", self.halt.reason)
         self.halt = None
         self._kill_active = False
+        self.telemetry.update(
+            halted=False, halt_reason=None, kill_switch=False, consecutive_failures=0
+        )
         self.halt_flag.clear()
         self.state.consecutive_failures = 0
         save_supervisor_state(self.state_dir, self.state)
