@@ -124,13 +124,17 @@ def atomic_write_json(path: Path, obj: object, *, keep_backup: bool = True) -> N
     Encoding happens before anything is touched, so an unencodable object changes nothing.
     """
     data = msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n"
-    atomic_write_bytes(path, data, keep_backup=keep_backup, backup_valid=is_json)
+    kind: type = type(obj) if isinstance(obj, msgspec.Struct) else object
+    atomic_write_bytes(
+        path, data, keep_backup=keep_backup, backup_valid=lambda old: decodes_as(old, kind)
+    )
 
 
-def is_json(data: bytes) -> bool:
-    """Whether ``data`` is a complete JSON document (a candidate worth keeping as ``.bak``)."""
+def decodes_as(data: bytes, kind: type) -> bool:
+    """Whether ``data`` decodes as ``kind`` — the same test a loader applies — so only a version
+    that would load is ever kept as ``.bak``."""
     try:
-        msgspec.json.decode(data)
-    except msgspec.DecodeError:
+        msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return False
     return True

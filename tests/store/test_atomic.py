@@ -325,22 +325,33 @@ def test_alerts_none_still_recovers(tmp_path: Path) -> None:
     assert load_state(path, Payload, Payload, None) == Payload()
 
 
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(b"{torn", id="not-json"),
+        pytest.param(b"", id="empty"),
+        # Valid JSON of the wrong shape is corrupt for load_state too (a hand edit that quoted a
+        # number): it must not be rotated over the good .bak either.
+        pytest.param(b'{"counter": "2", "items": [0, 1]}', id="wrong-typed-json"),
+        pytest.param(b"[]", id="wrong-top-level-json"),
+    ],
+)
 def test_crash_right_after_recovering_from_bak_keeps_a_loadable_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corrupt: bytes
 ) -> None:
     """The only good copy must survive the next write being interrupted.
 
-    ``x.json`` is corrupt, ``x.json.bak`` is good: ``load_state`` recovers from ``.bak``. The
-    daemon then saves its next state and crashes between the two renames of
-    ``atomic_write_bytes`` (backup rotated, new file not yet in place). The rotation copied the
-    *corrupt* bytes over the only good ``.bak``, so the restart finds nothing loadable and starts
-    from defaults: recovered state is lost. (The crash is a stubbed ``os.replace`` at the store
-    boundary, raising where a SIGKILL would stop the process.)
+    ``x.json`` is corrupt (for ``load_state``: not JSON, or JSON of the wrong shape), ``x.json.bak``
+    is good: ``load_state`` recovers from ``.bak``. The daemon then saves its next state and
+    crashes between the two renames of ``atomic_write_bytes`` (backup rotated, new file not yet in
+    place). If the rotation copies the corrupt bytes over the only good ``.bak``, the restart
+    finds nothing loadable and starts from defaults: the recovered state is lost. (The crash is a
+    stubbed ``os.replace`` at the store boundary, raising where a SIGKILL would stop the process.)
     """
     path = tmp_path / "x.json"
     atomic_write_json(path, Payload(counter=1, items=[0]))
     atomic_write_json(path, Payload(counter=2, items=[0, 1]))
-    path.write_bytes(b"{torn")  # bad disk / hand edit
+    path.write_bytes(corrupt)  # bad disk / hand edit
     alerts = AlertSink(tmp_path / "alerts")
     recovered = load_state(path, Payload, Payload, alerts)
     assert recovered == Payload(counter=1, items=[0])
@@ -381,13 +392,17 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(), children, max_size=5)
+    ),
     max_leaves=25,
 )
 json_dicts = st.dictionaries(st.text(), json_values, max_size=8)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(objs=st.lists(json_dicts, min_size=1, max_size=3))
 def test_any_json_dict_round_trips_and_bak_is_the_previous(
     tmp_path: Path, objs: list[dict[str, Any]]

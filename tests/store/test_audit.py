@@ -7,12 +7,14 @@ exits 5), a crash never breaks the chain, and every action reported as done is i
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -171,14 +173,20 @@ def test_concurrent_appends_from_threads_verify(tmp_path: Path) -> None:
 def test_concurrent_appends_from_two_processes_verify(tmp_path: Path) -> None:
     path = tmp_path / "audit" / "log.jsonl"
     count = 400
+    gate = tmp_path / "go"
     children = [
         subprocess.Popen(
-            [sys.executable, str(APPENDER), str(path), gen, str(count)],
+            [sys.executable, str(APPENDER), str(path), gen, str(count), str(gate)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
         for gen in ("a", "b")
     ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"go.{gen}.ready").exists() for gen in ("a", "b")):
+        assert time.monotonic() < deadline, "children did not start"
+        threading.Event().wait(0.01)
+    gate.touch()  # both are imported and waiting: they append at the same time
     for child in children:
         _, err = child.communicate(timeout=60)
         assert child.returncode == 0, err.decode()
@@ -193,7 +201,7 @@ def test_concurrent_appends_from_two_processes_verify(tmp_path: Path) -> None:
     assert per == {"a": list(range(count)), "b": list(range(count))}
     # Both really ran at the same time: their records interleave.
     gens = [record.details["gen"] for record in records]
-    assert sum(1 for x, y in zip(gens, gens[1:], strict=False) if x != y) > 1
+    assert sum(1 for x, y in itertools.pairwise(gens) if x != y) > 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,7 +328,9 @@ def test_cli_audit_verify_mentions_a_torn_tail(
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     complete=st.integers(min_value=0, max_value=3),
     record_size=st.integers(min_value=0, max_value=12_000),
