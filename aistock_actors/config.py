@@ -22,6 +22,8 @@ Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 PositiveFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=7 * 86400.0)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+"""The NAME of an environment variable (secrets come from the environment, never the file)."""
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -29,14 +31,28 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class NotificationWebhooks(_Section, frozen=True, kw_only=True):
-    """Where WARNING, ERROR and CRITICAL alerts are sent (delivery comes with the ops issue)."""
+    """Where WARNING, ERROR and CRITICAL alerts are sent (``aistock_actors/net/webhooks.py``).
+
+    Each URL (and the routing key) may instead come from an environment variable named by the
+    ``*_env`` key; when that variable is set it wins over the literal value.
+    """
 
     slack: str | None = None
     """Slack incoming-webhook URL."""
     pagerduty: str | None = None
-    """PagerDuty Events API v2 endpoint."""
+    """PagerDuty Events API v2 endpoint (default with a routing key: PagerDuty's own)."""
     generic: str | None = None
     """Any endpoint that accepts the alert as a JSON POST."""
+    pagerduty_routing_key: str | None = None
+    """PagerDuty integration (routing) key; prefer ``pagerduty_routing_key_env``."""
+    slack_env: EnvName | None = None
+    """Environment variable holding the Slack webhook URL."""
+    pagerduty_env: EnvName | None = None
+    """Environment variable holding the PagerDuty endpoint URL."""
+    generic_env: EnvName | None = None
+    """Environment variable holding the generic webhook URL."""
+    pagerduty_routing_key_env: EnvName | None = None
+    """Environment variable holding the PagerDuty routing key."""
 
 
 class HeadlessConfig(_Section, frozen=True, kw_only=True):
@@ -61,11 +77,17 @@ class HeadlessConfig(_Section, frozen=True, kw_only=True):
     degradation_threshold_pct: Fraction = 0.05
     """Shortfall of live against expected performance that triggers a rollback."""
     kill_switch_check_url: str | None = None
-    """Remote kill-switch URL (polled by the KillSwitchWatcher; comes with the ops issue)."""
+    """Remote kill-switch URL: HTTP 200 with ``{"kill_switch": true}`` halts; see the README."""
     kill_switch_check_interval_seconds: Seconds = 60.0
     """How often the remote kill switch is polled."""
+    kill_switch_check_timeout_seconds: Seconds = 10.0
+    """Timeout of one remote kill-switch request (retries stay within the interval)."""
+    kill_switch_token_env: EnvName | None = None
+    """Environment variable holding a bearer token sent to the kill-switch URL."""
+    kill_switch_fail_closed_after: Count | None = None
+    """Trip after this many failed remote checks in a row (null: failures never trip)."""
     external_health_report_url: str | None = None
-    """Where health reports are POSTed (comes with the ops issue)."""
+    """Where health reports are POSTed (the HealthReporter)."""
     health_report_interval_seconds: Seconds = 300.0
     """How often health reports are POSTed."""
 
@@ -74,11 +96,17 @@ class StepTimeouts(_Section, frozen=True, kw_only=True):
     """Seconds each step of a cycle may take before it counts as a hung, failed step."""
 
     ingest: Seconds = 300.0
+    """Reading new bars from the CSV folder."""
     train: Seconds = 900.0
+    """Training the candidate model."""
     backtest: Seconds = 900.0
+    """Walk-forward backtest of the candidate (and the incumbent)."""
     judge: Seconds = 60.0
+    """The promotion gate and manifest update."""
     risk: Seconds = 60.0
+    """Adapting the risk limits."""
     trade: Seconds = 300.0
+    """Paper trading the active model."""
 
 
 class SupervisionConfig(_Section, frozen=True, kw_only=True):
@@ -102,6 +130,8 @@ class SupervisionConfig(_Section, frozen=True, kw_only=True):
     """How often the file kill switch and the halt file are checked (at most 1 s)."""
     step_timeouts: StepTimeouts = msgspec.field(default_factory=StepTimeouts)
     """Per-step timeouts of a cycle."""
+    watcher_timeout_seconds: Seconds = 30.0
+    """A watcher (kill-switch watcher, health reporter) busy longer on one message is restarted."""
 
 
 class DaemonConfig(_Section, frozen=True, kw_only=True):
@@ -147,6 +177,82 @@ class PromotionConfig(_Section, frozen=True, kw_only=True):
     champion_margin: Annotated[float, msgspec.Meta(ge=0.0)] = 0.1
 
 
+ClassifierKind = Literal["logistic", "hgb"]
+Bars = Annotated[int, msgspec.Meta(ge=0, le=250)]
+
+
+class TrainingConfig(_Section, frozen=True, kw_only=True):
+    """The training recipe of the model lifecycle (the Trainer; the Backtester refits it)."""
+
+    horizon: Annotated[int, msgspec.Meta(ge=1, le=250)] = 5
+    """Label horizon in bars: the model predicts the direction of the next ``horizon`` bars."""
+    n_splits: Annotated[int, msgspec.Meta(ge=2, le=20)] = 5
+    """Purged walk-forward splits inside training (out-of-fold accuracy, threshold tuning)."""
+    embargo_bars: Bars = 5
+    """Bars between a training label's end and a test window (training and backtest)."""
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    """Random seed: the same data and seed give the same model."""
+    max_symbols: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    """Symbols trained on (those with the most bars)."""
+    max_bars: Annotated[int, msgspec.Meta(ge=100, le=1_000_000)] = 5_000
+    """Most recent bars per symbol trained on."""
+    primary: ClassifierKind = "logistic"
+    """Primary (direction) model: L2 logistic regression or shallow boosted trees."""
+    meta: ClassifierKind = "hgb"
+    """Meta-labeler (confidence) model."""
+    regularization_c: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)] = 0.05
+    """Inverse L2 strength of logistic models (smaller = more regularised)."""
+
+
+class BacktestConfig(_Section, frozen=True, kw_only=True):
+    """The walk-forward out-of-sample backtest of each candidate."""
+
+    n_splits: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
+    """Walk-forward folds: the data is cut into ``n_splits + 1`` blocks, each later one tested."""
+    fill: Literal["next_open", "close"] = "next_open"
+    """Fill at the next bar's open (default) or, optimistically, at the signal bar's close."""
+    commission_rate: Annotated[float, msgspec.Meta(ge=0.0, le=0.05)] = 0.0005
+    """Commission as a fraction of traded notional (0.0005 = 5 bps)."""
+    spread_bps: Annotated[float, msgspec.Meta(ge=0.0, le=500.0)] = 2.0
+    """Half-spread / slippage in basis points, paid on every fill."""
+    impact_coef: Annotated[float, msgspec.Meta(ge=0.0, le=10.0)] = 0.1
+    """Market impact: ``impact_coef * sqrt(shares / bar volume)`` of traded notional."""
+    initial_cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e12)] = 100_000.0
+    """Starting equity of the simulated account."""
+
+
+class ParallelConfig(_Section, frozen=True, kw_only=True):
+    """Where CPU-heavy training and backtesting run."""
+
+    n_jobs: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
+    """Worker processes (walk-forward folds run side by side)."""
+    backend: Literal["loky", "inline"] = "loky"
+    """``loky``: a process pool whose hung jobs are killed; ``inline``: in the actor's thread."""
+
+
+class MonitoringConfig(_Section, frozen=True, kw_only=True):
+    """The monitoring HTTP server and the retry policy of every outgoing HTTP call."""
+
+    listen_host: str = "127.0.0.1"
+    """Address the ``/healthz`` and ``/metrics`` server binds to."""
+    listen_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    """Port of that server; null: no server; 0: any free port (tests)."""
+    max_data_age_seconds: Seconds = 3 * 86400.0
+    """No new bar for longer than this is a ``data_stale`` issue in health reports."""
+    http_timeout_seconds: Seconds = 10.0
+    """Timeout of one webhook or health-report request."""
+    retry_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    """Attempts per webhook delivery or health report before it is abandoned."""
+    retry_max_seconds: Seconds = 60.0
+    """Time budget per delivery, retries included (health reports: also within the interval)."""
+    retry_backoff_base_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=600.0)] = 0.5
+    """Backoff between attempts: random in [0, base * 2^attempt], capped below."""
+    retry_backoff_max_seconds: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)] = 30.0
+    """Largest backoff between two attempts."""
+    webhook_queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    """Alerts waiting per webhook; when full the oldest is dropped (and counted in the log)."""
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole config file."""
 
@@ -162,6 +268,10 @@ class Config(_Section, frozen=True, kw_only=True):
     data: DataConfig = msgspec.field(default_factory=DataConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
+    monitoring: MonitoringConfig = msgspec.field(default_factory=MonitoringConfig)
+    training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
+    backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
+    parallel: ParallelConfig = msgspec.field(default_factory=ParallelConfig)
 
 
 class Clamp(msgspec.Struct, frozen=True, kw_only=True):
@@ -248,14 +358,20 @@ def parse_config(
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})") from None
-    stripped = strip_json_comments(text)
     try:
-        config = _DECODER.decode(stripped)
+        config = _DECODER.decode(strip_json_comments(text))
+    except ConfigError as exc:
+        raise ConfigError(_one_line(f"{source}: {exc}")) from None
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {explain_validation_error(str(exc))}") from None
+        raise ConfigError(_one_line(f"{source}: {explain_validation_error(str(exc))}")) from None
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+        raise ConfigError(_one_line(f"{source}: not valid JSON: {exc}")) from None
     return apply_hard_ceilings(config)
+
+
+def _one_line(message: str) -> str:
+    """Operators get config errors on exactly one line, whatever a key contains."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def load_config(path: str | Path) -> LoadedConfig:
