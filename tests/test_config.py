@@ -18,21 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aistock_actors.config import Clamp, Config, load_config, parse_config
+from aistock_actors.config import Clamp, Config, HeadlessConfig, load_config, parse_config
 from aistock_actors.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.json"))
 SUPERVISOR = REPO / "supervisor.py"
 
-TOP_KEYS = "mode, state_dir, models_dir, headless, supervision, daemon, data, risk, promotion"
-HEADLESS_KEYS = (
-    "enable_auto_promotion, enable_auto_risk_adjustment, enable_auto_recovery, "
-    "promotion_validation_stages, max_risk_increase_pct, min_risk_floor, "
-    "max_consecutive_failures, auto_rollback_on_degradation, degradation_threshold_pct, "
-    "kill_switch_check_url, kill_switch_check_interval_seconds, external_health_report_url, "
-    "health_report_interval_seconds"
-)
+def _keys(struct: type[msgspec.Struct]) -> str:
+    """The allowed keys as the error message lists them: the Struct's fields, in order."""
+    return ", ".join(f.encode_name for f in msgspec.structs.fields(struct))
+
+
+TOP_KEYS = _keys(Config)
+HEADLESS_KEYS = _keys(HeadlessConfig)
 
 
 def error_of(text: str | bytes, source: str = "cfg.json") -> str:
