@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import msgspec
 import pykka
 
+from aistock_actors import faults
 from aistock_actors.config import LoadedConfig
 from aistock_actors.errors import HaltedError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
@@ -73,6 +74,9 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         try:
+            plan = faults.active()
+            if plan is not None:
+                plan.before_start(self.ctx.name)
             self.load_state()
         except Exception as exc:
             log.error("%s gen %d failed to start: %r", self.ctx.name, self.ctx.generation, exc)
@@ -101,6 +105,9 @@ class SupervisedActor(pykka.ThreadingActor):
     # --- dispatch --------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        plan = faults.active()
+        if plan is not None and not isinstance(message, (Halt, Resume)):
+            message = plan.before_message(self.ctx.name, message)
         match message:
             case Halt():
                 self.halted = True
