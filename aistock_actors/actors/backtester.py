@@ -1,0 +1,132 @@
+"""Backtester: verifies the candidate, backtests it walk-forward, re-evaluates the incumbent.
+
+The candidate artifact is loaded (its sha256 verified) before anything else; so is the active
+model when there is one. A hash mismatch on either is a ``model_integrity_failed`` CRITICAL alert
+and a failed step (fail closed): the judge is skipped, so nothing is promoted or rolled back while
+an artifact in the store is not what was recorded, and the active pointer is left untouched.
+
+The walk-forward out-of-sample backtest
+(:func:`~aistock_actors.core.pipeline.walk_forward_backtest`) fits its folds and scores the
+incumbent as one batch of jobs in the process pool; a batch that outlives the step's budget is
+killed and the step fails with ``timeout``.
+"""
+
+from __future__ import annotations
+
+from aistock_actors import lifecycle
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.core import pipeline
+from aistock_actors.core.models import TrainedModel
+from aistock_actors.errors import DataError, ModelIntegrityError, StateError
+from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.model import BacktestCompleted, BacktestModel, LifecycleSkipped
+from aistock_actors.parallel import JobRunner, JobTimeoutError, make_mapper
+from aistock_actors.store.bars import BarStore
+from aistock_actors.store.models import ModelStore
+
+MODEL_INTEGRITY_FAILED = "model_integrity_failed"
+
+
+class Backtester(SupervisedActor):
+    """Scores candidates out of sample; holds no state of its own."""
+
+    child_name = "backtester"
+
+    def load_state(self) -> None:
+        cfg = self.ctx.config
+        self.bars = BarStore(cfg.state_dir / "bars")
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+
+    def handle(self, request: Request) -> Reply:
+        match request:
+            case BacktestModel():
+                return self.backtest(request)
+            case _:
+                return super().handle(request)
+
+    def backtest(self, request: BacktestModel) -> Reply:
+        """Verify, backtest, reply :class:`BacktestCompleted` (or a StepFailed)."""
+        trained = request.candidate
+        if trained is None and request.upstream_skip is not None:
+            skip = request.upstream_skip
+            return LifecycleSkipped(
+                request_id=request.request_id, reason=skip.reason, detail=skip.detail
+            )
+        if trained is None:
+            return self.fail(request, "no_candidate", "the train step produced no candidate")
+        try:
+            if self.models.record(trained.model_id).sha256 != trained.sha256:
+                raise ModelIntegrityError(
+                    f"model {trained.model_id}: recorded sha256 differs from the trained one"
+                )
+            candidate = self.models.load(trained.model_id)
+            active = self.models.load_active()
+        except ModelIntegrityError as exc:
+            self.ctx.alerts.raise_alert(
+                "critical", MODEL_INTEGRITY_FAILED, str(exc), actor=self.ctx.name
+            )
+            self.ctx.audit.append(MODEL_INTEGRITY_FAILED, self.ctx.name, {"error": str(exc)})
+            return self.fail(request, "model_integrity", str(exc))
+        except StateError as exc:
+            return self.fail(request, "model_unreadable", str(exc))
+        incumbent = None if active is None or active[0].model_id == trained.model_id else active[1]
+        return self._run(request, candidate, incumbent)
+
+    def _run(
+        self, request: BacktestModel, candidate: TrainedModel, incumbent: TrainedModel | None
+    ) -> Reply:
+        cfg = self.ctx.config.config
+        mapper = make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest"))
+        try:
+            frames = lifecycle.load_frames(self.ctx.config, self.bars)
+            report = pipeline.walk_forward_backtest(
+                frames,
+                model_id=candidate.model_id,
+                params=candidate.params,
+                seed=cfg.training.seed,
+                spec=lifecycle.simulation_spec(cfg),
+                sizing=lifecycle.sizing(cfg),
+                incumbent=incumbent,
+                mapper=mapper,
+            )
+        except JobTimeoutError as exc:
+            return self.fail(request, "timeout", str(exc))
+        except DataError as exc:
+            return self.fail(request, "no_data", str(exc))
+        except StateError as exc:
+            return self.fail(request, "bar_store_unreadable", str(exc))
+        except ValueError as exc:  # too little history for the walk-forward folds
+            return self.fail(request, "insufficient_data", str(exc))
+        return _completed(request, report, incumbent)
+
+
+def _completed(
+    request: BacktestModel, report: pipeline.WalkForwardReport, incumbent: TrainedModel | None
+) -> BacktestCompleted:
+    m = report.candidate.metrics
+    inc = report.incumbent
+    return BacktestCompleted(
+        request_id=request.request_id,
+        model_id=report.candidate.model_id,
+        sharpe=m.sharpe,
+        max_drawdown=m.max_drawdown,
+        win_rate=m.win_rate,
+        total_return=m.total_return,
+        trade_count=m.trade_count,
+        transition_drawdown=m.transition_max_drawdown,
+        return_over_drawdown=m.return_over_drawdown,
+        exposure=m.exposure,
+        turnover=m.turnover,
+        total_costs=m.total_costs,
+        bars=report.candidate.bars,
+        folds=report.folds,
+        oos_start=report.start,
+        oos_end=report.end,
+        incumbent_model_id=incumbent.model_id if incumbent is not None else None,
+        incumbent_sharpe=inc.metrics.sharpe if inc is not None else None,
+        incumbent_max_drawdown=inc.metrics.max_drawdown if inc is not None else None,
+        incumbent_total_return=inc.metrics.total_return if inc is not None else None,
+        incumbent_trade_count=inc.metrics.trade_count if inc is not None else None,
+        incumbent_note=report.incumbent_note,
+    )

@@ -1,0 +1,280 @@
+"""PromotionJudge: judges each candidate, records the verdict, applies it as the mode allows.
+
+One judge step, all under the promotion lock (``--approve``/``--reject`` may run concurrently):
+
+1. **Rollback** check of the active model against its recorded paper performance (when
+   ``headless.auto_rollback_on_degradation``), then the **registry** re-evaluation of the active
+   strategy (T5) -- both in :mod:`aistock_actors.active_model`.
+2. **Verdict**: :func:`~aistock_actors.core.promotion.evaluate_candidate` with the ``promotion``
+   thresholds and ``headless.promotion_validation_stages``, the incumbent's fresh out-of-sample
+   Sharpe for champion/challenger; :func:`~aistock_actors.core.promotion.decide_action` maps it
+   to what the mode allows: ``manual`` records it, ``supervised`` leaves a passing candidate
+   ``pending`` for ``--approve``, ``headless`` promotes when ``enable_auto_promotion``.
+3. **Promotion**: ``ensure_not_halted("promotion")`` immediately before
+   ``ModelStore.activate`` (which re-verifies the artifact's sha256), then the registry.
+4. The verdict is appended to ``state/promotion/manifest.json`` and audited:
+   ``model_promoted``, ``auto_promotion_rejected``, ``promotion_pending_approval`` or
+   ``promotion_verdict_recorded``, with ``reason`` (the first failure code) and every stage.
+
+A halt at the moment of promoting refuses the promotion (``promotion_refused_halted``, step
+failed) and records no verdict; a candidate whose artifact no longer matches its hash is
+recorded ``rejected`` with ``model_integrity_failed`` and a critical alert.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from aistock_actors.active_model import ActiveModelKeeper
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.core.promotion import (
+    CandidateEvaluation,
+    PromotionDecision,
+    PromotionThresholds,
+    decide_action,
+    evaluate_candidate,
+    manifest_entry,
+    status_for_action,
+)
+from aistock_actors.errors import HaltedError, ModelIntegrityError, StateError
+from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.model import BacktestCompleted, LifecycleSkipped, ModelTrained
+from aistock_actors.messages.promotion import CandidateJudged, JudgeCandidate, StageSummary
+from aistock_actors.store.models import ModelStore
+from aistock_actors.store.promotion import STRATEGY_ID, PromotionStore, RegistryFile
+
+VERDICT_ACTIONS = {
+    "promote": "model_promoted",
+    "reject": "auto_promotion_rejected",
+    "pending": "promotion_pending_approval",
+    "record_only": "promotion_verdict_recorded",
+}
+"""Audit action of each verdict."""
+_NOTES_SHOWN = ("no_incumbent", "not_measured", "stage_disabled")
+
+
+class PromotionJudge(SupervisedActor):
+    """Owns the manifest and the registry; reloads nothing into memory between steps."""
+
+    child_name = "promotion_judge"
+
+    def load_state(self) -> None:
+        cfg = self.ctx.config
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.promo = PromotionStore(cfg.state_dir, self.ctx.alerts)
+        self.thresholds = PromotionThresholds(**msgspec.structs.asdict(cfg.config.promotion))
+        # Surface a corrupt file now (recovered from .bak, alerted). No lock: writes are atomic
+        # renames, and a start must not wait behind a holder that hangs.
+        self.promo.load_manifest()
+        self.promo.load_registry()
+
+    def handle(self, request: Request) -> Reply:
+        match request:
+            case JudgeCandidate():
+                return self.judge(request)
+            case _:
+                return super().handle(request)
+
+    def judge(self, request: JudgeCandidate) -> Reply:
+        """Upkeep of the active model, then the candidate's verdict (module docstring)."""
+        trained, backtest = request.trained, request.backtest
+        if trained is None and request.upstream_skip is not None:
+            skip = request.upstream_skip
+            return LifecycleSkipped(
+                request_id=request.request_id, reason=skip.reason, detail=skip.detail
+            )
+        if trained is None or backtest is None or backtest.model_id != trained.model_id:
+            return self.fail(request, "no_candidate", "no trained and backtested candidate")
+        keeper = ActiveModelKeeper(
+            actor=self.ctx.name,
+            models=self.models,
+            promo=self.promo,
+            audit=self.ctx.audit,
+            alerts=self.ctx.alerts,
+            ensure_not_halted=self.ensure_not_halted,
+            thresholds=self.thresholds,
+        )
+        decision = self._decide(trained, backtest)
+        try:
+            with self.promo.locked():
+                return self._judge_locked(request, trained, backtest, decision, keeper)
+        except StateError as exc:
+            return self.fail(request, "promotion_state_unavailable", str(exc))
+        except HaltedError as exc:
+            self.ctx.audit.append(
+                "promotion_refused_halted", self.ctx.name, {"model_id": trained.model_id}
+            )
+            return self.fail(request, "halted", str(exc))
+
+    def _judge_locked(
+        self,
+        request: JudgeCandidate,
+        trained: ModelTrained,
+        backtest: BacktestCompleted,
+        decision: PromotionDecision,
+        keeper: ActiveModelKeeper,
+    ) -> Reply:
+        headless = self.ctx.config.config.headless
+        manifest = self.promo.load_manifest()
+        registry = self.promo.load_registry()
+        keeper.reconcile(registry)
+        rolled_back = headless.auto_rollback_on_degradation and keeper.check_degradation(
+            manifest, registry, headless.degradation_threshold_pct
+        )
+        if not rolled_back:
+            keeper.reevaluate(manifest, registry, backtest)
+        keeper.commit(manifest, registry)
+        mode = self.ctx.config.config.mode
+        action = decide_action(decision, mode, headless.enable_auto_promotion)
+        entry = manifest_entry(
+            decision,
+            status_for_action(action),
+            datetime.now(UTC),
+            extra=_entry_extra(request, trained, backtest, mode, action),
+        )
+        failed = action == "promote" and not self._promote(trained, entry, registry, keeper)
+        manifest.append(entry)
+        keeper.commit(manifest, registry)
+        self._audit_verdict(entry, action, decision, failed)
+        if failed:
+            return self.fail(request, "model_integrity", f"{trained.model_id}: hash mismatch")
+        return _judged(request, entry, action, decision, self.models, keeper.notes)
+
+    def _decide(self, trained: ModelTrained, bt: BacktestCompleted) -> PromotionDecision:
+        candidate = CandidateEvaluation(
+            model_id=trained.model_id,
+            sharpe=bt.sharpe,
+            max_drawdown=bt.max_drawdown,
+            win_rate=bt.win_rate,
+            train_accuracy=trained.train_accuracy,
+            test_accuracy=trained.test_accuracy,
+            total_return=bt.total_return,
+            trade_count=bt.trade_count,
+            transition_drawdown=bt.transition_drawdown,
+        )
+        incumbent = None
+        if bt.incumbent_model_id is not None and bt.incumbent_sharpe is not None:
+            incumbent = msgspec.structs.replace(
+                candidate, model_id=bt.incumbent_model_id, sharpe=bt.incumbent_sharpe
+            )
+        stages = self.ctx.config.config.headless.promotion_validation_stages
+        return evaluate_candidate(candidate, self.thresholds, stages, incumbent)
+
+    def _promote(
+        self,
+        trained: ModelTrained,
+        entry: dict[str, Any],
+        registry: RegistryFile,
+        keeper: ActiveModelKeeper,
+    ) -> bool:
+        """Activate the candidate; on a hash mismatch record it rejected and return False."""
+        self.ensure_not_halted("promotion")
+        try:
+            self.models.activate(trained.model_id, expected_sha256=trained.sha256)
+        except ModelIntegrityError as exc:
+            self.ctx.alerts.raise_alert(
+                "critical", "model_integrity_failed", str(exc), actor=self.ctx.name
+            )
+            entry["status"] = "rejected"
+            entry["reasons"] = [*list(entry["reasons"]), "model_integrity_failed"]
+            return False
+        keeper.register(registry, trained.model_id, "promoted")
+        return True
+
+    def _audit_verdict(
+        self, entry: dict[str, Any], action: str, decision: PromotionDecision, failed: bool
+    ) -> None:
+        reasons = list(entry["reasons"])
+        audit_action = "auto_promotion_rejected" if failed else VERDICT_ACTIONS[action]
+        details = {
+            "entry_id": entry["id"],
+            "model_id": entry["model_id"],
+            "mode": entry["mode"],
+            "action": action,
+            "status": entry["status"],
+            "reason": reasons[0] if reasons else None,
+            "reasons": reasons,
+            "stages": {f"stage{s.stage}_{s.name}": s.value for s in decision.stages},
+        }
+        self.ctx.audit.append(audit_action, self.ctx.name, details)
+        reason = f": {reasons[0]}" if reasons else ""
+        self.ctx.alerts.raise_alert(
+            "info",
+            audit_action,
+            f"{audit_action}{reason} ({entry['model_id']}, manifest entry {entry['id']})",
+            actor=self.ctx.name,
+            details=details,
+        )
+
+
+def _entry_extra(
+    request: JudgeCandidate,
+    trained: ModelTrained,
+    bt: BacktestCompleted,
+    mode: str,
+    action: str,
+) -> dict[str, object]:
+    skip = {"request_id", "actor", "generation", "type"}
+    backtest = {k: v for k, v in msgspec.structs.asdict(bt).items() if k not in skip}
+    training = {k: v for k, v in msgspec.structs.asdict(trained).items() if k not in skip}
+    return {
+        "cycle_id": request.request_id.rsplit(":", 1)[0],
+        "sha256": trained.sha256,
+        "mode": mode,
+        "action": action,
+        "strategy_id": STRATEGY_ID,
+        "backtest": backtest,
+        "training": training,
+    }
+
+
+def stage_summaries(decision: PromotionDecision) -> list[StageSummary]:
+    """The decision's stages as message structs."""
+    return [
+        StageSummary(
+            stage=s.stage,
+            name=s.name,
+            status=s.status,
+            value=s.value,
+            threshold=str(s.threshold),
+        )
+        for s in decision.stages
+    ]
+
+
+def stage_line(decision: PromotionDecision) -> str:
+    """Every stage's value on one line, e.g. ``s1 policy_gates=0.82 passed | ...``."""
+    parts = []
+    for s in decision.stages:
+        value = "n/a" if s.value is None else f"{s.value:.4g}"
+        note = f" ({s.note})" if s.note in _NOTES_SHOWN else ""
+        parts.append(f"s{s.stage} {s.name}={value} {s.status}{note}")
+    return " | ".join(parts)
+
+
+def _judged(
+    request: JudgeCandidate,
+    entry: dict[str, Any],
+    action: str,
+    decision: PromotionDecision,
+    models: ModelStore,
+    notes: list[str],
+) -> CandidateJudged:
+    active = models.active_record()
+    return CandidateJudged(
+        request_id=request.request_id,
+        model_id=decision.model_id,
+        entry_id=str(entry["id"]),
+        approved=decision.approved,
+        action=action,
+        status=str(entry["status"]),
+        reasons=list(entry["reasons"]),
+        stages=stage_summaries(decision),
+        stage_values=stage_line(decision),
+        active_model=active.model_id if active is not None else None,
+        events=list(notes),
+    )
+

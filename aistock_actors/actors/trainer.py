@@ -1,0 +1,102 @@
+"""Trainer: trains this cycle's candidate on the stored bars and stores it, never activating it.
+
+The fit runs in the process pool (:mod:`aistock_actors.parallel`) so a hung fit can be killed:
+on timeout the step fails with ``timeout``. Every expected failure (no bars, too little history,
+an unreadable bar store, a timeout) is a ``StepFailed``; the supervisor raises the
+``training_failed`` alert, skips backtest and judge, and the previous active model stays active
+because only the PromotionJudge ever moves ``models/active/`` (T7).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aistock_actors import lifecycle
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.core import pipeline
+from aistock_actors.errors import DataError, StateError
+from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
+from aistock_actors.parallel import JobRunner, JobTimeoutError
+from aistock_actors.store.bars import BarStore
+from aistock_actors.store.models import ModelStore
+
+
+class Trainer(SupervisedActor):
+    """Owns candidate training; its state on disk is the model store."""
+
+    child_name = "trainer"
+
+    def load_state(self) -> None:
+        cfg = self.ctx.config
+        self.bars = BarStore(cfg.state_dir / "bars")
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+
+    def handle(self, request: Request) -> Reply:
+        match request:
+            case TrainModel():
+                return self.train(request)
+            case _:
+                return super().handle(request)
+
+    def train(self, request: TrainModel) -> Reply:
+        """Train, store (not activate), reply :class:`ModelTrained`."""
+        if self.ctx.halt_flag.is_set():
+            return self.fail(request, "halted", "system halted; nothing trained")
+        cfg = self.ctx.config.config
+        params = lifecycle.model_params(cfg)
+        try:
+            frames = lifecycle.load_frames(self.ctx.config, self.bars)
+            start, end = pipeline.window_bounds(frames)
+            required = pipeline.min_history_bars(params, cfg.backtest.n_splits)
+            available = max(len(frame) for frame in frames.values())
+            if available < required:
+                return LifecycleSkipped(
+                    request_id=request.request_id,
+                    reason="insufficient_history",
+                    detail=f"need {required} bars for the longest symbol, have {available}; "
+                    "no candidate trained this cycle",
+                )
+            model = self.runner.run(
+                pipeline.train_candidate,
+                frames,
+                params,
+                cfg.training.seed,
+                request.model_id,
+                datetime.now(UTC),
+                timeout=lifecycle.job_budget(cfg, "train"),
+            )
+        except JobTimeoutError as exc:
+            return self.fail(request, "timeout", str(exc))
+        except DataError as exc:
+            return self.fail(request, "no_data", str(exc))
+        except StateError as exc:
+            return self.fail(request, "bar_store_unreadable", str(exc))
+        except ValueError as exc:  # too little history for the purged walk-forward splits
+            return self.fail(request, "insufficient_data", str(exc))
+        metadata = {"data_start": start, "data_end": end, "symbols": sorted(frames)}
+        record = self.models.put(model, {**metadata, "seed": cfg.training.seed})
+        self.ctx.audit.append(
+            "model_trained",
+            self.ctx.name,
+            {
+                "model_id": record.model_id,
+                "sha256": record.sha256,
+                "train_accuracy": model.train_accuracy,
+                "test_accuracy": model.test_accuracy,
+                "threshold": model.confidence_threshold,
+            },
+        )
+        return ModelTrained(
+            request_id=request.request_id,
+            model_id=record.model_id,
+            sha256=record.sha256,
+            train_accuracy=model.train_accuracy,
+            test_accuracy=model.test_accuracy,
+            threshold=model.confidence_threshold,
+            samples=int(model.metrics.get("n_samples", 0.0)),
+            symbols=len(frames),
+            data_start=start,
+            data_end=end,
+        )

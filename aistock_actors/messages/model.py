@@ -1,0 +1,92 @@
+"""Model-lifecycle messages: the train and backtest steps of a cycle."""
+
+from __future__ import annotations
+
+from aistock_actors.messages import Reply, Request
+
+
+class TrainModel(Request, frozen=True, kw_only=True):
+    """Train a candidate on the stored bars and store it (never activate it)."""
+
+    model_id: str
+    """Id of the candidate, ``m-<cycle id>``."""
+
+
+class ModelTrained(Reply, frozen=True, kw_only=True):
+    """A candidate was trained and stored under ``models/<model_id>/`` (not activated)."""
+
+    model_id: str
+    sha256: str
+    """sha256 of the stored ``model.joblib``; later steps verify it before use."""
+    train_accuracy: float
+    test_accuracy: float
+    """Pooled out-of-fold accuracy of the primary model over purged walk-forward splits."""
+    threshold: float
+    """The model's own meta-label confidence threshold (T6)."""
+    samples: int
+    """Labelled (bar, symbol) rows trained on."""
+    symbols: int
+    data_start: str
+    data_end: str
+    """First and last bar of the training data (ISO-8601)."""
+
+
+class LifecycleSkipped(Reply, frozen=True, kw_only=True):
+    """A lifecycle step had nothing to do (not a failure), e.g. too little history to train yet.
+
+    A fresh deployment needs weeks of bars before a model can be trained and validated; until
+    then the train step says so every cycle, and backtest and judge pass the skip on. No model
+    is trained, so none can be promoted; the cycle is not counted as failed.
+    """
+
+    reason: str
+    """Machine-readable, e.g. ``insufficient_history``."""
+    detail: str
+    """For the operator, e.g. ``need 495 bars per symbol, have 120``."""
+
+
+class BacktestModel(Request, frozen=True, kw_only=True):
+    """Backtest the candidate walk-forward and re-evaluate the active model on the same bars."""
+
+    candidate: ModelTrained | None
+    """The train step's reply (``None``: training was skipped or, a bug, is missing)."""
+    upstream_skip: LifecycleSkipped | None = None
+    """Why there is no candidate, when training was skipped."""
+
+
+class BacktestCompleted(Reply, frozen=True, kw_only=True):
+    """Out-of-sample metrics of the candidate and, when there is one, of the incumbent."""
+
+    model_id: str
+    sharpe: float
+    max_drawdown: float
+    win_rate: float
+    total_return: float
+    trade_count: int
+    transition_drawdown: float
+    """Largest drawdown inside regime-transition windows (T2)."""
+    return_over_drawdown: float
+    exposure: float
+    turnover: float
+    total_costs: float
+    bars: int
+    """Bars in the out-of-sample window."""
+    folds: int
+    oos_start: str
+    oos_end: str
+    incumbent_model_id: str | None = None
+    """The active model at backtest time (``None`` if no model is active)."""
+    incumbent_sharpe: float | None = None
+    """The incumbent's Sharpe on the same window (``None`` if not evaluated)."""
+    incumbent_max_drawdown: float | None = None
+    incumbent_total_return: float | None = None
+    incumbent_trade_count: int | None = None
+    incumbent_note: str | None = None
+    """Why the incumbent was not evaluated, if it was not."""
+
+
+TrainerInbox = TrainModel
+"""What the Trainer accepts besides control messages."""
+
+BacktesterInbox = BacktestModel
+"""What the Backtester accepts besides control messages."""
