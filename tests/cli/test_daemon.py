@@ -76,7 +76,9 @@ def test_kill_switch_file_halts_daemon_and_unkill_resumes(daemon_env: tuple[Path
         wait_for(lambda: (state_dir / "HALTED").exists(), 5, "the halt after touch KILL_SWITCH")
         halt = json.loads((state_dir / "HALTED").read_text())
         assert halt["kind"] == "kill_switch" and halt["reason"] == "kill_switch_activated"
-        assert list((state_dir / "alerts" / "critical").glob("*kill_switch_activated*"))
+        critical = state_dir / "alerts" / "critical"
+        wait_for(lambda: bool(list(critical.glob("*kill_switch_activated*"))), 5,
+                 "the critical alert (written right after HALTED)")
         halted_at = cycles_total(state_dir)
         assert proc.poll() is None  # halted, not dead: it keeps watching and reporting
 
