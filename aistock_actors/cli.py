@@ -10,6 +10,7 @@ Exit codes (documented in the README):
 4   another autopilot process holds the state directory
 5   the audit log's hash chain is broken (``--audit-verify``)
 6   the state directory cannot be written (read-only, full, ...)
+7   ``--approve``: the model artifact does not match its recorded sha256
 ==  =========================================================================
 """
 
@@ -25,9 +26,15 @@ from types import FrameType
 
 import msgspec
 
-from aistock_actors import __version__, operator
+from aistock_actors import __version__, operator, promotion_ops, trading_ops
 from aistock_actors.config import LoadedConfig, load_config
-from aistock_actors.errors import AutopilotError, ConfigError, LockHeldError
+from aistock_actors.errors import (
+    AutopilotError,
+    ConfigError,
+    HaltedError,
+    LockHeldError,
+    ModelIntegrityError,
+)
 from aistock_actors.logs import setup_logging
 from aistock_actors.store.lock import DaemonLock
 from aistock_actors.store.state import CycleSummary
@@ -41,6 +48,7 @@ EXIT_HALTED = 3
 EXIT_LOCKED = 4
 EXIT_AUDIT_BROKEN = 5
 EXIT_STATE = 6
+EXIT_INTEGRITY = 7
 
 log = logging.getLogger("aistock_actors.cli")
 
@@ -69,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--status", action="store_true", help="show the system's state")
     action.add_argument(
         "--audit-verify", action="store_true", help="verify the audit log's hash chain"
+    )
+    action.add_argument(
+        "--approve",
+        metavar="ID",
+        help="activate the pending promotion with manifest entry ID "
+        "(or apply the pending risk-limit change risk-<n>)",
+    )
+    action.add_argument(
+        "--reject",
+        metavar="ID",
+        help="discard the pending promotion with manifest entry ID (or risk change risk-<n>)",
     )
     parser.add_argument(
         "--interval-minutes",
@@ -142,7 +161,29 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         message, ok = operator.audit_verify(loaded)
         print(message)
         return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.approve is not None or args.reject is not None:
+        return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE
+
+
+def _decide_promotion(loaded: LoadedConfig, entry_id: str, approve: bool) -> int:
+    """``--approve ID`` / ``--reject ID``: one line of outcome, an exit code."""
+    if trading_ops.is_risk_id(entry_id):  # risk-<n>: a pending risk-limit expansion
+        message, ok = trading_ops.decide_risk(loaded, entry_id, approve=approve)
+        print(message if ok else f"aistock: {message}", file=sys.stdout if ok else sys.stderr)
+        return EXIT_OK if ok else EXIT_USAGE
+    try:
+        print(promotion_ops.decide(loaded, entry_id, approve=approve))
+    except ValueError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HaltedError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_HALTED
+    except ModelIntegrityError as exc:
+        print(f"aistock: refused: {exc}", file=sys.stderr)
+        return EXIT_INTEGRITY
+    return EXIT_OK
 
 
 def _install_signal_handlers(supervisor: Supervisor) -> None:
@@ -203,7 +244,9 @@ def render_summary(summary: CycleSummary, loaded: LoadedConfig) -> str:
     ]
     for step in summary.steps:
         detail = step.detail or ", ".join(
-            f"{k}={v}" for k, v in step.data.items() if not isinstance(v, (list, dict))
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in step.data.items()
+            if v is not None and not isinstance(v, (list, dict))
         )
         lines.append(f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {detail}")
     state_dir = loaded.state_dir

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from aistock_actors.core.allocator import AllocatorParams
 from aistock_actors.core.ceilings import HARD_CEILING_NOTIONAL_CAP, HARD_CEILING_POSITION_FRACTION
 from aistock_actors.errors import ConfigError
 
@@ -161,6 +162,37 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     """On halt: keep positions and place nothing, or close everything at the next price."""
     max_portfolio_drawdown_halt: PositiveFraction = 0.25
     """Paper equity drawdown beyond this trips the kill switch."""
+    performance_window: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 60
+    """Bars of paper equity (and closing trades) the adaptive rules judge."""
+    min_observations: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    """Fewer paper returns than this: the adaptive rules leave the limits alone."""
+
+
+class PaperCostsConfig(_Section, frozen=True, kw_only=True):
+    """The paper fills' cost model (defaults match the ``backtest`` section's)."""
+
+    commission_rate: Annotated[float, msgspec.Meta(ge=0.0, le=0.05)] = 0.0005
+    """Commission as a fraction of traded notional (0.0005 = 5 bps)."""
+    half_spread_bps: Annotated[float, msgspec.Meta(ge=0.0, le=500.0)] = 2.0
+    """Half the quoted spread in bps, paid on every fill."""
+    impact_bps: Annotated[float, msgspec.Meta(ge=0.0, le=5000.0)] = 200.0
+    """Market impact in bps at 100 % of the bar's volume; ``impact_bps x sqrt(participation)``."""
+
+
+class PaperConfig(_Section, frozen=True, kw_only=True):
+    """The PaperTrader: the simulated account and how its orders fill."""
+
+    initial_cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e12)] = 100_000.0
+    """Starting cash of the paper account (read once, when the ledger is created)."""
+    max_volume_share: PositiveFraction = 0.1
+    """A fill takes at most this share of its bar's volume."""
+    remainder_policy: Literal["carry", "cancel"] = "carry"
+    """What happens to the part of an order the volume cap left: fill at later bars, or drop."""
+    min_order_notional: Annotated[float, msgspec.Meta(ge=0.0, le=1e9)] = 100.0
+    """Smaller rebalancing trades are skipped (a position is always closed in full)."""
+    cost_ewma_alpha: PositiveFraction = 0.1
+    """Weight of the newest fill in the cost calibrator's EWMA of cost surprise."""
+    costs: PaperCostsConfig = msgspec.field(default_factory=PaperCostsConfig)
 
 
 class PromotionConfig(_Section, frozen=True, kw_only=True):
@@ -215,7 +247,7 @@ class BacktestConfig(_Section, frozen=True, kw_only=True):
     """Commission as a fraction of traded notional (0.0005 = 5 bps)."""
     spread_bps: Annotated[float, msgspec.Meta(ge=0.0, le=500.0)] = 2.0
     """Half-spread / slippage in basis points, paid on every fill."""
-    impact_coef: Annotated[float, msgspec.Meta(ge=0.0, le=10.0)] = 0.1
+    impact_coef: Annotated[float, msgspec.Meta(ge=0.0, le=10.0)] = 0.02
     """Market impact: ``impact_coef * sqrt(shares / bar volume)`` of traded notional."""
     initial_cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e12)] = 100_000.0
     """Starting equity of the simulated account."""
@@ -267,6 +299,8 @@ class Config(_Section, frozen=True, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     data: DataConfig = msgspec.field(default_factory=DataConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    allocator: AllocatorParams = msgspec.field(default_factory=AllocatorParams)
+    paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
     promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
     monitoring: MonitoringConfig = msgspec.field(default_factory=MonitoringConfig)
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
@@ -419,6 +453,9 @@ def explain_validation_error(message: str) -> str:
     text, sep, where = message.rpartition(" - at `")
     if not sep:
         text, where = message, "$"
+    if "` in `" in where:  # a bad mapping key: "key` in `$.allocator.profiles`"
+        where = where.split("` in `", 1)[1]
+        text = f"bad key: {text}"
     path = where.rstrip("`").removeprefix("$").lstrip(".")
     if text.startswith("Object contains unknown field"):
         field = text.split("`")[1] if "`" in text else "?"
@@ -461,6 +498,8 @@ def _allowed_range(path: str) -> str:
     info = _unwrap(_walk(path))
     if info is None:
         return ""
+    if isinstance(info, msgspec.inspect.DictType):  # only reached for a bad key
+        info = info.key_type
     if isinstance(info, msgspec.inspect.LiteralType):
         return " | ".join(repr(v) for v in info.values)
     lower = upper = ""

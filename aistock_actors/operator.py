@@ -1,6 +1,7 @@
 """Operator commands that act on the state directory without a running daemon.
 
-``--kill``, ``--unkill``, ``--resume``, ``--status`` and ``--audit-verify``. Each one that changes
+``--kill``, ``--unkill``, ``--resume``, ``--status`` and ``--audit-verify`` (``--approve`` and
+``--reject`` are in :mod:`aistock_actors.promotion_ops`). Each one that changes
 something is audited with actor ``operator``. A running daemon notices the change on its next
 poll (at most ``kill_switch_poll_seconds``).
 """
@@ -8,9 +9,11 @@ poll (at most ``kill_switch_poll_seconds``).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import msgspec
 
+from aistock_actors import promotion_ops, trading_ops
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core import supervision as policy
 from aistock_actors.store.alerts import SEVERITIES, AlertSink, list_alerts
@@ -59,6 +62,7 @@ def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
     if halt is not None and halt.kind == "kill_switch":
         clear_halt(state_dir)
         cleared = True
+    acknowledged = trading_ops.acknowledge_drawdown(loaded) if cleared else ""
     _audit(loaded).append(
         policy.KILL_SWITCH_DEACTIVATED,
         "operator",
@@ -71,7 +75,7 @@ def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
             True,
         )
     return (
-        "kill switch deactivated; the autopilot resumes on its next cycle"
+        f"kill switch deactivated; the autopilot resumes on its next cycle{acknowledged}"
         if existed or cleared
         else "kill switch was not active",
         False,
@@ -92,6 +96,7 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     state.consecutive_failures = 0
     save_supervisor_state(state_dir, state)
     clear_halt(state_dir)
+    acknowledged = trading_ops.acknowledge_drawdown(loaded)
     _audit(loaded).append(
         policy.OPERATOR_RESUMED,
         "operator",
@@ -103,7 +108,7 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     )
     return (
         f"resumed: cleared halt '{halt.reason}' (halted at {halt.halted_at}); "
-        "consecutive failures reset to 0",
+        f"consecutive failures reset to 0{acknowledged}",
         True,
     )
 
@@ -126,6 +131,14 @@ class Status(msgspec.Struct, kw_only=True):
     restarts: dict[str, int]
     alerts: dict[str, int]
     not_built: list[str]
+    active_model: dict[str, Any] | None = None
+    """The active model: id, sha256, activation time, training and backtest metrics."""
+    pending_approvals: list[dict[str, Any]] = []
+    """Manifest entries waiting for ``--approve`` / ``--reject``."""
+    paper: trading_ops.PaperStatus | None = None
+    """The paper account: equity, drawdown, positions at their last price."""
+    risk: trading_ops.RiskStatus | None = None
+    """The risk limits in force against the hard ceilings, and a pending expansion."""
 
 
 def status(loaded: LoadedConfig) -> Status:
@@ -139,7 +152,9 @@ def status(loaded: LoadedConfig) -> Status:
         state_dir=str(state_dir),
         halted=halt is not None,
         halt=halt,
-        kill_switch=kill_switch_active(state_dir),
+        # In force: the file, or a latched trip of any source (the remote one leaves no file).
+        kill_switch=kill_switch_active(state_dir)
+        or (halt is not None and halt.kind == "kill_switch"),
         consecutive_failures=state.consecutive_failures,
         max_consecutive_failures=loaded.config.headless.max_consecutive_failures,
         cycles_total=state.cycles_total,
@@ -150,6 +165,10 @@ def status(loaded: LoadedConfig) -> Status:
         restarts=dict(state.restarts),
         alerts={s: len(list_alerts(alert_root, s)) for s in SEVERITIES},
         not_built=[s for s in policy.STEPS if s not in built_steps()],
+        active_model=promotion_ops.active_model_summary(loaded),
+        pending_approvals=promotion_ops.pending_summary(loaded),
+        paper=trading_ops.paper_status(state_dir),
+        risk=trading_ops.risk_status(state_dir),
     )
 
 
@@ -179,6 +198,8 @@ def render_status(st: Status) -> str:
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
     lines.append(f"actor restarts:       {restarts}")
     lines.append("alerts:               " + ", ".join(f"{k} {v}" for k, v in st.alerts.items()))
+    lines.extend(promotion_ops.render_lifecycle(st.active_model, st.pending_approvals))
+    lines.extend(trading_ops.render_trading(st.paper, st.risk))
     lines.append(f"not built yet:        {', '.join(st.not_built) or 'nothing'}")
     return "\n".join(lines)
 

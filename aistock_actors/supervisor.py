@@ -39,6 +39,8 @@ from aistock_actors.messages.control import (
     KillSwitchTripped,
     Resume,
 )
+from aistock_actors.net.services import NetServices
+from aistock_actors.redact import Redactor
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.state import (
@@ -96,8 +98,11 @@ class Supervisor:
         self.cfg = loaded.config
         self.state_dir = loaded.state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.audit = AuditLog(self.state_dir / "audit" / "log.jsonl")
-        self.alerts = AlertSink(self.state_dir / "alerts")
+        # Secrets (webhook URLs, routing key, tokens) never reach the audit log, alerts or logs.
+        self.redactor = Redactor.from_config(self.cfg)
+        self._log_filter = self.redactor.logging_filter()
+        self.audit = AuditLog(self.state_dir / "audit" / "log.jsonl", redact=self.redactor.details)
+        self.alerts = AlertSink(self.state_dir / "alerts", redact=self.redactor.details)
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.halt_flag = threading.Event()
         self.stop_event = threading.Event()
@@ -116,6 +121,10 @@ class Supervisor:
         # Latched while a kill switch is in force, so a trip is audited once, not every poll.
         self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
         self.telemetry = Telemetry(self.state_dir)
+        # The network loop (webhooks, remote kill switch, health reports, /metrics) is created
+        # here and started in start(); alerts raised before that wait in the webhook queues.
+        self.net = NetServices(loaded, self.telemetry, self.redactor, self.alerts)
+        self.alerts.add_listener(self.net.on_alert)
         self.telemetry.update(
             halted=self.halt is not None,
             halt_reason=self.halt.reason if self.halt else None,
@@ -128,6 +137,8 @@ class Supervisor:
 
     def start(self) -> None:
         """Audit config clamps, start every child in order, honour a kill switch already set."""
+        self._log_filter.install()
+        self.net.start()
         for clamp in self.loaded.clamps:
             self.audit.append(
                 policy.RISK_CEILING_CLAMPED,
@@ -168,6 +179,8 @@ class Supervisor:
             except pykka.ActorDeadError:
                 pass
         save_supervisor_state(self.state_dir, self.state)
+        self.net.stop(drain_timeout=min(2.0, timeout))
+        self._log_filter.uninstall()
 
     # --- running -----------------------------------------------------------------------------
 
@@ -191,6 +204,7 @@ class Supervisor:
     def run_daemon(self, interval_seconds: float) -> None:
         """Run cycles every ``interval_seconds`` until :attr:`stop_event` is set."""
         next_at = self.clock()
+        self.net.daemon_interval_seconds = interval_seconds
         poll = self.cfg.supervision.kill_switch_poll_seconds
         while not self.stop_event.is_set():
             now = self.clock()
@@ -322,6 +336,7 @@ class Supervisor:
             config=self.loaded,
             audit=self.audit,
             alerts=self.alerts,
+            net=self.net,
         )
         child.ref = child.spec.actor_class.start(ctx)
         if child.generation > 1:
@@ -496,6 +511,20 @@ class Supervisor:
             rejected=int(verdict == "rejected"),
         )
         self.telemetry.update(consecutive_failures=self.state.consecutive_failures)
+        # Risk and paper trading report their figures in their step data (messages/risk.py,
+        # messages/trading.py); the ledger and limits files stay the truth.
+        risk, trade, snap = steps.get("risk"), steps.get("trade"), self.telemetry.snapshot()
+        if risk is not None and risk.status == "ok" and isinstance(risk.data.get("limits"), dict):
+            self.telemetry.update(
+                risk_limits={k: float(v) for k, v in risk.data["limits"].items()},
+                risk_adjustments=snap.risk_adjustments + int(risk.data.get("adjustments", 0)),
+            )
+        if trade is not None and trade.status == "ok" and "equity" in trade.data:
+            self.telemetry.update(
+                equity=float(trade.data["equity"]),
+                drawdown=float(trade.data["drawdown"]),
+                trades_executed=snap.trades_executed + int(trade.data.get("fills", 0)),
+            )
 
     # --- halt and kill switch ----------------------------------------------------------------
 

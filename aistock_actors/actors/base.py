@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import pykka
@@ -34,6 +34,9 @@ from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
+
+if TYPE_CHECKING:
+    from aistock_actors.net.services import NetServices
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class ActorContext:
     config: LoadedConfig
     audit: AuditLog
     alerts: AlertSink
+    net: NetServices | None = None
+    """The network loop (HTTP client, watchdog, telemetry); None when not running."""
 
 
 class UnexpectedMessageError(TypeError):

@@ -8,6 +8,11 @@ profile may deliberately take sizing to 0 (for instance "no new risk in a crash"
 cycle to the risk policy's limits and persist those, never the allocator's output: fed back into
 ``propose_limits``, regime cuts would compound cycle after cycle.
 
+The regime is :func:`latest_regime`: the newest label of
+:func:`~aistock_actors.core.regimes.market_regimes` with its default parameters, exactly the
+labels the backtester uses for the transition drawdown (T2), so a profile named ``volatile_down``
+means the same bars in both places.
+
 Profile selection: an unknown regime name, a NaN confidence, or a confidence below
 ``min_confidence`` falls back to the default profile; ``confidence=None`` (a classifier without
 confidence) trusts the regime label.
@@ -16,23 +21,29 @@ confidence) trusts the regime label.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
+from aistock_actors.core.regimes import market_regimes, regime_name
 from aistock_actors.core.risk import RiskLimits, clamp_to_ceilings
 
 AllocatorMode = Literal["shadow", "full"]
+RegimeName = Literal["calm_up", "calm_down", "volatile_up", "volatile_down", "unknown"]
+"""The names ``core.regimes.regime_name`` gives; a typo in the config is an error."""
+Multiplier = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 
 
 class RegimeProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Sizing overrides for one market regime (multipliers > 1 have no effect)."""
 
-    position_size_multiplier: float = 1.0
+    position_size_multiplier: Multiplier = 1.0
     """Scales ``max_position_fraction``; NaN or negative -> 0 (fail closed)."""
-    notional_multiplier: float = 1.0
+    notional_multiplier: Multiplier = 1.0
     """Scales ``max_notional_per_symbol``; NaN or negative -> 0."""
-    max_gross_exposure: float | None = None
+    max_gross_exposure: Annotated[float, msgspec.Meta(ge=0.0, le=3.0)] | None = None
     """Upper bound on gross exposure in this regime; None = keep the current limit."""
     description: str = ""
 
@@ -41,11 +52,11 @@ class AllocatorParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """Allocator configuration."""
 
     mode: AllocatorMode = "shadow"
-    profiles: dict[str, RegimeProfile] = {}
+    profiles: dict[RegimeName, RegimeProfile] = {}
     """Profiles by regime name (``core.regimes`` names, e.g. ``volatile_down``)."""
     default_profile: RegimeProfile = msgspec.field(default_factory=RegimeProfile)
     """Used for unknown regimes and low-confidence labels; the default changes nothing."""
-    min_confidence: float = 0.0
+    min_confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
     """A label with a lower confidence uses the default profile."""
 
 
@@ -72,11 +83,12 @@ def select_profile(
     regime: str, confidence: float | None, params: AllocatorParams
 ) -> tuple[str, RegimeProfile, list[str]]:
     """Pick the profile for ``regime``: ``(name, profile, reasons)``."""
-    if regime not in params.profiles:
+    profile = params.profiles.get(regime)  # type: ignore[call-overload]
+    if profile is None:
         return "default", params.default_profile, ["unknown_regime"]
     if confidence is not None and not confidence >= params.min_confidence:
         return "default", params.default_profile, ["low_confidence"]
-    return regime, params.profiles[regime], [f"regime_{regime}"]
+    return regime, profile, [f"regime_{regime}"]
 
 
 def _shrink(value: float, multiplier: float) -> float:
@@ -123,3 +135,16 @@ def allocate(
         would_change=proposed != limits,
         reasons=[*reasons, f"mode_{params.mode}"],
     )
+
+
+def latest_regime(close_panel: npt.ArrayLike) -> str:
+    """Regime name of the newest bar of a ``bars x symbols`` close panel (``unknown`` if none).
+
+    Same labels as the backtester: :func:`~aistock_actors.core.regimes.market_regimes` with its
+    defaults over the universe's equal-weight index.
+    """
+    panel = np.asarray(close_panel, dtype=np.float64)
+    if panel.ndim != 2 or panel.shape[0] == 0 or panel.shape[1] == 0:
+        return "unknown"
+    codes = market_regimes(panel)
+    return regime_name(int(codes[-1]))

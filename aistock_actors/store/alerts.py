@@ -3,7 +3,8 @@
 Severities are ``info``, ``warning``, ``error`` and ``critical``. File names sort by time
 (``20260113T120000.123456Z_<code>_<n>.json``) so the runbook's ``ls -t`` and ``ls | tail`` work.
 Listeners (webhooks, metrics) are called after the file is on disk; a failing listener never
-loses the alert file nor reaches the caller.
+loses the alert file nor reaches the caller. With ``redact`` (see ``aistock_actors/redact.py``)
+secrets are masked in the message and details before the alert is written or passed on.
 """
 
 from __future__ import annotations
@@ -44,9 +45,16 @@ AlertListener = Callable[[Alert], None]
 class AlertSink:
     """Writes alert files and notifies listeners."""
 
-    def __init__(self, root: Path, listeners: list[AlertListener] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        listeners: list[AlertListener] | None = None,
+        *,
+        redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.root = Path(root)
         self._listeners = list(listeners or [])
+        self._redact = redact
         self._counter = itertools.count()
         self._lock = threading.Lock()
         for severity in SEVERITIES:
@@ -67,6 +75,9 @@ class AlertSink:
     ) -> Path:
         """Write the alert file, then notify listeners; return the file's path."""
         now = dt.datetime.now(dt.UTC)
+        if self._redact is not None:
+            masked = self._redact({"message": message, "details": dict(details or {})})
+            message, details = masked["message"], masked["details"]
         alert = Alert(
             ts=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             severity=severity,

@@ -1,0 +1,128 @@
+"""HealthReporter: POSTs the manual's health report to the external monitoring endpoint.
+
+A watcher child (no cycle step): on the supervisor's ticks it checks whether a report is due
+(``headless.health_report_interval_seconds``; the first one right after start), builds it from
+the telemetry snapshot with :func:`aistock_actors.core.health.build_health_report`, and hands
+the POST to the network loop. It never blocks a cycle: the POST runs on the loop, retried with
+backoff within the interval, and the outcome comes back as
+:class:`~aistock_actors.messages.ops.HealthReportDelivered`. A failed report is the warning alert
+``health_report_failed`` — not a cycle failure — and the first success after failures raises
+``health_report_recovered`` (info), which resolves it on PagerDuty.
+
+The same report is served on demand at ``GET /report`` by the monitoring server.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.core.health import build_health_report
+from aistock_actors.messages.control import CheckKillSwitch
+from aistock_actors.messages.ops import HealthReportDelivered
+from aistock_actors.net.health_post import post_health_report
+
+HealthReporterInbox = CheckKillSwitch | HealthReportDelivered
+"""What the HealthReporter accepts besides control messages (the tick is the watchers' tick)."""
+
+
+class HealthReporter(SupervisedActor):
+    """Sends a health report every interval; see the module docstring."""
+
+    child_name = "health_reporter"
+
+    def load_state(self) -> None:
+        headless = self.ctx.config.config.headless
+        self._url = headless.external_health_report_url
+        self._interval = headless.health_report_interval_seconds
+        self._next_due = 0.0
+        self._in_flight: concurrent.futures.Future[Any] | None = None
+        self._in_flight_since = 0.0
+        self._failures = 0
+        self.reports_sent = 0
+
+    def on_receive(self, message: Any) -> Any:
+        net = self.ctx.net
+        if net is None:
+            return super().on_receive(message)
+        with net.watch(self.ctx.name, self.ctx.generation, self.ctx.report):
+            return super().on_receive(message)
+
+    def handle_other(self, message: Any) -> None:
+        match message:
+            case CheckKillSwitch():
+                self.tick()
+            case HealthReportDelivered():
+                self.on_delivered(message)
+            case _:
+                super().handle_other(message)
+
+    def build_report(self) -> dict[str, Any]:
+        """The report as it would be sent now."""
+        net = self.ctx.net
+        assert net is not None
+        cfg = self.ctx.config.config
+        return build_health_report(
+            net.telemetry.snapshot(),
+            time.time(),
+            cfg.monitoring.max_data_age_seconds,
+            max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
+        )
+
+    def tick(self) -> None:
+        """Send a report when one is due and none is in flight."""
+        net = self.ctx.net
+        if not self._url or net is None or not net.running:
+            return
+        now = time.monotonic()
+        if self._in_flight is not None:
+            if now - self._in_flight_since < 2 * self._interval + 5.0:
+                return
+            self._in_flight.cancel()  # only rescues a lost callback: calls are bounded
+            self._in_flight = None
+        if now < self._next_due:
+            return
+        self._next_due = now + self._interval
+        self._in_flight_since = now
+        self._in_flight = net.tell_when_done(
+            post_health_report(
+                net.session,
+                self._url,
+                self.build_report(),
+                policy=net.retry.within(self._interval),
+                redact=net.redactor.text,
+            ),
+            self.actor_ref,
+            lambda reason: HealthReportDelivered(ok=False, attempts=0, error=reason),
+        )
+
+    def on_delivered(self, result: HealthReportDelivered) -> None:
+        """Alert on a failed report; note a recovery."""
+        self._in_flight = None
+        if self.ctx.net is not None:
+            self.ctx.net.metrics.health_reports.labels("delivered" if result.ok else "failed").inc()
+        if result.ok:
+            self.reports_sent += 1
+            if self._failures:
+                self.ctx.alerts.raise_alert(
+                    "info",
+                    "health_report_recovered",
+                    f"health reports delivered again after {self._failures} failure(s)",
+                    actor=self.ctx.name,
+                )
+            self._failures = 0
+            return
+        self._failures += 1
+        self.ctx.alerts.raise_alert(
+            "warning",
+            "health_report_failed",
+            f"health_report_failed: monitoring endpoint unreachable: {result.error}",
+            actor=self.ctx.name,
+            details={
+                "error": result.error,
+                "attempts": result.attempts,
+                "consecutive_failures": self._failures,
+            },
+        )

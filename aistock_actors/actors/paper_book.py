@@ -1,0 +1,257 @@
+"""The PaperTrader's bookkeeping: persisting, derived files, audit, halt and drawdown handling.
+
+Split from :mod:`aistock_actors.actors.paper_trader` (the trading step) so each file stays
+readable; only the PaperTrader derives from :class:`PaperBookkeeping`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import msgspec
+
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.core.costs import CostModel, record_fill
+from aistock_actors.core.execution import execute_orders
+from aistock_actors.core.ledger import (
+    ExecutionReport,
+    Fill,
+    LedgerState,
+    Order,
+    flatten_orders,
+)
+from aistock_actors.core.trading import Drawdown, flatten_bars, model_returns, new_bars
+from aistock_actors.messages.control import Halt, KillSwitchTripped
+from aistock_actors.store.bars import BarStore
+from aistock_actors.store.fence import Fence
+from aistock_actors.store.ledger import (
+    CostBook,
+    DrawdownHalt,
+    PaperPerformance,
+    PaperStore,
+    calibrator_keys,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+_AUDITED_FILLS = 50
+"""At most this many fills are itemised in one audit record (the ledger keeps them all)."""
+
+
+def _fill_details(fill: Fill) -> dict[str, Any]:
+    return {
+        "order_id": fill.order_id,
+        "symbol": fill.symbol,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "realised_cost_bps": fill.realised_cost_bps,
+    }
+
+
+class PaperBookkeeping(SupervisedActor):
+    """Everything the PaperTrader does besides deciding trades."""
+
+    store: PaperStore
+    bars: BarStore
+    fence: Fence
+    cost_model: CostModel
+    ledger: LedgerState
+    costs: CostBook
+    problems: list[str]
+    """Why the persisted ledger does not reconcile (empty when it does): then nothing trades."""
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def persist(self, state: LedgerState) -> None:
+        """Write the ledger (the truth) if this instance still owns it, then the derived files."""
+        self.fence.check()
+        self.store.save_ledger(state)
+        self.ledger = state
+        self.catch_up_costs()
+        if state.model_id and state.equity_curve:
+            since = state.equity_curve[min(state.model_since, len(state.equity_curve) - 1)][0]
+            self.store.save_performance(
+                PaperPerformance(model_id=state.model_id, returns=model_returns(state), since=since)
+            )
+
+    def catch_up_costs(self) -> None:
+        """Fold every fill not yet in ``costs.json`` into the calibrator, unclipped (T4)."""
+        fills = self.ledger.fills
+        book = self.costs
+        if book.fills_recorded > len(fills):  # the ledger came back from its .bak
+            log.warning("costs.json is ahead of the ledger's fill log; re-aligned")
+            book = msgspec.structs.replace(book, fills_recorded=len(fills))
+        if book.fills_recorded == len(fills) and book is self.costs:
+            return
+        calibrator, improvements = book.calibrator, book.price_improvements
+        alpha = self.ctx.config.config.paper.cost_ewma_alpha
+        for fill in fills[book.fills_recorded :]:
+            for key in calibrator_keys(fill.symbol, fill.bar_volume_notional):
+                calibrator, note = record_fill(
+                    calibrator, key, fill.predicted_cost_bps, fill.realised_cost_bps, alpha
+                )
+            if note.price_improvement:
+                improvements += 1
+                log.info(
+                    "price improvement on %s %s: realised %.2f bps vs predicted %.2f bps "
+                    "(recorded unclipped)",
+                    fill.order_id,
+                    fill.symbol,
+                    fill.realised_cost_bps,
+                    fill.predicted_cost_bps,
+                )
+        self.costs = CostBook(
+            calibrator=calibrator, fills_recorded=len(fills), price_improvements=improvements
+        )
+        self.fence.check()
+        self.store.save_costs(self.costs)
+
+    # --- audit -----------------------------------------------------------------------------
+
+    def audit_step(
+        self,
+        cycle_id: str,
+        state: LedgerState,
+        fills: list[Fill],
+        orders: list[Order],
+        report: ExecutionReport,
+    ) -> None:
+        """Audit what the step did (after the ledger was written)."""
+        if fills or report.cancelled or report.carried:
+            self.ctx.audit.append(
+                "paper_orders_executed",
+                self.ctx.name,
+                {
+                    "cycle_id": cycle_id,
+                    "bar": fills[0].timestamp if fills else state.as_of,
+                    "fills": [_fill_details(f) for f in fills[:_AUDITED_FILLS]],
+                    "fill_count": len(fills),
+                    "carried": report.carried,
+                    "cancelled": report.cancelled,
+                    "halted": report.halted,
+                },
+            )
+        if orders:
+            self.ctx.audit.append(
+                "paper_orders_planned",
+                self.ctx.name,
+                {
+                    "cycle_id": cycle_id,
+                    "decision_bar": state.as_of,
+                    "model_id": state.model_id,
+                    "orders": [
+                        {"order_id": o.order_id, "symbol": o.symbol, "quantity": o.quantity}
+                        for o in orders[:_AUDITED_FILLS]
+                    ],
+                    "order_count": len(orders),
+                },
+            )
+
+    # --- drawdown halt ---------------------------------------------------------------------
+
+    def write_drawdown_marker(self, drawdown: Drawdown) -> None:
+        """Leave the unacknowledged marker (before the ledger write: see the module docstring)."""
+        cfg = self.ctx.config.config
+        self.fence.check()
+        self.store.write_drawdown_halt(
+            DrawdownHalt(
+                drawdown=drawdown.value,
+                threshold=cfg.risk.max_portfolio_drawdown_halt,
+                equity=drawdown.equity,
+                peak=drawdown.peak,
+                tripped_at=utc_now(),
+            )
+        )
+
+    def report_drawdown_halt(self, drawdown: Drawdown) -> None:
+        """Audit ``max_drawdown_halt`` and tell the supervisor to latch the kill switch."""
+        threshold = self.ctx.config.config.risk.max_portfolio_drawdown_halt
+        self.ctx.audit.append(
+            "max_drawdown_halt",
+            self.ctx.name,
+            {
+                "drawdown": drawdown.value,
+                "threshold": threshold,
+                "equity": drawdown.equity,
+                "peak": drawdown.peak,
+            },
+        )
+        self._trip(f"paper drawdown {drawdown.value:.2%} > {threshold:.2%}")
+
+    def enforce_drawdown_halt(self) -> None:
+        """An unacknowledged marker means halted: (re)set the flag and (re)tell the supervisor.
+
+        Covers a crash between writing the marker and the supervisor latching the halt.
+        """
+        marker = self.store.read_drawdown_halt()
+        if marker is None or marker.acknowledged:
+            return
+        self.ctx.halt_flag.set()
+        self._trip(f"paper drawdown {marker.drawdown:.2%} (tripped {marker.tripped_at})")
+
+    def _trip(self, detail: str) -> None:
+        self.ctx.report(
+            KillSwitchTripped(
+                source="drawdown",
+                detail=detail,
+                actor=self.ctx.name,
+                generation=self.ctx.generation,
+            )
+        )
+
+    # --- halt ------------------------------------------------------------------------------
+
+    def on_halt(self, message: Halt) -> None:
+        self.apply_halt_action(message.reason)
+
+    def apply_halt_action(self, why: str) -> None:
+        """``freeze``: cancel the open orders; ``flatten``: close every position."""
+        if self.problems:
+            log.error("halt action skipped: the ledger does not reconcile (%s)", self.problems[0])
+            return
+        state = self.ledger
+        if self.ctx.config.config.risk.halt_action == "flatten" and state.positions:
+            self.flatten(why)
+        elif state.open_orders:
+            ids = [o.order_id for o in state.open_orders]
+            applied = [*state.applied_order_ids, *ids]
+            self.persist(msgspec.structs.replace(state, open_orders=[], applied_order_ids=applied))
+            self.ctx.audit.append(
+                "open_orders_cancelled_on_halt", self.ctx.name, {"reason": why, "orders": ids}
+            )
+
+    def flatten(self, why: str) -> None:
+        """Close everything at the next price (the one trade allowed after a halt)."""
+        state = self.ledger
+        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.symbols()}
+        bars, stamp = flatten_bars(new_bars(arrays, state.as_of_ns), arrays)
+        prices = {s: b.close for s, b in bars.items()}
+        key = dt.datetime.now(dt.UTC).isoformat()
+        state, orders = flatten_orders(state, prices, cycle_id=f"flatten@{key}")
+        state, fills, report = execute_orders(
+            state,
+            orders,
+            bars,
+            self.cost_model,
+            timestamp=stamp,
+            halted=lambda: False,  # flattening is the one thing allowed after a halt
+            max_volume_share=1.0,
+            remainder_policy="cancel",
+        )
+        self.persist(state)
+        details = {
+            "reason": why,
+            "bar": stamp,
+            "fills": [_fill_details(f) for f in fills[:_AUDITED_FILLS]],
+            "still_open": sorted(state.positions),
+        }
+        self.ctx.audit.append("positions_flattened", self.ctx.name, details)
+        if state.positions:
+            self.ctx.alerts.raise_alert(
+                "error",
+                "flatten_incomplete",
+                f"could not close {sorted(state.positions)} (no bar or volume): {report.warnings}",
+                actor=self.ctx.name,
+            )

@@ -1,0 +1,52 @@
+"""The monitoring HTTP server: ``/healthz``, ``/metrics`` and ``/report``.
+
+It runs on the network loop (not in an actor), so it keeps answering while actors restart.
+
+- ``GET /healthz``: 200 with ``{"status": "ok", ...}`` while healthy; 503 with
+  ``"status": "unhealthy"`` and ``reasons`` when halted or when no cycle has finished for two
+  daemon intervals (:func:`aistock_actors.core.health.healthz`).
+- ``GET /metrics``: Prometheus text exposition of the supervisor's registry
+  (``aistock_cycles_total{outcome}``, ``aistock_halted``,
+  ``aistock_heartbeat_timestamp_seconds`` …).
+- ``GET /report``: the health report the HealthReporter POSTs, on demand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from aistock_actors.core.health import build_health_report, healthz
+from aistock_actors.telemetry import Telemetry
+
+
+def make_app(
+    telemetry: Telemetry,
+    interval: Callable[[], float | None],
+    max_data_age_s: float,
+    max_drawdown: float | None,
+) -> web.Application:
+    """The aiohttp application; ``interval`` returns the daemon interval (None: not a daemon)."""
+
+    async def get_healthz(_request: web.Request) -> web.Response:
+        ok, body = healthz(telemetry.snapshot(), time.time(), interval())
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def get_metrics(_request: web.Request) -> web.Response:
+        body = generate_latest(telemetry.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def get_report(_request: web.Request) -> web.Response:
+        report = build_health_report(
+            telemetry.snapshot(), time.time(), max_data_age_s, max_drawdown=max_drawdown
+        )
+        return web.json_response(report)
+
+    app = web.Application()
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/report", get_report)
+    return app
