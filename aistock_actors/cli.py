@@ -20,13 +20,15 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from aistock_actors import __version__, operator, promotion_ops, trading_ops
+from aistock_actors import __version__, operator
 from aistock_actors.config import LoadedConfig, load_config
 from aistock_actors.errors import (
     AutopilotError,
@@ -38,8 +40,10 @@ from aistock_actors.errors import (
 from aistock_actors.logs import setup_logging
 from aistock_actors.store.lock import DaemonLock
 from aistock_actors.store.state import CycleSummary
-from aistock_actors.supervisor import Supervisor
-from aistock_actors.wiring import default_specs
+
+if TYPE_CHECKING:  # the runtime (pandas, scikit-learn, aiohttp) loads only for cycles, so that
+    # --kill, --unkill, --resume and --status start in a fraction of a second
+    from aistock_actors.supervisor import Supervisor
 
 EXIT_OK = 0
 EXIT_CYCLE_FAILED = 1
@@ -168,6 +172,8 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _decide_promotion(loaded: LoadedConfig, entry_id: str, approve: bool) -> int:
     """``--approve ID`` / ``--reject ID``: one line of outcome, an exit code."""
+    from aistock_actors import promotion_ops, trading_ops
+
     if trading_ops.is_risk_id(entry_id):  # risk-<n>: a pending risk-limit expansion
         message, ok = trading_ops.decide_risk(loaded, entry_id, approve=approve)
         print(message if ok else f"aistock: {message}", file=sys.stdout if ok else sys.stderr)
@@ -186,21 +192,36 @@ def _decide_promotion(loaded: LoadedConfig, entry_id: str, approve: bool) -> int
     return EXIT_OK
 
 
-def _install_signal_handlers(supervisor: Supervisor) -> None:
+def _stop_on_signals() -> threading.Event:
+    """Route SIGTERM/SIGINT to a clean stop; installed first, before the lock and the (slow)
+    runtime imports, so a signal at any moment of start-up still stops cleanly."""
+    stop = threading.Event()
+
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.warning("received %s: stopping cleanly", signal.Signals(signum).name)
-        supervisor.stop_event.set()
+        stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor:
+    """Build and start the production supervisor, sharing the signal handlers' stop event."""
+    from aistock_actors.supervisor import Supervisor
+    from aistock_actors.wiring import default_specs
+
+    supervisor = Supervisor(loaded, default_specs())
+    supervisor.stop_event = stop
+    supervisor.start()
+    return supervisor
 
 
 def run_once(loaded: LoadedConfig) -> int:
     """``--run-once``: one cycle under the state-dir lock; print its summary."""
+    stop = _stop_on_signals()
     with DaemonLock(loaded.state_dir, "run-once"):
-        supervisor = Supervisor(loaded, default_specs())
-        _install_signal_handlers(supervisor)
-        supervisor.start()
+        supervisor = _start_supervisor(loaded, stop)
         try:
             summary = supervisor.run_once()
         finally:
@@ -222,10 +243,9 @@ def run_once(loaded: LoadedConfig) -> int:
 
 def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
     """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
+    stop = _stop_on_signals()
     with DaemonLock(loaded.state_dir, "daemon"):
-        supervisor = Supervisor(loaded, default_specs())
-        _install_signal_handlers(supervisor)
-        supervisor.start()
+        supervisor = _start_supervisor(loaded, stop)
         log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
         try:
             supervisor.run_daemon(interval_seconds)

@@ -9,11 +9,10 @@ poll (at most ``kill_switch_poll_seconds``).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aistock_actors import promotion_ops, trading_ops
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core import supervision as policy
 from aistock_actors.store.alerts import SEVERITIES, AlertSink, list_alerts
@@ -29,7 +28,9 @@ from aistock_actors.store.state import (
     read_halt,
     save_supervisor_state,
 )
-from aistock_actors.wiring import built_steps
+
+if TYPE_CHECKING:  # loaded lazily: pandas and friends cost --kill/--unkill their latency
+    from aistock_actors import trading_ops
 
 
 def _audit(loaded: LoadedConfig) -> AuditLog:
@@ -62,6 +63,8 @@ def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
     if halt is not None and halt.kind == "kill_switch":
         clear_halt(state_dir)
         cleared = True
+    from aistock_actors import trading_ops
+
     acknowledged = trading_ops.acknowledge_drawdown(loaded) if cleared else ""
     _audit(loaded).append(
         policy.KILL_SWITCH_DEACTIVATED,
@@ -96,6 +99,8 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     state.consecutive_failures = 0
     save_supervisor_state(state_dir, state)
     clear_halt(state_dir)
+    from aistock_actors import trading_ops
+
     acknowledged = trading_ops.acknowledge_drawdown(loaded)
     _audit(loaded).append(
         policy.OPERATOR_RESUMED,
@@ -143,6 +148,9 @@ class Status(msgspec.Struct, kw_only=True):
 
 def status(loaded: LoadedConfig) -> Status:
     """Collect the status from the state files (read-only: creates nothing)."""
+    from aistock_actors import promotion_ops, trading_ops
+    from aistock_actors.wiring import built_steps  # imports every actor: only --status pays
+
     state_dir = loaded.state_dir
     state = load_supervisor_state(state_dir, None)
     halt = read_halt(state_dir)
@@ -198,6 +206,8 @@ def render_status(st: Status) -> str:
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
     lines.append(f"actor restarts:       {restarts}")
     lines.append("alerts:               " + ", ".join(f"{k} {v}" for k, v in st.alerts.items()))
+    from aistock_actors import promotion_ops, trading_ops
+
     lines.extend(promotion_ops.render_lifecycle(st.active_model, st.pending_approvals))
     lines.extend(trading_ops.render_trading(st.paper, st.risk))
     lines.append(f"not built yet:        {', '.join(st.not_built) or 'nothing'}")

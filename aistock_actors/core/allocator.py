@@ -27,7 +27,6 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from aistock_actors.core.regimes import market_regimes, regime_name
 from aistock_actors.core.risk import RiskLimits, clamp_to_ceilings
 
 AllocatorMode = Literal["shadow", "full"]
@@ -146,5 +145,7 @@ def latest_regime(close_panel: npt.ArrayLike) -> str:
     panel = np.asarray(close_panel, dtype=np.float64)
     if panel.ndim != 2 or panel.shape[0] == 0 or panel.shape[1] == 0:
         return "unknown"
+    from aistock_actors.core.regimes import market_regimes, regime_name  # pandas: lazily
+
     codes = market_regimes(panel)
     return regime_name(int(codes[-1]))

@@ -32,7 +32,6 @@ from typing import NamedTuple
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from aistock_actors.core.bars import format_timestamp
 from aistock_actors.core.costs import CostModel
@@ -251,6 +250,8 @@ def flatten_bars(bars: NewBars, arrays: Mapping[str, BarArrays]) -> tuple[dict[s
 
 def close_panel(arrays: Mapping[str, BarArrays]) -> npt.NDArray[np.float64]:
     """``bars x symbols`` close panel on the union of timestamps (NaN where a symbol has none)."""
+    import pandas as pd  # lazily: the operator CLI imports this module and must start fast
+
     columns = {
         s: pd.Series(v[:, _CLOSE], index=pd.Index(ts)) for s, (ts, v) in arrays.items() if len(ts)
     }

@@ -22,16 +22,17 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import msgspec
 
-from aistock_actors.core.models import TrainedModel
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
 from aistock_actors.store.state_file import load_state
+
+if TYPE_CHECKING:  # scikit-learn and joblib load only when a model is (de)serialised
+    from aistock_actors.core.models import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def sha256_hex(data: bytes) -> str:
 
 def _dump(model: TrainedModel) -> bytes:
     buffer = io.BytesIO()
+    import joblib
+
     joblib.dump(model, buffer)
     return buffer.getvalue()
 
@@ -195,6 +198,10 @@ class ModelStore:
     def _load_verified(self, model_id: str, expected: str) -> TrainedModel:
         path = self.artifact_path(model_id)
         data = self._verified_bytes(path, expected)
+        import joblib
+
+        from aistock_actors.core.models import TrainedModel
+
         try:
             model = joblib.load(io.BytesIO(data))
         except Exception as exc:  # hash matched, so the code cannot read what it once wrote
