@@ -1,4 +1,4 @@
-"""Vectorized multi-symbol portfolio simulator (shares accounting, one numpy pass per bar).
+"""Vectorized multi-symbol portfolio simulator (shares accounting, event-driven).
 
 Inputs are ``bars x symbols`` panels: ``close``, ``open_`` (for ``fill="next_open"``), optional
 ``volume`` and ``target``: the fraction of equity each symbol should hold, in ``[-1, 1]`` (long,
@@ -28,6 +28,10 @@ exit prices are share-weighted averages; ``pnl`` is the round trip's cash flow n
 (a flip's cost is split between the closing and the opening trade by shares); ``ret`` is ``pnl``
 over the entry notional. Trades still open at the end have ``exit_bar = -1``, are marked at the last
 known close, and are not counted in ``win_rate`` / ``trade_count``.
+
+Implementation: :mod:`aistock_actors.core.backtest_engine` loops over the bars where some order
+fills only and builds every per-bar series afterwards, vectorized; the default regime labels come
+from :mod:`aistock_actors.core.backtest_regimes`.
 """
 
 from __future__ import annotations
@@ -35,19 +39,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from aistock_actors.core.backtest_engine import FillMode, Fills, prepare
+from aistock_actors.core.backtest_engine import run as run_engine
+from aistock_actors.core.backtest_regimes import market_regimes, transition_drawdown
 from aistock_actors.core.metrics import BacktestMetrics, simple_returns, summarize
-from aistock_actors.core.regimes import market_regimes, transition_drawdown
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-FillMode = Literal["next_open", "close"]
 
 __all__ = [
     "BacktestMetrics",
@@ -146,116 +151,9 @@ class BacktestResult:
         return self.trades.to_frame(self.symbols, self.index)
 
 
-@dataclass(frozen=True, slots=True)
-class _Panels:
-    close: FloatArray
-    fill_px: FloatArray
-    decisions: FloatArray
-    volume: FloatArray | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    equity: FloatArray
-    gross: FloatArray
-    positions: FloatArray
-    fills: FloatArray
-    costs: FloatArray
-    last_px: FloatArray
-    traded_notional: float
-
-
-def _panel(values: npt.ArrayLike, shape: tuple[int, ...] | None, name: str) -> FloatArray:
-    arr = np.array(values, dtype=np.float64)  # a copy: inputs are never modified
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or (shape is not None and arr.shape != shape):
-        raise ValueError(f"{name} must be a bars x symbols panel of shape {shape}, got {arr.shape}")
-    return arr
-
-
-def _prepare(
-    close: npt.ArrayLike,
-    target: npt.ArrayLike,
-    open_: npt.ArrayLike | None,
-    volume: npt.ArrayLike | None,
-    fill: FillMode,
-) -> _Panels:
-    px = _panel(close, None, "close")
-    tgt = np.nan_to_num(_panel(target, px.shape, "target"), nan=0.0, posinf=2.0, neginf=-2.0)
-    if np.any(np.abs(tgt) > 1.0 + 1e-12):
-        raise ValueError("target weights must lie in [-1, 1]")
-    if fill == "next_open":
-        if open_ is None:
-            raise ValueError('fill="next_open" needs open prices')
-        fill_px = _panel(open_, px.shape, "open_")
-        decisions = np.vstack((np.zeros((1, px.shape[1])), tgt[:-1]))
-    elif fill == "close":
-        fill_px, decisions = px, tgt
-    else:
-        raise ValueError(f"unknown fill mode {fill!r}")
-    vol = None if volume is None else _panel(volume, px.shape, "volume")
-    return _Panels(px, fill_px, decisions, vol)
-
-
-def _fill_costs(
-    notional: FloatArray,
-    delta: FloatArray,
-    rates: FloatArray,
-    impact_coef: float,
-    volume: FloatArray | None,
-) -> FloatArray:
-    if impact_coef == 0.0 or volume is None:
-        return notional * rates
-    participation = np.ones(delta.size, dtype=np.float64)
-    ok = np.isfinite(volume) & (volume > 0)
-    np.divide(np.abs(delta), volume, out=participation, where=ok)
-    return notional * (rates + impact_coef * np.sqrt(participation))
-
-
-def _run(p: _Panels, costs: CostModel, cash: float, next_open: bool, integer: bool) -> _Run:
-    n_bars, n_sym = p.close.shape
-    positions, fills, paid = (np.zeros((n_bars, n_sym)) for _ in range(3))
-    equity, gross = np.empty(n_bars), np.empty(n_bars)
-    shares, last, done = np.zeros(n_sym), np.zeros(n_sym), np.zeros(n_sym)
-    close_ok = np.isfinite(p.close) & (p.close > 0)
-    fill_ok = close_ok if p.fill_px is p.close else np.isfinite(p.fill_px) & (p.fill_px > 0)
-    rates = costs.commission_rate + costs.slippage_rates(n_sym)
-    traded = 0.0
-    for t in range(n_bars):
-        if not next_open:
-            np.copyto(last, p.close[t], where=close_ok[t])
-        need = (p.decisions[t] != done) & fill_ok[t]
-        if need.any():
-            idx = np.flatnonzero(need)
-            px = p.fill_px[t, idx]
-            eq_now = cash + float(shares @ np.where(fill_ok[t], p.fill_px[t], last))
-            new = p.decisions[t, idx] * eq_now / px
-            if integer:
-                new = np.trunc(new)
-            delta = new - shares[idx]
-            notional = np.abs(delta) * px
-            vol = None if p.volume is None else p.volume[t, idx]
-            cost = _fill_costs(notional, delta, rates[idx], costs.impact_coef, vol)
-            cash -= float(delta @ px) + float(cost.sum())
-            shares[idx] = new
-            done[idx] = p.decisions[t, idx]
-            fills[t, idx], paid[t, idx] = delta, cost
-            traded += float(notional.sum())
-        if next_open:
-            np.copyto(last, p.close[t], where=close_ok[t])
-        value = shares * last
-        positions[t] = shares
-        equity[t] = cash + float(value.sum())
-        gross[t] = float(np.abs(value).sum())
-    return _Run(equity, gross, positions, fills, paid, last, traded)
-
-
-def _extract_trades(run: _Run, fill_px: FloatArray) -> TradeLog:
-    sym, bar = (a.astype(np.int64) for a in np.nonzero(run.fills.T))  # symbol-major order
-    after = run.positions[bar, sym]
-    before = np.where(bar > 0, run.positions[np.maximum(bar - 1, 0), sym], 0.0)
-    px, cost = fill_px[bar, sym], run.costs[bar, sym]
+def _extract_trades(f: Fills, final_shares: FloatArray, last_px: FloatArray) -> TradeLog:
+    sym, bar, after, before = f.symbol, f.bar, f.after, f.before  # symbol-major order
+    px, cost = f.price, f.cost
     sa, sb = np.sign(after), np.sign(before)
     a_abs, b_abs = np.abs(after), np.abs(before)
     opens, closes, same = (sa != 0) & (sa != sb), (sb != 0) & (sa != sb), sa == sb
@@ -279,8 +177,8 @@ def _extract_trades(run: _Run, fill_px: FloatArray) -> TradeLog:
     exit_bar = np.full(k, -1, dtype=np.int64)
     exit_bar[seg_before[closes]] = bar[closes]
     closed = exit_bar >= 0
-    remaining = np.where(closed, 0.0, np.abs(run.positions[-1, symbol]) if k else 0.0)
-    exit_value = exit_notional + remaining * run.last_px[symbol]
+    remaining = np.where(closed, 0.0, np.abs(final_shares[symbol]) if k else 0.0)
+    exit_value = exit_notional + remaining * last_px[symbol]
     pnl = side * (exit_value - entry_notional) - seg_cost
     return TradeLog(
         symbol=symbol,
@@ -333,11 +231,13 @@ def simulate(
         raise ValueError("initial_cash must be a positive number")
     if cost_model.impact_coef != 0.0 and volume is None:
         raise ValueError("impact_coef needs a volume panel")
-    panels = _prepare(close, target, open_, volume, fill)
+    panels = prepare(close, target, open_, volume, fill)
     labels_index, names = _bar_and_symbol_labels(index, symbols, panels.close.shape)
-    run = _run(panels, cost_model, float(initial_cash), fill == "next_open", integer_shares)
-    trades = _extract_trades(run, panels.fill_px)
-    labels = market_regimes(panels.close) if regime_labels is None else regime_labels
+    rates = cost_model.commission_rate + cost_model.slippage_rates(panels.close.shape[1])
+    run = run_engine(panels, rates, cost_model.impact_coef, float(initial_cash), integer_shares)
+    trades = _extract_trades(run.trades_input, run.final_shares, run.last_px)
+    # By default the regimes of the universe: market_regimes(close), computed faster.
+    labels = market_regimes(panels.close, run.close_ok) if regime_labels is None else regime_labels
     transition_dd = transition_drawdown(run.equity, labels, regime_radius)
     metrics = summarize(
         run.equity,
