@@ -78,7 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="clear a halt (e.g. max_failures_reached) and reset the failure count",
     )
-    action.add_argument("--status", action="store_true", help="show the system's state")
+    action.add_argument(
+        "--status",
+        action="store_true",
+        help="show the system's state (a rich view on a terminal, plain text otherwise)",
+    )
+    action.add_argument(
+        "--report",
+        action="store_true",
+        help="write a self-contained HTML report (equity, promotions, risk, regimes, costs)",
+    )
     action.add_argument(
         "--audit-verify", action="store_true", help="verify the audit log's hash chain"
     )
@@ -101,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --report: where to write the HTML (default: report.html)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
     )
     parser.add_argument(
@@ -118,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.interval_minutes is not None and args.interval_minutes <= 0:
         print("aistock: --interval-minutes must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is not None and not args.report:
+        print("aistock: --out goes with --report", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
     try:
@@ -159,8 +178,12 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         if args.json:
             sys.stdout.write(msgspec.json.format(msgspec.json.encode(status)).decode() + "\n")
         else:
-            print(operator.render_status(status))
+            from aistock_actors import status_view  # rich loads only for a terminal
+
+            status_view.print_status(status)
         return EXIT_OK
+    if args.report:
+        return write_report(loaded, args.out or Path("report.html"))
     if args.audit_verify:
         message, ok = operator.audit_verify(loaded)
         print(message)
@@ -168,6 +191,20 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     if args.approve is not None or args.reject is not None:
         return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE
+
+
+def write_report(loaded: LoadedConfig, out: Path) -> int:
+    """``--report [--out FILE]``: write the HTML report; one line saying where."""
+    from aistock_actors import report  # matplotlib and pandas: only --report pays for them
+
+    try:
+        written = report.write_report(loaded, out)
+    except OSError as exc:
+        print(f"aistock: cannot write the report to {out}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
+          f"{written.sections_with_data}/{written.sections} sections with data)")
+    return EXIT_OK
 
 
 def _decide_promotion(loaded: LoadedConfig, entry_id: str, approve: bool) -> int:
@@ -219,12 +256,17 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
 
 def run_once(loaded: LoadedConfig) -> int:
     """``--run-once``: one cycle under the state-dir lock; print its summary."""
+    from aistock_actors import progress
+
     stop = _stop_on_signals()
     with DaemonLock(loaded.state_dir, "run-once"):
         supervisor = _start_supervisor(loaded, stop)
+        if progress.should_enable(sys.stderr):  # a person is watching: show long work
+            progress.enable(sys.stderr)
         try:
             summary = supervisor.run_once()
         finally:
+            progress.disable()
             supervisor.stop()
         if summary is None:
             halt = supervisor.halt

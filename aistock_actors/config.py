@@ -257,9 +257,14 @@ class ParallelConfig(_Section, frozen=True, kw_only=True):
     """Where CPU-heavy training and backtesting run."""
 
     n_jobs: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
-    """Worker processes (walk-forward folds run side by side)."""
-    backend: Literal["loky", "inline"] = "loky"
-    """``loky``: a process pool whose hung jobs are killed; ``inline``: in the actor's thread."""
+    """Worker processes (walk-forward folds run side by side); with ``dask`` and no scheduler
+    address, the local cluster's size."""
+    backend: Literal["loky", "dask", "inline"] = "loky"
+    """``loky``: a process pool whose hung jobs are killed; ``dask``: a dask.distributed cluster
+    (``pip install 'aistock-actors[dask]'``); ``inline``: in the actor's thread."""
+    scheduler_address: str | None = None
+    """With ``dask``: a running scheduler, e.g. ``"tcp://scheduler:8786"`` (its workers need this
+    package installed); null: a local cluster of ``n_jobs`` workers on 127.0.0.1."""
 
 
 class MonitoringConfig(_Section, frozen=True, kw_only=True):

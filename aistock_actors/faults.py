@@ -49,6 +49,9 @@ class FaultSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Only for messages of this class name (None: any request or tick)."""
     times: int = 1
     """How many times it fires (then the actor behaves normally)."""
+    after: int = 0
+    """Let this many matching messages (or starts) through before the first firing, so a long
+    run can spread its faults over many cycles."""
     seconds: float = 30.0
     """How long a ``hang`` lasts at most, or how slow a ``slow`` reply is."""
 
@@ -59,6 +62,9 @@ class FaultPlan:
     def __init__(self, specs: list[FaultSpec]) -> None:
         self.specs = list(specs)
         self.fired: dict[int, int] = {}
+        self.seen: dict[int, int] = {}
+        self.history: list[tuple[str, str, str]] = []
+        """(actor, kind, message type) of every firing, in order."""
         self._lock = threading.Lock()
         self.release = threading.Event()
         """Set to end every injected hang at once (tests set it at teardown)."""
@@ -74,13 +80,18 @@ class FaultPlan:
                     continue
                 if self.fired.get(index, 0) >= spec.times:
                     continue
+                self.seen[index] = self.seen.get(index, 0) + 1
+                if self.seen[index] <= spec.after:
+                    continue
                 self.fired[index] = self.fired.get(index, 0) + 1
+                self.history.append((actor, spec.kind, message_type or "on_start"))
                 return spec
         return None
 
     def before_start(self, actor: str) -> None:
         """Called by the actor base in ``on_start``; may raise :class:`InjectedFault`."""
         if self._take(actor, ("on_start",), None) is not None:
+            log.warning("fault injection: on_start %s", actor)
             raise InjectedFault(f"injected on_start failure in {actor}")
 
     def before_message(self, actor: str, message: object) -> object:

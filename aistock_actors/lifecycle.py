@@ -13,7 +13,7 @@ from aistock_actors.config import Config, LoadedConfig
 from aistock_actors.core.backtest import CostModel
 from aistock_actors.core.models import ModelParams
 from aistock_actors.core.pipeline import SimulationSpec, Sizing, select_frames
-from aistock_actors.parallel import JobRunner
+from aistock_actors.parallel import JobRunner, require_backend
 from aistock_actors.store.bars import BarStore
 
 JOB_BUDGET_FRACTION = 0.9
@@ -56,8 +56,18 @@ def sizing(config: Config) -> Sizing:
 
 
 def job_runner(config: Config) -> JobRunner:
-    """The configured process pool (or inline runner)."""
-    return JobRunner(config.parallel.backend, config.parallel.n_jobs)
+    """The configured process pool, dask cluster or inline runner (close it when done)."""
+    p = config.parallel
+    return JobRunner(p.backend, p.n_jobs, p.scheduler_address)
+
+
+def check_parallel(config: Config) -> None:
+    """Refuse, at start-up, a ``parallel.backend`` whose optional extra is not installed.
+
+    Raises :class:`~aistock_actors.errors.ConfigError` naming the install command (``dask``
+    without ``aistock-actors[dask]``); importing nothing.
+    """
+    require_backend(config.parallel.backend)
 
 
 def job_budget(config: Config, step: str) -> float:

@@ -9,13 +9,14 @@ poll (at most ``kill_switch_poll_seconds``).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core import supervision as policy
-from aistock_actors.store.alerts import SEVERITIES, AlertSink, list_alerts
+from aistock_actors.store.alerts import SEVERITIES, Alert, AlertSink, Severity, list_alerts
 from aistock_actors.store.atomic import fsync_dir
 from aistock_actors.store.audit import AuditLog, verify_audit_log
 from aistock_actors.store.state import (
@@ -118,6 +119,48 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     )
 
 
+RECENT_ALERTS = 5
+"""How many recent critical and error alerts ``--status`` shows."""
+
+
+class RecentAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """One recent critical or error alert as ``--status`` shows it."""
+
+    ts: str
+    severity: str
+    code: str
+    actor: str
+    message: str
+    file: str
+    """The alert file (``cat`` it for the details)."""
+
+
+def recent_alerts(
+    alert_root: Path,
+    limit: int = RECENT_ALERTS,
+    severities: tuple[Severity, ...] = ("critical", "error"),
+) -> list[RecentAlert]:
+    """The newest ``limit`` alerts of ``severities``, newest first (unreadable files skipped)."""
+    found: list[RecentAlert] = []
+    for severity in severities:
+        for path in list_alerts(alert_root, severity)[-limit:]:
+            try:
+                alert = msgspec.json.decode(path.read_bytes(), type=Alert)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            found.append(
+                RecentAlert(
+                    ts=alert.ts,
+                    severity=alert.severity,
+                    code=alert.code,
+                    actor=alert.actor,
+                    message=alert.message,
+                    file=str(path),
+                )
+            )
+    return sorted(found, key=lambda a: a.ts, reverse=True)[:limit]
+
+
 class Status(msgspec.Struct, kw_only=True):
     """What ``--status`` shows (and ``--status --json`` prints)."""
 
@@ -144,6 +187,8 @@ class Status(msgspec.Struct, kw_only=True):
     """The paper account: equity, drawdown, positions at their last price."""
     risk: trading_ops.RiskStatus | None = None
     """The risk limits in force against the hard ceilings, and a pending expansion."""
+    recent_alerts: list[RecentAlert] = []
+    """The newest critical and error alerts, newest first."""
 
 
 def status(loaded: LoadedConfig) -> Status:
@@ -177,6 +222,7 @@ def status(loaded: LoadedConfig) -> Status:
         pending_approvals=promotion_ops.pending_summary(loaded),
         paper=trading_ops.paper_status(state_dir),
         risk=trading_ops.risk_status(state_dir),
+        recent_alerts=recent_alerts(alert_root),
     )
 
 
@@ -206,6 +252,11 @@ def render_status(st: Status) -> str:
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
     lines.append(f"actor restarts:       {restarts}")
     lines.append("alerts:               " + ", ".join(f"{k} {v}" for k, v in st.alerts.items()))
+    shown = f"newest {len(st.recent_alerts)} critical/error" if st.recent_alerts else "none"
+    lines.append(f"recent alerts:        {shown}")
+    for alert in st.recent_alerts:
+        message = " ".join(alert.message.split())
+        lines.append(f"  {alert.ts}  {alert.severity:<8} {alert.code} ({alert.actor}): {message}")
     from aistock_actors import promotion_ops, trading_ops
 
     lines.extend(promotion_ops.render_lifecycle(st.active_model, st.pending_approvals))

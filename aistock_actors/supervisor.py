@@ -10,6 +10,12 @@ The supervisor runs on the caller's thread as an event loop over one inbox queue
 step requests, crash reports and kill-switch events all arrive there, and every
 ``kill_switch_poll_seconds`` it also checks ``state/KILL_SWITCH`` itself, so the file kill switch
 works even while the KillSwitchWatcher is down.
+
+A write the state directory refuses (read-only or full: ``supervisor.json``, ``HALTED``, the
+audit log, an alert file) does not end the process: it is logged at CRITICAL, raises the critical
+alert ``state_write_failed`` where it can, and halts (kind ``resource``). The halt holds in memory
+(nothing trades; ``/healthz`` says 503; the kill switch still works) and the refused writes are
+retried every ``WRITE_RETRY_SECONDS`` until they succeed.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from aistock_actors.messages.control import (
 )
 from aistock_actors.net.services import NetServices
 from aistock_actors.redact import Redactor
-from aistock_actors.store.alerts import AlertSink
+from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.state import (
     CycleSummary,
@@ -58,6 +64,13 @@ from aistock_actors.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 RequestFactory = Callable[[str, CycleRun], Request]
+
+STATE_WRITE_FAILED = "state_write_failed"
+"""Halt reason (kind ``resource``) and critical alert: the state directory refused a write."""
+WRITE_RETRY_SECONDS = 1.0
+"""How often writes that failed (the halt, audit records, ``supervisor.json``) are retried."""
+AUDIT_BACKLOG_MAX = 10_000
+"""Audit records kept in memory while the audit log cannot be written (oldest dropped, logged)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,13 @@ class Supervisor:
         self.cycle: CycleRun | None = None
         self.last_summary: CycleSummary | None = None
         self._next_watch = 0.0
+        # Writes refused by a read-only or full state directory, retried by the housekeeping:
+        # the parts of the halt not yet on disk, audit records in order, supervisor.json.
+        self._halt_unwritten: list[str] = []
+        self._audit_backlog: list[tuple[str, str, dict[str, Any]]] = []
+        self._state_unsaved = False
+        self._halt_alert_sent = False
+        self._next_write_retry = 0.0
         # Latched while a kill switch is in force, so a trip is audited once, not every poll.
         self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
         self.telemetry = Telemetry(self.state_dir)
@@ -140,7 +160,7 @@ class Supervisor:
         self._log_filter.install()
         self.net.start()
         for clamp in self.loaded.clamps:
-            self.audit.append(
+            self._audit(
                 policy.RISK_CEILING_CLAMPED,
                 "config",
                 {
@@ -149,7 +169,7 @@ class Supervisor:
                     "applied": clamp.applied,
                 },
             )
-            self.alerts.raise_alert(
+            self._alert(
                 "warning",
                 policy.RISK_CEILING_CLAMPED,
                 f"{clamp.key}={clamp.requested} is above the hard ceiling; running at "
@@ -175,10 +195,24 @@ class Supervisor:
             try:
                 ref.stop(block=True, timeout=timeout)
             except pykka.Timeout:
-                log.error("%s did not stop within %.1fs; abandoned", child.spec.name, timeout)
+                log.error(
+                    "%s did not stop within %.1fs; abandoned",
+                    child.spec.name,
+                    timeout,
+                    extra={"actor": child.spec.name},
+                )
             except pykka.ActorDeadError:
                 pass
-        save_supervisor_state(self.state_dir, self.state)
+        self._save_state()
+        self._retry_writes(force=True)
+        if self._halt_unwritten or self._audit_backlog or self._state_unsaved:
+            log.critical(
+                "stopping with writes the state directory refused: halt parts %s, %d audit "
+                "record(s), supervisor.json %s",
+                self._halt_unwritten or "none",
+                len(self._audit_backlog),
+                "unsaved" if self._state_unsaved else "saved",
+            )
         self.net.stop(drain_timeout=min(2.0, timeout))
         self._log_filter.uninstall()
 
@@ -265,14 +299,16 @@ class Supervisor:
         if now >= self._next_watch:
             self._next_watch = now + self.cfg.supervision.kill_switch_poll_seconds
             self._tell_children(CheckKillSwitch(), watchers_only=True)
+        self._retry_writes()
         self._start_due_restarts(now)
         self._check_step_deadline(now)
         if self.cycle is not None and self.cycle.pending is None:
             self._advance()
         try:
             self.telemetry.beat()
-        except OSError as exc:  # a full or read-only disk must not kill the loop over a heartbeat
-            log.error("cannot write heartbeat: %s", exc)
+        except OSError as exc:  # often the first sign of a full or read-only state directory
+            if self.halt is None:  # (while halted it says nothing new: no log flood)
+                self._write_failed("state/heartbeat.json", exc)
 
     def _tell_children(self, message: Message, *, watchers_only: bool = False) -> None:
         """Tell each live child, one ref at a time: ``ActorRegistry.broadcast`` would stop at
@@ -297,6 +333,7 @@ class Supervisor:
                 type(reply).__name__,
                 reply.actor,
                 reply.generation,
+                extra={"actor": reply.actor},
             )
             return
         if isinstance(reply, StepFailed):
@@ -312,10 +349,23 @@ class Supervisor:
     def _on_child_down(self, name: str, generation: int, status: str, error: str) -> None:
         child = self.children.get(name)
         if child is None or generation != child.generation:
-            log.info("ignoring report from %s gen %d (stale)", name, generation)
+            log.info(
+                "ignoring report from %s gen %d (stale)", name, generation, extra={"actor": name}
+            )
             return
-        self.audit.append(policy.ACTOR_CRASHED, name, {"generation": generation, "error": error})
-        self.alerts.raise_alert("error", policy.ACTOR_CRASHED, f"{name} {error}", actor=name)
+        if child.ref is None and child.restart_due is not None:
+            # This generation's restart is already scheduled (found dead by a tell, or timed
+            # out): its own crash report arriving later is the same failure, counted once.
+            log.info(
+                "%s gen %d already being restarted: %s",
+                name,
+                generation,
+                error,
+                extra={"actor": name},
+            )
+            return
+        self._audit(policy.ACTOR_CRASHED, name, {"generation": generation, "error": error})
+        self._alert("error", policy.ACTOR_CRASHED, f"{name} {error}", actor=name)
         pending = self.cycle.pending if self.cycle is not None else None
         if self.cycle is not None and pending is not None and pending.actor == name:
             self.cycle.finish_pending(status, detail=error)
@@ -340,10 +390,10 @@ class Supervisor:
         )
         child.ref = child.spec.actor_class.start(ctx)
         if child.generation > 1:
-            self.audit.append(
-                policy.ACTOR_RESTARTED, child.spec.name, {"generation": child.generation}
-            )
-        log.info("started %s gen %d", child.spec.name, child.generation)
+            self._audit(policy.ACTOR_RESTARTED, child.spec.name, {"generation": child.generation})
+        log.info(
+            "started %s gen %d", child.spec.name, child.generation, extra={"actor": child.spec.name}
+        )
 
     def _schedule_restart(self, child: Child) -> None:
         now = self.clock()
@@ -365,7 +415,7 @@ class Supervisor:
         name = child.spec.name
         self.state.restarts[name] = self.state.restarts.get(name, 0) + 1
         self.telemetry.actor_restarted(name)
-        save_supervisor_state(self.state_dir, self.state)
+        self._save_state()
         if self.intensity.record(now):
             self.halt_system(
                 "restart_intensity_exceeded",
@@ -445,7 +495,7 @@ class Supervisor:
 
     def _alert_step_failure(self, step: str, status: str, detail: str) -> None:
         code = policy.FAILURE_ALERT_CODES.get(step, f"{step}_failed")
-        self.alerts.raise_alert(
+        self._alert(
             "error",
             code,
             f"step {step} {status}: {detail}",
@@ -474,7 +524,7 @@ class Supervisor:
             st.last_success_at = summary.finished_at
         elif summary.outcome == "failed":
             st.cycles_failed += 1
-        save_supervisor_state(self.state_dir, st)
+        self._save_state()
         failed = [s.name for s in summary.steps if policy.is_failure(s.status)]
         details = {
             "cycle_id": summary.cycle_id,
@@ -483,9 +533,9 @@ class Supervisor:
             "consecutive_failures": st.consecutive_failures,
         }
         if summary.outcome == "failed":
-            self.audit.append(policy.AUTOPILOT_FAILED, "supervisor", details)
+            self._audit(policy.AUTOPILOT_FAILED, "supervisor", details)
         elif summary.outcome == "succeeded":
-            self.audit.append(policy.CYCLE_SUCCEEDED, "supervisor", details)
+            self._audit(policy.CYCLE_SUCCEEDED, "supervisor", details)
         log.info("cycle %s %s", summary.cycle_id, summary.outcome)
         self._report_cycle(summary)
         if decision.halt:
@@ -529,16 +579,21 @@ class Supervisor:
     # --- halt and kill switch ----------------------------------------------------------------
 
     def halt_system(self, kind: str, action: str, message: str, details: dict[str, Any]) -> None:
-        """Halt: set the flag first, persist, audit, alert, broadcast, stop the cycle."""
+        """Halt: set the flag first, persist, audit, alert, broadcast, stop the cycle.
+
+        A halt the state directory refuses to store holds in memory (nothing trades, the
+        process stays up) and is written by the housekeeping once writes work again.
+        """
         self.halt_flag.set()
         if self.halt is None:
             self.halt = HaltState(
                 kind=kind, reason=action, message=message, halted_at=utc_now_iso(), details=details
             )
-            write_halt(self.state_dir, self.halt)
+            self._halt_unwritten, self._halt_alert_sent = ["file", "alert"], False
+            self._write_halt_part("file")
             self.telemetry.update(halted=True, halt_reason=action)
-            self.audit.append(action, "supervisor", {"message": message, **details})
-            self.alerts.raise_alert("critical", action, message, details=details)
+            self._audit(action, "supervisor", {"message": message, **details})
+            self._write_halt_part("alert")
             log.critical("HALTED: %s", message)
         self._tell_children(Halt(kind=kind, reason=action))
         if self.cycle is not None:
@@ -559,17 +614,17 @@ class Supervisor:
             )
             return
         details = {"source": source, "already_halted": self.halt.reason}
-        self.audit.append(
-            policy.KILL_SWITCH_ACTIVATED, "supervisor", {"message": message, **details}
-        )
-        self.alerts.raise_alert("critical", policy.KILL_SWITCH_ACTIVATED, message, details=details)
+        self._audit(policy.KILL_SWITCH_ACTIVATED, "supervisor", {"message": message, **details})
+        self._alert("critical", policy.KILL_SWITCH_ACTIVATED, message, details=details)
 
     def _check_kill_switch_file(self) -> None:
         if not self._kill_active and kill_switch_active(self.state_dir):
             self.trip_kill_switch("file", str(self.state_dir / "KILL_SWITCH"))
 
     def _check_external_resume(self) -> None:
-        if self.halt is None or halted_path(self.state_dir).exists():
+        if self.halt is None or "file" in self._halt_unwritten:
+            return  # a halt not yet on disk is not one the operator could have cleared
+        if halted_path(self.state_dir).exists():
             return
         if kill_switch_active(self.state_dir):
             return
@@ -581,5 +636,107 @@ class Supervisor:
         )
         self.halt_flag.clear()
         self.state.consecutive_failures = 0
-        save_supervisor_state(self.state_dir, self.state)
+        self._save_state()
         self._tell_children(Resume())
+
+    # --- writes the state directory may refuse (read-only or full) ---------------------------
+
+    def _write_failed(self, what: str, exc: OSError) -> None:
+        """A state write failed: CRITICAL log, and a ``resource`` halt unless already halted.
+
+        The process stays up (``/healthz`` turns 503, the kill switch keeps working) and
+        :meth:`_retry_writes` writes what is missing once the disk takes writes again.
+        """
+        log.critical("cannot write %s: %s", what, exc)
+        self._next_write_retry = self.clock() + WRITE_RETRY_SECONDS
+        if self.halt is None:
+            self.halt_system(
+                "resource",
+                STATE_WRITE_FAILED,
+                f"cannot write {what}: {exc.strerror or exc}; halted (state directory "
+                "read-only or full?)",
+                {"file": what, "errno": exc.errno, "error": str(exc)},
+            )
+
+    def _save_state(self) -> None:
+        """Persist ``supervisor.json``; on failure halt and retry later."""
+        try:
+            save_supervisor_state(self.state_dir, self.state)
+        except OSError as exc:
+            self._state_unsaved = True
+            self._write_failed("state/supervisor.json", exc)
+        else:
+            self._state_unsaved = False
+
+    def _audit(self, action: str, actor: str, details: dict[str, Any]) -> None:
+        """Append an audit record; records the log refuses wait in order for a retry."""
+        self._audit_backlog.append((action, actor, details))
+        if len(self._audit_backlog) > AUDIT_BACKLOG_MAX:
+            dropped = self._audit_backlog.pop(0)
+            log.critical("audit backlog full: dropped %s %s", dropped[0], dropped[2])
+        try:
+            self._flush_audit()
+        except OSError as exc:
+            self._write_failed("state/audit/log.jsonl", exc)
+
+    def _flush_audit(self) -> None:
+        while self._audit_backlog:
+            action, actor, details = self._audit_backlog[0]
+            self.audit.append(action, actor, details)
+            self._audit_backlog.pop(0)
+
+    def _alert(
+        self,
+        severity: Severity,
+        code: str,
+        message: str,
+        *,
+        actor: str = "supervisor",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Raise an alert; an alert file that cannot be written is logged at CRITICAL (and still
+        reaches the webhooks) by the sink, and halts."""
+        try:
+            self.alerts.raise_alert(severity, code, message, actor=actor, details=details)
+        except OSError as exc:
+            self._write_failed("state/alerts", exc)
+
+    def _write_halt_part(self, part: str) -> None:
+        """Write one part of the halt (``file``: state/HALTED, ``alert``: its critical alert)."""
+        halt = self.halt
+        if halt is None or part not in self._halt_unwritten:
+            return
+        try:
+            if part == "file":
+                write_halt(self.state_dir, halt)
+            else:  # the first attempt reaches the webhooks even if the file cannot be written
+                notify, self._halt_alert_sent = not self._halt_alert_sent, True
+                self.alerts.raise_alert(
+                    "critical", halt.reason, halt.message, details=halt.details, notify=notify
+                )
+        except OSError as exc:
+            log.critical("cannot write the halt (%s): %s; it holds in memory", part, exc)
+            self._next_write_retry = self.clock() + WRITE_RETRY_SECONDS
+            return
+        self._halt_unwritten.remove(part)
+
+    def _retry_writes(self, *, force: bool = False) -> None:
+        """Write what the state directory refused earlier: the halt first, then the rest."""
+        if not (self._halt_unwritten or self._audit_backlog or self._state_unsaved):
+            return
+        if not force and self.clock() < self._next_write_retry:
+            return
+        self._next_write_retry = self.clock() + WRITE_RETRY_SECONDS
+        self._write_halt_part("file")
+        if "file" in self._halt_unwritten:
+            return
+        try:
+            self._flush_audit()
+        except OSError as exc:
+            log.critical("audit log still not writable: %s", exc)
+            return
+        self._write_halt_part("alert")
+        if self._state_unsaved:
+            self._save_state()
+        if not (self._halt_unwritten or self._audit_backlog or self._state_unsaved):
+            log.warning("state directory writable again: halt and pending records written")

@@ -13,14 +13,16 @@ killed and the step fails with ``timeout``.
 
 from __future__ import annotations
 
-from aistock_actors import lifecycle
+from types import TracebackType
+
+from aistock_actors import lifecycle, progress
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core import pipeline
 from aistock_actors.core.models import TrainedModel
 from aistock_actors.errors import DataError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, BacktestModel, LifecycleSkipped
-from aistock_actors.parallel import JobRunner, JobTimeoutError, make_mapper
+from aistock_actors.parallel import JobBackendError, JobRunner, JobTimeoutError, make_mapper
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.models import ModelStore
 
@@ -37,6 +39,24 @@ class Backtester(SupervisedActor):
         self.bars = BarStore(cfg.state_dir / "bars")
         self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
         self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+
+    def on_stop(self) -> None:
+        self._close_runner()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback_: TracebackType | None,
+    ) -> None:
+        super().on_failure(exception_type, exception_value, traceback_)
+        self._close_runner()
+
+    def _close_runner(self) -> None:
+        """Release the job runner: the last one closes a local dask cluster (parallel.py)."""
+        runner: JobRunner | None = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
 
     def handle(self, request: Request) -> Reply:
         match request:
@@ -77,7 +97,9 @@ class Backtester(SupervisedActor):
         self, request: BacktestModel, candidate: TrainedModel, incumbent: TrainedModel | None
     ) -> Reply:
         cfg = self.ctx.config.config
-        mapper = make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest"))
+        mapper = progress.tracked_mapper(
+            make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest")), "backtest", "jobs"
+        )
         try:
             frames = lifecycle.load_frames(self.ctx.config, self.bars)
             report = pipeline.walk_forward_backtest(
@@ -92,6 +114,8 @@ class Backtester(SupervisedActor):
             )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
+        except JobBackendError as exc:  # dask scheduler unreachable, worker lost
+            return self.fail(request, "backend_unavailable", str(exc))
         except DataError as exc:
             return self.fail(request, "no_data", str(exc))
         except StateError as exc:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import pykka
 
-from aistock_actors import faults
+from aistock_actors import faults, logs
 from aistock_actors.config import LoadedConfig
 from aistock_actors.errors import HaltedError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
@@ -78,6 +78,7 @@ class SupervisedActor(pykka.ThreadingActor):
     # --- lifecycle -------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        logs.bind_actor(self.ctx.name)  # runs in this actor's own thread: its log lines name it
         try:
             plan = faults.active()
             if plan is not None:

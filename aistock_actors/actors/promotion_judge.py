@@ -10,9 +10,10 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
    Sharpe for champion/challenger; :func:`~aistock_actors.core.promotion.decide_action` maps it
    to what the mode allows: ``manual`` records it, ``supervised`` leaves a passing candidate
    ``pending`` for ``--approve``, ``headless`` promotes when ``enable_auto_promotion``.
-3. **Promotion**: ``ensure_not_halted("promotion")`` immediately before
-   ``ModelStore.activate`` (which re-verifies the artifact's sha256), then the registry.
-4. The verdict is appended to ``state/promotion/manifest.json`` and audited:
+3. The verdict is appended to ``state/promotion/manifest.json`` FIRST (write-ahead; for a
+   promotion only after the halt flag and the artifact's sha256 were checked), then
+4. **Promotion**: ``ensure_not_halted("promotion")`` again immediately before
+   ``ModelStore.activate`` (which re-verifies the sha256), then the registry; and audited:
    ``model_promoted``, ``auto_promotion_rejected``, ``promotion_pending_approval`` or
    ``promotion_verdict_recorded``, with ``reason`` (the first failure code) and every stage.
 
@@ -135,9 +136,19 @@ class PromotionJudge(SupervisedActor):
             datetime.now(UTC),
             extra=_entry_extra(request, trained, backtest, mode, action),
         )
-        failed = action == "promote" and not self._promote(trained, entry, registry, keeper)
+        failed = action == "promote" and not self._verify_candidate(trained, entry)
         manifest.append(entry)
+        # Write-ahead: the verdict is on disk before the pointer moves, so a crash or a failed
+        # write in between can never leave a model active that the manifest does not approve.
         keeper.commit(manifest, registry)
+        if action == "promote" and not failed:
+            try:
+                self._activate(trained, registry, keeper)
+            except HaltedError:  # halted after the write-ahead: leave it to the operator
+                _mark(entry, "pending", "halted_before_activation")
+                keeper.commit(manifest, registry)
+                raise
+            keeper.commit(manifest, registry)
         self._audit_verdict(entry, action, decision, failed)
         if failed:
             return self.fail(request, "model_integrity", f"{trained.model_id}: hash mismatch")
@@ -163,26 +174,32 @@ class PromotionJudge(SupervisedActor):
         stages = self.ctx.config.config.headless.promotion_validation_stages
         return evaluate_candidate(candidate, self.thresholds, stages, incumbent)
 
-    def _promote(
-        self,
-        trained: ModelTrained,
-        entry: dict[str, Any],
-        registry: RegistryFile,
-        keeper: ActiveModelKeeper,
-    ) -> bool:
-        """Activate the candidate; on a hash mismatch record it rejected and return False."""
+    def _verify_candidate(self, trained: ModelTrained, entry: dict[str, Any]) -> bool:
+        """Check the halt flag and the artifact's hash before anything is recorded as approved;
+        on a hash mismatch record the entry rejected and return False."""
         self.ensure_not_halted("promotion")
         try:
-            self.models.activate(trained.model_id, expected_sha256=trained.sha256)
+            record = self.models.verify(trained.model_id)
+            if record.sha256 != trained.sha256:
+                raise ModelIntegrityError(
+                    f"{trained.model_id}: stored sha256 {record.sha256} != trained "
+                    f"{trained.sha256}"
+                )
         except ModelIntegrityError as exc:
             self.ctx.alerts.raise_alert(
                 "critical", "model_integrity_failed", str(exc), actor=self.ctx.name
             )
-            entry["status"] = "rejected"
-            entry["reasons"] = [*list(entry["reasons"]), "model_integrity_failed"]
+            _mark(entry, "rejected", "model_integrity_failed")
             return False
-        keeper.register(registry, trained.model_id, "promoted")
         return True
+
+    def _activate(
+        self, trained: ModelTrained, registry: RegistryFile, keeper: ActiveModelKeeper
+    ) -> None:
+        """Move the active pointer (the halt flag is checked again at the moment of acting)."""
+        self.ensure_not_halted("promotion")
+        self.models.activate(trained.model_id, expected_sha256=trained.sha256)
+        keeper.register(registry, trained.model_id, "promoted")
 
     def _audit_verdict(
         self, entry: dict[str, Any], action: str, decision: PromotionDecision, failed: bool
@@ -208,6 +225,12 @@ class PromotionJudge(SupervisedActor):
             actor=self.ctx.name,
             details=details,
         )
+
+
+def _mark(entry: dict[str, Any], status: str, reason: str) -> None:
+    """Change a manifest entry's status and add the reason."""
+    entry["status"] = status
+    entry["reasons"] = [*entry["reasons"], reason]
 
 
 def _entry_extra(

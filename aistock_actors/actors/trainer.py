@@ -10,14 +10,15 @@ because only the PromotionJudge ever moves ``models/active/`` (T7).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import TracebackType
 
-from aistock_actors import lifecycle
+from aistock_actors import lifecycle, progress
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core import pipeline
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
-from aistock_actors.parallel import JobRunner, JobTimeoutError
+from aistock_actors.parallel import JobBackendError, JobRunner, JobTimeoutError
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.models import ModelStore
 
@@ -32,6 +33,24 @@ class Trainer(SupervisedActor):
         self.bars = BarStore(cfg.state_dir / "bars")
         self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
         self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+
+    def on_stop(self) -> None:
+        self._close_runner()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback_: TracebackType | None,
+    ) -> None:
+        super().on_failure(exception_type, exception_value, traceback_)
+        self._close_runner()
+
+    def _close_runner(self) -> None:
+        """Release the job runner: the last one closes a local dask cluster (parallel.py)."""
+        runner: JobRunner | None = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
 
     def handle(self, request: Request) -> Reply:
         match request:
@@ -58,17 +77,21 @@ class Trainer(SupervisedActor):
                     detail=f"need {required} bars for the longest symbol, have {available}; "
                     "no candidate trained this cycle",
                 )
-            model = self.runner.run(
-                pipeline.train_candidate,
-                frames,
-                params,
-                cfg.training.seed,
-                request.model_id,
-                datetime.now(UTC),
-                timeout=lifecycle.job_budget(cfg, "train"),
-            )
+            with progress.task("train") as shown:
+                shown.note(f"{request.model_id} on {len(frames)} symbols")
+                model = self.runner.run(
+                    pipeline.train_candidate,
+                    frames,
+                    params,
+                    cfg.training.seed,
+                    request.model_id,
+                    datetime.now(UTC),
+                    timeout=lifecycle.job_budget(cfg, "train"),
+                )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
+        except JobBackendError as exc:  # dask scheduler unreachable, worker lost
+            return self.fail(request, "backend_unavailable", str(exc))
         except DataError as exc:
             return self.fail(request, "no_data", str(exc))
         except StateError as exc:

@@ -17,7 +17,9 @@ its *recipe* (its ``ModelParams`` and seed) refitted fold by fold:
    :func:`~aistock_actors.core.validation.purged_walk_forward_splits` into ``n_splits + 1``
    contiguous blocks; fold ``k`` trains on every earlier sample (an expanding window) whose label
    window ends at least ``embargo`` bars before block ``k`` starts (purge + embargo), and tests
-   on block ``k``. Folds are independent jobs, run through ``mapper`` (a process pool).
+   on block ``k``. Folds are independent jobs, run through ``mapper`` (a process pool), the
+   largest training window first; every fold job gets the SAME training-set object plus its row
+   positions, so a pool sends the panel to each worker once instead of a copy per fold.
 2. Each fold's model emits signals on its test block with ITS OWN stored confidence threshold
    (:meth:`~aistock_actors.core.models.TrainedModel.signals`, T6): +1 long, -1 short, 0 none.
 3. **Sizing** (:func:`target_weights`): at every bar, the symbols with a signal share the book
@@ -208,33 +210,46 @@ class FoldSignals(NamedTuple):
 
 
 def fit_fold(
+    data: TrainingSet,
     fold: int,
-    train: TrainingSet,
-    test_features: pd.DataFrame,
-    test_positions: IntArray,
+    train: IntArray,
+    test: IntArray,
     params: ModelParams,
     seed: int,
 ) -> FoldSignals:
-    """Fit the recipe on one fold's training rows and signal its test rows (a pool job)."""
+    """Fit the recipe on one fold's training rows and signal its test rows (a pool job).
+
+    ``data`` is the whole training set, shared by every fold of the batch (sent to each worker
+    once, read-only); ``train`` and ``test`` are row positions into it.
+    """
     model = train_model(
-        train.features,
-        train.labels,
-        train.label_end_times,
+        data.features.iloc[_rows(train)],
+        data.labels.iloc[_rows(train)],
+        data.label_end_times.iloc[_rows(train)],
         params=params,
         model_id=f"fold-{fold}",
         created_at=_EPOCH,
         seed=seed,
     )
-    signals = model.signals(test_features)
-    return FoldSignals(fold, test_positions, signals.direction, model.confidence_threshold)
+    signals = model.signals(data.features.iloc[_rows(test)])
+    return FoldSignals(fold, test, signals.direction, model.confidence_threshold)
 
 
-def model_signals(model: TrainedModel, features: pd.DataFrame) -> Int8Array | str:
-    """A fixed model's signals on ``features``, or why it cannot produce them (a pool job)."""
+def model_signals(data: TrainingSet, model: TrainedModel, positions: IntArray) -> Int8Array | str:
+    """A fixed model's signals on rows ``positions`` of ``data``, or why it cannot produce them
+    (a pool job)."""
     try:
-        return model.signals(features).direction
+        return model.signals(data.features.iloc[_rows(positions)]).direction
     except ValueError as exc:
         return f"incumbent {model.model_id} not evaluated: {exc}"
+
+
+def _rows(positions: IntArray) -> IntArray | slice:
+    """``positions`` as a slice when they are consecutive (a view, not a copy, of the rows)."""
+    n = len(positions)
+    if n and int(positions[-1]) - int(positions[0]) == n - 1 and (np.diff(positions) == 1).all():
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 # --- sizing and simulation ------------------------------------------------------------------
@@ -280,24 +295,18 @@ def simulate_window(
 # --- the walk-forward backtest --------------------------------------------------------------
 
 
-def _subset(data: TrainingSet, positions: IntArray) -> TrainingSet:
-    return TrainingSet(
-        features=data.features.iloc[positions],
-        labels=data.labels.iloc[positions],
-        label_end_times=data.label_end_times.iloc[positions],
-        forward_returns=data.forward_returns.iloc[positions],
-    )
-
-
 def _fold_jobs(
     data: TrainingSet, params: ModelParams, seed: int, spec: SimulationSpec
 ) -> list[tuple[Any, ...]]:
+    """One :func:`fit_fold` job per walk-forward fold, the biggest training set first (so two
+    workers finish together instead of one waiting on the last, largest fold)."""
     times = data.features.index.get_level_values("timestamp")
     splits = purged_walk_forward_splits(times, data.label_end_times, spec.n_splits, spec.embargo)
-    return [
-        (k, _subset(data, train), data.features.iloc[test], test, params, seed)
+    jobs = [
+        (fit_fold, data, k, train, test, params, seed)
         for k, (train, test) in enumerate(splits, start=1)
     ]
+    return sorted(jobs, key=lambda job: -len(job[3]))
 
 
 def _evaluate(
@@ -336,12 +345,12 @@ def walk_forward_backtest(
     """
     data = make_training_set(frames, params.horizon)
     fold_jobs = _fold_jobs(data, params, seed, spec)
-    positions = np.sort(np.concatenate([job[3] for job in fold_jobs]))
-    jobs: list[tuple[Any, ...]] = [(fit_fold, *job) for job in fold_jobs]
+    positions = np.sort(np.concatenate([job[4] for job in fold_jobs]))
+    jobs: list[tuple[Any, ...]] = list(fold_jobs)
     if incumbent is not None:
-        jobs.append((model_signals, incumbent, data.features.iloc[positions]))
+        jobs.append((model_signals, data, incumbent, positions))
     results = mapper(call, jobs)
-    folds: list[FoldSignals] = results[: len(fold_jobs)]
+    folds: list[FoldSignals] = sorted(results[: len(fold_jobs)], key=lambda f: f.fold)
     direction = np.zeros(len(data.features), dtype=np.int8)
     for fold in folds:
         direction[fold.positions] = fold.direction

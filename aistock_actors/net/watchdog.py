@@ -62,7 +62,11 @@ class Watchdog:
         for (name, generation), entry in hung:
             stuck = now - entry.since
             log.error(
-                "%s gen %d hung for %.1fs in one message; restarting", name, generation, stuck
+                "%s gen %d hung for %.1fs in one message; restarting",
+                name,
+                generation,
+                stuck,
+                extra={"actor": name},
             )
             entry.report(
                 ActorCrashed(

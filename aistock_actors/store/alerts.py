@@ -72,8 +72,14 @@ class AlertSink:
         *,
         actor: str = "supervisor",
         details: dict[str, Any] | None = None,
+        notify: bool = True,
     ) -> Path:
-        """Write the alert file, then notify listeners; return the file's path."""
+        """Write the alert file, then notify listeners (unless ``notify`` is False); return the
+        file's path.
+
+        If the file cannot be written (read-only or full disk) the alert is logged at CRITICAL
+        on stderr and still handed to the listeners (webhooks), then the ``OSError`` is raised.
+        """
         now = dt.datetime.now(dt.UTC)
         if self._redact is not None:
             masked = self._redact({"message": message, "details": dict(details or {})})
@@ -91,15 +97,32 @@ class AlertSink:
         safe_code = "".join(c if c.isalnum() or c in "-_" else "_" for c in code)[:60]
         name = f"{now.strftime('%Y%m%dT%H%M%S.%f')}Z_{safe_code}_{os.getpid()}-{seq}.json"
         path = self.root / severity / name
-        atomic_write_json(path, alert, keep_backup=False)
+        try:
+            atomic_write_json(path, alert, keep_backup=False)
+        except OSError as exc:
+            log.critical(
+                "alert NOT written (%s): %s [%s] %s",
+                exc,
+                severity,
+                code,
+                message,
+                extra={"actor": actor},
+            )
+            if notify:
+                self._notify(alert)
+            raise
         level = {"info": logging.INFO, "warning": logging.WARNING}.get(severity, logging.ERROR)
         log.log(level, "alert %s [%s] %s", severity, code, message, extra={"actor": actor})
+        if notify:
+            self._notify(alert)
+        return path
+
+    def _notify(self, alert: Alert) -> None:
         for listener in self._listeners:
             try:
                 listener(alert)
             except Exception:  # a broken listener must never lose or block an alert
-                log.exception("alert listener failed for %s", code)
-        return path
+                log.exception("alert listener failed for %s", alert.code)
 
 
 def list_alerts(root: Path, severity: Severity) -> list[Path]:

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -118,19 +119,25 @@ def atomic_write_bytes(
     sweep_orphan_temps(path)
 
 
-def atomic_write_json(path: Path, obj: object, *, keep_backup: bool = True) -> None:
+def atomic_write_json(
+    path: Path, obj: object, *, keep_backup: bool = True, kind: Any = None
+) -> None:
     """Encode ``obj`` as indented JSON (msgspec) and write it atomically.
 
     Encoding happens before anything is touched, so an unencodable object changes nothing.
+    ``kind`` is the type the file is loaded as (default: the object's own type for a Struct, a
+    list or a dict): only a previous version that decodes as it is rotated into ``.bak``, so
+    valid JSON of the wrong shape (``{}`` where a list belongs) never replaces a good backup.
     """
     data = msgspec.json.format(msgspec.json.encode(obj), indent=2) + b"\n"
-    kind: type = type(obj) if isinstance(obj, msgspec.Struct) else object
+    if kind is None:
+        kind = type(obj) if isinstance(obj, (msgspec.Struct, list, dict)) else object
     atomic_write_bytes(
         path, data, keep_backup=keep_backup, backup_valid=lambda old: decodes_as(old, kind)
     )
 
 
-def decodes_as(data: bytes, kind: type) -> bool:
+def decodes_as(data: bytes, kind: Any) -> bool:
     """Whether ``data`` decodes as ``kind`` — the same test a loader applies — so only a version
     that would load is ever kept as ``.bak``."""
     try:

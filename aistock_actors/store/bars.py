@@ -9,6 +9,13 @@ its per-member CRC32 catches torn or bit-flipped files.
 
 Every write replaces the whole file atomically (``atomic_write_bytes``), so an append can never
 lose earlier history; the previous version is kept as ``.bak`` and a corrupt file is read from it.
+
+Memory: every ``BarStore`` on the same folder in a process shares ONE read-only cache of the
+decoded arrays (the daemon's actors each open the store; with a private cache each would hold its
+own copy of the whole history). :meth:`BarStore.load` builds a writable frame with a single copy.
+Prices stay float64 too: float32 carries 24 bits (about 7 significant digits), so above ~$100,000
+a price is no longer exact to the cent, and the features and backtest fills would move (see
+``bench/README.md``, "Memory").
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import io
 import logging
 import os
 import re
+import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +71,24 @@ class _Bars:
     values: NDArray[np.float64]
 
 
+class _Cache(dict[str, _Bars]):
+    """Decoded bars by symbol for one store folder (a dict subclass so it can be weakly held)."""
+
+
+_CACHES: weakref.WeakValueDictionary[Path, _Cache] = weakref.WeakValueDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _shared_cache(root: Path) -> _Cache:
+    """The cache of ``root``, shared by every live ``BarStore`` on it (freed with the last)."""
+    key = root.absolute()
+    with _CACHES_LOCK:
+        cache = _CACHES.get(key)
+        if cache is None:
+            cache = _CACHES[key] = _Cache()
+        return cache
+
+
 def is_valid_symbol(symbol: str) -> bool:
     """True if ``symbol`` can name a store file (upper-case letters, digits, ``. _ = ^ -``)."""
     return _SYMBOL.fullmatch(symbol) is not None
@@ -72,7 +99,7 @@ class BarStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._cache: dict[str, _Bars] = {}
+        self._cache = _shared_cache(self.root)
 
     def path(self, symbol: str) -> Path:
         """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
@@ -114,7 +141,7 @@ class BarStore:
         bars = self._read(symbol)
         if bars is None:
             raise DataError(f"no stored bars for symbol {symbol!r} in {self.root}")
-        return bars_frame(bars.timestamps.copy(), bars.values.copy())
+        return bars_frame(bars.timestamps, bars.values)  # copies once into a writable frame
 
     def load_many(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
         """``{symbol: load(symbol)}`` for ``symbols`` (default: every stored symbol)."""
@@ -171,7 +198,7 @@ class BarStore:
         """Persist the ingestion cursors atomically."""
         path = self.root / CURSORS_FILE
         try:
-            atomic_write_json(path, dict(sorted(cursors.items())))
+            atomic_write_json(path, dict(sorted(cursors.items())), kind=dict[str, FileCursor])
         except OSError as exc:
             raise StateError(f"could not write {path}: {exc}") from exc
 

@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from aistock_actors import progress
 from aistock_actors.core.bars import ParsedBars, RowProblem, format_timestamp, parse
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
@@ -81,7 +82,7 @@ def ingest_directory(csv_dir: Path, store: BarStore) -> IngestReport:
     rejections: list[Rejection] = []
     notes: list[str] = []
     owners: dict[str, Path] = {}
-    for path in files:
+    for path in progress.track(files, "ingest", "files"):
         symbol = path.stem.upper()
         if symbol in owners:
             reason = f"duplicate symbol {symbol}: {owners[symbol].name} already maps to it"

@@ -124,7 +124,7 @@ class PromotionStore:
 
     def save_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically (hold :meth:`locked`)."""
-        atomic_write_json(self.manifest_path, manifest)
+        atomic_write_json(self.manifest_path, manifest, kind=Manifest)
 
     def load_registry(self) -> RegistryFile:
         """The registry (empty on the first run)."""

@@ -72,11 +72,13 @@ def test_walk_forward_finds_a_planted_pattern_out_of_sample_without_leakage() ->
     report = pipeline.walk_forward_backtest(frames, model_id="c", params=PARAMS, seed=0,
                                             spec=SPEC, sizing=SIZING, mapper=record_jobs(seen))
     assert report.folds == 4 and len(seen) == 4
-    for job in seen:  # (fit_fold, fold, train, test_features, test_positions, params, seed)
-        train, test_features = job[2], job[3]
-        test_start = test_features.index.get_level_values("timestamp").min()
-        assert train.label_end_times.max() < test_start  # purged: no label reaches the test
-    first_test = seen[0][3].index.get_level_values("timestamp").min()
+    test_starts = []
+    for job in seen:  # (fit_fold, data, fold, train_positions, test_positions, params, seed)
+        data, train, test = job[1], job[3], job[4]
+        test_start = data.features.index[test].get_level_values("timestamp").min()
+        assert data.label_end_times.iloc[train].max() < test_start  # purged: no label reaches it
+        test_starts.append(test_start)
+    first_test = min(test_starts)
     assert pd.Timestamp(report.start) == first_test
     m = report.candidate.metrics
     assert m.sharpe > 2.0 and m.trade_count >= 30 and m.max_drawdown < 0.18

@@ -122,3 +122,23 @@ def test_config_cannot_mention_fault_injection(tmp_path: Path) -> None:
     from aistock_actors.errors import ConfigError
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config(json.dumps({"faults": [{"actor": "x", "kind": "raise"}]}))
+
+
+def test_after_lets_matching_messages_through_before_firing_and_history_records() -> None:
+    from aistock_actors.messages.data import IngestBars
+
+    plan = FaultPlan([FaultSpec(actor="a", kind="slow", seconds=0.0, times=2, after=2,
+                                message_type="IngestBars"),
+                      FaultSpec(actor="a", kind="on_start", after=1)])
+    outcomes = []
+    for _ in range(6):
+        before = plan.count()
+        plan.before_message("a", IngestBars(request_id="r"))
+        plan.before_message("b", IngestBars(request_id="r"))  # another actor: never matches
+        outcomes.append(plan.count() - before)
+    assert outcomes == [0, 0, 1, 1, 0, 0]  # 2 let through, then fired twice, then exhausted
+    plan.before_start("a")  # the first start passes (after=1) ...
+    with pytest.raises(faults.InjectedFault):
+        plan.before_start("a")  # ... the second fails
+    plan.before_start("a")
+    assert plan.history == [("a", "slow", "IngestBars")] * 2 + [("a", "on_start", "on_start")]

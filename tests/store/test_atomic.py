@@ -525,7 +525,11 @@ def test_sigkill_loop_state_always_loadable_and_counter_never_goes_back(
             f"loaded counter {loaded.counter} ({where})"
         )
         # ... and the module's stronger promise: the file itself is the complete old or new
-        # version (no fallback needed), so no alert is ever raised by a plain SIGKILL.
+        # version (no fallback needed), so no alert is ever raised by a plain SIGKILL. (A child
+        # killed on a loaded machine before its very first write leaves no file at all.)
+        if obs.main is None and obs.start == 0 and not obs.acks:
+            assert obs.bak is None and loaded.counter == 0 and obs.alerts == 0, where
+            continue
         assert isinstance(obs.main, Payload), f"state file not loadable: {obs.main} ({where})"
         assert obs.main.counter in (last_acked, last_acked + 1), where
         assert obs.main == loaded, where

@@ -1,0 +1,65 @@
+"""A real daemon killed with SIGKILL at random moments, again and again (``faults.harness``).
+
+The daemon runs the production wiring on planted-pattern data at a 0.06 s interval: every cycle
+ingests, trains, backtests, judges (promotions happen), adapts risk and paper-trades. Each round
+usually adds a bar, starts the daemon, and kills it at a random instant — during interpreter
+start-up and actor start (15 %), or 0 to 0.35 s after the 1st-3rd cycle started. Before the kill the
+state on disk is recorded as *acknowledged*; after it, :func:`faults.harness.check_state` and
+:func:`faults.harness.lost_records` require:
+
+- every JSON file under ``state/`` and ``models/`` (and every ``.bak``) decodes, as its type
+  where it has one; the bar store loads;
+- the audit chain verifies, and every line that was on disk before the kill is still there,
+  unchanged (append-only: the old log is a prefix of the new);
+- the ledger reconciles with its fill log, no order id was applied twice, and every fill that
+  was persisted is still in the fill log;
+- no manifest entry disappeared; ``supervisor.json`` never counts fewer cycles, nor fewer than
+  the outcomes the audit log records;
+- the active model is the last ``approved`` manifest entry not retired or rolled back (or none)
+  -- except the one known bug this loop found (``faults.harness.NEVER_APPROVED``: a kill between
+  the judge's pointer move and its verdict write leaves a never-approved model active; strict
+  xfail in ``test_resource_faults.py``), which is tolerated here so CI stays meaningful for the
+  rest, and counted.
+
+CI runs 30 kills; ``bench/reliability_report.py --kills 200`` runs the long version.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from faults.harness import NEVER_APPROVED, SUPERVISOR, SigkillLoop, check_state
+
+KILLS = 30
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(tmp_path: Path) -> None:
+    loop = SigkillLoop(tmp_path, seed=7)
+    stats = loop.run(KILLS, max_seconds=240)
+    assert stats.kills == KILLS, f"only {stats.kills} kills in time"
+    assert stats.failures(tolerate_known=True) == []
+    if stats.known_bug_incidents:
+        print(f"\nknown promotion_judge bug hit {stats.known_bug_incidents} time(s): "
+              f"{[f for f in stats.failures() if 'never approved' in f][:1]}")
+    assert stats.mid_cycle >= KILLS // 3, [r.moment for r in stats.records]
+    assert stats.during_startup >= 1
+    # The loop really exercised promotion and trading between kills.
+    assert stats.promotions >= 1 and stats.fills > 0, stats
+    final = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--run-once"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert [p for p in check_state(tmp_path).problems if not p.startswith(NEVER_APPROVED)] == []
+    verify = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--audit-verify"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert verify.returncode == 0 and "hash chain intact" in verify.stdout, verify.stdout
+    status = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--status", "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    data = json.loads(status.stdout)
+    assert data["halted"] is False and data["cycles_total"] >= stats.cycles_total
+    critical = list((tmp_path / "state" / "alerts" / "critical").glob("*.json"))
+    assert critical == [], [p.name for p in critical]
