@@ -102,9 +102,16 @@ class ActiveModelKeeper:
         registry.strategies = list(state.strategies)
         self._audit_event(event, {"cause_detail": cause})
 
-    def reconcile(self, registry: RegistryFile) -> None:
-        """Register the active model if the registry does not know it (e.g. after a crash)."""
+    def reconcile(self, manifest: Manifest, registry: RegistryFile) -> None:
+        """Repair what a crash between two writes can leave: finish a rollback or retirement
+        that was recorded (write-ahead) but whose pointer move never happened, and register the
+        active model if the registry does not know it."""
         active = self.models.active_record()
+        if active is not None and active.model_id in registry.excluded():
+            self.audit.append("interrupted_fallback_completed", self.actor,
+                              {"model_id": active.model_id})
+            self._fall_back(manifest, registry, active.model_id, "interrupted_fallback")
+            active = self.models.active_record()
         current = registry.state.get(STRATEGY_ID)
         if active is not None and (current is None or current.model_id != active.model_id):
             self.register(registry, active.model_id, "reconciled_with_active_pointer")
@@ -125,6 +132,7 @@ class ActiveModelKeeper:
             self._audit_event(event, {"incumbent_sharpe": backtest.incumbent_sharpe})
             if event.kind == "removed":
                 registry.retired_models.append(event.model_id)
+                self.commit(manifest, registry)  # write-ahead, as for a rollback
                 self._fall_back(manifest, registry, event.model_id, "strategy_removed")
 
     def _passes_stage1(self, bt: BacktestCompleted) -> bool:
@@ -238,6 +246,9 @@ class ActiveModelKeeper:
         registry.rolled_back_models.append(active.model_id)
         now = datetime.now(UTC)
         manifest[:] = mark_rolled_back(manifest, str(entry["id"]), now)
+        # Write-ahead: the rollback is on disk before the pointer moves; a crash in between is
+        # finished by reconcile() at the next judge step.
+        self.commit(manifest, registry)
         target = self._fall_back(manifest, registry, active.model_id, AUTO_ROLLBACK)
         details = {
             "model_id": active.model_id,

@@ -121,7 +121,7 @@ class PromotionJudge(SupervisedActor):
         headless = self.ctx.config.config.headless
         manifest = self.promo.load_manifest()
         registry = self.promo.load_registry()
-        keeper.reconcile(registry)
+        keeper.reconcile(manifest, registry)
         rolled_back = headless.auto_rollback_on_degradation and keeper.check_degradation(
             manifest, registry, headless.degradation_threshold_pct
         )

@@ -47,7 +47,9 @@ from support import alert_codes, audit_actions, pump_until
 
 from aistock_actors.config import load_config
 from aistock_actors.store import atomic
+from aistock_actors.store.atomic import atomic_write_json
 from aistock_actors.store.audit import AuditLog, verify_audit_log
+from aistock_actors.store.ledger import PaperPerformance
 from aistock_actors.supervisor import STATE_WRITE_FAILED, WRITE_RETRY_SECONDS, Supervisor
 from aistock_actors.wiring import default_specs
 
@@ -303,16 +305,54 @@ def test_live_daemon_on_a_tmpfs_that_fills_up_or_turns_read_only(
         assert check_state(tmp_path).problems == []
 
 
-def test_a_manifest_write_failing_right_after_activation_keeps_pointer_and_manifest_agreeing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failing_write", [2, 3], ids=["verdict", "after-activation"])
+def test_a_manifest_write_failing_during_a_promotion_never_activates_an_unapproved_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_write: int
 ) -> None:
+    """The judge writes the manifest (1) before the verdict, (2) with the ``approved`` verdict
+    before it moves the pointer (write-ahead), (3) after. Whichever of 2 and 3 fails, no model
+    the manifest does not approve is active. (Before the write-ahead change, 3b6cf29, the
+    pointer moved first: this test and the SIGKILL loop caught it.)"""
     write_bars(tmp_path, FIRST_BARS)  # no model yet: the first candidate gets promoted
     cfg = reliability_config(tmp_path)
     manifest = (tmp_path / "state" / "promotion" / "manifest.json").resolve()
     writes = {"n": 0}
-    disk = BrokenDisk(monkeypatch, lambda p: p.resolve() == manifest
-                      and (writes.__setitem__("n", writes["n"] + 1) or writes["n"] == 2))
-    disk.error = errno.ENOSPC  # the judge's 1st manifest write works, the 2nd (verdict) fails
+
+    def nth_manifest_write(path: Path) -> bool:
+        if path.resolve() != manifest:
+            return False
+        writes["n"] += 1
+        return writes["n"] == failing_write
+
+    disk = BrokenDisk(monkeypatch, nth_manifest_write)
+    disk.error = errno.ENOSPC
+    sup = Supervisor(load_config(cfg), default_specs())
+    sup.start()
+    try:
+        summary = sup.run_once()
+    finally:
+        sup.stop()
+    assert summary is not None and step(summary, "judge").status == "crashed"
+    assert disk.refused == 1
+    problems = check_state(tmp_path).problems
+    assert not any("never approved" in p or "rolled back or retired" in p for p in problems)
+    if failing_write == 2:  # nothing recorded, nothing moved
+        assert problems == [] and not (tmp_path / "models" / "active" / "model.json").exists()
+
+
+def test_a_manifest_write_failing_during_a_rollback_keeps_pointer_and_manifest_in_step(
+    prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_prepared(prepared, tmp_path)
+    active = json.loads((tmp_path / "models" / "active" / "model.json").read_text())["id"]
+    # Its paper record falls far short of the backtest's promise: the judge rolls it back.
+    atomic_write_json(tmp_path / "state" / "paper" / "performance.json",
+                      PaperPerformance(model_id=active, returns=[-0.01] * 30))
+    cfg = reliability_config(tmp_path, headless={"auto_rollback_on_degradation": True,
+                                                 "degradation_threshold_pct": 0.0})
+    manifest = (tmp_path / "state" / "promotion" / "manifest.json").resolve()
+    disk = BrokenDisk(monkeypatch, lambda path: path.resolve() == manifest)
+    disk.error = errno.ENOSPC  # the first manifest write of the step: right after the pointer
     sup = Supervisor(load_config(cfg), default_specs())
     sup.start()
     try:
