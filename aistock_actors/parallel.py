@@ -118,8 +118,8 @@ class JobRunner:
         self.n_jobs = n_jobs
         self.scheduler_address = scheduler_address
         # A missing dask extra does not stop the actor that owns this runner from starting (that
-        # would be a restart storm): every job fails with the install hint instead. Startup
-        # refuses it earlier with a ConfigError through require_backend().
+        # would be a restart storm): every job fails with the install hint instead. A start-up
+        # check can refuse it earlier with a ConfigError: lifecycle.check_parallel().
         self._missing: str | None = None
         self._dask: _DaskPool | None = None
         if backend == "dask":
@@ -262,6 +262,30 @@ def _shm_dir() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
 
 
+_SPILL_PREFIX = "aistock-jobs-"
+
+
+def _new_spill_dir(parent: str | None) -> Path:
+    """A fresh ``aistock-jobs-<pid>-*`` folder; first removes those of processes that died
+    without cleaning up (SIGKILL, OOM): in ``/dev/shm`` they would hold RAM until reboot."""
+    root = Path(parent if parent is not None else tempfile.gettempdir())
+    for stale in root.glob(f"{_SPILL_PREFIX}*-*"):
+        pid = stale.name.removeprefix(_SPILL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 class _SpillFolder:
     """A per-batch temp folder holding the large arguments of one loky batch."""
 
@@ -273,7 +297,7 @@ class _SpillFolder:
         import joblib
 
         if self.path is None:
-            self.path = Path(tempfile.mkdtemp(prefix="aistock-jobs-", dir=_shm_dir()))
+            self.path = _new_spill_dir(_shm_dir())
         self.count += 1
         target = self.path / f"arg-{self.count}.pkl"
         try:
@@ -284,7 +308,7 @@ class _SpillFolder:
             # A small /dev/shm (containers default to 64 MB) fills up: use the temp dir instead.
             log.info("cannot write a job argument to %s (%s); using the temp dir", self.path, exc)
             self.close()
-            self.path = Path(tempfile.mkdtemp(prefix="aistock-jobs-"))
+            self.path = _new_spill_dir(None)
             target = self.path / f"arg-{self.count}.pkl"
             joblib.dump(value, target)
         return _MappedArg(str(target))

@@ -38,7 +38,8 @@ PASS/MISS and never asserted: the 500-symbol cycle within 60 s (wall) on 2 cores
 
 ``--profile STEP`` (``train`` or ``backtest``) additionally runs that step's core work in THIS
 process under cProfile at the largest N (the same functions the actor hands to the pool, with
-``mapper`` = sequential so the fold fits appear in the profile) and prints the top functions.
+``mapper`` = sequential so the fold fits appear in the profile) and prints the top functions;
+``--repeats 0 --profile backtest`` profiles without timing cycles.
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ def main() -> int:
                 bad = {k: v for k, v in run.statuses.items() if v not in ("ok", "skipped")}
                 if bad:
                     print(f"    step statuses: {bad}")
-        report(results, loads)
+        if args.repeats > 0:
+            report(results, loads)
         if args.profile:
             profile_step(args.profile, root / f"data-{max(args.symbols)}", args.top)
     finally:

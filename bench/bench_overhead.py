@@ -22,7 +22,8 @@ A, B, ...) so both see the same machine load:
 Both use the process-wide loky pool with the same ``parallel.n_jobs``; one untimed warm-up of
 each comes first so both see warm workers. Measured per run: wall time (``perf_counter``) and CPU
 time of this process + the pool's workers (``psutil``). Overhead = median(actors) /
-median(direct) - 1. Target (printed, not asserted): within 5 %.
+median(direct) - 1. Target (printed, not asserted): within 5 %. Last, the fixed cost of the
+actor path alone: ``Supervisor(...)``, ``start()`` and ``stop()`` with no cycle in between.
 """
 
 from __future__ import annotations
@@ -251,6 +252,18 @@ def main() -> int:
                 print(f"  run {i + 1} {name:<6} wall {sample.wall:7.2f}s cpu {sample.cpu:7.2f}s "
                       f"{sample.outcome} | {steps}")
         report(samples, loads)
+        fixed = []
+        for _ in range(args.repeats):
+            fresh(works["actors"])
+            t0 = time.perf_counter()
+            sup = Supervisor(load_config(configs["actors"]), default_specs())
+            sup.start()
+            sup.stop()
+            fixed.append(time.perf_counter() - t0)
+        share = statistics.median(fixed) / statistics.median(s.wall for s in samples["direct"])
+        print(f"fixed cost of the actor path (Supervisor() + start() + stop(), no cycle): median "
+              f"{statistics.median(fixed):.3f}s ({min(fixed):.3f}-{max(fixed):.3f}s) = "
+              f"{share:.1%} of the direct cycle")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

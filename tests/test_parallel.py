@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -152,3 +153,25 @@ def test_a_full_ram_folder_falls_back_to_the_temp_dir(
     ]
     assert [t.is_relative_to(ram) for t in targets] == [True, False]
     assert list(ram.iterdir()) == []  # the half-written folder was removed
+
+
+def test_spill_folders_of_dead_processes_are_removed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ram = tmp_path / "shm"
+    ram.mkdir()
+    monkeypatch.setattr(parallel, "_shm_dir", lambda: str(ram))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = ram / f"aistock-jobs-{dead}-abc"  # left by a SIGKILLed autopilot
+    live = ram / "aistock-jobs-1-abc"  # pid 1 is alive: another process's batch in flight
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "arg-1.pkl").write_bytes(b"x" * 100)
+    big = np.ones(200_000)
+    assert JobRunner("loky", 2).map(describe, [(big, 0)], timeout=60) == [
+        ("memmap", False, 200_000.0)
+    ]
+    assert not stale.exists()
+    assert live.exists()
+    assert [p.name for p in ram.iterdir()] == [live.name]  # our own folder is gone too
