@@ -245,9 +245,11 @@ def _stop_on_signals() -> threading.Event:
 
 def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor:
     """Build and start the production supervisor, sharing the signal handlers' stop event."""
+    from aistock_actors.lifecycle import check_parallel
     from aistock_actors.supervisor import Supervisor
     from aistock_actors.wiring import default_specs
 
+    check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
     supervisor.start()

@@ -139,3 +139,18 @@ def test_an_unreachable_scheduler_is_a_backend_error_not_a_hang(
         with pytest.raises(JobBackendError, match="cannot connect"):
             runner.run(pow, 2, 2, timeout=60)
         assert time.monotonic() - start < 20
+
+
+def test_dask_backend_without_the_extra_refuses_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support import write_config
+
+    from aistock_actors import cli, parallel
+
+    monkeypatch.setattr(parallel, "dask_available", lambda: False)
+    config = write_config(tmp_path, parallel={"backend": "dask"})
+    assert cli.main([str(config), "--run-once"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aistock-actors[dask]" in err and "Traceback" not in err
+    assert not (tmp_path / "state" / "audit").exists()  # no actor started, nothing recorded
