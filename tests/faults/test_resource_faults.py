@@ -343,6 +343,9 @@ def test_a_manifest_write_failing_during_a_promotion_never_activates_an_unapprov
 def test_a_manifest_write_failing_during_a_rollback_keeps_pointer_and_manifest_in_step(
     prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A degradation rollback whose manifest write fails moves nothing. (Before 17f9e25 the
+    pointer moved first and the rolled-back model stayed ``approved`` and out of
+    ``rolled_back_models``; the 200-kill run then picked it again as a rollback target.)"""
     copy_prepared(prepared, tmp_path)
     active = json.loads((tmp_path / "models" / "active" / "model.json").read_text())["id"]
     # Its paper record falls far short of the backtest's promise: the judge rolls it back.

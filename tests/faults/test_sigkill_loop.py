@@ -15,10 +15,10 @@ state on disk is recorded as *acknowledged*; after it, :func:`faults.harness.che
   was persisted is still in the fill log;
 - no manifest entry disappeared; ``supervisor.json`` never counts fewer cycles, nor fewer than
   the outcomes the audit log records;
-- the active model, if any, is approved in the manifest and neither rolled back nor retired;
-  and it is the last such entry (or none is active) -- except in the known window of an
-  interrupted judge step (``faults.harness.OUT_OF_STEP``: pointer and manifest written
-  separately), which is tolerated here with its exact signature and counted.
+- the active model, if any, was approved in the manifest; and it is the last approved entry
+  not rolled back or retired (or none is active) -- except in the window of an interrupted
+  judge step (``faults.harness.OUT_OF_STEP``), tolerated here with its exact signature and
+  counted; after the final clean cycle a pending fall-back must have been finished.
 
 CI runs 30 kills; ``bench/reliability_report.py --kills 200`` runs the long version.
 """
@@ -31,7 +31,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from faults.harness import OUT_OF_STEP, SUPERVISOR, SigkillLoop, check_state
+from faults.harness import (
+    OUT_OF_STEP,
+    PENDING_FALLBACK,
+    SUPERVISOR,
+    SigkillLoop,
+    check_state,
+)
 
 KILLS = 30
 
@@ -52,7 +58,9 @@ def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(tmp_path: Pat
     final = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--run-once"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert final.returncode == 0, final.stdout + final.stderr
-    assert [p for p in check_state(tmp_path).problems if not p.startswith(OUT_OF_STEP)] == []
+    left = check_state(tmp_path).problems  # the clean cycle's judge step finished any fall-back
+    assert [p for p in left if not p.startswith(OUT_OF_STEP) or p.startswith(PENDING_FALLBACK)] \
+        == []
     verify = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--audit-verify"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert verify.returncode == 0 and "hash chain intact" in verify.stdout, verify.stdout
