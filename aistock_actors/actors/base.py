@@ -27,13 +27,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import pykka
 
-from aistock_actors import faults, logs
+from aistock_actors import faults, lifecycle, logs
 from aistock_actors.config import LoadedConfig
 from aistock_actors.errors import HaltedError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
+from aistock_actors.parallel import JobRunner
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.bars import BarStore
+from aistock_actors.store.models import ModelStore
 
 if TYPE_CHECKING:
     from aistock_actors.net.services import NetServices
@@ -161,6 +164,39 @@ class SupervisedActor(pykka.ThreadingActor):
         """Raise :class:`HaltedError` if the shared halt flag is set (check right before acting)."""
         if self.ctx.halt_flag.is_set():
             raise HaltedError(f"{self.ctx.name}: refused {what}: system is halted")
+
+
+class PoolActor(SupervisedActor):
+    """A supervised actor that runs its work in a job runner (process pool or dask cluster).
+
+    Subclasses call ``super().load_state()`` to open the stores and the runner; the runner is
+    closed when the actor stops or crashes (the last user closes a local dask cluster), so a
+    restart never leaks worker processes.
+    """
+
+    def load_state(self) -> None:
+        cfg = self.ctx.config
+        self.bars = BarStore(cfg.state_dir / "bars")
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+
+    def on_stop(self) -> None:
+        self._close_runner()
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback_: TracebackType | None,
+    ) -> None:
+        super().on_failure(exception_type, exception_value, traceback_)
+        self._close_runner()
+
+    def _close_runner(self) -> None:
+        """Release the job runner: the last one closes a local dask cluster (parallel.py)."""
+        runner: JobRunner | None = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
 
 
 def _fmt(exc: BaseException) -> str:

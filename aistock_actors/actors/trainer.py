@@ -10,47 +10,20 @@ because only the PromotionJudge ever moves ``models/active/`` (T7).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import TracebackType
 
 from aistock_actors import lifecycle, progress
-from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.base import PoolActor
 from aistock_actors.core import pipeline
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
-from aistock_actors.parallel import JobBackendError, JobRunner, JobTimeoutError
-from aistock_actors.store.bars import BarStore
-from aistock_actors.store.models import ModelStore
+from aistock_actors.parallel import JobBackendError, JobTimeoutError
 
 
-class Trainer(SupervisedActor):
+class Trainer(PoolActor):
     """Owns candidate training; its state on disk is the model store."""
 
     child_name = "trainer"
-
-    def load_state(self) -> None:
-        cfg = self.ctx.config
-        self.bars = BarStore(cfg.state_dir / "bars")
-        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
-        self.runner: JobRunner = lifecycle.job_runner(cfg.config)
-
-    def on_stop(self) -> None:
-        self._close_runner()
-
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback_: TracebackType | None,
-    ) -> None:
-        super().on_failure(exception_type, exception_value, traceback_)
-        self._close_runner()
-
-    def _close_runner(self) -> None:
-        """Release the job runner: the last one closes a local dask cluster (parallel.py)."""
-        runner: JobRunner | None = getattr(self, "runner", None)
-        if runner is not None:
-            runner.close()
 
     def handle(self, request: Request) -> Reply:
         match request:
