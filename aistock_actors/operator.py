@@ -174,6 +174,7 @@ class Status(msgspec.Struct, kw_only=True):
     cycles_total: int
     cycles_succeeded: int
     cycles_failed: int
+    cycles_degraded: int
     last_success_at: str | None
     last_cycle: CycleSummary | None
     restarts: dict[str, int]
@@ -213,6 +214,7 @@ def status(loaded: LoadedConfig) -> Status:
         cycles_total=state.cycles_total,
         cycles_succeeded=state.cycles_succeeded,
         cycles_failed=state.cycles_failed,
+        cycles_degraded=state.cycles_degraded,
         last_success_at=state.last_success_at,
         last_cycle=state.last_cycle,
         restarts=dict(state.restarts),
@@ -224,6 +226,11 @@ def status(loaded: LoadedConfig) -> Status:
         risk=trading_ops.risk_status(state_dir),
         recent_alerts=recent_alerts(alert_root),
     )
+
+
+def degraded_suffix(cycles_degraded: int) -> str:
+    """``", N degraded"`` for the cycles line, empty when no cycle was degraded."""
+    return f", {cycles_degraded} degraded" if cycles_degraded else ""
 
 
 def render_status(st: Status) -> str:
@@ -238,7 +245,8 @@ def render_status(st: Status) -> str:
     lines.append(f"consecutive failures: {st.consecutive_failures} / {st.max_consecutive_failures}")
     lines.append(
         f"cycles:               {st.cycles_total} total, {st.cycles_succeeded} ok, "
-        f"{st.cycles_failed} failed; last success {st.last_success_at or 'never'}"
+        f"{st.cycles_failed} failed{degraded_suffix(st.cycles_degraded)}; "
+        f"last success {st.last_success_at or 'never'}"
     )
     if st.last_cycle is not None:
         lc = st.last_cycle

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from aistock_actors.operator import Status, render_status
+from aistock_actors.operator import Status, degraded_suffix, render_status
 
 if TYPE_CHECKING:  # rich loads only when a terminal gets the rich view
     from rich.console import RenderableType
@@ -106,7 +106,8 @@ def _overview(st: Status) -> RenderableType:
                  f"[yellow]{failures}[/]" if st.consecutive_failures else failures)
     last = st.last_success_at or "never"
     grid.add_row("cycles", f"{st.cycles_total} total, {st.cycles_succeeded} ok, "
-                           f"{st.cycles_failed} failed; last success {last}")
+                           f"{st.cycles_failed} failed{degraded_suffix(st.cycles_degraded)}; "
+                           f"last success {last}")
     grid.add_row("mode", st.mode)
     grid.add_row("state dir", _e(st.state_dir))
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
@@ -124,7 +125,7 @@ def _last_cycle(st: Status) -> RenderableType:
         style = STEP_STYLES.get(step.status, "yellow")
         table.add_row(_e(step.name), f"[{style}]{_e(step.status)}[/]",
                       f"{step.duration_s:.2f}s", _e(step.detail))
-    outcome = "green" if lc.outcome == "succeeded" else "red"
+    outcome = {"succeeded": "green", "degraded": "yellow"}.get(lc.outcome, "red")
     title = f"last cycle {_e(lc.cycle_id)}: {_e(lc.outcome)} (finished {lc.finished_at})"
     return _panel(table, title, outcome)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from support import (
 
 from aistock_actors import operator
 from aistock_actors.config import load_config
-from aistock_actors.store.state import read_halt
+from aistock_actors.store.state import load_supervisor_state, read_halt
+from aistock_actors.supervisor import Supervisor
 
 
 def test_crash_in_tell_restarts_new_instance_that_reloads_state(tmp_path: Path) -> None:
@@ -232,3 +235,153 @@ def test_config_above_hard_ceiling_runs_clamped_and_is_audited(tmp_path: Path) -
     clamp = [json.loads(line) for line in lines if '"risk_ceiling_clamped"' in line]
     assert clamp and clamp[0]["details"] == {
         "key": "risk.max_position_fraction", "requested": 0.9, "applied": 0.3}
+
+
+SLOW_BACKOFF = {"restart_backoff_base_seconds": 0.8, "restart_backoff_max_seconds": 0.8}
+"""A restart backoff longer than the gap between the cycles a test runs back to back."""
+
+
+def _restarting(sup: Supervisor) -> bool:
+    child = sup.children["probe"]
+    return child.ref is None and child.restart_due is not None
+
+
+def test_one_crash_counts_once_while_the_child_is_still_in_backoff(tmp_path: Path) -> None:
+    """Regression: a cycle run while the crashed child was still in its backoff failed its step
+    as "unavailable" and counted a second consecutive failure for the same crash, so with a cap
+    of 2 one crash halted the system."""
+    cfg = write_config(tmp_path, headless={"max_consecutive_failures": 2},
+                       supervision=SLOW_BACKOFF)
+    sup = make_supervisor(cfg, probe_class(["crash", "ok"]))
+    sup.start()
+    try:
+        first = sup.run_once()
+        assert first is not None and first.outcome == "failed"
+        assert sup.state.consecutive_failures == 1
+        assert _restarting(sup)
+        second = sup.run_once()  # the daemon's next tick, inside the backoff
+        assert second is not None and second.outcome == "degraded" and _restarting(sup)
+        ingest = second.steps[0]
+        assert (ingest.status, ingest.data.get("reason")) == ("skipped", "child_restarting")
+        assert ingest.detail.startswith("child_restarting")
+        assert sup.state.consecutive_failures == 1  # held: neither a new failure nor a reset
+        assert not sup.halted
+        pump_until(sup, lambda: sup.children["probe"].ref is not None)
+        third = sup.run_once()
+        assert third is not None and third.outcome == "succeeded"
+        assert sup.state.consecutive_failures == 0
+    finally:
+        sup.stop()
+    state_dir = tmp_path / "state"
+    actions = audit_actions(state_dir)
+    assert actions.count("autopilot_failed") == 1
+    assert actions.count("step_skipped_child_restarting") == actions.count("cycle_degraded") == 1
+    assert alert_codes(state_dir, "error").count("data_ingestion_failed") == 1
+    assert read_halt(state_dir) is None
+    saved = load_supervisor_state(state_dir, None)
+    assert (saved.cycles_total, saved.cycles_succeeded, saved.cycles_failed,
+            saved.cycles_degraded) == (3, 1, 1, 1)
+    shown = operator.render_status(operator.status(load_config(cfg)))
+    assert "3 total, 1 ok, 1 failed, 1 degraded;" in shown
+
+
+def test_a_crash_outside_any_step_is_counted_once_by_the_next_cycle(tmp_path: Path) -> None:
+    """A child that fails (here in ``on_start``) while no step of it runs has a fault no cycle
+    counted yet: the first cycle that finds it restarting counts it, a second one does not."""
+    cfg = write_config(tmp_path, supervision=SLOW_BACKOFF)
+    sup = make_supervisor(cfg, probe_class(["ok"], fail_on_start={1}))
+    sup.start()
+    try:
+        pump_until(sup, lambda: _restarting(sup))
+        first = sup.run_once()
+        assert first is not None and first.outcome == "failed"
+        assert first.steps[0].status == "failed" and "child_restarting" in first.steps[0].detail
+        second = sup.run_once()
+        assert second is not None and second.outcome == "degraded"
+        assert second.steps[0].status == "skipped"
+        assert sup.state.consecutive_failures == 1
+        pump_until(sup, lambda: sup.children["probe"].ref is not None)
+        third = sup.run_once()
+        assert third is not None and third.outcome == "succeeded"
+    finally:
+        sup.stop()
+    assert sup.state.consecutive_failures == 0
+
+
+def test_an_actor_crashing_on_every_request_still_reaches_the_cap(tmp_path: Path) -> None:
+    """Cycles inside a backoff hold the count, but every new crash of the restarted child is a
+    new fault: the cap still halts an actor that never recovers (restart intensity off)."""
+    cfg = write_config(tmp_path, headless={"max_consecutive_failures": 3},
+                       supervision={"restart_backoff_base_seconds": 0.2,
+                                    "restart_backoff_max_seconds": 0.2, "max_restarts": 1000})
+    sup = make_supervisor(cfg, probe_class(["crash"] * 20))
+    sup.start()
+    try:
+        counts = []
+        while not sup.halted:
+            summary = sup.run_once()
+            assert summary is not None
+            counts.append((summary.steps[0].status, sup.state.consecutive_failures))
+            assert len(counts) < 200, counts
+            sup.pump(0.05)  # a daemon interval shorter than the backoff
+    finally:
+        sup.stop()
+    crashes = [count for status, count in counts if status == "crashed"]
+    assert crashes == [1, 2, 3]
+    assert all(count in (1, 2) for status, count in counts if status == "skipped")
+    halt = read_halt(tmp_path / "state")
+    assert halt is not None and halt.reason == "max_failures_reached"
+
+
+def test_an_actor_that_never_comes_back_still_reaches_the_cap(tmp_path: Path) -> None:
+    """After a crash in its step the child fails every ``on_start``: each failed start is a new
+    fault, counted by the next cycle that finds the child restarting."""
+    cfg = write_config(tmp_path, headless={"max_consecutive_failures": 3},
+                       supervision={"restart_backoff_base_seconds": 0.1,
+                                    "restart_backoff_max_seconds": 0.1, "max_restarts": 1000})
+    sup = make_supervisor(cfg, probe_class(["crash"], fail_on_start=set(range(2, 100))))
+    sup.start()
+    try:
+        first = sup.run_once()
+        assert first is not None and first.steps[0].status == "crashed"
+        while not sup.halted:
+            generation = sup.children["probe"].generation
+            # Let the next start fail and be reported (a new fault), then run a cycle.
+            pump_until(sup, lambda g=generation: sup.children["probe"].generation > g
+                       and _restarting(sup))
+            sup.run_once()
+            assert sup.state.cycles_total < 10
+    finally:
+        sup.stop()
+    assert sup.state.consecutive_failures == 3
+    halt = read_halt(tmp_path / "state")
+    assert halt is not None and halt.reason == "max_failures_reached"
+
+
+def test_daemon_faster_than_the_backoff_counts_one_crash_once(tmp_path: Path) -> None:
+    """The reported case, through ``run_daemon``: cycles every 0.05 s, a 0.8 s backoff, a cap
+    of 2. One crash fails one cycle; the cycles during the backoff are audited as skipped; the
+    child comes back and the daemon runs on, never halted."""
+    cfg = write_config(tmp_path, headless={"max_consecutive_failures": 2},
+                       supervision=SLOW_BACKOFF)
+    sup = make_supervisor(cfg, probe_class(["crash"]))
+    sup.start()
+    daemon = threading.Thread(target=sup.run_daemon, args=(0.05,), daemon=True)
+    try:
+        daemon.start()
+        deadline = time.monotonic() + 20
+        while sup.state.cycles_succeeded < 1 and not sup.halted:
+            assert time.monotonic() < deadline, "daemon made no progress"
+            sup.stop_event.wait(0.02)
+    finally:
+        sup.stop_event.set()
+        daemon.join(10)
+        sup.stop()
+    assert not sup.halted, sup.halt
+    st = sup.state
+    assert st.cycles_failed == 1 and st.consecutive_failures == 0
+    degraded = st.cycles_total - st.cycles_failed - st.cycles_succeeded
+    assert degraded >= 1  # at least one tick fell inside the backoff
+    actions = audit_actions(tmp_path / "state")
+    assert actions.count("autopilot_failed") == 1
+    assert actions.count("step_skipped_child_restarting") == degraded

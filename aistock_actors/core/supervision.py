@@ -1,5 +1,6 @@
 """Supervision policy, pure: cycle steps and their failure policy, restart intensity, backoff,
-the consecutive-failure cap, and the vocabulary of audit actions and halt reasons.
+the consecutive-failure cap, how a refused state write is retried, and the vocabulary of audit
+actions and halt reasons.
 
 The supervisor (``aistock_actors/supervisor.py``) is the shell that applies these rules; every
 rule of the manual's "Automated Error Recovery" table lives here once.
@@ -48,7 +49,9 @@ FAILURE_ALERT_CODES: dict[str, str] = {
     "trade": "paper_trading_failed",
 }
 
-CycleOutcome = Literal["succeeded", "failed", "halted", "aborted"]
+CycleOutcome = Literal["succeeded", "degraded", "failed", "halted", "aborted"]
+"""``degraded``: nothing failed, but a step was skipped because its actor is still restarting
+from a fault an earlier cycle already counted (:data:`CHILD_RESTARTING`)."""
 
 # --- Audit actions and halt reasons ---------------------------------------------------------
 
@@ -58,11 +61,19 @@ MAX_FAILURES_REACHED = "max_failures_reached"
 RESTART_INTENSITY_EXCEEDED = "restart_intensity_exceeded"
 AUTOPILOT_FAILED = "autopilot_failed"
 CYCLE_SUCCEEDED = "cycle_succeeded"
+CYCLE_DEGRADED = "cycle_degraded"
 RISK_CEILING_CLAMPED = "risk_ceiling_clamped"
 OPERATOR_RESUMED = "operator_resumed"
 ACTOR_RESTARTED = "actor_restarted"
 ACTOR_CRASHED = "actor_crashed"
 AUTO_RECOVERY_DISABLED = "auto_recovery_disabled"
+CHILD_RESTARTING = "child_restarting"
+"""Why a step did not run: its actor is in its restart backoff after a fault already counted."""
+STEP_SKIPPED_CHILD_RESTARTING = "step_skipped_child_restarting"
+"""Audit action of a step skipped as :data:`CHILD_RESTARTING`."""
+
+STATE_WRITE_FAILED = "state_write_failed"
+"""Halt reason (kind ``resource``) and critical alert: the state directory refused a write."""
 
 HaltKind = Literal[
     "kill_switch",
@@ -84,8 +95,9 @@ def steps_to_skip(failed_step: str) -> tuple[str, ...]:
     return SKIP_ON_FAILURE.get(failed_step, ())
 
 
-def cycle_outcome(statuses: Iterable[str]) -> CycleOutcome:
-    """Outcome of a cycle from its step statuses: halted > aborted > failed > succeeded."""
+def cycle_outcome(statuses: Iterable[str], *, restarting: bool = False) -> CycleOutcome:
+    """Outcome of a cycle from its step statuses: halted > aborted > failed > degraded >
+    succeeded; ``restarting``: a step was skipped as :data:`CHILD_RESTARTING`."""
     seen = set(statuses)
     if "halted" in seen:
         return "halted"
@@ -93,7 +105,7 @@ def cycle_outcome(statuses: Iterable[str]) -> CycleOutcome:
         return "aborted"
     if seen & FAILED_STATUSES:
         return "failed"
-    return "succeeded"
+    return "degraded" if restarting else "succeeded"
 
 
 class FailureDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +126,9 @@ def after_cycle(
     """Update the consecutive-failure count; a success resets it, the cap halts.
 
     With auto recovery disabled the first failed cycle halts. Halted and aborted cycles (an
-    operator stop) neither count nor reset.
+    operator stop) neither count nor reset, and nor do degraded ones: their actor is still
+    restarting from a fault an earlier cycle counted, so counting again would count one fault
+    twice, and resetting would let an actor that crashes on every request escape the cap.
     """
     if outcome == "succeeded":
         return FailureDecision(consecutive_failures=0, halt=False)
@@ -129,6 +143,17 @@ def after_cycle(
 
 
 # --- Restarts ---------------------------------------------------------------------------------
+
+
+def restarting_step_status(fault_counted: bool) -> Literal["skipped", "failed"]:
+    """Status of a step whose actor is down, waiting for its restart.
+
+    Each fault of an actor counts once toward the consecutive-failure cap: when a cycle already
+    counted it (the step crashed, timed out or found the actor dead), the next cycles that find
+    the actor still in its backoff skip the step (``child_restarting``, not a failure). A fault
+    no cycle has counted yet (a failed restart, a crash between steps) fails the step once.
+    """
+    return "skipped" if fault_counted else "failed"
 
 
 class RestartIntensity:
@@ -152,6 +177,16 @@ class RestartIntensity:
         return len(self._times)
 
 
+def restart_attempt(consecutive_restarts: int, ran_for: float, window: float) -> int:
+    """Which consecutive restart of a child this is (1-based), for its backoff.
+
+    A child that ran longer than the restart ``window`` before failing starts over at 1, so an
+    actor failing once a day is restarted at the base delay, not the maximum.
+    """
+    previous = 0 if ran_for > window else consecutive_restarts
+    return previous + 1
+
+
 def backoff_delay(attempt: int, base: float, maximum: float, jitter: float) -> float:
     """Delay before restart ``attempt`` (1-based): ``min(max, base·2^(k-1)) · (1 + jitter)``.
 
@@ -162,3 +197,11 @@ def backoff_delay(attempt: int, base: float, maximum: float, jitter: float) -> f
     exponent = min(attempt - 1, 60)
     raw = min(maximum, base * math.pow(2.0, exponent))
     return raw * (1.0 + min(max(jitter, 0.0), 0.2))
+
+
+# --- Writes the state directory refuses ----------------------------------------------------------
+
+WRITE_RETRY_SECONDS = 1.0
+"""How often writes that failed (the halt, audit records, ``supervisor.json``) are retried."""
+AUDIT_BACKLOG_MAX = 10_000
+"""Audit records kept in memory while the audit log cannot be written (oldest dropped, logged)."""

@@ -61,6 +61,8 @@ class SupervisorState(msgspec.Struct, kw_only=True):
     cycles_total: int = 0
     cycles_failed: int = 0
     cycles_succeeded: int = 0
+    cycles_degraded: int = 0
+    """Cycles that skipped a step whose actor was still restarting from a counted fault."""
     last_success_at: str | None = None
     restarts: dict[str, int] = {}
     last_cycle: CycleSummary | None = None
