@@ -354,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="engines to leave out")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile one run of ours at the largest N and print the top entries")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, a few seconds (overrides the size flags): "
+                    "the bench still runs (tests/bench/test_bench_commands.py)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.symbols, args.bars, args.repeats, args.bt_subset = [1, 4], 120, 1, 2
     if args.repeats < 1 or args.bars <= SLOW + 1 or min(args.symbols) < 1:
         ap.error("need --repeats >= 1, --bars > 31, --symbols >= 1")
 

@@ -283,7 +283,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="run the CLI of another checkout (before/after comparisons)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, a few seconds (overrides the size flags): "
+                        "the bench still runs (tests/bench/test_bench_commands.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.symbols, args.bars, args.repeats, args.timeout = [4], 300, 1, 120.0
 
     print(f"# bench_cycle — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "

@@ -194,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--symbols", type=int, default=5, help="sample CSVs for the daemon's cycle")
     ap.add_argument("--bars", type=int, default=300)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, state)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, a few seconds (overrides the size flags): "
+                    "the bench still runs (tests/bench/test_bench_commands.py)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.trials, args.max_gap, args.symbols, args.bars = 2, 0.2, 3, 120
     if args.trials < 1 or not 0 < args.poll <= 1:
         ap.error("need --trials >= 1 and 0 < --poll <= 1")
 

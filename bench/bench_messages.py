@@ -266,7 +266,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, a few seconds (overrides the size flags): "
+                        "the bench still runs (tests/bench/test_bench_commands.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.messages, args.warmup, args.repeats = 500, 50, 1
     print(f"# bench_messages — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     versions = f"pykka {importlib.metadata.version('pykka')}, msgspec {msgspec.__version__}"
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "

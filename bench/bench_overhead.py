@@ -218,7 +218,12 @@ def main() -> int:
     parser.add_argument("--bars", type=int, default=2520)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, a few seconds (overrides the size flags): "
+                        "the bench still runs (tests/bench/test_bench_commands.py)")
     args = parser.parse_args()
+    if args.smoke:
+        args.symbols, args.bars, args.repeats = 3, 600, 1
 
     print(f"# bench_overhead — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python "

@@ -64,6 +64,35 @@ def inline_commands(markdown: str) -> list[str]:
     return found
 
 
+DOCS = {
+    "README.md": ("fenced", "inline"),
+    "ops/RUNBOOK.md": ("fenced", "inline"),
+    "bench/README.md": ("fenced",),
+}
+"""The docs whose commands run, and where in each they are taken from."""
+
+
+def canonical(command: str) -> str:
+    """Commands that differ only in the config path or the ``--out`` file run once."""
+    command = command.replace("configs/demo.json", "$CONFIG")
+    return re.sub(r"--out \S+", "--out FILE", command)
+
+
+def documented(repo: Path) -> dict[str, list[str]]:
+    """Every distinct command of the docs (first spelling) -> where it and its variants appear."""
+    found: dict[str, list[str]] = {}
+    first: dict[str, str] = {}
+    for doc, kinds in DOCS.items():
+        text = (repo / doc).read_text(encoding="utf-8")
+        commands = fenced_commands(text) if "fenced" in kinds else []
+        commands += inline_commands(text) if "inline" in kinds else []
+        for command in commands:
+            spelled = first.setdefault(canonical(command), command)
+            where = doc if spelled == command else f"{doc} ({command})"
+            found.setdefault(spelled, []).append(where)
+    return found
+
+
 # --- the jq stand-in ---------------------------------------------------------------------------
 
 def _one(value: Any) -> Iterator[Any]:

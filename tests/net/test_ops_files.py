@@ -106,6 +106,8 @@ def test_systemd_unit_and_supervisord_program() -> None:
     assert int(service["TimeoutStopSec"]) > 0 and service["WorkingDirectory"].startswith("/")
     assert "--daemon --log-format json" in service["ExecStart"]
     assert {"Unit", "Service", "Install"} <= set(unit.sections())
+    assert int(unit["Unit"]["StartLimitIntervalSec"]) > 0  # a [Unit] key: ignored in [Service]
+    assert "StartLimitIntervalSec" not in service and "StartLimitBurst" not in service
 
     conf = configparser.ConfigParser(interpolation=None)
     conf.read_string((OPS / "supervisord" / "aistock.conf").read_text())

@@ -1,0 +1,119 @@
+"""Every benchmark command of bench/README.md runs: the documented script, with ``--smoke``.
+
+The scripts are taken FROM the doc (``tests/test_docs.py`` skips the full-size commands and
+points here), so a newly documented benchmark is run too and a documented script that is gone
+fails. ``--smoke`` keeps the script's code path (same set-up, same engines, same table) at tiny
+sizes; peers whose bench-only packages (``bench/requirements.txt``) are missing are skipped by
+the script itself with a printed line. Each run must exit 0 and print its table's header and its
+ratio/target lines (:data:`EXPECTED`).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from docs_support import fenced_commands
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "bench" / "README.md"
+BENCH_COMMAND = re.compile(r"^\.venv/bin/python (bench/[\w-]+\.py)(?: |$)")
+
+EXPECTED: dict[str, list[str]] = {
+    "bench/bench_backtest.py": [
+        r"^engine +symbols +bars +cold s +median s +bars/s +final ret +note$",
+        r"^ours +1 +120 +[\d.]+ +[\d.]+ +[\d,]+ +[-+][\d.]+% ",
+        r"^numpy-ref +4 +120 ",
+        r"^vectorbt \S+ \(numba \S+\) imported|^vectorbt unavailable, skipped: ",
+        r"^backtesting\.py \d\S*$|^backtesting\.py unavailable, skipped: ",
+        r"^  \[N=4\] final returns: ours [-+][\d.]+%, numpy-ref .* -> OK$",
+        r"^  \[N=4\] ours / numpy-ref bars-per-second = [\d.]+x \(target >= 0\.5x\) -> "
+        r"(PASS|MISS)$",
+        r"^  \[N=1\] ours / vectorbt bars-per-second = ([\d.]+x .* -> (PASS|MISS)|n/a)",
+    ],
+    "bench/bench_kill_switch.py": [
+        r"^daemon up and first cycle done in [\d.]+ s",
+        r"^daemon: stopped by SIGTERM, exit code 0$",
+        r"^kill-switch latency over 2 trials ",
+        r"^  p50 [\d.]+  p90 [\d.]+  p99 [\d.]+  max [\d.]+ ",
+        r"^target p99 <= 1 s: p99 = [\d.]+ s -> (PASS|MISS)$",
+    ],
+    "bench/reliability_report.py": [
+        r"^\| check +\| result +\| requirement \|$",
+        r"^\| faults injected \(8 actors x 5 kinds\) +\| 1 ",
+        r"^\| halts as expected \(intensity, failure cap\) +\| 1/1 ",
+        r"^\| kills \(SIGKILL\) +\| 2 ",
+        r"^\|   corrupt files +\| 0 +\| must be 0 ",
+        r"^\|   duplicate fills +\| 0 +\| must be 0 ",
+        r"^\| soak cycles \(ok / failed / halted\+aborted\) +\| 6 ",
+        r"^all checks passed$",
+    ],
+    "bench/bench_cycle.py": [
+        r"^N=4: generated 4 x 300 bars",
+        r"^  run 1: wall [\d.]+s cpu [\d.]+s outcome=succeeded ",
+        r"^\| N \| wall s \| CPU s \| cycle s \| ingest \| .* \| peak PSS tree \|$",
+        r"^\| 4 \| [\d.]+ \([\d.]+-[\d.]+\) \| ",
+        r"^Targets at N=4:$",
+        r"^  cycle wall time [\d.]+s <= 60s -> (PASS|MISS)$",
+        r"^  peak PSS \(tree sum\) .* <= 2 GiB -> (PASS|MISS)$",
+    ],
+    "bench/bench_overhead.py": [
+        r"^3 symbols x 600 bars, n_jobs=2; warm-up \.\.\.$",
+        r"^\| path \| median wall s \| range \| median CPU s",
+        r"^\| actors \| [\d.]+ \| ",
+        r"^\| direct \| [\d.]+ \| ",
+        r"^\| step \| actors \(median s\) \| direct \(median s\) \|$",
+        r"^overhead, wall: [-+][\d.]+% \(per pair: [-+][\d.]+%\); CPU: [-+][\d.]+%$",
+        r"^target: within 5% -> wall (PASS|MISS), CPU (PASS|MISS)$",
+        r"^fixed cost of the actor path ",
+    ],
+    "bench/bench_messages.py": [
+        r"^\| set-up \| p50 us \| p99 us \| mean us \| throughput req/s \(msgs/s = 2x\) \|$",
+        r"^\| ours, tell-reply \(supervisor <-> actor\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| "
+        r"[\d,]+ \|$",
+        r"^\| pykka, ask \(dict\) \| ",
+        r"^ours / raw pykka \(tell-reply\): p50 x[\d.]+, throughput x[\d.]+$",
+    ],
+}
+"""Per documented script: lines its ``--smoke`` output must contain (regex, multiline)."""
+
+
+def documented_scripts() -> list[str]:
+    """The bench scripts bench/README.md runs, in the doc's order."""
+    scripts: list[str] = []
+    for command in fenced_commands(README.read_text(encoding="utf-8")):
+        match = BENCH_COMMAND.match(command)
+        if match and match.group(1) not in scripts:
+            scripts.append(match.group(1))
+    return scripts
+
+
+SCRIPTS = documented_scripts()
+
+
+def test_the_doc_documents_every_bench_script_and_smoke() -> None:
+    on_disk = {f"bench/{p.name}" for p in (REPO / "bench").glob("*.py")}
+    assert set(SCRIPTS) == on_disk, "bench/README.md and bench/*.py disagree"
+    assert set(EXPECTED) == set(SCRIPTS), "EXPECTED needs a line list per documented script"
+    assert "--smoke" in README.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_documented_bench_runs_with_smoke(script: str) -> None:
+    assert (REPO / script).is_file(), f"bench/README.md runs {script}, which does not exist"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, script, "--smoke"], cwd=REPO,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=180, check=False)
+    took = time.monotonic() - started
+    report = f"{script} --smoke (exit {done.returncode}, {took:.1f} s)\n{done.stdout}\n" \
+             f"{done.stderr[-3000:]}"
+    assert done.returncode == 0, report
+    assert "Traceback" not in done.stderr, report
+    missing = [p for p in EXPECTED.get(script, ["(no EXPECTED entry)"])
+               if not re.search(p, done.stdout, flags=re.M)]
+    assert not missing, f"missing lines {missing}\n{report}"
