@@ -25,6 +25,26 @@ entry becomes ``rolled_back``, and ``auto_rollback_on_degradation`` is audited a
 
 Every pointer change is preceded by ``ensure_not_halted`` and followed by writing the manifest
 and registry, so the files on disk describe every change that was made.
+
+**Reconcile** (:meth:`ActiveModelKeeper.reconcile`, at the judge's start-up and at every judge
+step). Every change is written ahead of the pointer move, so a SIGKILL or a failed write in
+between leaves the record ahead of the pointer. Reconcile finishes it:
+
+- a rollback or retirement recorded while the pointer still names that model: the fall-back
+  is done (``interrupted_fallback_completed``); a model whose entry is ``rolled_back`` is added
+  to the registry's ``rolled_back_models`` if a crash came between the two writes;
+- a promotion recorded ``approved`` while the pointer still names the previous model (or none):
+  the most recently approved entry (by its approval time), when its model is not the active one
+  and was neither retired nor rolled back, is activated after its artifact's sha256 is verified
+  against the entry (``interrupted_promotion_completed``). An artifact that is missing or fails
+  the check is never activated: critical ``model_integrity_failed`` alert, the entry becomes
+  ``rejected`` with reason ``model_integrity_failed`` (as a candidate failing the check before
+  its promotion) and the pointer stays (``interrupted_promotion_not_activated``). An automatic
+  promotion found while automatic promotion is no longer allowed (mode ``manual``/``supervised``, or
+  ``enable_auto_promotion`` off) is not activated either: it becomes ``pending`` with reason
+  ``interrupted_promotion``, for ``--approve`` (``interrupted_promotion_pending_approval``).
+  Only the most recent approval is considered: a model that left the pointer by a rollback or
+  a retirement is never re-activated, and an older approval was superseded.
 """
 
 from __future__ import annotations
@@ -50,7 +70,7 @@ from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.messages.model import BacktestCompleted
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.audit import AuditLog
-from aistock_actors.store.models import ModelStore
+from aistock_actors.store.models import ModelRecord, ModelStore
 from aistock_actors.store.promotion import (
     STRATEGY_ID,
     Manifest,
@@ -102,19 +122,79 @@ class ActiveModelKeeper:
         registry.strategies = list(state.strategies)
         self._audit_event(event, {"cause_detail": cause})
 
-    def reconcile(self, manifest: Manifest, registry: RegistryFile) -> None:
-        """Repair what a crash between two writes can leave: finish a rollback or retirement
-        that was recorded (write-ahead) but whose pointer move never happened, and register the
-        active model if the registry does not know it."""
+    def reconcile(
+        self, manifest: Manifest, registry: RegistryFile, *, auto_promotion: bool
+    ) -> bool:
+        """Repair what a crash between two writes can leave (module docstring): finish a
+        rollback or retirement, or a promotion, that was recorded (write-ahead) but whose
+        pointer move never happened, and register the active model if the registry does not
+        know it. ``auto_promotion``: whether the config allows automatic promotion now.
+
+        Returns whether ``manifest`` or ``registry`` changed (the caller commits them).
+        """
+        changed = False
+        # A rollback is written manifest first, registry second: a crash in between leaves the
+        # entry ``rolled_back`` while the registry does not exclude its model yet.
+        rolled_back = {str(e.get("model_id")) for e in manifest if e.get("status") == "rolled_back"}
+        missing = sorted(rolled_back - set(registry.rolled_back_models))
+        if missing:
+            registry.rolled_back_models.extend(missing)
+            changed = True
         active = self.models.active_record()
         if active is not None and active.model_id in registry.excluded():
             self.audit.append("interrupted_fallback_completed", self.actor,
                               {"model_id": active.model_id})
             self._fall_back(manifest, registry, active.model_id, "interrupted_fallback")
             active = self.models.active_record()
+            changed = True
+        entry = interrupted_promotion(manifest, registry, active.model_id if active else None)
+        if entry is not None:
+            self._finish_promotion(manifest, registry, entry, active, auto_promotion)
+            active = self.models.active_record()
+            changed = True
         current = registry.state.get(STRATEGY_ID)
         if active is not None and (current is None or current.model_id != active.model_id):
             self.register(registry, active.model_id, "reconciled_with_active_pointer")
+            changed = True
+        return changed
+
+    def _finish_promotion(
+        self,
+        manifest: Manifest,
+        registry: RegistryFile,
+        entry: dict[str, Any],
+        active: ModelRecord | None,
+        auto_promotion: bool,
+    ) -> None:
+        """Activate an approved entry's model whose pointer move was interrupted, or record
+        why it is not activated (module docstring)."""
+        model_id = str(entry["model_id"])
+        details: dict[str, Any] = {"entry_id": entry.get("id"), "model_id": model_id,
+                                   "previous_model_id": active.model_id if active else None}
+        self.ensure_not_halted("promotion")
+        if entry.get("action") == "promote" and "decided_at" not in entry and not auto_promotion:
+            _mark(entry, "pending", "interrupted_promotion")
+            self.commit(manifest, registry)
+            self.audit.append("interrupted_promotion_pending_approval", self.actor, details)
+            self.notes.append(f"{model_id}: interrupted promotion left for --approve")
+            return
+        sha = entry.get("sha256")
+        try:
+            record = self.models.activate(model_id, expected_sha256=str(sha) if sha else None)
+        except (ModelIntegrityError, StateError) as exc:
+            self.alerts.raise_alert("critical", "model_integrity_failed", str(exc),
+                                    actor=self.actor, details=details)
+            _mark(entry, "rejected", "model_integrity_failed")
+            self.commit(manifest, registry)
+            self.audit.append("interrupted_promotion_not_activated", self.actor,
+                              {**details, "reason": "model_integrity_failed", "error": str(exc)})
+            self.notes.append(f"{model_id} not activated (interrupted promotion: {exc})")
+            return
+        self.audit.append("interrupted_promotion_completed", self.actor,
+                          {**details, "sha256": record.sha256})
+        self.register(registry, model_id, "interrupted_promotion")
+        self.commit(manifest, registry)
+        self.notes.append(f"{model_id} activated (interrupted promotion completed)")
 
     def reevaluate(
         self, manifest: Manifest, registry: RegistryFile, backtest: BacktestCompleted
@@ -207,9 +287,16 @@ class ActiveModelKeeper:
         return target
 
     def commit(self, manifest: Manifest, registry: RegistryFile) -> None:
-        """Persist the manifest and the registry (the caller holds the promotion lock)."""
+        """Persist the manifest and the registry (the caller holds the promotion lock), then
+        delete the backtest equity curves no longer kept (none while the active model cannot be
+        read: its curve must survive)."""
         self.promo.save_manifest(manifest)
         self.promo.save_registry(registry)
+        try:
+            active = self.models.active_record()
+        except StateError:
+            return
+        self.promo.prune_curves(manifest, active.model_id if active is not None else None)
 
     # --- degradation rollback ------------------------------------------------------------------
 
@@ -275,3 +362,41 @@ class ActiveModelKeeper:
                 item["rollback"] = details
         self.commit(manifest, registry)
         return True
+
+
+def _approved_at(entry: dict[str, Any]) -> datetime:
+    """When an entry was approved: the operator's ``decided_at``, else the verdict's ``time``."""
+    stamp = entry.get("decided_at") or entry.get("time")
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def interrupted_promotion(
+    manifest: Manifest, registry: RegistryFile, active_model_id: str | None
+) -> dict[str, Any] | None:
+    """The ``approved`` entry whose pointer move was interrupted, or ``None``.
+
+    That is the most recently approved entry (operator approvals count from their decision)
+    when its model is not the active one and was neither retired nor rolled back. Only the most
+    recent approval is considered: an older one was superseded, and a model that left the
+    pointer (rollback, retirement) is in ``registry.excluded()``.
+    """
+    approved = [(i, e) for i, e in enumerate(manifest) if e.get("status") == "approved"]
+    if not approved:
+        return None
+    _, entry = max(approved, key=lambda pair: (_approved_at(pair[1]), pair[0]))
+    model_id = entry.get("model_id")
+    if not isinstance(model_id, str) or model_id == active_model_id:
+        return None
+    if model_id in registry.excluded():
+        return None
+    return entry
+
+
+def _mark(entry: dict[str, Any], status: str, reason: str) -> None:
+    """Change a manifest entry's status and add the reason (as the judge's ``_mark``)."""
+    entry["status"] = status
+    entry["reasons"] = [*entry.get("reasons", []), reason]

@@ -18,6 +18,9 @@ from aistock_actors.messages import Reply
 from aistock_actors.store.state import CycleSummary, StepRecord
 
 _META_FIELDS = {"request_id", "actor", "generation", "type"}
+_BULK_FIELDS = {"equity_curve"}
+"""Reply fields too bulky for ``supervisor.json`` and ``--status`` (the backtest's equity curve
+lives in ``state/promotion/curves/``)."""
 
 
 def utc_now_iso() -> str:
@@ -111,6 +114,6 @@ class CycleRun:
 
 
 def reply_data(reply: Reply) -> dict[str, Any]:
-    """A reply's payload as plain JSON data, without routing fields."""
+    """A reply's payload as plain JSON data, without routing fields and bulk (``equity_curve``)."""
     data = msgspec.to_builtins(reply)
-    return {k: v for k, v in data.items() if k not in _META_FIELDS}
+    return {k: v for k, v in data.items() if k not in _META_FIELDS and k not in _BULK_FIELDS}

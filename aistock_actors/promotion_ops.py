@@ -6,6 +6,10 @@ one clear line. Approving re-verifies the artifact's sha256 against the one reco
 before it moves ``models/active/model.json``, and is refused while the system is halted (a
 promotion is a side effect a halt forbids). Both commands hold the promotion lock, so they are
 safe while a daemon's judge step runs, and are audited with actor ``operator``.
+
+As in the judge, the ``approved`` status is written before the pointer moves (write-ahead): a
+crash in between leaves an approval whose pointer move the judge's reconcile finishes (never a
+model active that the manifest does not approve).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from aistock_actors.core.promotion import (
     apply_operator_decision,
     pending_entries,
 )
-from aistock_actors.errors import HaltedError
+from aistock_actors.errors import HaltedError, ModelIntegrityError
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.models import ModelStore
@@ -64,7 +68,14 @@ def decide(loaded: LoadedConfig, entry_id: str, *, approve: bool) -> str:
             return f"rejected {entry_id}: {model_id} will not be activated"
         _ensure_not_halted(loaded)
         sha = entry.get("sha256")
-        models.activate(model_id, expected_sha256=str(sha) if sha else None)
+        expected = str(sha) if sha else None
+        _verify(models, model_id, expected)  # before anything is recorded
+        promo.save_manifest(updated)  # write-ahead (module docstring)
+        try:
+            models.activate(model_id, expected_sha256=expected)
+        except ModelIntegrityError:  # changed since the check just made: nothing was activated
+            promo.save_manifest(manifest)
+            raise
         registry = promo.load_registry()
         keeper = ActiveModelKeeper(
             actor=OPERATOR,
@@ -79,6 +90,16 @@ def decide(loaded: LoadedConfig, entry_id: str, *, approve: bool) -> str:
         keeper.commit(updated, registry)
     audit.append("model_promoted", OPERATOR, {**details, "sha256": sha, "action": "promote"})
     return f"approved {entry_id}: {model_id} is now the active model (models/active/model.json)"
+
+
+def _verify(models: ModelStore, model_id: str, expected_sha256: str | None) -> None:
+    """:class:`ModelIntegrityError` if the artifact does not match its record or the entry."""
+    record = models.verify(model_id)
+    if expected_sha256 is not None and record.sha256 != expected_sha256:
+        raise ModelIntegrityError(
+            f"{models.artifact_path(model_id)}: sha256 {record.sha256} does not match the "
+            f"sha256 {expected_sha256} recorded in the manifest entry"
+        )
 
 
 def active_model_summary(loaded: LoadedConfig) -> dict[str, Any] | None:

@@ -62,7 +62,7 @@ def lifecycle_config(tmp: Path, *, mode: str = "headless", backend: str = "inlin
         mode=mode,
         training={"horizon": 1, **sections.pop("training", {})},
         parallel={"backend": backend, "n_jobs": 2},
-        supervision={"step_timeouts": timeouts},
+        supervision={"step_timeouts": timeouts, **sections.pop("supervision", {})},
         **sections,
     )
 

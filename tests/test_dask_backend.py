@@ -85,7 +85,10 @@ def _worker_pids(cluster: Any) -> set[int]:
 
 def _cycle_figures(tmp: Path, backend: str) -> dict[str, Any]:
     write_planted(tmp)
-    summary, _ = run_cycle(lifecycle_config(tmp, backend=backend))
+    # closing a local cluster (client, then scheduler and nannies) takes seconds under load:
+    # the stop budget must cover it, or the trainer is abandoned with its cluster "closing"
+    config = lifecycle_config(tmp, backend=backend, supervision={"shutdown_timeout_seconds": 30})
+    summary, _ = run_cycle(config)
     assert summary.outcome == "succeeded", summary
     manifest = json.loads((tmp / "state" / "promotion" / "manifest.json").read_text())
     entry = manifest[-1]

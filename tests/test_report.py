@@ -3,13 +3,15 @@
 The state comes from real cycles (``operator_support``). The report is written by the real CLI,
 then Chromium opens it from disk and takes a screenshot: the screenshot must show rendered plots
 (thin dark axis spines 400-1100 px long, which no text, table or header draws, and matplotlib's
-line colour), and every embedded PNG must decode and be non-blank on its own.
+line colour), and every embedded PNG must decode and be non-blank on its own. The active model's
+backtest equity is the curve its real verdict stored in ``state/promotion/curves/``.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -25,7 +27,11 @@ from support import write_config
 
 from aistock_actors import cli
 from aistock_actors.config import load_config
+from aistock_actors.core.curves import MAX_CURVE_POINTS
+from aistock_actors.core.metrics import max_drawdown
 from aistock_actors.report import build_report
+from aistock_actors.report.plots import BACKTEST_TITLE
+from aistock_actors.store.promotion import EQUITY_CURVE_KEY, PromotionStore
 
 REPO = Path(__file__).resolve().parents[1]
 TITLES = (
@@ -102,9 +108,11 @@ def test_report_of_real_cycles_renders_its_plots_in_chromium(report: Path) -> No
     for title in TITLES:
         assert f"<h2>{title}</h2>" in text, title
     assert "No data yet" not in text and "Unreadable" not in text
-    assert "no backtest equity curve is stored" in text  # says so instead of inventing one
+    model = section(text, "Active model backtest")
+    assert f'alt="{BACKTEST_TITLE}"' in model and "No backtest equity curve" not in model
+    assert len(IMAGE.findall(model)) == 2  # the active model's backtest equity, every verdict
     images = IMAGE.findall(text)
-    assert len(images) == 5  # equity, verdicts, risk, regimes, costs
+    assert len(images) == 6  # equity, backtest equity, verdicts, risk, regimes, costs
     for encoded in images:
         plot = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))).convert("RGB"))
         assert plot.shape[1] >= 900 and plot.std() > 20, plot.shape
@@ -114,6 +122,68 @@ def test_report_of_real_cycles_renders_its_plots_in_chromium(report: Path) -> No
     assert shot.shape == (2400, 1280, 3) and shot.std() > 20
     assert axis_lines(shot) >= 4, "no plot axes visible: the embedded images did not render"
     assert near(shot, TAB_BLUE) > 300  # the equity line and the markers
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"<h2>{title}</h2>")[1].split("</section>")[0]
+
+
+def test_the_active_models_backtest_equity_is_the_curve_its_verdict_stored(report: Path) -> None:
+    loaded = load_config(report.parent.parent / "config.json")
+    entries = PromotionStore(loaded.state_dir, None).load_manifest()
+    rejected, approved = entries  # the operator state's two verdicts
+    assert all(EQUITY_CURVE_KEY not in e["backtest"] for e in entries)  # not in the manifest
+    store = PromotionStore(loaded.state_dir, None)
+    assert store.load_curve(rejected["model_id"]) is None  # a rejected verdict stores none
+    stored = store.load_curve(approved["model_id"])
+    assert stored is not None and stored.entry_id == approved["id"]
+    bt = approved["backtest"]
+    curve = stored.points
+    assert approved["status"] == "approved" and 100 < len(curve) <= MAX_CURVE_POINTS < bt["bars"]
+    assert curve[0][0] == bt["oos_start"] and curve[-1][0] == bt["oos_end"]
+    assert max_drawdown([v for _, v in curve]) == pytest.approx(bt["max_drawdown"])
+    model = section(report.read_text(encoding="utf-8"), "Active model backtest")
+    assert f"{len(curve)} points of {bt['bars']} bars drawn" in model
+    assert f"${curve[-1][1]:,.2f}" in model
+
+
+def test_a_model_promoted_before_curves_were_stored_gets_the_note_instead(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    loaded = load_config(operator_state(tmp_path_factory.getbasetemp(), tmp_path))
+    store = PromotionStore(loaded.state_dir, None)
+    shutil.rmtree(store.curves_dir)  # the state as an older version left it
+    html, sections = build_report(loaded)
+    model = next(s for s in sections if s.id == "model")
+    assert model.has_data
+    assert "No backtest equity curve is stored for the active model" in model.body
+    assert BACKTEST_TITLE not in model.body and len(IMAGE.findall(model.body)) == 1  # verdicts
+    assert "backtest sharpe" in model.body  # its metrics are still shown
+    assert len(IMAGE.findall(html)) == 5 and "Unreadable" not in html
+
+
+def test_a_corrupt_curve_file_gives_the_note_and_breaks_nothing_else(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    config = operator_state(tmp_path_factory.getbasetemp(), tmp_path)
+    loaded = load_config(config)
+    store = PromotionStore(loaded.state_dir, None)
+    active = store.load_manifest()[-1]["model_id"]
+    path = store.curve_path(active)
+    assert path is not None and path.exists()
+    path.write_bytes(b'{"model_id": "' + active.encode() + b'", "points": [[1')
+    alerts = sorted((loaded.state_dir / "alerts").rglob("*"))
+    html, sections = build_report(loaded)  # no .bak yet (written once): nothing to recover
+    model = next(s for s in sections if s.id == "model")
+    assert model.has_data and "cannot be drawn" in model.body and "unreadable" in model.body
+    assert str(path) in html and BACKTEST_TITLE not in model.body
+    assert "backtest sharpe" in model.body  # its metrics are still shown
+    assert len(IMAGE.findall(html)) == 5 and "Unreadable" not in html  # every other plot
+    assert sorted((loaded.state_dir / "alerts").rglob("*")) == alerts  # read-only: no alert
+    out = tmp_path / "report.html"
+    assert cli.main([str(config), "--report", "--out", str(out)]) == 0
+    done = subprocess.run([sys.executable, "-m", "aistock_actors", str(config), "--status",
+                           "--json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout)["active_model"]["id"] == active
 
 
 def test_report_is_self_contained(report: Path) -> None:

@@ -14,8 +14,12 @@ from operator_support import operator_state, run_in_pty
 from support import write_config
 
 from aistock_actors import operator, status_view
+from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.config import load_config
+from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.model import BacktestCompleted, BacktestModel
 from aistock_actors.store.state import HaltState, write_halt
+from aistock_actors.supervisor import ChildSpec, Supervisor
 
 REPO = Path(__file__).resolve().parents[1]
 SUPERVISOR = str(REPO / "supervisor.py")
@@ -111,3 +115,42 @@ def test_fresh_install_renders_in_both_views(tmp_path: Path) -> None:
     assert "no critical or error alert" in out
     text = operator.render_status(st)
     assert "recent alerts:        none" in text and "halted:               no" in text
+
+
+class CurveBacktester(SupervisedActor):
+    """Performs the backtest step with a reply carrying a 250-point equity curve."""
+
+    child_name = "backtester"
+
+    def handle(self, request: Request) -> Reply:
+        curve = [(f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00", 1e5 + i) for i in range(250)]
+        return BacktestCompleted(
+            request_id=request.request_id, model_id="m-1", sharpe=1.25, max_drawdown=0.1,
+            win_rate=0.5, total_return=0.1, trade_count=10, transition_drawdown=0.0,
+            return_over_drawdown=1.0, exposure=0.5, turnover=1.0, total_costs=1.0, bars=300,
+            folds=4, oos_start=curve[0][0], oos_end=curve[-1][0], equity_curve=curve)
+
+
+def test_a_backtests_equity_curve_stays_out_of_supervisor_json_and_status_json(
+        tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    spec = ChildSpec(name="backtester", actor_class=CurveBacktester, step="backtest",
+                     make_request=lambda rid, _cycle: BacktestModel(request_id=rid,
+                                                                    candidate=None))
+    sup = Supervisor(load_config(config), [spec])
+    sup.start()
+    try:
+        summary = sup.run_once()
+    finally:
+        sup.stop()
+    assert summary is not None
+    backtest = next(s for s in summary.steps if s.name == "backtest")
+    assert backtest.status == "ok" and backtest.data["sharpe"] == 1.25
+    assert "equity_curve" not in backtest.data
+    saved = (tmp_path / "state" / "supervisor.json").read_text()
+    assert '"sharpe": 1.25' in saved and "equity_curve" not in saved
+    done = status_cli(config, "--json")
+    assert done.returncode == 0, done.stderr
+    steps = json.loads(done.stdout)["last_cycle"]["steps"]
+    data = next(s for s in steps if s["name"] == "backtest")["data"]
+    assert data["model_id"] == "m-1" and "equity_curve" not in data

@@ -125,4 +125,5 @@ def _completed(
         incumbent_total_return=inc.metrics.total_return if inc is not None else None,
         incumbent_trade_count=inc.metrics.trade_count if inc is not None else None,
         incumbent_note=report.incumbent_note,
+        equity_curve=list(report.candidate.equity_curve),
     )

@@ -11,7 +11,9 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
    to what the mode allows: ``manual`` records it, ``supervised`` leaves a passing candidate
    ``pending`` for ``--approve``, ``headless`` promotes when ``enable_auto_promotion``.
 3. The verdict is appended to ``state/promotion/manifest.json`` FIRST (write-ahead; for a
-   promotion only after the halt flag and the artifact's sha256 were checked), then
+   promotion only after the halt flag and the artifact's sha256 were checked) -- an approved or
+   pending verdict's backtest equity curve is written before it, to
+   ``state/promotion/curves/<model id>.json`` (the manifest holds the metrics only) -- then
 4. **Promotion**: ``ensure_not_halted("promotion")`` again immediately before
    ``ModelStore.activate`` (which re-verifies the sha256), then the registry; and audited:
    ``model_promoted``, ``auto_promotion_rejected``, ``promotion_pending_approval`` or
@@ -20,10 +22,19 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
 A halt at the moment of promoting refuses the promotion (``promotion_refused_halted``, step
 failed) and records no verdict; a candidate whose artifact no longer matches its hash is
 recorded ``rejected`` with ``model_integrity_failed`` and a critical alert.
+
+What a SIGKILL or a failed write between the write-ahead record and the pointer move leaves (a
+promotion, rollback or retirement recorded, the pointer not moved) is finished by
+:meth:`~aistock_actors.active_model.ActiveModelKeeper.reconcile`: when the judge starts (so a
+restarted daemon repairs it before its first cycle trades), at the start of every judge step,
+and in a step without a candidate (training skipped or failed). At start-up and without a
+candidate it is opportunistic: a halt, a busy lock or an unreadable file leaves it to the next
+judge step (logged).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +56,16 @@ from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, LifecycleSkipped, ModelTrained
 from aistock_actors.messages.promotion import CandidateJudged, JudgeCandidate, StageSummary
 from aistock_actors.store.models import ModelStore
-from aistock_actors.store.promotion import STRATEGY_ID, PromotionStore, RegistryFile
+from aistock_actors.store.promotion import (
+    EQUITY_CURVE_KEY,
+    KEEP_EQUITY_CURVES,
+    LOCK_TIMEOUT_SECONDS,
+    STRATEGY_ID,
+    PromotionStore,
+    RegistryFile,
+)
+
+log = logging.getLogger(__name__)
 
 VERDICT_ACTIONS = {
     "promote": "model_promoted",
@@ -55,6 +75,8 @@ VERDICT_ACTIONS = {
 }
 """Audit action of each verdict."""
 _NOTES_SHOWN = ("no_incumbent", "not_measured", "stage_disabled")
+STARTUP_LOCK_SECONDS = 1.0
+"""Longest wait for the promotion lock at start-up (a start must not hang behind a holder)."""
 
 
 class PromotionJudge(SupervisedActor):
@@ -71,6 +93,44 @@ class PromotionJudge(SupervisedActor):
         # renames, and a start must not wait behind a holder that hangs.
         self.promo.load_manifest()
         self.promo.load_registry()
+        # Finish an interrupted pointer move before the first cycle trades on the old pointer.
+        try:
+            self.repair(STARTUP_LOCK_SECONDS)
+        except OSError as exc:  # a start must not fail on it: the next judge step retries
+            log.error("active model not reconciled at start-up: %r (next judge step)", exc)
+
+    def keeper(self) -> ActiveModelKeeper:
+        """The active-model keeper on this judge's stores."""
+        return ActiveModelKeeper(
+            actor=self.ctx.name,
+            models=self.models,
+            promo=self.promo,
+            audit=self.ctx.audit,
+            alerts=self.ctx.alerts,
+            ensure_not_halted=self.ensure_not_halted,
+            thresholds=self.thresholds,
+        )
+
+    def auto_promotion(self) -> bool:
+        """Whether the config promotes a passing candidate without an operator."""
+        cfg = self.ctx.config.config
+        return cfg.mode == "headless" and cfg.headless.enable_auto_promotion
+
+    def repair(self, lock_timeout: float = LOCK_TIMEOUT_SECONDS) -> list[str]:
+        """Reconcile the active model outside a verdict (start-up, a step without a candidate);
+        return its notes. A halt, a busy lock or unreadable state is logged, left for later."""
+        keeper = self.keeper()
+        try:
+            with self.promo.locked(lock_timeout):
+                manifest = self.promo.load_manifest()
+                registry = self.promo.load_registry()
+                if keeper.reconcile(manifest, registry, auto_promotion=self.auto_promotion()):
+                    keeper.commit(manifest, registry)
+        except (HaltedError, StateError) as exc:
+            log.warning("active model not reconciled now: %s (next judge step)", exc)
+        for note in keeper.notes:
+            log.warning("reconciled: %s", note)
+        return keeper.notes
 
     def handle(self, request: Request) -> Reply:
         match request:
@@ -83,21 +143,15 @@ class PromotionJudge(SupervisedActor):
         """Upkeep of the active model, then the candidate's verdict (module docstring)."""
         trained, backtest = request.trained, request.backtest
         if trained is None and request.upstream_skip is not None:
+            self.repair()
             skip = request.upstream_skip
             return LifecycleSkipped(
                 request_id=request.request_id, reason=skip.reason, detail=skip.detail
             )
         if trained is None or backtest is None or backtest.model_id != trained.model_id:
+            self.repair()
             return self.fail(request, "no_candidate", "no trained and backtested candidate")
-        keeper = ActiveModelKeeper(
-            actor=self.ctx.name,
-            models=self.models,
-            promo=self.promo,
-            audit=self.ctx.audit,
-            alerts=self.ctx.alerts,
-            ensure_not_halted=self.ensure_not_halted,
-            thresholds=self.thresholds,
-        )
+        keeper = self.keeper()
         decision = self._decide(trained, backtest)
         try:
             with self.promo.locked():
@@ -121,7 +175,7 @@ class PromotionJudge(SupervisedActor):
         headless = self.ctx.config.config.headless
         manifest = self.promo.load_manifest()
         registry = self.promo.load_registry()
-        keeper.reconcile(manifest, registry)
+        keeper.reconcile(manifest, registry, auto_promotion=self.auto_promotion())
         rolled_back = headless.auto_rollback_on_degradation and keeper.check_degradation(
             manifest, registry, headless.degradation_threshold_pct
         )
@@ -137,6 +191,7 @@ class PromotionJudge(SupervisedActor):
             extra=_entry_extra(request, trained, backtest, mode, action),
         )
         failed = action == "promote" and not self._verify_candidate(trained, entry)
+        self._store_curve(entry, backtest)  # before the entry: a recorded entry has its curve
         manifest.append(entry)
         # Write-ahead: the verdict is on disk before the pointer moves, so a crash or a failed
         # write in between can never leave a model active that the manifest does not approve.
@@ -173,6 +228,17 @@ class PromotionJudge(SupervisedActor):
             )
         stages = self.ctx.config.config.headless.promotion_validation_stages
         return evaluate_candidate(candidate, self.thresholds, stages, incumbent)
+
+    def _store_curve(self, entry: dict[str, Any], backtest: BacktestCompleted) -> None:
+        """Write the candidate's backtest equity curve file if its entry keeps one (approved or
+        pending). A failed write is logged and the verdict recorded without a curve (the report
+        then shows a note instead of the plot)."""
+        if entry["status"] not in KEEP_EQUITY_CURVES or not backtest.equity_curve:
+            return
+        try:
+            self.promo.save_curve(backtest.model_id, str(entry["id"]), backtest.equity_curve)
+        except OSError as exc:
+            log.warning("backtest equity curve of %s not stored: %r", backtest.model_id, exc)
 
     def _verify_candidate(self, trained: ModelTrained, entry: dict[str, Any]) -> bool:
         """Check the halt flag and the artifact's hash before anything is recorded as approved;
@@ -241,7 +307,9 @@ def _entry_extra(
     action: str,
 ) -> dict[str, object]:
     skip = {"request_id", "actor", "generation", "type"}
-    backtest = {k: v for k, v in msgspec.structs.asdict(bt).items() if k not in skip}
+    # The equity curve goes to its own file (PromotionJudge._store_curve), not the manifest.
+    backtest = {k: v for k, v in msgspec.structs.asdict(bt).items()
+                if k not in skip and k != EQUITY_CURVE_KEY}
     training = {k: v for k, v in msgspec.structs.asdict(trained).items() if k not in skip}
     return {
         "cycle_id": request.request_id.rsplit(":", 1)[0],

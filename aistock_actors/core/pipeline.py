@@ -61,6 +61,7 @@ from aistock_actors.core.backtest import (
     FillMode,
     simulate_frame,
 )
+from aistock_actors.core.curves import downsample_curve
 from aistock_actors.core.features import WARMUP_BARS
 from aistock_actors.core.labels import TrainingSet, build_training_set
 from aistock_actors.core.models import ModelParams, TrainedModel, train_model
@@ -115,6 +116,10 @@ class OOSEvaluation:
     metrics: BacktestMetrics
     bars: int
     """Bars in the simulated window."""
+    equity_curve: tuple[tuple[str, float], ...] = ()
+    """The window's account value per bar (ISO-8601 time, value), downsampled to at most
+    :data:`~aistock_actors.core.curves.MAX_CURVE_POINTS` points that keep the first and last
+    bar and the exact maximum drawdown (:func:`~aistock_actors.core.curves.downsample_curve`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,7 +325,12 @@ def _evaluate(
     times = index.get_level_values("timestamp")
     window = (pd.Timestamp(times.min()), pd.Timestamp(times.max()))
     result = simulate_window(frames, target_weights(index, direction, sizing), window, spec)
-    return OOSEvaluation(model_id=model_id, metrics=result.metrics, bars=len(result.equity))
+    return OOSEvaluation(
+        model_id=model_id,
+        metrics=result.metrics,
+        bars=len(result.equity),
+        equity_curve=tuple(downsample_curve(result.index, result.equity)),
+    )
 
 
 def call(fn: Callable[..., R], *args: Any) -> R:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from aistock_actors.messages import Reply, Request
 
 
@@ -83,6 +85,12 @@ class BacktestCompleted(Reply, frozen=True, kw_only=True):
     incumbent_trade_count: int | None = None
     incumbent_note: str | None = None
     """Why the incumbent was not evaluated, if it was not."""
+    equity_curve: list[tuple[str, float]] = msgspec.field(default_factory=list)
+    """The candidate's out-of-sample account value, ``(ISO-8601 time, value)`` oldest first,
+    downsampled to at most 250 points that keep the first and last bar and the exact maximum
+    drawdown (:func:`~aistock_actors.core.curves.downsample_curve`); ``[]`` from a backtester
+    older than the field. The judge stores it in ``state/promotion/curves/<model id>.json`` (not
+    in the manifest); ``supervisor.json``'s step data leaves it out."""
 
 
 TrainerInbox = TrainModel

@@ -1,12 +1,13 @@
 """``--report``: one self-contained HTML file about what the autopilot has been doing.
 
 Sections: a summary (the ``--status`` facts), paper equity and drawdown, the active model's
-backtest, the promotion history with every stage's value against its threshold, the risk limits'
-history against the hard ceilings, the market-regime timeline of the stored bars, and the cost
-calibration (predicted against realised bps of every fill). Plots are PNGs embedded as base64
-``data:`` URIs and the CSS is inline: the file opens offline, mails as one attachment, and
-loads nothing from the network. Reading is read-only; an empty or damaged state gives "No data
-yet" / "Unreadable" panels, never a crash.
+out-of-sample backtest equity and drawdown (the curve its verdict stored) with every verdict's
+backtest metrics, the promotion history with every stage's value against its threshold, the
+risk limits' history against the hard ceilings, the market-regime timeline of the stored bars,
+and the cost calibration (predicted against realised bps of every fill). Plots are PNGs
+embedded as base64 ``data:`` URIs and the CSS is inline: the file opens offline, mails as one
+attachment, and loads nothing from the network. Reading is read-only; an empty or damaged state
+gives "No data yet" / "Unreadable" panels, never a crash.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -21,6 +21,9 @@ from aistock_actors.core.governor import RiskChange
 from aistock_actors.core.orders import Fill
 from aistock_actors.core.risk import RiskLimits
 from aistock_actors.errors import AutopilotError
+
+if TYPE_CHECKING:
+    from aistock_actors.store.promotion import PromotionStore
 
 T = TypeVar("T")
 
@@ -56,6 +59,16 @@ class ModelData(Section):
     """The active model and every verdict's out-of-sample backtest."""
 
     active: dict[str, Any] | None = None
+    active_curve: list[tuple[str, float]] | None = None
+    """The active model's out-of-sample backtest equity, ``(ISO-8601 time, value)`` pairs, from
+    its curve file ``state/promotion/curves/<model id>.json``; ``None`` when there is none (a
+    model promoted before curves were stored) or it cannot be used (:attr:`curve_problem`)."""
+    curve_problem: str | None = None
+    """Why the active model's curve file, which exists, is not drawn (unreadable, malformed)."""
+    active_window: tuple[str, str] | None = None
+    """First and last bar of the active model's out-of-sample window (``oos_start/oos_end``)."""
+    active_bars: int | None = None
+    """Bars in that window (the curve is downsampled from them)."""
     manifest: list[dict[str, Any]] = field(default_factory=list)
     min_sharpe: float = 0.0
     max_drawdown: float = 0.0
@@ -138,15 +151,62 @@ def _equity(loaded: LoadedConfig) -> EquityData:
 
 def _model(loaded: LoadedConfig) -> ModelData:
     from aistock_actors import promotion_ops
-    from aistock_actors.store.promotion import PromotionStore
+    from aistock_actors.store.promotion import PromotionStore, last_approved_entry
 
     promo = loaded.config.promotion
+    active = promotion_ops.active_model_summary(loaded)
+    store = PromotionStore(loaded.state_dir, None)
+    manifest = store.load_manifest()
+    entry = last_approved_entry(manifest, active["id"]) if active is not None else None
+    backtest = entry.get("backtest") if entry is not None else None
+    bt = backtest if isinstance(backtest, dict) else {}
+    start, end, bars = bt.get("oos_start"), bt.get("oos_end"), bt.get("bars")
+    curve, problem = _active_curve(store, active["id"]) if active is not None else (None, None)
     return ModelData(
-        active=promotion_ops.active_model_summary(loaded),
-        manifest=PromotionStore(loaded.state_dir, None).load_manifest(),
+        active=active,
+        active_curve=curve,
+        curve_problem=problem,
+        active_window=(start, end) if isinstance(start, str) and isinstance(end, str) else None,
+        active_bars=bars if isinstance(bars, int) and not isinstance(bars, bool) else None,
+        manifest=manifest,
         min_sharpe=promo.min_sharpe,
         max_drawdown=promo.max_drawdown,
     )
+
+
+def _active_curve(
+    store: PromotionStore, model_id: str
+) -> tuple[list[tuple[str, float]] | None, str | None]:
+    """The active model's stored curve, or ``None`` and, if a file exists, why it is unusable."""
+    stored = store.load_curve(model_id)  # the .bak if the file is corrupt
+    path = store.curve_path(model_id)
+    if stored is None:
+        if store.curve_stored(model_id):
+            return None, f"{path} and its .bak are unreadable (corrupt)"
+        return None, None
+    if stored.model_id != model_id:
+        return None, f"{path} holds the curve of {stored.model_id!r}, not of {model_id!r}"
+    curve = stored_curve(stored.points)
+    if curve is None:
+        return None, f"{path} has fewer than two finite points"
+    return curve, None
+
+
+def stored_curve(value: Any) -> list[tuple[str, float]] | None:
+    """A curve file's ``[[time, value], ...]`` as pairs with finite values, or ``None`` if it is
+    missing, malformed, or has fewer than two points (nothing to draw)."""
+    if not isinstance(value, list):
+        return None
+    points = []
+    for point in value:
+        if not (isinstance(point, (list, tuple)) and len(point) == 2):
+            return None
+        time, equity = point
+        if (not isinstance(time, str) or isinstance(equity, bool)
+                or not isinstance(equity, (int, float)) or not math.isfinite(equity)):
+            return None
+        points.append((time, float(equity)))
+    return points if len(points) >= 2 else None
 
 
 def _risk(loaded: LoadedConfig) -> RiskData:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aistock_actors.core.regimes import REGIME_NAMES, UNKNOWN
 from aistock_actors.report import plots
-from aistock_actors.report.data import CEILINGS, ReportData
+from aistock_actors.report.data import CEILINGS, ModelData, ReportData
 
 MAX_TABLE_ROWS = 50
 """Tables show the newest rows only; a daemon adds a verdict every cycle."""
@@ -129,7 +129,8 @@ def summary(data: ReportData) -> Rendered:
         ("consecutive failures", f"{st['consecutive_failures']} / "
                                  f"{st['max_consecutive_failures']}"),
         ("cycles", f"{st['cycles_total']} total, {st['cycles_succeeded']} ok, "
-                   f"{st['cycles_failed']} failed; last success {e(st['last_success_at'])}"),
+                   f"{st['cycles_failed']} failed, {st.get('cycles_degraded', 0)} degraded; "
+                   f"last success {e(st['last_success_at'])}"),
         ("active model", e(active.get("id", "none"))),
         ("paper equity", f"${paper['equity']:,.2f}, drawdown {paper['drawdown']:.2%}"
                          if paper else "no trade step yet"),
@@ -164,20 +165,17 @@ def equity(data: ReportData) -> Rendered:
 
 
 def model(data: ReportData) -> Rendered:
-    """The active model's metrics and every verdict's backtest against the thresholds."""
+    """The active model's backtest equity and metrics, and every verdict's backtest."""
     md, title = data.model, "Active model backtest"
     if md.problem:
         return Rendered("model", title, problem(md.problem), False)
-    note = ("<p class='note'>The backtester keeps each walk-forward backtest's metrics (in the "
-            "manifest), not its equity curve, so no backtest equity curve is stored to draw. "
-            "Shown instead: the active model's out-of-sample metrics and every judged "
-            "candidate's backtest against the stage-1 thresholds.</p>")
-    parts = [note]
+    parts = []
     active = md.active
     if active is None:
         parts.append(empty("No model is active yet: a candidate becomes active when it passes "
                            "every promotion stage (or is approved with --approve)."))
     else:
+        parts.append(_backtest_curve(md))
         bt = active.get("backtest") or {}
         rows = [("model", e(active["id"])), ("active since", e(active.get("activated_at"))),
                 ("threshold", num(active.get("threshold"))),
@@ -186,8 +184,30 @@ def model(data: ReportData) -> Rendered:
         rows += [(f"backtest {k}", num(v)) for k, v in bt.items()]
         parts.append(kv_table(rows))
     if any(isinstance(x.get("backtest"), dict) for x in md.manifest):
+        parts.append("<p class='note'>Every judged candidate's out-of-sample Sharpe and maximum "
+                     "drawdown against the stage-1 thresholds:</p>")
         parts.append(img(plots.verdict_backtests(md), "every verdict's backtest"))
     return Rendered("model", title, "".join(parts), active is not None or bool(md.manifest))
+
+
+def _backtest_curve(md: ModelData) -> str:
+    """The active model's backtest equity plot, or why there is none."""
+    if md.active_curve is None and md.curve_problem:
+        return (f"<p class='note'>The active model's backtest equity curve cannot be drawn: "
+                f"{e(md.curve_problem)}. Its out-of-sample metrics are below.</p>")
+    if md.active_curve is None:
+        return ("<p class='note'>No backtest equity curve is stored for the active model: it "
+                "was promoted before backtest equity curves were stored (in "
+                "state/promotion/curves/), so there is no curve to draw. Its out-of-sample "
+                "metrics are below.</p>")
+    curve = md.active_curve
+    window = (f" from {e(md.active_window[0])} to {e(md.active_window[1])}"
+              if md.active_window else "")
+    drawn = f"{len(curve)} points" + (f" of {md.active_bars} bars" if md.active_bars else "")
+    return (f"<p class='note'>The active model's walk-forward out-of-sample backtest{window}, "
+            f"as judged when it was promoted: ${curve[0][1]:,.2f} &rarr; ${curve[-1][1]:,.2f}. "
+            f"{drawn} drawn; the first and last bar and the largest drawdown are exact.</p>"
+            + img(plots.backtest_equity(md), plots.BACKTEST_TITLE))
 
 
 def promotions(data: ReportData) -> Rendered:

@@ -86,26 +86,56 @@ def equity_drawdown(data: EquityData) -> bytes:
     """Paper equity (top) and its drawdown from the running peak (bottom)."""
     equity = np.asarray(data.equity, dtype=float)
     x = _x(data.times)
-    peak = np.maximum.accumulate(equity)
-    drawdown = np.where(peak > 0, equity / peak - 1.0, 0.0) * 100.0
     fig, (top, bottom) = _figure(2, 5.2, [2.0, 1.0])
     top.plot(x, equity, color="#1f77b4", lw=1.6, label="paper equity")
     top.axhline(data.initial_cash, color="grey", ls="--", lw=1, label="initial cash")
     top.set_ylabel("equity ($)")
     top.legend(loc="upper left")
-    bottom.fill_between(x, drawdown, 0.0, color="#d62728", alpha=0.35, lw=0)
-    bottom.plot(x, drawdown, color="#d62728", lw=1)
-    halt = -data.drawdown_halt * 100.0
+    _drawdown_panel(bottom, x, equity, data.drawdown_halt, "kill-switch drawdown",
+                    f"drawdown from the running peak (the kill switch trips at "
+                    f"{data.drawdown_halt:.0%})")
+    return _png(fig)
+
+
+def _drawdown_panel(ax: Any, x: Any, equity: Any, level: float, label: str, title: str) -> float:
+    """Drawdown from the running peak (%) on ``ax``, with the ``level`` (a fraction, e.g. the
+    kill switch's or the promotion gate's) drawn when it fits without squashing the curve;
+    returns the largest drawdown in %. ``title`` may hold ``{max}``, filled with that figure."""
+    peak = np.maximum.accumulate(equity)
+    drawdown = np.where(peak > 0, equity / peak - 1.0, 0.0) * 100.0
+    ax.fill_between(x, drawdown, 0.0, color="#d62728", alpha=0.35, lw=0)
+    ax.plot(x, drawdown, color="#d62728", lw=1)
+    line = -level * 100.0
     floor = min(float(drawdown.min()) * 1.25, -1.0)
-    if halt >= floor * 1.5:  # the kill-switch level is near enough to draw without squashing
-        bottom.axhline(halt, color="black", ls="--", lw=1, label="kill-switch drawdown")
-        floor = min(floor, halt * 1.1)
-        bottom.legend(loc="lower left")
-    bottom.set_ylabel("drawdown (%)")
-    bottom.set_title(f"drawdown from the running peak (the kill switch trips at "
-                     f"{data.drawdown_halt:.0%})", fontsize=9)
-    bottom.set_ylim(floor, 0.5)
-    _dates(bottom, x)
+    if line >= floor * 1.5:  # near enough to draw without squashing the curve
+        ax.axhline(line, color="black", ls="--", lw=1, label=label)
+        floor = min(floor, line * 1.1)
+        ax.legend(loc="lower left")
+    worst = -float(drawdown.min())
+    ax.set_ylabel("drawdown (%)")
+    ax.set_title(title.replace("{max}", f"{worst:.2f}"), fontsize=9)
+    ax.set_ylim(floor, 0.5)
+    _dates(ax, x)
+    return worst
+
+
+BACKTEST_TITLE = "Active model backtest equity (out of sample)"
+
+
+def backtest_equity(data: ModelData) -> bytes:
+    """The active model's walk-forward out-of-sample equity (top) and its drawdown (bottom)."""
+    assert data.active_curve is not None
+    equity = np.array([v for _, v in data.active_curve], dtype=float)
+    x = _x([t for t, _ in data.active_curve])
+    fig, (top, bottom) = _figure(2, 5.2, [2.0, 1.0])
+    top.set_title(f"{BACKTEST_TITLE}: {(data.active or {}).get('id', '')}", fontsize=11)
+    top.plot(x, equity, color="#1f77b4", lw=1.6, label="backtest equity")
+    top.axhline(equity[0], color="grey", ls="--", lw=1, label="first bar")
+    top.set_ylabel("equity ($)")
+    top.legend(loc="upper left")
+    _drawdown_panel(bottom, x, equity, data.max_drawdown, "promotion max_drawdown",
+                    "drawdown from the running peak (max {max}%; the gate allows "
+                    f"{data.max_drawdown:.0%})")
     return _png(fig)
 
 

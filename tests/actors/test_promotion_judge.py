@@ -1,4 +1,5 @@
-"""The PromotionJudge alone under a real supervisor: registry grace/removal (T5), rollback, halt.
+"""The PromotionJudge alone under a real supervisor: registry grace/removal (T5), rollback, halt,
+and the repair of an interrupted pointer move (``ActiveModelKeeper.reconcile``).
 
 The train and backtest replies are scripted (their numbers chosen per case), so many judge cycles
 run in milliseconds; the models they name are real, stored, hash-verified artifacts.
@@ -7,7 +8,9 @@ run in milliseconds; the models they name are real, stored, hash-verified artifa
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ from lifecycle_support import (
 )
 from support import alert_codes
 
+from aistock_actors import promotion_ops
 from aistock_actors.actors.promotion_judge import PromotionJudge
 from aistock_actors.config import load_config
 from aistock_actors.core import pipeline
@@ -32,10 +36,15 @@ from aistock_actors.core.models import ModelParams
 from aistock_actors.cycle import CycleRun
 from aistock_actors.messages.model import BacktestCompleted, ModelTrained
 from aistock_actors.messages.promotion import JudgeCandidate
+from aistock_actors.store import atomic
 from aistock_actors.store.models import ModelStore
+from aistock_actors.store.promotion import EQUITY_CURVE_KEY, PromotionStore
 from aistock_actors.supervisor import ChildSpec, Supervisor
 
 Script = Callable[[str, ModelStore], JudgeCandidate]
+CURVE = [("2015-06-01T00:00:00+00:00", 100_000.0), ("2015-09-01T00:00:00+00:00", 97_000.0),
+         ("2016-01-01T00:00:00+00:00", 130_000.0)]
+"""Every scripted candidate's backtest equity curve."""
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +83,8 @@ def candidate(model_id: str, *, sharpe: float, incumbent_sharpe: float | None = 
             folds=4, oos_start="2015-06-01", oos_end="2016-01-01", incumbent_model_id=incumbent,
             incumbent_sharpe=incumbent_sharpe if scored else None,
             incumbent_max_drawdown=0.05 if scored else None,
-            incumbent_note=None if scored or incumbent is None else "not evaluated")
+            incumbent_note=None if scored or incumbent is None else "not evaluated",
+            equity_curve=list(CURVE))
         return JudgeCandidate(request_id=request_id, trained=trained, backtest=backtest)
 
     return make
@@ -201,3 +211,292 @@ def test_halt_at_the_moment_of_promotion_refuses_it(tmp_path: Path, store: Model
     assert judge.status == "failed" and "halted" in judge.detail
     assert pointer(tmp_path) is None and manifest(tmp_path) == []
     assert "promotion_refused_halted" in [r["action"] for r in audit_records(tmp_path)]
+
+
+# --- an interrupted pointer move (write-ahead record, then SIGKILL or a failed write) ------------
+
+
+class PointerWrites:
+    """While :attr:`refuse` is set, writing ``models/active/model.json`` raises ENOSPC (the
+    state a SIGKILL between the write-ahead record and the pointer move leaves, made by the
+    real code)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp: Path) -> None:
+        self.refuse = False
+        self.refused = 0
+        target = (tmp / "models" / "active" / "model.json").resolve()
+        real = atomic._write_replace
+
+        def write_replace(path: Path, data: bytes) -> None:
+            if self.refuse and Path(path).resolve() == target:
+                self.refused += 1
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            real(path, data)
+
+        monkeypatch.setattr(atomic, "_write_replace", write_replace)
+
+
+def start_judge(config: Path, models: ModelStore) -> None:
+    """Start the judge (its start-up reconciles) and stop it again: no cycle."""
+    sup = Supervisor(load_config(config), judge_only(iter(()), models))
+    sup.start()
+    sup.stop()
+
+
+def registry_file(tmp: Path) -> dict[str, object]:
+    return json.loads((tmp / "state/promotion/registry.json").read_text())  # type: ignore[no-any-return]
+
+
+def entry_of(tmp: Path, model_id: str) -> dict[str, object]:
+    return [e for e in manifest(tmp) if e["model_id"] == model_id][-1]
+
+
+def actions(tmp: Path, action: str) -> list[dict[str, object]]:
+    return [r for r in audit_records(tmp) if r["action"] == action]
+
+
+def interrupt_promotion_of_b(tmp: Path, config: Path, store: ModelStore,
+                             monkeypatch: pytest.MonkeyPatch, *, previous: bool) -> None:
+    """m-a active (or nothing), then m-b judged ``approved`` and its pointer move refused."""
+    if previous:
+        run_judge(config, store, candidate("m-a", sharpe=1.5))
+    disk = PointerWrites(monkeypatch, tmp)
+    disk.refuse = True
+    script = iter([candidate("m-b", sharpe=1.5, incumbent_sharpe=1.0)])
+    summary, _ = run_cycle(config, judge_only(script, store))
+    disk.refuse = False
+    assert step(summary, "judge").status == "crashed"
+    assert disk.refused >= 1
+    # The crash state: the manifest approves m-b, the pointer still names the previous model.
+    assert entry_of(tmp, "m-b")["status"] == "approved"
+    assert active_id(tmp) == ("m-a" if previous else None)
+
+
+@pytest.mark.parametrize("previous", [True, False], ids=["over-previous", "first-model"])
+def test_interrupted_promotion_is_rolled_forward_when_the_judge_starts(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch, previous: bool
+) -> None:
+    config = lifecycle_config(tmp_path)
+    interrupt_promotion_of_b(tmp_path, config, store, monkeypatch, previous=previous)
+
+    start_judge(config, store)  # a restarted daemon: before its first cycle trades
+    assert active_id(tmp_path) == "m-b"
+    assert store.active_record() is not None  # the pointer is a valid record
+    entry = entry_of(tmp_path, "m-b")
+    assert entry["status"] == "approved"
+    done = actions(tmp_path, "interrupted_promotion_completed")
+    assert len(done) == 1
+    details = done[0]["details"]
+    assert details["entry_id"] == entry["id"] and details["model_id"] == "m-b"  # type: ignore[index]
+    assert details["previous_model_id"] == ("m-a" if previous else None)  # type: ignore[index]
+    assert details["sha256"] == store.record("m-b").sha256  # type: ignore[index]
+    strategies = registry_file(tmp_path)["strategies"]
+    assert [s["model_id"] for s in strategies] == ["m-b"]  # type: ignore[attr-defined]
+    assert alert_codes(tmp_path / "state", "critical") == []
+
+    # Done once: a later start and judge step change nothing.
+    start_judge(config, store)
+    verdict = run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))[0]
+    assert verdict["status"] == "rejected" and verdict["active_model"] == "m-b"
+    assert active_id(tmp_path) == "m-b"
+    assert len(actions(tmp_path, "interrupted_promotion_completed")) == 1
+
+
+def test_interrupted_promotion_is_rolled_forward_by_the_next_judge_step(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also without a restart in between (a judge that cannot reconcile at start-up)."""
+    config = lifecycle_config(tmp_path)
+    interrupt_promotion_of_b(tmp_path, config, store, monkeypatch, previous=True)
+    monkeypatch.setattr(PromotionJudge, "repair", lambda self, *a, **k: [])
+    verdict = run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))[0]
+    assert active_id(tmp_path) == "m-b"
+    assert verdict["active_model"] == "m-b"
+    assert any("interrupted promotion completed" in e
+               for e in verdict["events"])  # type: ignore[attr-defined]
+    assert len(actions(tmp_path, "interrupted_promotion_completed")) == 1
+    assert registry_file(tmp_path)["strategies"][0]["model_id"] == "m-b"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_interrupted_promotion_with_a_bad_artifact_is_not_activated(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    config = lifecycle_config(tmp_path)
+    interrupt_promotion_of_b(tmp_path, config, store, monkeypatch, previous=True)
+    artifact = store.artifact_path("m-b")
+    if damage == "corrupt":
+        artifact.write_bytes(artifact.read_bytes()[:-100])
+    else:
+        artifact.unlink()
+    before = pointer(tmp_path)
+
+    start_judge(config, store)
+    assert pointer(tmp_path) == before and active_id(tmp_path) == "m-a"
+    assert alert_codes(tmp_path / "state", "critical") == ["model_integrity_failed"]
+    entry = entry_of(tmp_path, "m-b")
+    assert entry["status"] == "rejected"
+    assert entry["reasons"][-1] == "model_integrity_failed"  # type: ignore[index]
+    refused = actions(tmp_path, "interrupted_promotion_not_activated")
+    assert len(refused) == 1 and refused[0]["details"]["model_id"] == "m-b"  # type: ignore[index]
+    assert actions(tmp_path, "interrupted_promotion_completed") == []
+    assert registry_file(tmp_path)["strategies"][0]["model_id"] == "m-a"  # type: ignore[index]
+
+    # Recorded once: the next steps neither retry it nor alert again.
+    run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))
+    assert active_id(tmp_path) == "m-a"
+    assert alert_codes(tmp_path / "state", "critical") == ["model_integrity_failed"]
+
+
+def test_interrupted_auto_promotion_waits_for_the_operator_once_auto_promotion_is_off(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = lifecycle_config(tmp_path)
+    interrupt_promotion_of_b(tmp_path, config, store, monkeypatch, previous=True)
+    supervised = tmp_path / "supervised.json"
+    supervised.write_text(json.dumps({**json.loads(config.read_text()), "mode": "supervised"}))
+
+    start_judge(supervised, store)
+    assert active_id(tmp_path) == "m-a"  # not activated without the operator
+    entry = entry_of(tmp_path, "m-b")
+    assert entry["status"] == "pending"
+    assert entry["reasons"][-1] == "interrupted_promotion"  # type: ignore[index]
+    assert len(actions(tmp_path, "interrupted_promotion_pending_approval")) == 1
+    assert [e["id"] for e in promotion_ops.pending_summary(load_config(supervised))] \
+        == [entry["id"]]
+
+    promotion_ops.decide(load_config(supervised), str(entry["id"]), approve=True)
+    assert active_id(tmp_path) == "m-b"
+
+
+def test_a_retired_model_is_never_rolled_forward(tmp_path: Path, store: ModelStore) -> None:
+    """m-b's entry stays ``approved`` after the registry retires it: the pointer falls back to
+    m-a and stays there (the retired model is excluded, not an interrupted promotion)."""
+    config = lifecycle_config(tmp_path)
+    promote_a_then_b(config, store)
+    missing = candidate("m-x", sharpe=0.1, evaluate_incumbent=False)
+    run_judge(config, store, missing, missing, missing)
+    assert active_id(tmp_path) == "m-a"
+    assert registry_file(tmp_path)["retired_models"] == ["m-b"]
+    assert entry_of(tmp_path, "m-b")["status"] == "approved"
+
+    start_judge(config, store)
+    run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))
+    assert active_id(tmp_path) == "m-a"
+    assert actions(tmp_path, "interrupted_promotion_completed") == []
+
+
+def test_a_rollback_interrupted_between_manifest_and_registry_is_finished_not_reversed(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    """The rollback's write-ahead commit writes the manifest (m-b ``rolled_back``), then the
+    registry; killed in between, the pointer still names m-b and the registry does not exclude
+    it. The judge finishes the fall-back to m-a and excludes m-b for good."""
+    headless = {"auto_rollback_on_degradation": True, "degradation_threshold_pct": 0.05}
+    config = lifecycle_config(tmp_path, headless=headless)
+    promote_a_then_b(config, store)
+    registry_before = (tmp_path / "state/promotion/registry.json").read_bytes()
+    active_dir = tmp_path / "models" / "active"
+    pointer_before = {p.name: p.read_bytes() for p in active_dir.iterdir()}
+    write_performance(tmp_path, "m-b", [-0.004] * 30)
+    run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))
+    assert active_id(tmp_path) == "m-a" and entry_of(tmp_path, "m-b")["status"] == "rolled_back"
+    # The crash state: manifest written, registry and pointer not.
+    (tmp_path / "state/promotion/registry.json").write_bytes(registry_before)
+    for name, data in pointer_before.items():
+        (active_dir / name).write_bytes(data)
+    assert active_id(tmp_path) == "m-b"
+
+    start_judge(config, store)
+    assert active_id(tmp_path) == "m-a"
+    assert registry_file(tmp_path)["rolled_back_models"] == ["m-b"]
+    assert registry_file(tmp_path)["strategies"][0]["model_id"] == "m-a"  # type: ignore[index]
+    assert len(actions(tmp_path, "interrupted_fallback_completed")) == 1
+    run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))
+    assert active_id(tmp_path) == "m-a"
+
+
+def test_operator_approvals_count_from_their_decision_not_their_position(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pending entries approved newest first: the older entry, approved last, is active and
+    the judge does not "roll forward" to the newer one. An ``--approve`` whose pointer move
+    fails is recorded first and finished by the judge."""
+    config = lifecycle_config(tmp_path, mode="supervised")
+    run_judge(config, store, candidate("m-a", sharpe=1.5), candidate("m-b", sharpe=1.5))
+    first, second = (str(e["id"]) for e in manifest(tmp_path))
+    loaded = load_config(config)
+    promotion_ops.decide(loaded, second, approve=True)
+    promotion_ops.decide(loaded, first, approve=True)
+    assert active_id(tmp_path) == "m-a"
+    start_judge(config, store)
+    assert active_id(tmp_path) == "m-a"
+    assert actions(tmp_path, "interrupted_promotion_completed") == []
+
+    run_judge(config, store, candidate("m-b", sharpe=1.5, incumbent_sharpe=1.0))
+    third = str(manifest(tmp_path)[-1]["id"])
+    disk = PointerWrites(monkeypatch, tmp_path)
+    disk.refuse = True
+    with pytest.raises(OSError):
+        promotion_ops.decide(loaded, third, approve=True)
+    disk.refuse = False
+    assert manifest(tmp_path)[-1]["status"] == "approved" and active_id(tmp_path) == "m-a"
+    start_judge(config, store)
+    assert active_id(tmp_path) == "m-b"
+    assert len(actions(tmp_path, "interrupted_promotion_completed")) == 1
+
+
+# --- backtest equity curves: their own files, never the manifest ---------------------------------
+
+
+def curve_files(tmp: Path) -> list[str]:
+    folder = tmp / "state" / "promotion" / "curves"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("mode", ["headless", "supervised"])
+def test_approved_and_pending_verdicts_store_their_curve_outside_the_manifest(
+    tmp_path: Path, store: ModelStore, mode: str
+) -> None:
+    config = lifecycle_config(tmp_path, mode=mode)
+    run_judge(config, store, candidate("m-a", sharpe=1.5),
+              candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))
+    entries = manifest(tmp_path)
+    passed = "approved" if mode == "headless" else "pending"
+    assert [e["status"] for e in entries] == [passed, "rejected"]
+    assert all(EQUITY_CURVE_KEY not in e["backtest"] for e in entries)
+    assert all(e["backtest"]["bars"] == 250 for e in entries)  # the metrics stay
+    assert curve_files(tmp_path) == ["m-a.json"]  # a rejected verdict: none
+    stored = PromotionStore(tmp_path / "state", None).load_curve("m-a")
+    assert stored is not None and stored.points == CURVE and stored.entry_id == entries[0]["id"]
+
+
+def test_the_judge_prunes_stale_curves_and_ignores_a_corrupt_one(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    config = lifecycle_config(tmp_path)
+    run_judge(config, store, candidate("m-a", sharpe=1.5))
+    promo = PromotionStore(tmp_path / "state", None)
+    assert promo.save_curve("m-gone", "m-gone@t", CURVE)  # a model the manifest no longer keeps
+    active = promo.curve_path("m-a")
+    assert active is not None
+    active.write_bytes(b"{not json")  # the active model's curve, corrupt (no .bak yet)
+
+    verdict = run_judge(config, store, candidate("m-x", sharpe=0.1, incumbent_sharpe=1.2))[0]
+    assert verdict["status"] == "rejected" and verdict["active_model"] == "m-a"
+    assert curve_files(tmp_path) == ["m-a.json"]  # stale one pruned, the active one kept
+    assert promo.load_curve("m-a") is None  # unreadable: "no curve", never an exception
+    assert alert_codes(tmp_path / "state", "critical") == []  # the judge never reads curves
+
+
+def test_a_failed_curve_write_still_records_the_verdict(
+    tmp_path: Path, store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(*_args: object) -> bool:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(PromotionStore, "save_curve", no_space)
+    config = lifecycle_config(tmp_path)
+    verdict = run_judge(config, store, candidate("m-a", sharpe=1.5))[0]
+    assert verdict["status"] == "approved" and active_id(tmp_path) == "m-a"
+    assert curve_files(tmp_path) == []  # the report shows its note instead of the plot

@@ -1,19 +1,19 @@
 """Fuzzing every state file's loader: corrupt bytes never escape as an exception and never cost
 the ``.bak``.
 
-For each state file (``supervisor.json``, ``HALTED``, the promotion manifest and registry, the
-paper ledger and cost book, the risk limits, the ingestion cursors, the active model pointer, the
-remote kill-switch counter) the test writes two good versions through the production writer
-(so ``.bak`` holds the first), overwrites the file -- or the file and its ``.bak`` -- with
-fuzzed bytes, and loads it through the production loader:
+For each state file (``supervisor.json``, ``HALTED``, the promotion manifest and registry, a
+backtest equity curve file, the paper ledger and cost book, the risk limits, the ingestion
+cursors, the active model pointer, the remote kill-switch counter) the test writes two good
+versions through the production writer (so ``.bak`` holds the first), overwrites the file -- or
+the file and its ``.bak`` -- with fuzzed bytes, and loads it through the production loader:
 
 - main corrupt, ``.bak`` good: the ``.bak`` version comes back, with the error alert
   ``state_file_recovered_from_backup`` (cursors: silently, they only save work; ``HALTED`` has
   no ``.bak`` and an unreadable one reads as *halted*: fail safe);
 - both corrupt: the documented fallback -- defaults with the critical alert
-  ``state_file_unrecoverable``, no risk state (the config's limits), empty cursors, a halt, or
-  for the model pointer a ``StateError`` (a clear error: the trader refuses to trade rather than
-  pretend no model is active);
+  ``state_file_unrecoverable``, no risk state (the config's limits), no curve, empty cursors, a
+  halt, or for the model pointer a ``StateError`` (a clear error: the trader refuses to trade
+  rather than pretend no model is active);
 - the ``.bak`` is never touched by loading, and the next save does not rotate the corrupt file
   into it: after it, the ``.bak`` still loads as its type.
 
@@ -45,7 +45,12 @@ from aistock_actors.store.atomic import atomic_write_json, backup_path
 from aistock_actors.store.bars import BarStore, FileCursor
 from aistock_actors.store.ledger import CostBook, PaperStore
 from aistock_actors.store.models import ModelRecord, ModelStore
-from aistock_actors.store.promotion import Manifest, PromotionStore, RegistryFile
+from aistock_actors.store.promotion import (
+    EquityCurveFile,
+    Manifest,
+    PromotionStore,
+    RegistryFile,
+)
 from aistock_actors.store.state import (
     HaltState,
     SupervisorState,
@@ -91,6 +96,10 @@ def _limits(i: int) -> RiskState:
                                     max_gross_exposure=1.0))
 
 
+def _save_curve(store: PromotionStore, curve: EquityCurveFile) -> None:
+    assert store.save_curve(curve.model_id, curve.entry_id, curve.points)
+
+
 KINDS = {
     "supervisor": Kind(
         "supervisor.json", SupervisorState, lambda i: SupervisorState(cycles_total=i),
@@ -113,6 +122,12 @@ KINDS = {
         lambda i: RegistryFile(retired_models=[f"m-{i}"]),
         lambda d, v: PromotionStore(d, None).save_registry(v),
         lambda d, a: PromotionStore(d, a).load_registry(), lambda v: v == RegistryFile()),
+    "curve": Kind(
+        "promotion/curves/m-1.json", EquityCurveFile,
+        lambda i: EquityCurveFile(model_id="m-1", entry_id=f"m-1@{i}",
+                                  points=[("2024-01-01", 100.0 * i), ("2024-01-02", 99.5)]),
+        lambda d, v: _save_curve(PromotionStore(d, None), v),
+        lambda d, a: PromotionStore(d, a).load_curve("m-1"), lambda v: v is None),
     "ledger": Kind(
         "paper/ledger.json", LedgerState, lambda i: new_ledger(1000.0 * i),
         lambda d, v: PaperStore(d, None, 5.0).save_ledger(v),
