@@ -33,7 +33,7 @@ EXPECTED: dict[str, list[str]] = {
         r"^  \[N=4\] final returns: ours [-+][\d.]+%, numpy-ref .* -> OK$",
         r"^  \[N=4\] ours / numpy-ref bars-per-second = [\d.]+x \(target >= 0\.5x\) -> "
         r"(PASS|MISS)$",
-        r"^  \[N=1\] ours / vectorbt bars-per-second = ([\d.]+x .* -> (PASS|MISS)|n/a)",
+        r"^  \[N=1\] ours / vectorbt( bars-per-second = [\d.]+x .* -> (PASS|MISS)|: n/a \()",
     ],
     "bench/bench_kill_switch.py": [
         r"^daemon up and first cycle done in [\d.]+ s",
@@ -49,7 +49,7 @@ EXPECTED: dict[str, list[str]] = {
         r"^\| kills \(SIGKILL\) +\| 2 ",
         r"^\|   corrupt files +\| 0 +\| must be 0 ",
         r"^\|   duplicate fills +\| 0 +\| must be 0 ",
-        r"^\| soak cycles \(ok / failed / halted\+aborted\) +\| 6 ",
+        r"^\| soak cycles \(ok / failed / degraded / halted\+aborted\) +\| 6 ",
         r"^all checks passed$",
     ],
     "bench/bench_cycle.py": [
