@@ -9,7 +9,8 @@ the actor to report a ``timeout`` StepFailed instead of hanging until the superv
 Backends (config ``parallel.backend``):
 
 - ``"loky"`` (default): joblib's reusable loky pool of ``parallel.n_jobs`` worker processes;
-  :meth:`JobRunner.map` runs independent jobs (walk-forward folds) side by side, one per core.
+  :meth:`JobRunner.map` runs independent jobs (walk-forward folds, the training step's model
+  fits) side by side, one per core.
   On timeout the pool's workers are KILLED (``kill_workers=True``) and the next job gets a fresh
   pool.
 - ``"dask"``: a ``dask.distributed`` cluster. With ``parallel.scheduler_address`` (e.g.
@@ -172,6 +173,24 @@ def make_mapper(runner: JobRunner, timeout: float) -> Callable[..., list[Any]]:
 
     def mapper(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]]) -> list[R]:
         return runner.map(fn, jobs, timeout=timeout)
+
+    return mapper
+
+
+def deadline_mapper(runner: JobRunner, timeout: float) -> Callable[..., list[Any]]:
+    """A mapper whose batches TOGETHER may take ``timeout`` seconds, counted from now.
+
+    For a step that runs several dependent batches (training: the primary's fits, then the
+    meta-labeler's): each batch gets what is left of the step's budget, and a batch that would
+    start with none left raises :class:`JobTimeoutError` at once.
+    """
+    deadline = time.monotonic() + timeout
+
+    def mapper(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]]) -> list[R]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise JobTimeoutError(f"{_name(fn)} not started: the {timeout:g}s budget is spent")
+        return runner.map(fn, jobs, timeout=left)
 
     return mapper
 

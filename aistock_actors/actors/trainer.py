@@ -1,10 +1,15 @@
 """Trainer: trains this cycle's candidate on the stored bars and stores it, never activating it.
 
-The fit runs in the process pool (:mod:`aistock_actors.parallel`) so a hung fit can be killed:
-on timeout the step fails with ``timeout``. Every expected failure (no bars, too little history,
-an unreadable bar store, a timeout) is a ``StepFailed``; the supervisor raises the
-``training_failed`` alert, skips backtest and judge, and the previous active model stays active
-because only the PromotionJudge ever moves ``models/active/`` (T7).
+The training set is built in the actor's thread; the model fits, independent of each other in
+two batches (:func:`~aistock_actors.core.models.train_model`), run side by side in the process
+pool (:mod:`aistock_actors.parallel`) so a hung fit can be killed: once the step's budget is
+spent the step fails with ``timeout``. The training set is handed over to the Backtester
+(:func:`~aistock_actors.core.pipeline.make_training_set`), which would otherwise rebuild it.
+
+Every expected failure (no bars, too little history, an unreadable bar store, a timeout) is a
+``StepFailed``; the supervisor raises the ``training_failed`` alert, skips backtest and judge, and
+the previous active model stays active because only the PromotionJudge ever moves
+``models/active/`` (T7).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from aistock_actors.core import pipeline
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
-from aistock_actors.parallel import JobBackendError, JobTimeoutError
+from aistock_actors.parallel import JobBackendError, JobTimeoutError, deadline_mapper
 
 
 class Trainer(PoolActor):
@@ -38,6 +43,9 @@ class Trainer(PoolActor):
             return self.fail(request, "halted", "system halted; nothing trained")
         cfg = self.ctx.config.config
         params = lifecycle.model_params(cfg)
+        # The step's budget runs from here: building the training set (in this thread), then the
+        # two batches of model fits (in the pool, side by side; a hung fit is killed).
+        mapper = deadline_mapper(self.runner, lifecycle.job_budget(cfg, "train"))
         try:
             frames = lifecycle.load_frames(self.ctx.config, self.bars)
             start, end = pipeline.window_bounds(frames)
@@ -52,14 +60,14 @@ class Trainer(PoolActor):
                 )
             with progress.task("train") as shown:
                 shown.note(f"{request.model_id} on {len(frames)} symbols")
-                model = self.runner.run(
-                    pipeline.train_candidate,
+                model = pipeline.train_candidate(
                     frames,
                     params,
                     cfg.training.seed,
                     request.model_id,
                     datetime.now(UTC),
-                    timeout=lifecycle.job_budget(cfg, "train"),
+                    mapper=progress.tracked_mapper(mapper, "train", "fits"),
+                    hand_over=True,
                 )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))

@@ -12,11 +12,14 @@ Training, all on purged walk-forward splits (:mod:`aistock_actors.core.validatio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 import numpy as np
@@ -148,16 +151,17 @@ class TrainedModel:
         logged, so the audit trail shows which value filtered every batch.
         """
         threshold = self.confidence_threshold
-        p_up = self.primary_proba(features)
-        valid = ~np.isnan(p_up)
-        direction = np.zeros(len(p_up), dtype=np.int8)
-        confidence = np.zeros(len(p_up))
-        if valid.any():
-            x = self.feature_matrix(features)[valid]
-            side = np.where(p_up[valid] >= 0.5, 1, -1).astype(np.int8)
-            conf = positive_proba(self.meta, meta_matrix(x, p_up[valid]))
-            direction[valid] = np.where(conf >= threshold, side, 0)
-            confidence[valid] = conf
+        with one_thread():  # once for both predictions
+            p_up = self.primary_proba(features)
+            valid = ~np.isnan(p_up)
+            direction = np.zeros(len(p_up), dtype=np.int8)
+            confidence = np.zeros(len(p_up))
+            if valid.any():
+                x = self.feature_matrix(features)[valid]
+                side = np.where(p_up[valid] >= 0.5, 1, -1).astype(np.int8)
+                conf = positive_proba(self.meta, meta_matrix(x, p_up[valid]))
+                direction[valid] = np.where(conf >= threshold, side, 0)
+                confidence[valid] = conf
         logger.info(
             "model %s: meta-label filter at the model's confidence_threshold=%.4f kept %d of %d",
             self.model_id,
@@ -179,7 +183,8 @@ def positive_proba(classifier: Classifier, x: FloatArray) -> FloatArray:
     classes = list(getattr(classifier, "classes_", []))
     if 1 not in classes:
         return np.zeros(len(x))
-    proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
+    with one_thread():  # a 2-thread team can stall ~0.5-1 s on a busy machine (see one_thread)
+        proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
     return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
 
 
@@ -283,36 +288,102 @@ def _aligned(
     return x, y, as_int_times(sample_times(features.index)), as_int_times(label_end_times)
 
 
-def _out_of_fold(
+FitMapper = Callable[[Callable[..., Any], Sequence[tuple[Any, ...]]], list[Any]]
+"""Runs ``fn(*job)`` for each job, results in job order: a process pool's mapper, or not."""
+
+
+def serial_map(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], /) -> list[Any]:
+    """The trivial :data:`FitMapper`: one job after another in this thread."""
+    return [fn(*job) for job in jobs]
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``: lets one mapper batch mix the two kinds of fit job."""
+    return fn(*args)
+
+
+_LIMITED = threading.local()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One BLAS / OpenMP thread for the fits and predictions inside (a no-op inside one).
+
+    These small fits run several times faster than with contended threads, the timing is
+    predictable, and parallelism belongs to the process pool above us. Predictions too: with
+    the default two threads, a small HGB / logistic prediction (~10 ms) now and then took
+    0.5-1.1 s on a busy machine, waiting for the OpenMP / BLAS team's second thread to be
+    scheduled (measured: 1 to 2 calls in 60, on 2 cores at load 3). Entering
+    ``threadpool_limits`` costs ~1.5 ms (it scans the loaded libraries), so a serial
+    :func:`train_model` enters it once for all its fits, and a pool job once for its fit.
+    """
+    if getattr(_LIMITED, "active", False):
+        yield
+        return
+    with threadpool_limits(limits=1):
+        _LIMITED.active = True
+        try:
+            yield
+        finally:
+            _LIMITED.active = False
+
+
+def fit_predict_job(
+    kind: ClassifierKind,
+    x: FloatArray,
+    y: IntArray,
+    train: IntArray,
+    test: IntArray,
+    params: ModelParams,
+    seed: int,
+) -> FloatArray:
+    """Fit ``kind`` on rows ``train`` and return ``P(1)`` on rows ``test`` (a pool job).
+
+    ``x`` and ``y`` are the whole arrays, shared by every job of a batch (read-only).
+    """
+    with one_thread():
+        clf = fit_classifier(kind, x[train], y[train], params, seed)
+        return positive_proba(clf, x[test])
+
+
+def fit_all_job(
+    kind: ClassifierKind,
+    x: FloatArray,
+    y: IntArray,
+    params: ModelParams,
+    seed: int,
+    score: bool,
+) -> tuple[Classifier, float]:
+    """Fit ``kind`` on every row; with ``score`` also its accuracy on them (a pool job)."""
+    with one_thread():
+        clf = fit_classifier(kind, x, y, params, seed)
+        accuracy = float(((positive_proba(clf, x) >= 0.5) == (y == 1)).mean()) if score else 0.0
+        return clf, accuracy
+
+
+def _run_batch(
+    mapper: FitMapper,
+    kind: ClassifierKind,
     x: FloatArray,
     y: IntArray,
     splits: list[tuple[IntArray, IntArray]],
     params: ModelParams,
     seed: int,
-) -> tuple[IntArray, FloatArray]:
-    positions, probs = [], []
-    for train, test in splits:
-        clf = fit_classifier(params.primary, x[train], y[train], params, seed)
-        positions.append(test)
-        probs.append(positive_proba(clf, x[test]))
-    return np.concatenate(positions), np.concatenate(probs)
+    score: bool,
+) -> tuple[tuple[Classifier, float], list[FloatArray]]:
+    """One batch: the fit on all rows plus a fit-and-predict per split, biggest first.
 
-
-def _tune_threshold(
-    meta_x: FloatArray,
-    meta_y: IntArray,
-    start: IntArray,
-    end: IntArray,
-    params: ModelParams,
-    seed: int,
-) -> ThresholdChoice:
-    splits = purged_walk_forward_splits(start, end, params.meta_splits, params.embargo)
-    confidence, correct = [], []
-    for train, test in splits:
-        clf = fit_classifier(params.meta, meta_x[train], meta_y[train], params, seed)
-        confidence.append(positive_proba(clf, meta_x[test]))
-        correct.append(meta_y[test] == 1)
-    return choose_threshold(np.concatenate(confidence), np.concatenate(correct), params)
+    Returns the full fit (and its accuracy if ``score``) and the held-out ``P(1)`` of each split
+    in the order of ``splits``.
+    """
+    order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]))
+    jobs: list[tuple[Any, ...]] = [(fit_all_job, kind, x, y, params, seed, score)]
+    jobs += [(fit_predict_job, kind, x, y, *splits[i], params, seed) for i in order]
+    results = mapper(_call, jobs)
+    probs: list[FloatArray] = [np.empty(0)] * len(splits)
+    for i, result in zip(order, results[1:], strict=True):
+        probs[i] = result
+    return results[0], probs
 
 
 class _Fitted(NamedTuple):
@@ -323,17 +394,42 @@ class _Fitted(NamedTuple):
 
 
 def _fit_stack(
-    x: FloatArray, y: IntArray, start: IntArray, end: IntArray, params: ModelParams, seed: int
+    x: FloatArray,
+    y: IntArray,
+    start: IntArray,
+    end: IntArray,
+    params: ModelParams,
+    seed: int,
+    mapper: FitMapper = serial_map,
 ) -> _Fitted:
+    """Every fit of :func:`train_model`, as two batches of independent jobs for ``mapper``.
+
+    Batch 1: the primary's out-of-fold fits (one per purged split) and its final fit on all rows
+    (which depends on nothing else). Batch 2, on the out-of-fold rows batch 1 produced: the
+    meta-labeler's threshold-tuning fits and its final fit. Each job is the same deterministic
+    computation whichever process runs it (one BLAS / OpenMP thread, the same seed), so the
+    result does not depend on the mapper. Jobs are listed biggest first (a pool starts them in
+    that order, so the workers finish together).
+    """
     splits = purged_walk_forward_splits(start, end, params.n_splits, params.embargo)
-    oof, p_up = _out_of_fold(x, y, splits, params, seed)
+    primary_fit, oof_probs = _run_batch(mapper, params.primary, x, y, splits, params, seed, True)
+    primary, train_accuracy = primary_fit
+    oof = np.concatenate([test for _, test in splits])
+    p_up = np.concatenate(oof_probs)
     correct = ((p_up >= 0.5) == (y[oof] == 1)).astype(np.int64)
     meta_x = meta_matrix(x[oof], p_up)
-    choice = _tune_threshold(meta_x, correct, start[oof], end[oof], params, seed)
-    meta = fit_classifier(params.meta, meta_x, correct, params, seed)
-    primary = fit_classifier(params.primary, x, y, params, seed)
+    meta_splits = purged_walk_forward_splits(
+        start[oof], end[oof], params.meta_splits, params.embargo
+    )
+    meta_fit, tuning_probs = _run_batch(
+        mapper, params.meta, meta_x, correct, meta_splits, params, seed, False
+    )
+    meta = meta_fit[0]
+    confidence = np.concatenate(tuning_probs)
+    tuned = np.concatenate([correct[test] == 1 for _, test in meta_splits])
+    choice = choose_threshold(confidence, tuned, params)
     metrics = {
-        "train_accuracy": float(((positive_proba(primary, x) >= 0.5) == (y == 1)).mean()),
+        "train_accuracy": train_accuracy,
         "test_accuracy": float(correct.mean()),
         "n_samples": float(len(y)),
         "n_oof_samples": float(len(oof)),
@@ -354,8 +450,12 @@ def train_model(
     model_id: str,
     created_at: datetime,
     seed: int,
+    mapper: FitMapper = serial_map,
 ) -> TrainedModel:
     """Train primary + meta-labeler on purged walk-forward folds; deterministic for ``seed``.
+
+    The independent fits run as jobs of ``mapper`` (:func:`_fit_stack`; a process pool's mapper
+    runs them side by side); the model is the same whichever mapper runs them.
 
     ``features`` rows are samples (a ``(timestamp, symbol)`` panel or a ``DatetimeIndex``);
     ``labels`` (0/1) and ``label_end_times`` are aligned to them by index. Raises
@@ -364,10 +464,10 @@ def train_model(
     if created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware (UTC)")
     x, y, start, end = _aligned(features, labels, label_end_times)
-    # One BLAS/OpenMP thread: these small fits run several times faster than with contended
-    # threads, the timing is predictable, and parallelism belongs to the process pool above us.
-    with threadpool_limits(limits=1):
-        fitted = _fit_stack(x, y, start, end, params, seed)
+    # In this thread, one thread limit for every fit (each pool job sets its own in its worker;
+    # the limit is process-wide for BLAS, so it is not set here while the fits run elsewhere).
+    with one_thread() if mapper is serial_map else contextlib.nullcontext():
+        fitted = _fit_stack(x, y, start, end, params, seed, mapper)
     metrics = fitted.metrics
     logger.info(
         "trained model %s: train_accuracy=%.4f test_accuracy=%.4f confidence_threshold=%.2f",
