@@ -5,10 +5,14 @@ always under the promotion lock (:meth:`PromotionStore.locked`). The pure rules 
 ``core/registry.py`` and ``core/rollback.py``; this module applies them to the files.
 
 **Registry.** One strategy slot, ``primary``, holds the active model. Each judge step re-evaluates
-it: it *passes* when the Backtester's fresh out-of-sample evaluation of the incumbent on this
-cycle's window passes promotion stage 1 (Sharpe and drawdown gates), *fails* when that evaluation
-does not, and is *missing* when the incumbent was not evaluated this cycle (e.g. its features are
-no longer available). Failures and misses both count; after
+it: it *passes* when the Backtester's fresh evaluation of the incumbent on this cycle's champion
+window passes promotion stage 1 (Sharpe and drawdown gates), *fails* when that evaluation does
+not, and is *missing* when the incumbent was not evaluated this cycle (e.g. its features are no
+longer available). The champion window is the bars after the incumbent's training end once there
+are enough of them (:data:`~aistock_actors.core.pipeline.MIN_CHAMPION_WINDOW_BARS`), so a model
+that degrades is judged on data it was not fitted to; before that it is the candidate's whole
+out-of-sample window, partly the incumbent's own training data (the audit event's
+``champion_window_note`` says which). Failures and misses both count; after
 :data:`~aistock_actors.core.registry.PROMOTION_GRACE_CYCLES` in a row the strategy is removed,
 which RETIRES the model: ``models/active/model.json`` falls back to the most recent previously
 active model that was neither retired nor rolled back (it is re-registered with a clean counter),
@@ -209,7 +213,14 @@ class ActiveModelKeeper:
         state, events = update_registry(registry.state, evaluated, datetime.now(UTC))
         registry.strategies = list(state.strategies)
         for event in events:
-            self._audit_event(event, {"incumbent_sharpe": backtest.incumbent_sharpe})
+            self._audit_event(
+                event,
+                {
+                    "incumbent_sharpe": backtest.incumbent_sharpe,
+                    "champion_window_out_of_sample": backtest.champion_window_out_of_sample,
+                    "champion_window_note": backtest.champion_window_note,
+                },
+            )
             if event.kind == "removed":
                 registry.retired_models.append(event.model_id)
                 self.commit(manifest, registry)  # write-ahead, as for a rollback

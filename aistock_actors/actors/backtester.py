@@ -8,7 +8,9 @@ an artifact in the store is not what was recorded, and the active pointer is lef
 The walk-forward out-of-sample backtest
 (:func:`~aistock_actors.core.pipeline.walk_forward_backtest`) fits its folds and scores the
 incumbent as one batch of jobs in the process pool; a batch that outlives the step's budget is
-killed and the step fails with ``timeout``.
+killed and the step fails with ``timeout``. The incumbent's training end (``data_end`` in its
+stored metadata) is passed on, so it is scored, and compared with the candidate, on the bars it
+was not trained on when there are enough of them (the pipeline's module docstring).
 """
 
 from __future__ import annotations
@@ -63,10 +65,17 @@ class Backtester(PoolActor):
         except StateError as exc:
             return self.fail(request, "model_unreadable", str(exc))
         incumbent = None if active is None or active[0].model_id == trained.model_id else active[1]
-        return self._run(request, candidate, incumbent)
+        data_end = active[0].extra.get("data_end") if active is not None else None
+        return self._run(
+            request, candidate, incumbent, data_end if isinstance(data_end, str) else None
+        )
 
     def _run(
-        self, request: BacktestModel, candidate: TrainedModel, incumbent: TrainedModel | None
+        self,
+        request: BacktestModel,
+        candidate: TrainedModel,
+        incumbent: TrainedModel | None,
+        incumbent_data_end: str | None = None,
     ) -> Reply:
         cfg = self.ctx.config.config
         mapper = progress.tracked_mapper(
@@ -82,6 +91,7 @@ class Backtester(PoolActor):
                 spec=lifecycle.simulation_spec(cfg),
                 sizing=lifecycle.sizing(cfg),
                 incumbent=incumbent,
+                incumbent_data_end=incumbent_data_end,
                 mapper=mapper,
             )
         except JobTimeoutError as exc:
@@ -102,6 +112,7 @@ def _completed(
 ) -> BacktestCompleted:
     m = report.candidate.metrics
     inc = report.incumbent
+    window = report.champion
     return BacktestCompleted(
         request_id=request.request_id,
         model_id=report.candidate.model_id,
@@ -125,5 +136,14 @@ def _completed(
         incumbent_total_return=inc.metrics.total_return if inc is not None else None,
         incumbent_trade_count=inc.metrics.trade_count if inc is not None else None,
         incumbent_note=report.incumbent_note,
+        incumbent_data_end=window.training_end if window is not None else None,
+        champion_window_start=window.start if window is not None else None,
+        champion_window_end=window.end if window is not None else None,
+        champion_window_bars=window.bars if window is not None else None,
+        champion_window_out_of_sample=window.after_training_end if window is not None else None,
+        candidate_sharpe_champion_window=(
+            window.candidate.metrics.sharpe if window is not None else None
+        ),
+        champion_window_note=window.note if window is not None else None,
         equity_curve=list(report.candidate.equity_curve),
     )

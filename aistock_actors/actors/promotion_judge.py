@@ -6,8 +6,10 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
    ``headless.auto_rollback_on_degradation``), then the **registry** re-evaluation of the active
    strategy (T5) -- both in :mod:`aistock_actors.active_model`.
 2. **Verdict**: :func:`~aistock_actors.core.promotion.evaluate_candidate` with the ``promotion``
-   thresholds and ``headless.promotion_validation_stages``, the incumbent's fresh out-of-sample
-   Sharpe for champion/challenger; :func:`~aistock_actors.core.promotion.decide_action` maps it
+   thresholds and ``headless.promotion_validation_stages``, the incumbent's fresh Sharpe for
+   champion/challenger, against the candidate's on the same bars (the backtest's champion
+   window: after the incumbent's training end when there are enough bars; stage 7's note in the
+   manifest names the window); :func:`~aistock_actors.core.promotion.decide_action` maps it
    to what the mode allows: ``manual`` records it, ``supervised`` leaves a passing candidate
    ``pending`` for ``--approve``, ``headless`` promotes when ``enable_auto_promotion``.
 3. The verdict is appended to ``state/promotion/manifest.json`` FIRST (write-ahead; for a
@@ -44,6 +46,7 @@ from aistock_actors.active_model import ActiveModelKeeper
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core.promotion import (
     CandidateEvaluation,
+    ChampionWindow,
     PromotionDecision,
     PromotionThresholds,
     decide_action,
@@ -227,7 +230,7 @@ class PromotionJudge(SupervisedActor):
                 candidate, model_id=bt.incumbent_model_id, sharpe=bt.incumbent_sharpe
             )
         stages = self.ctx.config.config.headless.promotion_validation_stages
-        return evaluate_candidate(candidate, self.thresholds, stages, incumbent)
+        return evaluate_candidate(candidate, self.thresholds, stages, incumbent, _window(bt))
 
     def _store_curve(self, entry: dict[str, Any], backtest: BacktestCompleted) -> None:
         """Write the candidate's backtest equity curve file if its entry keeps one (approved or
@@ -291,6 +294,23 @@ class PromotionJudge(SupervisedActor):
             actor=self.ctx.name,
             details=details,
         )
+
+
+def _window(bt: BacktestCompleted) -> ChampionWindow | None:
+    """The bars stage 7 compares on (``None`` from a backtester older than the fields)."""
+    if (
+        bt.candidate_sharpe_champion_window is None
+        or bt.champion_window_bars is None
+        or bt.champion_window_out_of_sample is None
+    ):
+        return None
+    return ChampionWindow(
+        candidate_sharpe=bt.candidate_sharpe_champion_window,
+        start=bt.champion_window_start or bt.oos_start,
+        end=bt.champion_window_end or bt.oos_end,
+        bars=bt.champion_window_bars,
+        out_of_sample=bt.champion_window_out_of_sample,
+    )
 
 
 def _mark(entry: dict[str, Any], status: str, reason: str) -> None:

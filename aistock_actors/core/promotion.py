@@ -6,6 +6,11 @@ Stages 1-5 are the manual's "Multi-Stage Promotion Validation"; ``stages_enabled
 (champion/challenger) are our safety additions and are ALWAYS evaluated, whatever
 ``stages_enabled`` says: lowering the manual's stage count must not switch them off.
 
+Stage 7 compares the candidate's and the incumbent's Sharpe on the same bars: the Backtester's
+*champion window* (:class:`ChampionWindow`), which is the bars after the incumbent's training end
+when there are enough of them, so that neither model is scored on data it was fitted to. Without
+a window (an older backtest) the candidate's own Sharpe is used, as before.
+
 Every stage fails closed: a NaN or infinite input, an accuracy outside ``[0, 1]`` or an unmeasured
 transition drawdown fails the stage it feeds. Drawdowns are magnitudes; a negative sign convention
 is normalised with ``abs()`` so that ``-0.25`` is judged as a 25 % drawdown. Comparisons allow a
@@ -58,6 +63,19 @@ class CandidateEvaluation(msgspec.Struct, frozen=True, kw_only=True):
     trade_count: int
     transition_drawdown: float | None = None
     """Max drawdown around regime transitions (T2); ``None`` means not measured, which fails."""
+
+
+class ChampionWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """The bars on which stage 7 compares the candidate with the incumbent."""
+
+    candidate_sharpe: float
+    """The candidate's Sharpe on these bars (the incumbent's is in its evaluation)."""
+    start: str
+    end: str
+    bars: int
+    out_of_sample: bool
+    """``True``: all after the incumbent's training end; ``False``: the candidate's whole
+    window, partly inside the incumbent's training data (which can only flatter it)."""
 
 
 class PromotionThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -213,15 +231,30 @@ def _stage6(c: CandidateEvaluation, t: PromotionThresholds) -> StageResult:
 
 
 def _stage7(
-    c: CandidateEvaluation, t: PromotionThresholds, incumbent: CandidateEvaluation | None
+    c: CandidateEvaluation,
+    t: PromotionThresholds,
+    incumbent: CandidateEvaluation | None,
+    window: ChampionWindow | None = None,
 ) -> StageResult:
     thr = t.champion_margin
-    if not _finite(c.sharpe) or (incumbent is not None and not _finite(incumbent.sharpe)):
+    sharpe = c.sharpe if window is None or incumbent is None else window.candidate_sharpe
+    if not _finite(sharpe) or (incumbent is not None and not _finite(incumbent.sharpe)):
         return _non_finite(7, thr)
     if incumbent is None:
         return _result(7, None, thr, True, note="no_incumbent")
-    margin = c.sharpe - incumbent.sharpe
-    return _result(7, margin, thr, _ge(margin, thr), note=f"incumbent={incumbent.model_id}")
+    margin = sharpe - incumbent.sharpe
+    note = f"incumbent={incumbent.model_id}"
+    if window is not None:
+        where = (
+            "after the incumbent's training end"
+            if window.out_of_sample
+            else "full window, partly the incumbent's training data"
+        )
+        note += (
+            f"; window={window.start}..{window.end} ({window.bars} bars, {where}); "
+            f"sharpe candidate={sharpe} incumbent={incumbent.sharpe}"
+        )
+    return _result(7, margin, thr, _ge(margin, thr), note=note)
 
 
 _Check = Callable[[CandidateEvaluation, PromotionThresholds], StageResult]
@@ -245,8 +278,13 @@ def evaluate_candidate(
     thresholds: PromotionThresholds,
     stages_enabled: int = MANUAL_STAGES,
     incumbent: CandidateEvaluation | None = None,
+    champion_window: ChampionWindow | None = None,
 ) -> PromotionDecision:
-    """Run every stage and return the verdict; all stages are evaluated, none short-circuits."""
+    """Run every stage and return the verdict; all stages are evaluated, none short-circuits.
+
+    Stage 7 compares ``incumbent.sharpe`` with ``champion_window.candidate_sharpe`` (the same
+    bars) when a window is given, else with ``candidate.sharpe``.
+    """
     if not 1 <= stages_enabled <= MANUAL_STAGES:
         raise ValueError(f"stages_enabled must be in 1..{MANUAL_STAGES}, got {stages_enabled}")
     stages: list[StageResult] = []
@@ -256,7 +294,7 @@ def evaluate_candidate(
         else:
             stages.append(_skipped(number))
     stages.append(_stage6(candidate, thresholds))
-    stages.append(_stage7(candidate, thresholds, incumbent))
+    stages.append(_stage7(candidate, thresholds, incumbent, champion_window))
     reasons = [s.reason for s in stages if s.status == "failed" and s.reason is not None]
     approved = all(s.status != "failed" for s in stages)
     return PromotionDecision(

@@ -48,7 +48,8 @@ class LifecycleSkipped(Reply, frozen=True, kw_only=True):
 
 
 class BacktestModel(Request, frozen=True, kw_only=True):
-    """Backtest the candidate walk-forward and re-evaluate the active model on the same bars."""
+    """Backtest the candidate walk-forward and re-evaluate the active model on the champion
+    window (:attr:`BacktestCompleted.champion_window_note`)."""
 
     candidate: ModelTrained | None
     """The train step's reply (``None``: training was skipped or, a bug, is missing)."""
@@ -79,12 +80,31 @@ class BacktestCompleted(Reply, frozen=True, kw_only=True):
     incumbent_model_id: str | None = None
     """The active model at backtest time (``None`` if no model is active)."""
     incumbent_sharpe: float | None = None
-    """The incumbent's Sharpe on the same window (``None`` if not evaluated)."""
+    """The incumbent's Sharpe on the champion window (``None`` if not evaluated). From a
+    backtester older than the ``champion_window_*`` fields: on the candidate's whole window."""
     incumbent_max_drawdown: float | None = None
     incumbent_total_return: float | None = None
     incumbent_trade_count: int | None = None
+    """The incumbent's other figures, on the same bars as :attr:`incumbent_sharpe`."""
     incumbent_note: str | None = None
     """Why the incumbent was not evaluated, if it was not."""
+    incumbent_data_end: str | None = None
+    """The incumbent's training end from its stored metadata (``None``: unknown)."""
+    champion_window_start: str | None = None
+    champion_window_end: str | None = None
+    champion_window_bars: int | None = None
+    """The bars the incumbent was scored on and compared with the candidate on (stage 7): those
+    of the out-of-sample window strictly after the incumbent's training end when there are at
+    least :data:`~aistock_actors.core.pipeline.MIN_CHAMPION_WINDOW_BARS` of them, else the whole
+    window. ``None`` when the incumbent was not evaluated (or by an older backtester)."""
+    champion_window_out_of_sample: bool | None = None
+    """``True``: the champion window is wholly after the incumbent's training end; ``False``:
+    it is the whole window, partly in the incumbent's training data."""
+    candidate_sharpe_champion_window: float | None = None
+    """The candidate's Sharpe on the champion window (equal to :attr:`sharpe` when that is the
+    whole window); stage 7 compares it with :attr:`incumbent_sharpe`."""
+    champion_window_note: str | None = None
+    """The comparison, in words (stage 7's note in the manifest and the report)."""
     equity_curve: list[tuple[str, float]] = msgspec.field(default_factory=list)
     """The candidate's out-of-sample account value, ``(ISO-8601 time, value)`` oldest first,
     downsampled to at most 250 points that keep the first and last bar and the exact maximum

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from lifecycle_support import (
     active_id,
@@ -144,6 +145,80 @@ def test_registry_grace_then_removal_falls_back_then_deactivates(
     ]
     assert "strategy_removed" in alert_codes(tmp_path / "state", "error")
     assert "strategy_entered_grace" in alert_codes(tmp_path / "state", "warning")
+
+
+def on_window(script: Script, **fields: object) -> Script:
+    """``script`` with the backtest's champion-window fields set to ``fields``."""
+
+    def make(request_id: str, models: ModelStore) -> JudgeCandidate:
+        request = script(request_id, models)
+        assert request.backtest is not None
+        backtest = msgspec.structs.replace(request.backtest, **fields)
+        return msgspec.structs.replace(request, backtest=backtest)
+
+    return make
+
+
+WINDOW = {"champion_window_start": "2015-09-01T00:00:00+00:00",
+          "champion_window_end": "2016-01-01T00:00:00+00:00", "champion_window_bars": 87,
+          "champion_window_out_of_sample": True, "incumbent_data_end": "2015-08-31T00:00:00+00:00",
+          "champion_window_note": "compared on 87 bars after the training end"}
+
+
+def test_stage7_compares_the_candidate_with_the_incumbent_on_the_champion_window(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    config = lifecycle_config(tmp_path)
+    run_judge(config, store, candidate("m-a", sharpe=1.5))
+    # Whole window 1.5 vs the incumbent's 1.0 would pass; on the same (unseen) bars 1.05 does not.
+    same_bars = on_window(candidate("m-b", sharpe=1.5, incumbent_sharpe=1.0),
+                          candidate_sharpe_champion_window=1.05, **WINDOW)
+    verdict = run_judge(config, store, same_bars)[0]
+    assert verdict["status"] == "rejected"
+    assert verdict["reasons"] == ["stage7_failed_champion_not_beaten"]
+    entry = manifest(tmp_path)[-1]
+    stage7 = entry["stages"][6]
+    assert stage7["value"] == pytest.approx(0.05)
+    assert "window=2015-09-01T00:00:00+00:00..2016-01-01T00:00:00+00:00 (87 bars" in stage7["note"]
+    assert "after the incumbent's training end" in stage7["note"]
+    assert entry["backtest"]["champion_window_bars"] == 87
+    assert entry["backtest"]["candidate_sharpe_champion_window"] == 1.05
+    beats = on_window(candidate("m-b", sharpe=0.9, incumbent_sharpe=1.0),
+                      candidate_sharpe_champion_window=1.2, **WINDOW)
+    assert run_judge(config, store, beats)[0]["status"] == "approved"
+    assert active_id(tmp_path) == "m-b"
+    # The registry judges the incumbent on the same unseen bars: failing there counts.
+    degrading = on_window(candidate("m-x", sharpe=0.1, incumbent_sharpe=0.2),
+                          candidate_sharpe_champion_window=0.1, **WINDOW)
+    run_judge(config, store, degrading)
+    grace = [r for r in audit_records(tmp_path) if r["action"] == "strategy_entered_grace"]
+    assert len(grace) == 1 and grace[0]["details"]["model_id"] == "m-b"
+    assert grace[0]["details"]["incumbent_sharpe"] == 0.2
+    assert grace[0]["details"]["champion_window_out_of_sample"] is True
+    assert grace[0]["details"]["champion_window_note"] == WINDOW["champion_window_note"]
+
+
+def test_a_backtest_reply_without_the_champion_window_fields_still_decodes_and_judges(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    config = lifecycle_config(tmp_path)
+    run_judge(config, store, candidate("m-a", sharpe=1.5))
+    current = candidate("m-b", sharpe=1.5, incumbent_sharpe=1.0)("r", store).backtest
+    old = msgspec.json.decode(msgspec.json.encode(current))
+    new_fields = {"incumbent_data_end", "candidate_sharpe_champion_window"} | {
+        k for k in old if k.startswith("champion_window")}
+    assert new_fields <= set(old)
+    for key in new_fields:
+        del old[key]
+    decoded = msgspec.json.decode(msgspec.json.encode(old), type=BacktestCompleted)
+    assert decoded == current and decoded.champion_window_bars is None
+
+    def older(request_id: str, models: ModelStore) -> JudgeCandidate:
+        request = candidate("m-b", sharpe=1.5, incumbent_sharpe=1.0)(request_id, models)
+        return msgspec.structs.replace(request, backtest=decoded)
+
+    assert run_judge(config, store, older)[0]["status"] == "approved"  # whole window, as before
+    assert manifest(tmp_path)[-1]["stages"][6]["note"] == "incumbent=m-a"
 
 
 def write_performance(tmp: Path, model_id: str, returns: list[float]) -> None:

@@ -105,3 +105,77 @@ def test_too_little_history_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         pipeline.walk_forward_backtest(planted_frames(n_symbols=2, n_bars=150), model_id="c",
                                        params=PARAMS, seed=0, spec=SPEC, sizing=SIZING)
+
+
+def incumbent_until(frames: dict[str, pd.DataFrame], bars: int) -> tuple[Any, str]:
+    """An incumbent trained on the first ``bars`` bars of ``frames``, and its training end."""
+    head = {symbol: frame.iloc[:bars] for symbol, frame in frames.items()}
+    model = pipeline.train_candidate(head, PARAMS, 0, "inc", datetime.now(UTC))
+    return model, pipeline.window_bounds(head)[1]
+
+
+def test_incumbent_is_scored_only_after_its_training_end_and_so_is_the_challenger() -> None:
+    frames = planted_frames(n_symbols=4, n_bars=560)
+    incumbent, data_end = incumbent_until(frames, 470)
+    seen: list[tuple[Any, ...]] = []
+    report = pipeline.walk_forward_backtest(frames, model_id="c", params=PARAMS, seed=0,
+                                            spec=SPEC, sizing=SIZING, incumbent=incumbent,
+                                            incumbent_data_end=data_end,
+                                            mapper=record_jobs(seen))
+    end = pd.Timestamp(data_end)
+    data, positions = seen[-1][1], seen[-1][3]  # (model_signals, data, incumbent, positions)
+    scored = data.features.index[positions].get_level_values("timestamp")
+    assert scored.min() > end  # the incumbent never signals on bars it was trained on
+    window = report.champion
+    assert window is not None and window.after_training_end
+    assert pd.Timestamp(window.start) == scored.min() and window.end == report.end
+    assert window.training_end == data_end
+    assert window.bars == window.bars_after_training_end >= pipeline.MIN_CHAMPION_WINDOW_BARS
+    assert report.incumbent is not None and report.incumbent.bars == window.bars
+    # The challenger is the candidate's own walk-forward signals on the same bars ...
+    assert window.candidate.model_id == "c" and window.candidate.bars == window.bars
+    assert window.candidate.bars < report.candidate.bars
+    assert f"all after the incumbent's training end {data_end}" in window.note
+    # ... while the candidate's own metrics (stages 1-6) stay those of the whole window.
+    alone = pipeline.walk_forward_backtest(frames, model_id="c", params=PARAMS, seed=0,
+                                           spec=SPEC, sizing=SIZING)
+    assert alone.candidate == report.candidate and alone.champion is None
+
+
+def test_too_few_bars_after_the_training_end_compare_on_the_full_window_with_a_note() -> None:
+    frames = planted_frames(n_symbols=4, n_bars=560)
+    incumbent, data_end = incumbent_until(frames, 540)
+    report = pipeline.walk_forward_backtest(frames, model_id="c", params=PARAMS, seed=0,
+                                            spec=SPEC, sizing=SIZING, incumbent=incumbent,
+                                            incumbent_data_end=data_end)
+    window = report.champion
+    assert window is not None and not window.after_training_end
+    assert 0 < window.bars_after_training_end < pipeline.MIN_CHAMPION_WINDOW_BARS
+    assert (window.start, window.end) == (report.start, report.end)
+    assert window.candidate == report.candidate
+    assert report.incumbent is not None and report.incumbent.bars == report.candidate.bars
+    assert "compared on the full window" in window.note
+    assert f"only {window.bars_after_training_end} bars after" in window.note
+    assert "partly in-sample" in window.note
+    unknown = pipeline.walk_forward_backtest(frames, model_id="c", params=PARAMS, seed=0,
+                                             spec=SPEC, sizing=SIZING, incumbent=incumbent)
+    assert unknown.champion is not None and not unknown.champion.after_training_end
+    assert "training end is unknown" in unknown.champion.note
+    assert unknown.incumbent == report.incumbent
+
+
+def test_after_training_end_compares_across_time_zones_and_ignores_garbage() -> None:
+    times = pd.date_range("2020-01-01", periods=4, tz="UTC")
+    index = pd.MultiIndex.from_product([times, ["A"]], names=["timestamp", "symbol"])
+    assert pipeline.after_training_end(index, "2020-01-02T00:00:00+00:00").tolist() == [
+        False, False, True, True]
+    assert pipeline.after_training_end(index, "2020-01-02T01:00:00+02:00").tolist() == [
+        False, True, True, True]  # 2020-01-01T23:00Z
+    assert pipeline.after_training_end(index, "2020-01-02").tolist() == [
+        False, False, True, True]  # naive: UTC
+    assert not pipeline.after_training_end(index, "not a time").any()
+    assert not pipeline.after_training_end(index, None).any()
+    naive = pd.MultiIndex.from_product([times.tz_localize(None), ["A"]],
+                                       names=["timestamp", "symbol"])
+    assert pipeline.after_training_end(naive, "2020-01-03T00:00:00+00:00").tolist() == [
+        False, False, False, True]

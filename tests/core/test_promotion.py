@@ -21,6 +21,7 @@ from aistock_actors.core.promotion import (
     STAGE6_UNMEASURED,
     STAGE7_FAILED,
     CandidateEvaluation,
+    ChampionWindow,
     PromotionDecision,
     PromotionThresholds,
     apply_operator_decision,
@@ -152,6 +153,38 @@ def test_champion_must_be_beaten_by_the_margin() -> None:
     assert decision.reasons == [STAGE7_FAILED]
     assert decision.stages[6].value == pytest.approx(0.05)
     assert evaluate_candidate(good(sharpe=1.3), T, incumbent=incumbent).approved
+
+
+def test_champion_is_compared_on_the_champion_window_not_the_candidate_whole_window() -> None:
+    incumbent = good(model_id="champ", sharpe=0.9)  # on the bars after its training end
+    window = ChampionWindow(candidate_sharpe=0.95, start="2024-07-01", end="2024-12-31",
+                            bars=126, out_of_sample=True)
+    # The candidate's whole-window Sharpe (1.2) would beat the incumbent; on the same bars it
+    # does not: stage 7 compares like with like, stages 1-6 still judge the whole window.
+    decision = evaluate_candidate(good(sharpe=1.2), T, incumbent=incumbent,
+                                  champion_window=window)
+    assert decision.reasons == [STAGE7_FAILED]
+    assert decision.stages[6].value == pytest.approx(0.05)
+    note = decision.stages[6].note or ""
+    assert "incumbent=champ" in note and "window=2024-07-01..2024-12-31 (126 bars" in note
+    assert "after the incumbent's training end" in note
+    assert all(s.status == "passed" for s in decision.stages[:6])
+    better = msgspec.structs.replace(window, candidate_sharpe=1.0)
+    assert evaluate_candidate(good(sharpe=0.7), T, incumbent=incumbent,
+                              champion_window=better).approved
+    full = msgspec.structs.replace(better, out_of_sample=False)
+    note = evaluate_candidate(good(), T, incumbent=incumbent, champion_window=full).stages[6].note
+    assert "full window, partly the incumbent's training data" in (note or "")
+
+
+def test_champion_window_without_incumbent_and_non_finite_window_sharpe() -> None:
+    window = ChampionWindow(candidate_sharpe=math.nan, start="a", end="b", bars=70,
+                            out_of_sample=True)
+    decision = evaluate_candidate(good(), T, champion_window=window)
+    assert decision.approved and decision.stages[6].note == "no_incumbent"
+    decision = evaluate_candidate(good(), T, incumbent=good(model_id="champ", sharpe=0.1),
+                                  champion_window=window)
+    assert decision.reasons == [STAGE7_FAILED] and decision.stages[6].note == "non_finite_input"
 
 
 @pytest.mark.parametrize("enabled", [1, 2, 3, 4, 5])

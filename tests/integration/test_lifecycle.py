@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -87,15 +88,45 @@ def test_challenger_not_beating_the_incumbent_is_rejected(promoted: Path, tmp_pa
     backtest = step(summary, "backtest").data
     assert backtest["incumbent_model_id"] == active_id(tmp_path)
     assert backtest["incumbent_sharpe"] is not None
+    # Trained on these very bars: compared on the full window, and the note says why.
+    assert backtest["champion_window_out_of_sample"] is False
+    assert backtest["champion_window_bars"] == backtest["bars"]
+    assert backtest["candidate_sharpe_champion_window"] == backtest["sharpe"]
+    assert "only 0 bars after the incumbent's training end" in backtest["champion_window_note"]
     judge = step(summary, "judge").data
     assert judge["status"] == "rejected"
     assert "stage7_failed_champion_not_beaten" in judge["reasons"]
+    assert "full window" in manifest(tmp_path)[-1]["stages"][6]["note"]
     assert "s7 champion_challenger=" in judge["stage_values"]
     assert pointer(tmp_path) == before
     rejected = [r for r in audit_records(tmp_path) if r["action"] == "auto_promotion_rejected"]
     assert rejected[-1]["details"]["reason"] == judge["reasons"][0]
     # The incumbent passed its own re-evaluation: the registry kept it without a grace period.
     assert not [r for r in audit_records(tmp_path) if r["action"].startswith("strategy_entered")]
+
+
+def test_incumbent_is_scored_after_its_training_end_through_the_backtester(
+    promoted: Path, tmp_path: Path
+) -> None:
+    config = clone(promoted, tmp_path)
+    # Pretend the active model was trained on the bars up to 2016-08-31 only (its record's
+    # data_end, which the Backtester reads): the ~125 daily bars after it are unseen by it.
+    path = tmp_path / "models" / "active" / "model.json"
+    record = json.loads(path.read_text())
+    record["extra"]["data_end"] = "2016-08-31T00:00:00+00:00"
+    path.write_text(json.dumps(record))
+    summary, _ = run_cycle(config)
+    backtest = step(summary, "backtest").data
+    assert backtest["incumbent_data_end"] == "2016-08-31T00:00:00+00:00"
+    assert backtest["champion_window_out_of_sample"] is True
+    assert pd.Timestamp(backtest["champion_window_start"]) > pd.Timestamp("2016-08-31T00:00:00Z")
+    assert backtest["champion_window_end"] == backtest["oos_end"]
+    assert pipeline.MIN_CHAMPION_WINDOW_BARS <= backtest["champion_window_bars"] < backtest["bars"]
+    assert backtest["incumbent_sharpe"] is not None
+    assert backtest["candidate_sharpe_champion_window"] != backtest["sharpe"]
+    stage7 = manifest(tmp_path)[-1]["stages"][6]
+    assert f"({backtest['champion_window_bars']} bars, after the incumbent's training end)" in (
+        stage7["note"])
 
 
 def test_shuffled_labels_candidate_is_rejected_and_active_model_kept(
