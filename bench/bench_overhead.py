@@ -13,7 +13,9 @@ A, B, ...) so both see the same machine load:
   after its imports.
 * **direct** — the same work in the calling thread, no supervisor, no pykka, no messages:
   ingest = ``store.ingest.ingest_directory``; train = ``lifecycle.load_frames`` +
-  ``pipeline.train_candidate`` in the same loky pool + ``ModelStore.put``; backtest =
+  ``pipeline.train_candidate`` in this thread with its fits in the same loky pool (as the
+  Trainer does: ``deadline_mapper``, training set handed over to the backtest) +
+  ``ModelStore.put``; backtest =
   ``ModelStore.load`` + ``pipeline.walk_forward_backtest`` with the same pool mapper; judge, risk
   and trade = the PromotionJudge's, RiskGovernor's and PaperTrader's own step methods called in
   this thread (``load_state`` + ``handle``), because those steps ARE their glue around
@@ -64,7 +66,7 @@ from aistock_actors.messages.model import BacktestModel, ModelTrained  # noqa: E
 from aistock_actors.messages.promotion import JudgeCandidate  # noqa: E402
 from aistock_actors.messages.risk import AssessRisk  # noqa: E402
 from aistock_actors.messages.trading import TradePaper  # noqa: E402
-from aistock_actors.parallel import make_mapper  # noqa: E402
+from aistock_actors.parallel import deadline_mapper, make_mapper  # noqa: E402
 from aistock_actors.store.alerts import AlertSink  # noqa: E402
 from aistock_actors.store.audit import AuditLog  # noqa: E402
 from aistock_actors.store.bars import BarStore  # noqa: E402
@@ -173,8 +175,9 @@ def direct(config: Path) -> tuple[dict[str, float], str]:
     params = lifecycle.model_params(cfg)
     frames = lifecycle.load_frames(loaded, bars)
     start, end = pipeline.window_bounds(frames)
-    model = runner.run(pipeline.train_candidate, frames, params, cfg.training.seed, f"m-{cycle}",
-                       datetime.now(UTC), timeout=lifecycle.job_budget(cfg, "train"))
+    model = pipeline.train_candidate(
+        frames, params, cfg.training.seed, f"m-{cycle}", datetime.now(UTC),
+        mapper=deadline_mapper(runner, lifecycle.job_budget(cfg, "train")), hand_over=True)
     record = models.put(model, {"data_start": start, "data_end": end, "symbols": sorted(frames),
                                 "seed": cfg.training.seed})
     trained = ModelTrained(request_id="train", model_id=record.model_id, sha256=record.sha256,
