@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import ctypes
 import importlib.util
 import logging
 import os
@@ -60,6 +59,7 @@ from typing import Any, Literal, TypeVar
 
 from joblib.externals.loky import get_reusable_executor
 
+from aistock_actors.core.memory import trim_heap
 from aistock_actors.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -254,9 +254,6 @@ def _call_job(fn: Callable[..., R], job: tuple[Any, ...]) -> R:
         release_memory()
 
 
-_LIBC: Any = None
-
-
 def release_memory() -> None:
     """Return freed heap memory to the OS (glibc ``malloc_trim``; a no-op elsewhere).
 
@@ -264,15 +261,7 @@ def release_memory() -> None:
     while building a feature panel or fitting), so a process's RSS stays at its peak long after
     the data is gone. Called before a batch of jobs fans out and after each pooled job.
     """
-    global _LIBC
-    if _LIBC is None:
-        try:
-            _LIBC = ctypes.CDLL("libc.so.6")
-            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    trim_heap()
 
 
 def _shm_dir() -> str | None:

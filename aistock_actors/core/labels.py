@@ -14,6 +14,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from aistock_actors.core.features import build_features, validate_ohlcv
+from aistock_actors.core.memory import trim_heap
 from aistock_actors.errors import DataError
 
 LabelMethod = Literal["direction", "triple_barrier"]
@@ -142,7 +143,12 @@ def build_training_set(
             names=["timestamp", "symbol"],
         )
         parts.append(rows)
-    data = pd.concat(parts).sort_index(level=["timestamp", "symbol"])
+    data = pd.concat(parts)
+    # The per-symbol copies (and the heap they fragmented) go before the sort makes another
+    # copy of the panel: the build's peak was the parts, the concatenation and the sorted copy.
+    parts.clear()
+    trim_heap()
+    data = data.sort_index(level=["timestamp", "symbol"])
     if data.empty:
         raise DataError("no labelled rows: every symbol is shorter than warm-up plus horizon")
     return TrainingSet(

@@ -28,10 +28,11 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from aistock_actors.core.memory import release_mapped_pages
 from aistock_actors.core.validation import as_int_times, purged_walk_forward_splits
 
 logger = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class TrainedModel:
         out = np.full(len(x), np.nan)
         valid = np.isfinite(x).all(axis=1)
         if valid.any():
-            out[valid] = positive_proba(self.primary, x[valid])
+            out[valid] = positive_proba(self.primary, x[valid], owned=True)
         return out
 
     def signals(self, features: pd.DataFrame) -> Signals:
@@ -157,9 +158,10 @@ class TrainedModel:
             direction = np.zeros(len(p_up), dtype=np.int8)
             confidence = np.zeros(len(p_up))
             if valid.any():
-                x = self.feature_matrix(features)[valid]
-                side = np.where(p_up[valid] >= 0.5, 1, -1).astype(np.int8)
-                conf = positive_proba(self.meta, meta_matrix(x, p_up[valid]))
+                rows = np.flatnonzero(valid)
+                side = np.where(p_up[rows] >= 0.5, 1, -1).astype(np.int8)
+                meta_x = meta_matrix(self.feature_matrix(features), p_up[rows], rows)
+                conf = positive_proba(self.meta, meta_x)
                 direction[valid] = np.where(conf >= threshold, side, 0)
                 confidence[valid] = conf
         logger.info(
@@ -178,19 +180,100 @@ class TrainedModel:
         return dataclasses.replace(self, confidence_threshold=float(threshold))
 
 
-def positive_proba(classifier: Classifier, x: FloatArray) -> FloatArray:
-    """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class."""
+def positive_proba(classifier: Classifier, x: FloatArray, *, owned: bool = False) -> FloatArray:
+    """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class.
+
+    ``owned``: ``x`` is a private copy the caller no longer needs, which the logistic pipeline
+    may then scale in place (:func:`_scaled_steps`).
+    """
     classes = list(getattr(classifier, "classes_", []))
     if 1 not in classes:
         return np.zeros(len(x))
     with one_thread():  # a 2-thread team can stall ~0.5-1 s on a busy machine (see one_thread)
-        proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
+        steps = _scaled_steps(classifier)
+        if steps is None:
+            proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
+        else:
+            scaler, clip, final = steps
+            xt = scaler.transform(x, copy=not _writable(x, owned))
+            _clip_in_place(clip, xt)
+            proba = np.asarray(final.predict_proba(xt), dtype=np.float64)
     return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
 
 
-def meta_matrix(x: FloatArray, p_up: FloatArray) -> FloatArray:
-    """Meta-labeler inputs: the features, the primary's ``P(up)`` and its distance from 0.5."""
-    return np.column_stack([x, p_up, np.abs(p_up - 0.5)])
+def meta_matrix(x: FloatArray, p_up: FloatArray, rows: IntArray | None = None) -> FloatArray:
+    """Meta-labeler inputs: the features, the primary's ``P(up)`` and its distance from 0.5.
+
+    With ``rows``, the features are ``x[rows]``, written straight into the result (C order, as
+    ``np.column_stack`` gives for the C-ordered ``x[rows]``) instead of being copied twice.
+    """
+    if rows is None:
+        return np.column_stack([x, p_up, np.abs(p_up - 0.5)])
+    width = x.shape[1]
+    out = np.empty((len(rows), width + 2), dtype=np.result_type(x, p_up))
+    for start in range(0, len(rows), _COPY_CHUNK_ROWS):
+        chunk = rows[start : start + _COPY_CHUNK_ROWS]
+        out[start : start + len(chunk), :width] = x[chunk]
+    out[:, width] = p_up
+    out[:, width + 1] = np.abs(p_up - 0.5)
+    return out
+
+
+_COPY_CHUNK_ROWS = 65_536
+"""Rows copied at a time by :func:`meta_matrix` (a 10 MB transient instead of the whole copy)."""
+
+
+def _scaled_steps(classifier: Any) -> tuple[StandardScaler, FunctionTransformer, Any] | None:
+    """The steps of a ``StandardScaler -> FunctionTransformer(np.clip) -> estimator`` pipeline
+    (the logistic model of :func:`make_classifier`), else ``None``.
+
+    Such a pipeline is fitted and applied step by step here, with the same calls on the same
+    values as ``Pipeline.fit`` / ``predict_proba`` (the fitted object pickles to the same bytes;
+    ``tests/core/test_models_memory.py``), but the scaled copy is clipped IN PLACE and, when
+    the input is a private copy (``owned``), scaled in place too: ``Pipeline`` keeps its input,
+    the scaled copy and the clipped copy alive at once (3 copies of the rows; the largest
+    transient of training), this keeps 1 or 2.
+    """
+    if type(classifier) is not Pipeline or len(classifier.steps) != 3:
+        return None
+    scaler, clip, final = (step for _, step in classifier.steps)
+    if type(scaler) is not StandardScaler or type(clip) is not FunctionTransformer:
+        return None
+    if clip.func is not np.clip or clip.validate or clip.inverse_func is not None:
+        return None
+    return scaler, clip, final
+
+
+def _writable(x: FloatArray, owned: bool) -> bool:
+    """Whether ``x`` may be overwritten: a private, writable, C-ordered float64 copy."""
+    return owned and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable
+
+
+def _clip_in_place(clip: FunctionTransformer, x: FloatArray) -> None:
+    """``clip.transform(x)`` (``np.clip`` with its arguments), written into ``x``."""
+    np.clip(x, **(clip.kw_args or {}), out=x)
+
+
+def _fit_scaled(
+    steps: tuple[StandardScaler, FunctionTransformer, Any], x: FloatArray, y: IntArray, owned: bool
+) -> None:
+    """``Pipeline.fit`` of :func:`_scaled_steps`'s pipeline, with one copy of ``x`` at most.
+
+    The final estimator gets the scaled, clipped rows in C order, as ``Pipeline.fit`` hands
+    them over (a logistic regression makes a C-ordered copy of any other layout); scaling and
+    clipping are element-wise, so the layout they run in changes no value.
+    """
+    scaler, clip, final = steps
+    scaler.fit(x)
+    if _writable(x, owned):
+        xt = x
+    else:  # x's own dtype object when it is float64, as the estimator's C-ordered copy keeps it
+        xt = np.array(x, dtype=None if x.dtype == np.float64 else np.float64, order="C")
+        release_mapped_pages(x)  # the fit reads the copy only
+    xt = scaler.transform(xt, copy=False)
+    clip.fit(xt)
+    _clip_in_place(clip, xt)
+    final.fit(xt, y)
 
 
 def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Classifier:
@@ -215,15 +298,29 @@ def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Cla
 
 
 def fit_classifier(
-    kind: ClassifierKind, x: FloatArray, y: IntArray, params: ModelParams, seed: int
+    kind: ClassifierKind,
+    x: FloatArray,
+    y: IntArray,
+    params: ModelParams,
+    seed: int,
+    *,
+    owned: bool = False,
 ) -> Classifier:
-    """Fit a classifier; a single-class target gets a prior-only model instead of an error."""
+    """Fit a classifier; a single-class target gets a prior-only model instead of an error.
+
+    ``owned``: ``x`` is a private copy the caller no longer needs (the logistic pipeline then
+    scales it in place, see :func:`_scaled_steps`; the model is the same).
+    """
     model: Classifier = (
         DummyClassifier(strategy="prior")
         if np.unique(y).size < 2
         else make_classifier(kind, params, seed)
     )
-    model.fit(x, y)
+    steps = _scaled_steps(model)
+    if steps is None:
+        model.fit(x, y)
+    else:
+        _fit_scaled(steps, x, y, owned)
     return model
 
 
@@ -342,8 +439,31 @@ def fit_predict_job(
     ``x`` and ``y`` are the whole arrays, shared by every job of a batch (read-only).
     """
     with one_thread():
-        clf = fit_classifier(kind, x[train], y[train], params, seed)
-        return positive_proba(clf, x[test])
+        rows, owned = take_rows(x, train)
+        if owned:
+            release_mapped_pages(x)  # the fit reads the copy only
+        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned)
+        del rows
+        rows, owned = take_rows(x, test)
+        return positive_proba(clf, rows, owned=owned)
+
+
+def take_rows(x: FloatArray, positions: IntArray) -> tuple[FloatArray, bool]:
+    """``x[positions]`` and whether it is a private copy.
+
+    Consecutive positions of a C-ordered ``x`` give a view of those rows: the same values in
+    the same (C) layout as the copy ``x[positions]`` would make, so a fit or a prediction
+    cannot tell them apart; anything else is copied (``x[positions]``, C-ordered).
+    """
+    n = len(positions)
+    if (
+        n
+        and x.flags.c_contiguous
+        and int(positions[-1]) - int(positions[0]) == n - 1
+        and bool((np.diff(positions) == 1).all())
+    ):
+        return x[int(positions[0]) : int(positions[-1]) + 1], False
+    return x[positions], True
 
 
 def fit_all_job(
@@ -417,7 +537,8 @@ def _fit_stack(
     oof = np.concatenate([test for _, test in splits])
     p_up = np.concatenate(oof_probs)
     correct = ((p_up >= 0.5) == (y[oof] == 1)).astype(np.int64)
-    meta_x = meta_matrix(x[oof], p_up)
+    meta_x = meta_matrix(x, p_up, oof)
+    release_mapped_pages(x)  # the meta-labeler's fits read meta_x only
     meta_splits = purged_walk_forward_splits(
         start[oof], end[oof], params.meta_splits, params.embargo
     )
