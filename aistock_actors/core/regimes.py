@@ -22,13 +22,20 @@ suffered during the transition count. The result is the maximum over runs, in ``
 
 from __future__ import annotations
 
-from typing import Final
+import importlib
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.metrics import drawdown_series
+
+_agg: Any
+try:  # pandas' Cython window kernels, called directly (see _window_stats)
+    _agg = importlib.import_module("pandas._libs.window.aggregations")
+except ImportError:  # pragma: no cover - a pandas without them: the public rolling API
+    _agg = None
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -54,25 +61,132 @@ def regime_name(code: int) -> str:
     return REGIME_NAMES.get(int(code), "unknown")
 
 
-def _as_series(close: npt.ArrayLike | pd.Series) -> pd.Series:
+def _carry_forward(close: npt.ArrayLike | pd.Series) -> FloatArray:
+    """Positive prices as float64, missing / non-positive ones carried forward (leading: NaN)."""
     values = np.asarray(close, dtype=np.float64).ravel()
-    values = np.where(values > 0, values, np.nan)  # non-positive prices are missing prices
-    return pd.Series(values, dtype=np.float64).ffill()
+    valid = values > 0  # False for NaN and non-positive prices
+    last = np.where(valid, np.arange(values.size), -1)
+    np.maximum.accumulate(last, out=last)
+    return np.where(last >= 0, values[last], np.nan)
 
 
 def _debounce(raw: IntArray, min_persistence: int) -> IntArray:
-    """Adopt a new known label only after it held for ``min_persistence`` bars (causal)."""
-    if min_persistence <= 1:
+    """Adopt a new known label only after it held for ``min_persistence`` bars (causal).
+
+    The first known label is adopted at once; afterwards a known label is adopted on the bar its
+    run of identical raw labels reaches ``min_persistence`` bars, and the last adopted label holds
+    in between (so no Python loop over the bars is needed).
+    """
+    if min_persistence <= 1 or raw.size == 0:
         return raw
-    out = np.full(raw.size, UNKNOWN, dtype=np.int64)
-    current, run_label, run_len = UNKNOWN, UNKNOWN, 0
-    for t, lab in enumerate(raw.tolist()):
-        run_len = run_len + 1 if lab == run_label else 1
-        run_label = lab
-        if lab != UNKNOWN and (current == UNKNOWN or run_len >= min_persistence):
-            current = lab
-        out[t] = current
-    return out
+    n = raw.size
+    pos = np.arange(n)
+    run_start = np.zeros(n, dtype=np.int64)
+    run_start[1:] = np.where(raw[1:] != raw[:-1], pos[1:], 0)
+    np.maximum.accumulate(run_start, out=run_start)
+    known = raw != UNKNOWN
+    adopt = known & (pos - run_start + 1 >= min_persistence)
+    first = int(np.argmax(known))
+    if not known[first]:
+        return np.full(n, UNKNOWN, dtype=np.int64)
+    adopt[first] = True
+    last = np.where(adopt, pos, -1)
+    np.maximum.accumulate(last, out=last)
+    return np.where(last >= 0, raw[last], UNKNOWN).astype(np.int64, copy=False)
+
+
+def _window_stats(
+    px: FloatArray, vol_window: int, trend_window: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Rolling volatility, its expanding median and the close's SMA, as pandas computes them.
+
+    Calls pandas' own window kernels with the bounds, ``min_periods`` and inf handling that
+    ``Series.rolling(w).std()``, ``.expanding(1).median()`` and ``.rolling(w).mean()`` use, so the
+    values are the same bits without building Series and window objects (most of their cost).
+    Falls back to those public calls when the kernels are unavailable.
+    """
+    n = px.size
+    with np.errstate(all="ignore"):
+        logret = np.empty(n, dtype=np.float64)
+        logret[:1] = np.nan
+        logp = np.log(px)
+        np.subtract(logp[1:], logp[:-1], out=logret[1:])
+    if n > 0 and _kernels_usable():
+        try:
+            return _kernel_stats(px, logret, vol_window, trend_window)
+        except (TypeError, ValueError, AttributeError):  # a pandas whose kernels changed shape
+            _KERNELS["usable"] = False
+    return _public_stats(px, logret, vol_window, trend_window)
+
+
+def _public_stats(
+    px: FloatArray, logret: FloatArray, vol_window: int, trend_window: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The three statistics through pandas' public rolling API (the reference semantics)."""
+    lr = pd.Series(logret, dtype=np.float64)
+    vol_s = lr.rolling(vol_window, min_periods=vol_window).std()
+    med_s = vol_s.expanding(min_periods=1).median()
+    sma_s = pd.Series(px, dtype=np.float64).rolling(trend_window, min_periods=trend_window)
+    return (
+        vol_s.to_numpy(dtype=np.float64),
+        med_s.to_numpy(dtype=np.float64),
+        sma_s.mean().to_numpy(dtype=np.float64),
+    )
+
+
+def _kernel_stats(
+    px: FloatArray, logret: FloatArray, vol_window: int, trend_window: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The same statistics from pandas' Cython window kernels (private API: see
+    :func:`_kernels_usable`)."""
+    n = px.size
+    end = np.arange(1, n + 1, dtype=np.int64)
+    with np.errstate(all="ignore"):
+        var = _agg.roll_var(_no_inf(logret), np.clip(end - vol_window, 0, n), end, vol_window, 1)
+        vol = np.sqrt(var)
+        vol[var < 0] = 0.0  # pandas' zsqrt
+        med = _agg.roll_median_c(_no_inf(vol), np.zeros(n, dtype=np.int64), end, 1)
+        sma = _agg.roll_mean(_no_inf(px), np.clip(end - trend_window, 0, n), end, trend_window)
+    return vol, med, sma
+
+
+_KERNELS: dict[str, bool] = {}
+"""Whether the private kernels agree with the public API in this process (checked once)."""
+
+
+def _kernels_usable() -> bool:
+    """Once per process: the kernels exist and give the public API's bits on a probe series
+    (gaps, a flat stretch, a jump); a pandas whose private kernels changed falls back to the
+    public API instead of mislabelling regimes or failing a backtest."""
+    if "usable" not in _KERNELS:
+        ok = _agg is not None
+        if ok:
+            probe = np.concatenate(
+                [
+                    np.linspace(10.0, 12.0, 40),
+                    np.full(15, 12.0),
+                    12.0 * np.exp(np.cumsum(np.sin(np.arange(45.0)) * 0.03)),
+                ]
+            )
+            probe[[3, 60]] = np.nan
+            with np.errstate(all="ignore"):
+                logret = np.concatenate([[np.nan], np.diff(np.log(probe))])
+            try:
+                fast = _kernel_stats(probe, logret, 5, 7)
+                public = _public_stats(probe, logret, 5, 7)
+                ok = all(
+                    np.array_equal(a, b, equal_nan=True) for a, b in zip(fast, public, strict=True)
+                )
+            except (TypeError, ValueError, AttributeError):
+                ok = False
+        _KERNELS["usable"] = ok
+    return _KERNELS["usable"]
+
+
+def _no_inf(values: FloatArray) -> FloatArray:
+    """Infinities as NaN, as pandas' window functions read their input."""
+    inf = np.isinf(values)
+    return np.where(inf, np.nan, values) if inf.any() else values
 
 
 def label_regimes(
@@ -91,12 +205,8 @@ def label_regimes(
     """
     if vol_window < 2 or trend_window < 1 or not vol_threshold > 0:
         raise ValueError("need vol_window >= 2, trend_window >= 1 and vol_threshold > 0")
-    px = _as_series(close)
-    logret = pd.Series(np.log(px.to_numpy()), dtype=np.float64).diff()
-    vol = logret.rolling(vol_window, min_periods=vol_window).std()
-    vol_median = vol.expanding(min_periods=1).median()
-    sma = px.rolling(trend_window, min_periods=trend_window).mean()
-    v, m, s, p = (x.to_numpy(dtype=np.float64) for x in (vol, vol_median, sma, px))
+    p = _carry_forward(close)
+    v, m, s = _window_stats(p, vol_window, trend_window)
     known = np.isfinite(v) & np.isfinite(m) & np.isfinite(s) & np.isfinite(p)
     code = 2 * (v > vol_threshold * m + 1e-15).astype(np.int64) + (p < s).astype(np.int64)
     raw = np.where(known, code, UNKNOWN).astype(np.int64)
