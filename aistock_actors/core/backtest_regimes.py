@@ -85,4 +85,4 @@ def transition_drawdown(equity: FloatArray, labels: npt.ArrayLike, radius: int) 
     dd = np.ones(where.size, dtype=np.float64)
     positive = peak > 0
     dd[positive] = 1.0 - x[positive] / peak[positive]
-    return max(0.0, float(np.clip(dd, 0.0, 1.0).max()))
+    return min(1.0, max(0.0, float(dd.max())))

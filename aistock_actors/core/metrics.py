@@ -110,7 +110,7 @@ def drawdown_series(equity: npt.ArrayLike) -> FloatArray:
     dd = np.ones(eq.size, dtype=np.float64)
     pos = peak > 0
     dd[pos] = 1.0 - eq[pos] / peak[pos]
-    return np.clip(dd, 0.0, 1.0)
+    return np.minimum(np.maximum(dd, 0.0), 1.0)  # np.clip's result, without its overhead
 
 
 def max_drawdown(equity: npt.ArrayLike) -> float:

@@ -142,11 +142,11 @@ def _kernel_stats(
     n = px.size
     end = np.arange(1, n + 1, dtype=np.int64)
     with np.errstate(all="ignore"):
-        var = _agg.roll_var(_no_inf(logret), np.clip(end - vol_window, 0, n), end, vol_window, 1)
+        var = _agg.roll_var(_no_inf(logret), np.maximum(end - vol_window, 0), end, vol_window, 1)
         vol = np.sqrt(var)
         vol[var < 0] = 0.0  # pandas' zsqrt
         med = _agg.roll_median_c(_no_inf(vol), np.zeros(n, dtype=np.int64), end, 1)
-        sma = _agg.roll_mean(_no_inf(px), np.clip(end - trend_window, 0, n), end, trend_window)
+        sma = _agg.roll_mean(_no_inf(px), np.maximum(end - trend_window, 0), end, trend_window)
     return vol, med, sma
 
 
@@ -273,11 +273,13 @@ def transition_windows(labels: npt.ArrayLike, radius: int = 3) -> BoolArray:
     if radius < 0:
         raise ValueError("radius must be >= 0")
     lab = np.asarray(labels, dtype=np.int64).ravel()
-    delta = np.zeros(lab.size + 1, dtype=np.int64)
     changes = regime_changes(lab)
-    np.add.at(delta, np.clip(changes - radius, 0, lab.size), 1)
-    np.add.at(delta, np.clip(changes + radius + 1, 0, lab.size), -1)
-    return np.cumsum(delta[:-1]) > 0
+    if changes.size == 0:
+        return np.zeros(lab.size, dtype=np.bool_)
+    size = lab.size + 1  # +1 per window start, -1 one past its end (both clipped to the series)
+    opens = np.bincount(np.maximum(changes - radius, 0), minlength=size)
+    closes = np.bincount(np.minimum(changes + radius + 1, lab.size), minlength=size)
+    return np.cumsum(opens[:-1] - closes[:-1]) > 0
 
 
 def transition_drawdown(equity: npt.ArrayLike, labels: npt.ArrayLike, radius: int = 3) -> float:
