@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lifecycle_support import run_cycle
 from operator_support import operator_state, run_in_pty
 from support import write_config
 
@@ -19,7 +20,7 @@ from aistock_actors.config import load_config
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, BacktestModel
 from aistock_actors.store.state import HaltState, write_halt
-from aistock_actors.supervisor import ChildSpec, Supervisor
+from aistock_actors.supervisor import ChildSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SUPERVISOR = str(REPO / "supervisor.py")
@@ -137,13 +138,7 @@ def test_a_backtests_equity_curve_stays_out_of_supervisor_json_and_status_json(
     spec = ChildSpec(name="backtester", actor_class=CurveBacktester, step="backtest",
                      make_request=lambda rid, _cycle: BacktestModel(request_id=rid,
                                                                     candidate=None))
-    sup = Supervisor(load_config(config), [spec])
-    sup.start()
-    try:
-        summary = sup.run_once()
-    finally:
-        sup.stop()
-    assert summary is not None
+    summary, _ = run_cycle(config, [spec])
     backtest = next(s for s in summary.steps if s.name == "backtest")
     assert backtest.status == "ok" and backtest.data["sharpe"] == 1.25
     assert "equity_curve" not in backtest.data

@@ -11,6 +11,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from frames_support import ar1_frames
 
 from aistock_actors.core.labels import TrainingSet, build_training_set
 from aistock_actors.core.models import (
@@ -24,30 +25,6 @@ CREATED = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 PARAMS = ModelParams(horizon=1, n_splits=4, embargo=2)
 
 
-def ar1_frames(n_symbols: int, n_bars: int, phi: float, seed: int) -> dict[str, pd.DataFrame]:
-    """Bars whose log returns follow r_t = phi * r_{t-1} + noise (phi = 0 is a random walk)."""
-    rng = np.random.default_rng(seed)
-    index = pd.date_range("2018-01-01", periods=n_bars, freq="B", tz="UTC")
-    frames = {}
-    for k in range(n_symbols):
-        noise = rng.normal(0.0, 0.01, n_bars)
-        returns = np.empty(n_bars)
-        returns[0] = noise[0]
-        for t in range(1, n_bars):
-            returns[t] = phi * returns[t - 1] + noise[t]
-        close = 100.0 * np.exp(np.cumsum(returns))
-        wick = np.abs(rng.normal(0.0, 0.004, (2, n_bars)))
-        frames[f"S{k:02d}"] = pd.DataFrame(
-            {
-                "open": close,
-                "high": close * np.exp(wick[0]),
-                "low": close * np.exp(-wick[1]),
-                "close": close,
-                "volume": rng.integers(10_000, 100_000, n_bars).astype(float),
-            },
-            index=index,
-        )
-    return frames
 
 
 def fit(

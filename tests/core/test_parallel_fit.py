@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from frames_support import ar1_frames
 
 from aistock_actors.core import models, pipeline
 from aistock_actors.core.labels import TrainingSet, build_training_set
@@ -22,29 +23,6 @@ from aistock_actors.parallel import JobRunner, JobTimeoutError, deadline_mapper,
 CREATED = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 
 
-def ar1_frames(n_symbols: int, n_bars: int, phi: float, seed: int) -> dict[str, pd.DataFrame]:
-    """Bars whose log returns follow r_t = phi * r_{t-1} + noise (as in test_models.py)."""
-    rng = np.random.default_rng(seed)
-    index = pd.date_range("2018-01-01", periods=n_bars, freq="B", tz="UTC")
-    frames = {}
-    for k in range(n_symbols):
-        noise = rng.normal(0.0, 0.01, n_bars)
-        returns = noise.copy()
-        for t in range(1, n_bars):
-            returns[t] += phi * returns[t - 1]
-        close = 100.0 * np.exp(np.cumsum(returns))
-        wick = np.abs(rng.normal(0.0, 0.004, (2, n_bars)))
-        frames[f"S{k:02d}"] = pd.DataFrame(
-            {
-                "open": close,
-                "high": close * np.exp(wick[0]),
-                "low": close * np.exp(-wick[1]),
-                "close": close,
-                "volume": rng.integers(10_000, 100_000, n_bars).astype(float),
-            },
-            index=index,
-        )
-    return frames
 
 
 @pytest.fixture(scope="module")
