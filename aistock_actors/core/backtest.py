@@ -48,7 +48,7 @@ import pandas as pd
 from aistock_actors.core.backtest_engine import FillMode, Fills, prepare
 from aistock_actors.core.backtest_engine import run as run_engine
 from aistock_actors.core.backtest_regimes import market_regimes, transition_drawdown
-from aistock_actors.core.metrics import BacktestMetrics, simple_returns, summarize
+from aistock_actors.core.metrics import BacktestMetrics, _summarize
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -239,7 +239,7 @@ def simulate(
     # By default the regimes of the universe: market_regimes(close), computed faster.
     labels = market_regimes(panels.close, run.close_ok) if regime_labels is None else regime_labels
     transition_dd = transition_drawdown(run.equity, labels, regime_radius)
-    metrics = summarize(
+    metrics, returns = _summarize(  # and the returns of [initial_cash, *equity] it computed
         run.equity,
         initial_cash,
         trades.pnl[trades.closed],
@@ -251,7 +251,7 @@ def simulate(
     )
     return BacktestResult(
         equity=run.equity,
-        returns=simple_returns(np.concatenate(([float(initial_cash)], run.equity))),
+        returns=returns,
         positions=run.positions,
         fills=run.fills,
         costs=run.costs,

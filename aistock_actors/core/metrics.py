@@ -67,9 +67,18 @@ def simple_returns(equity: npt.ArrayLike) -> FloatArray:
     A step from a non-positive or non-finite value has no defined return and is reported as 0.
     """
     eq = np.asarray(equity, dtype=np.float64).ravel()
+    return _simple_returns(eq, bool(np.isfinite(eq).all()))
+
+
+def _simple_returns(eq: FloatArray, finite: bool) -> FloatArray:
+    """:func:`simple_returns` of a flat float64 curve; ``finite``: every value is finite."""
     if eq.size < 2:
         return np.zeros(0, dtype=np.float64)
     prev, cur = eq[:-1], eq[1:]
+    if finite and (prev > 0).all():  # every step defined: the same divisions, unmasked
+        out = cur / prev
+        out -= 1.0
+        return out
     ok = np.isfinite(prev) & np.isfinite(cur) & (prev > 0)
     out = np.zeros(cur.size, dtype=np.float64)
     np.divide(cur, prev, out=out, where=ok)
@@ -85,10 +94,10 @@ def sharpe(returns: npt.ArrayLike, periods: int = 252) -> float:
     r = _finite(returns)
     if r.size < 2:
         return 0.0
-    sd = float(np.std(r, ddof=1))
+    sd = float(r.std(ddof=1))  # the methods np.std / np.mean call, without their wrappers
     if not sd > 1e-15:
         return 0.0
-    return float(np.mean(r)) / sd * math.sqrt(periods)
+    return float(r.mean()) / sd * math.sqrt(periods)
 
 
 def drawdown_series(equity: npt.ArrayLike) -> FloatArray:
@@ -97,20 +106,30 @@ def drawdown_series(equity: npt.ArrayLike) -> FloatArray:
     Non-finite values carry the previous value forward (a missing mark is not a loss). While the
     running peak is not positive (an account that never had money) the drawdown is 1.
     """
-    eq = np.asarray(equity, dtype=np.float64).ravel().copy()
+    eq = np.asarray(equity, dtype=np.float64).ravel()
     if eq.size == 0:
-        return eq
-    bad = ~np.isfinite(eq)
-    if bad.any():
-        idx = np.where(bad, 0, np.arange(eq.size))
+        return eq.copy()
+    return _drawdown_series(eq, bool(np.isfinite(eq).all()))
+
+
+def _drawdown_series(eq: FloatArray, finite: bool) -> FloatArray:
+    """:func:`drawdown_series` of a non-empty flat float64 curve (read only); ``finite``: every
+    value is finite."""
+    if not finite:
+        idx = np.where(np.isfinite(eq), np.arange(eq.size), 0)
         np.maximum.accumulate(idx, out=idx)
         eq = eq[idx]
         eq[~np.isfinite(eq)] = 0.0  # leading gaps: nothing known yet
     peak = np.maximum.accumulate(eq)
-    dd = np.ones(eq.size, dtype=np.float64)
-    pos = peak > 0
-    dd[pos] = 1.0 - eq[pos] / peak[pos]
-    return np.minimum(np.maximum(dd, 0.0), 1.0)  # np.clip's result, without its overhead
+    if peak[0] > 0:  # then every peak is positive: the same divisions, unmasked
+        dd = np.divide(eq, peak)
+        np.subtract(1.0, dd, out=dd)
+    else:
+        dd = np.ones(eq.size, dtype=np.float64)
+        pos = peak > 0
+        dd[pos] = 1.0 - eq[pos] / peak[pos]
+    np.maximum(dd, 0.0, out=dd)  # np.clip's result, without its overhead
+    return np.minimum(dd, 1.0, out=dd)
 
 
 def max_drawdown(equity: npt.ArrayLike) -> float:
@@ -125,7 +144,11 @@ def cagr(equity: npt.ArrayLike, periods: int = 252) -> float:
     The curve spans ``len(equity) - 1`` bars of ``1 / periods`` years. A curve that ends at or
     below zero has CAGR -1; a curve with fewer than two points or a non-positive start has 0.
     """
-    eq = _finite(equity)
+    return _cagr(_finite(equity), periods)
+
+
+def _cagr(eq: FloatArray, periods: int) -> float:
+    """:func:`cagr` of a curve whose values are all finite."""
     if eq.size < 2 or eq[0] <= 0:
         return 0.0
     if eq[-1] <= 0:
@@ -171,25 +194,58 @@ def summarize(
     drawdown and CAGR is ``[initial_cash, *equity]``. ``gross_exposure[t]`` is the gross position
     value at the end of bar ``t`` (same length as ``equity``).
     """
+    return _summarize(
+        equity,
+        initial_cash,
+        closed_trade_pnls,
+        gross_exposure=gross_exposure,
+        traded_notional=traded_notional,
+        total_costs=total_costs,
+        transition_max_drawdown=transition_max_drawdown,
+        periods=periods,
+    )[0]
+
+
+def _summarize(
+    equity: npt.ArrayLike,
+    initial_cash: float,
+    closed_trade_pnls: npt.ArrayLike,
+    *,
+    gross_exposure: npt.ArrayLike | None,
+    traded_notional: float,
+    total_costs: float,
+    transition_max_drawdown: float,
+    periods: int,
+) -> tuple[BacktestMetrics, FloatArray]:
+    """:func:`summarize`, and the simple returns of ``[initial_cash, *equity]`` it used.
+
+    The curve's finiteness is checked once and shared by the drawdown, CAGR and returns.
+    """
     eq = np.asarray(equity, dtype=np.float64).ravel()
     curve = np.concatenate(([float(initial_cash)], eq))
+    finite = bool(np.isfinite(curve).all())
     total = float(curve[-1] / curve[0] - 1.0) if curve[0] > 0 and eq.size else 0.0
-    mdd = max_drawdown(curve)
+    dd = _drawdown_series(curve, finite)
+    mdd = float(dd.max())
     pnls = _finite(closed_trade_pnls)
     exposure = 0.0
     if gross_exposure is not None and eq.size:
         gross = np.asarray(gross_exposure, dtype=np.float64).ravel()
-        ok = np.isfinite(gross) & np.isfinite(eq) & (eq > 0)
-        if ok.any():
-            exposure = float(np.sum(gross[ok] / eq[ok]) / eq.size)
+        if finite and gross.shape == eq.shape and (eq > 0).all() and np.isfinite(gross).all():
+            exposure = float((gross / eq).sum() / eq.size)  # every bar counts: no masking
+        else:
+            ok = np.isfinite(gross) & np.isfinite(eq) & (eq > 0)
+            if ok.any():
+                exposure = float(np.sum(gross[ok] / eq[ok]) / eq.size)
     turnover = 0.0
-    mean_eq = float(np.mean(curve))
+    mean_eq = float(curve.mean())
     if eq.size and mean_eq > 0:
         turnover = traded_notional / mean_eq * periods / eq.size
-    return BacktestMetrics(
+    returns = _simple_returns(curve, finite)
+    metrics = BacktestMetrics(
         total_return=total,
-        cagr=cagr(curve, periods),
-        sharpe=sharpe(simple_returns(curve), periods),
+        cagr=_cagr(curve if finite else curve[np.isfinite(curve)], periods),
+        sharpe=sharpe(returns, periods),
         max_drawdown=mdd,
         win_rate=win_rate(pnls),
         trade_count=int(pnls.size),
@@ -199,3 +255,4 @@ def summarize(
         total_costs=float(total_costs),
         transition_max_drawdown=float(transition_max_drawdown),
     )
+    return metrics, returns

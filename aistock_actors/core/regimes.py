@@ -65,6 +65,8 @@ def _carry_forward(close: npt.ArrayLike | pd.Series) -> FloatArray:
     """Positive prices as float64, missing / non-positive ones carried forward (leading: NaN)."""
     values = np.asarray(close, dtype=np.float64).ravel()
     valid = values > 0  # False for NaN and non-positive prices
+    if valid.all():  # nothing to carry: the same values (callers only read them)
+        return values
     last = np.where(valid, np.arange(values.size), -1)
     np.maximum.accumulate(last, out=last)
     return np.where(last >= 0, values[last], np.nan)
@@ -80,30 +82,42 @@ def _debounce(raw: IntArray, min_persistence: int) -> IntArray:
     if min_persistence <= 1 or raw.size == 0:
         return raw
     n = raw.size
-    pos = np.arange(n)
-    run_start = np.zeros(n, dtype=np.int64)
-    run_start[1:] = np.where(raw[1:] != raw[:-1], pos[1:], 0)
-    np.maximum.accumulate(run_start, out=run_start)
-    known = raw != UNKNOWN
-    adopt = known & (pos - run_start + 1 >= min_persistence)
-    first = int(np.argmax(known))
-    if not known[first]:
+    # Runs of identical raw labels: a known run of at least ``min_persistence`` bars is adopted on
+    # its ``min_persistence``-th bar, the first known run (which starts a run) on its first bar.
+    starts = np.flatnonzero(raw[1:] != raw[:-1])
+    starts += 1
+    starts = np.concatenate(([0], starts))
+    lengths = np.empty(starts.size, dtype=np.int64)
+    np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+    lengths[-1] = n - starts[-1]
+    run_label = raw[starts]
+    known = run_label != UNKNOWN
+    if not known.any():
         return np.full(n, UNKNOWN, dtype=np.int64)
+    first = int(known.argmax())
+    adopt = known & (lengths >= min_persistence)
     adopt[first] = True
-    last = np.where(adopt, pos, -1)
-    np.maximum.accumulate(last, out=last)
-    return np.where(last >= 0, raw[last], UNKNOWN).astype(np.int64, copy=False)
+    at = starts[adopt]  # strictly increasing adoption bars
+    at[1:] += min_persistence - 1
+    out = np.empty(n, dtype=np.int64)
+    out[: at[0]] = UNKNOWN
+    seg = np.empty(at.size, dtype=np.int64)
+    np.subtract(at[1:], at[:-1], out=seg[:-1])
+    seg[-1] = n - at[-1]
+    out[at[0] :] = run_label[adopt].repeat(seg)
+    return out
 
 
 def _window_stats(
-    px: FloatArray, vol_window: int, trend_window: int
+    px: FloatArray, vol_window: int, trend_window: int, finite: bool = False
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Rolling volatility, its expanding median and the close's SMA, as pandas computes them.
 
     Calls pandas' own window kernels with the bounds, ``min_periods`` and inf handling that
     ``Series.rolling(w).std()``, ``.expanding(1).median()`` and ``.rolling(w).mean()`` use, so the
     values are the same bits without building Series and window objects (most of their cost).
-    Falls back to those public calls when the kernels are unavailable.
+    Falls back to those public calls when the kernels are unavailable. ``finite``: every price
+    is finite (and positive), so neither the prices nor their log returns hold an infinity.
     """
     n = px.size
     with np.errstate(all="ignore"):
@@ -113,7 +127,7 @@ def _window_stats(
         np.subtract(logp[1:], logp[:-1], out=logret[1:])
     if n > 0 and _kernels_usable():
         try:
-            return _kernel_stats(px, logret, vol_window, trend_window)
+            return _kernel_stats(px, logret, vol_window, trend_window, finite)
         except (TypeError, ValueError, AttributeError):  # a pandas whose kernels changed shape
             _KERNELS["usable"] = False
     return _public_stats(px, logret, vol_window, trend_window)
@@ -135,18 +149,22 @@ def _public_stats(
 
 
 def _kernel_stats(
-    px: FloatArray, logret: FloatArray, vol_window: int, trend_window: int
+    px: FloatArray, logret: FloatArray, vol_window: int, trend_window: int, finite: bool = False
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The same statistics from pandas' Cython window kernels (private API: see
     :func:`_kernels_usable`)."""
     n = px.size
     end = np.arange(1, n + 1, dtype=np.int64)
+    if not finite:
+        logret, px = _no_inf(logret), _no_inf(px)
     with np.errstate(all="ignore"):
-        var = _agg.roll_var(_no_inf(logret), np.maximum(end - vol_window, 0), end, vol_window, 1)
+        var = _agg.roll_var(logret, np.maximum(end - vol_window, 0), end, vol_window, 1)
         vol = np.sqrt(var)
-        vol[var < 0] = 0.0  # pandas' zsqrt
+        neg = var < 0
+        if neg.any():
+            vol[neg] = 0.0  # pandas' zsqrt
         med = _agg.roll_median_c(_no_inf(vol), np.zeros(n, dtype=np.int64), end, 1)
-        sma = _agg.roll_mean(_no_inf(px), np.maximum(end - trend_window, 0), end, trend_window)
+        sma = _agg.roll_mean(px, np.maximum(end - trend_window, 0), end, trend_window)
     return vol, med, sma
 
 
@@ -206,10 +224,18 @@ def label_regimes(
     if vol_window < 2 or trend_window < 1 or not vol_threshold > 0:
         raise ValueError("need vol_window >= 2, trend_window >= 1 and vol_threshold > 0")
     p = _carry_forward(close)
-    v, m, s = _window_stats(p, vol_window, trend_window)
-    known = np.isfinite(v) & np.isfinite(m) & np.isfinite(s) & np.isfinite(p)
-    code = 2 * (v > vol_threshold * m + 1e-15).astype(np.int64) + (p < s).astype(np.int64)
-    raw = np.where(known, code, UNKNOWN).astype(np.int64)
+    p_finite = np.isfinite(p)
+    all_finite = bool(p_finite.all())
+    v, m, s = _window_stats(p, vol_window, trend_window, all_finite)
+    known = np.isfinite(v)
+    known &= np.isfinite(m)
+    known &= np.isfinite(s)
+    if not all_finite:
+        known &= p_finite
+    code = (v > vol_threshold * m + 1e-15).astype(np.int64)
+    code += code  # 2 * high_vol
+    code += p < s  # + down_trend
+    raw: IntArray = np.where(known, code, UNKNOWN)
     return _debounce(raw, min_persistence)
 
 
@@ -258,14 +284,10 @@ def regime_changes(labels: npt.ArrayLike) -> IntArray:
     lab = np.asarray(labels, dtype=np.int64).ravel()
     if lab.size < 2:
         return np.zeros(0, dtype=np.int64)
-    known = lab != UNKNOWN
-    last_idx = np.where(known, np.arange(lab.size), -1)
-    np.maximum.accumulate(last_idx, out=last_idx)
-    prev_idx = np.concatenate(([-1], last_idx[:-1]))
-    prev_known = prev_idx >= 0
-    prev_label = lab[np.where(prev_known, prev_idx, 0)]
-    changed = known & prev_known & (lab != prev_label)
-    return np.flatnonzero(changed).astype(np.int64)
+    at = (lab != UNKNOWN).nonzero()[0]  # the known bars, each compared with the previous one
+    known_lab = lab[at]
+    changes: IntArray = at[1:][known_lab[1:] != known_lab[:-1]].astype(np.int64, copy=False)
+    return changes
 
 
 def transition_windows(labels: npt.ArrayLike, radius: int = 3) -> BoolArray:
