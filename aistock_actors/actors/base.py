@@ -166,6 +166,20 @@ class SupervisedActor(pykka.ThreadingActor):
             raise HaltedError(f"{self.ctx.name}: refused {what}: system is halted")
 
 
+class WatchedActor(SupervisedActor):
+    """A watcher child (kill switch, health): every message it handles runs under the network
+    loop's watchdog (:mod:`aistock_actors.net.watchdog`), so a handler busy for longer than
+    ``supervision.watcher_timeout_seconds`` is reported as a crash and the child replaced -- a
+    watcher has no step whose timeout would notice it."""
+
+    def on_receive(self, message: Any) -> Any:
+        net = self.ctx.net
+        if net is None:
+            return super().on_receive(message)
+        with net.watch(self.ctx.name, self.ctx.generation, self.ctx.report):
+            return super().on_receive(message)
+
+
 class PoolActor(SupervisedActor):
     """A supervised actor that runs its work in a job runner (process pool or dask cluster).
 

@@ -18,7 +18,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.base import WatchedActor
 from aistock_actors.core.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered
@@ -28,7 +28,7 @@ HealthReporterInbox = CheckKillSwitch | HealthReportDelivered
 """What the HealthReporter accepts besides control messages (the tick is the watchers' tick)."""
 
 
-class HealthReporter(SupervisedActor):
+class HealthReporter(WatchedActor):
     """Sends a health report every interval; see the module docstring."""
 
     child_name = "health_reporter"
@@ -42,13 +42,6 @@ class HealthReporter(SupervisedActor):
         self._in_flight_since = 0.0
         self._failures = 0
         self.reports_sent = 0
-
-    def on_receive(self, message: Any) -> Any:
-        net = self.ctx.net
-        if net is None:
-            return super().on_receive(message)
-        with net.watch(self.ctx.name, self.ctx.generation, self.ctx.report):
-            return super().on_receive(message)
 
     def handle_other(self, message: Any) -> None:
         match message:

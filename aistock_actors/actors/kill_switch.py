@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.base import WatchedActor
 from aistock_actors.core import supervision as policy
 from aistock_actors.cycle import utc_now_iso
 from aistock_actors.messages.control import CheckKillSwitch, Halt, KillSwitchTripped, Resume
@@ -64,7 +64,7 @@ class RemoteCheckState(msgspec.Struct, kw_only=True):
     last_error: str = ""
 
 
-class KillSwitchWatcher(SupervisedActor):
+class KillSwitchWatcher(WatchedActor):
     """Polls the file kill switch on every tick and the remote URL every interval."""
 
     child_name = "kill_switch_watcher"
@@ -92,13 +92,6 @@ class KillSwitchWatcher(SupervisedActor):
     @property
     def _remote_path(self) -> Path:
         return self.ctx.config.state_dir / REMOTE_STATE_FILE
-
-    def on_receive(self, message: Any) -> Any:
-        net = self.ctx.net
-        if net is None:
-            return super().on_receive(message)
-        with net.watch(self.ctx.name, self.ctx.generation, self.ctx.report):
-            return super().on_receive(message)
 
     def handle_other(self, message: Any) -> None:
         match message:
