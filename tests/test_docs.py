@@ -21,13 +21,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from docs_support import FILTERS, documented
+from docs_support import FILTERS, documented, wait_until
 from net.localhttp import Answer, LocalServer
 from operator_support import operator_state
 from support import write_config
@@ -181,14 +180,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n"
-                                 f"{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-
 
 def _cycles(state: Path) -> int:
     try:
@@ -244,9 +235,10 @@ def test_daemon_commands_run(tmp_path: Path) -> None:
                                 env=shell_env(tmp_path, bin_dir, port), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait(lambda: _cycles(state) >= 1 and (state / "heartbeat.json").exists(), 120,
-              "the daemon's first cycle and heartbeat", log)
-        _wait(lambda: (state / "kill_switch_remote.json").exists(), 10, "the remote check", log)
+        wait_until(lambda: _cycles(state) >= 1 and (state / "heartbeat.json").exists(), 120,
+                   "the daemon's first cycle and heartbeat", log)
+        wait_until(lambda: (state / "kill_switch_remote.json").exists(), 10, "the remote check",
+                   log)
         for command in reads:
             done = run(command, tmp_path, bin_dir, port)
             assert done.returncode == 0, (command, done.stderr)

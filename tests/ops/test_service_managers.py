@@ -20,12 +20,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docs_support import documented
+from docs_support import documented, wait_until
 from support import write_config
 
 from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
@@ -53,13 +52,6 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     ours = [line for line in (done.stdout + done.stderr).splitlines() if "aistock" in line]
     assert done.returncode == 0 and not ours, f"{done.stdout}\n{done.stderr}"
 
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _cycles(state: Path) -> int:
@@ -133,8 +125,8 @@ files = conf.d/*.conf
                               cwd=here, env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: "RUNNING" in ctl(by_verb["status"]).stdout, 30, "aistock RUNNING")
-        _wait(lambda: _cycles(tmp_path / "state") >= 1, 90, "the daemon's first cycle")
+        wait_until(lambda: "RUNNING" in ctl(by_verb["status"]).stdout, 30, "aistock RUNNING")
+        wait_until(lambda: _cycles(tmp_path / "state") >= 1, 90, "the daemon's first cycle")
         status = ctl(by_verb["status"])
         assert status.returncode == 0 and "RUNNING" in status.stdout, status
 
