@@ -10,5 +10,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
-.venv/bin/python -m aistock_actors.sample_data --out data/sample --symbols 20 --bars 1500 --seed 7
+.venv/bin/python -m aistock_actors.cli.sample_data --out data/sample --symbols 20 --bars 1500 --seed 7
 exec .venv/bin/python supervisor.py configs/demo.json --run-once "$@"

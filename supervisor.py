@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from aistock_actors.cli import main
+from aistock_actors.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

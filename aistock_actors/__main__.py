@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from aistock_actors.cli import main
+from aistock_actors.cli.app import main
 
 sys.exit(main())

@@ -21,7 +21,8 @@ The same rules for every engine, on the same data (``generate_universe(n_symbols
 
 Engines and what is timed (inputs are built once, outside the timer):
 
-* ``ours``: :func:`aistock_actors.core.backtest.simulate` on ``bars x symbols`` numpy panels; the
+* ``ours``: :func:`aistock_actors.core.backtest.simulator.simulate` on ``bars x symbols`` numpy
+panels; the
   call includes everything it always does (trade log, metrics, market regimes).
 * ``numpy-ref``: the rules written here in plain numpy. Sizing depends on equity, which depends on
   the path, so it loops over the bars where some target changes (vector ops across symbols inside),
@@ -74,8 +75,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aistock_actors.core.backtest import CostModel, simulate  # noqa: E402
-from aistock_actors.core.sample_data import generate_universe  # noqa: E402
+from aistock_actors.core.backtest.simulator import CostModel, simulate  # noqa: E402
+from aistock_actors.core.data.sample_data import generate_universe  # noqa: E402
 
 Array = npt.NDArray[np.float64]
 

@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs  # noqa: E402
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs  # noqa: E402
 
 TARGET_WALL_S = 60.0
 TARGET_RSS_BYTES = 2 * 1024**3
@@ -233,9 +233,9 @@ def gib(n: float) -> str:
 
 def profile_step(step: str, data_dir: Path, top: int) -> None:
     """cProfile the core work of ``step`` in this process on the bars in ``data_dir``."""
-    from aistock_actors import lifecycle
     from aistock_actors.config import Config, LoadedConfig
-    from aistock_actors.core import pipeline
+    from aistock_actors.core.model import pipeline
+    from aistock_actors.services import pipeline_params as lifecycle
     from aistock_actors.store.bars import BarStore
     from aistock_actors.store.ingest import ingest_directory
 

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs  # noqa: E402
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs  # noqa: E402
 
 SUPERVISOR = ROOT / "supervisor.py"
 TARGET_P99_S = 1.0
@@ -118,7 +118,8 @@ class Daemon:
 
 
 def write_config(tmp: Path, poll: float) -> Path:
-    """The shape of ``tests/support.py::write_config``, with product-default supervision."""
+    """The shape of ``tests/_support/support.py::write_config``, with product-default
+    supervision."""
     config: dict[str, Any] = {
         "mode": "headless",
         "state_dir": str(tmp / "state"),

@@ -52,28 +52,28 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from aistock_actors import lifecycle  # noqa: E402
 from aistock_actors.actors.backtester import _completed  # noqa: E402
 from aistock_actors.actors.base import ActorContext, SupervisedActor  # noqa: E402
 from aistock_actors.actors.paper_trader import PaperTrader  # noqa: E402
 from aistock_actors.actors.promotion_judge import PromotionJudge  # noqa: E402
 from aistock_actors.actors.risk_governor import RiskGovernor  # noqa: E402
 from aistock_actors.config import LoadedConfig, load_config  # noqa: E402
-from aistock_actors.core import pipeline  # noqa: E402
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs  # noqa: E402
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs  # noqa: E402
+from aistock_actors.core.model import pipeline  # noqa: E402
 from aistock_actors.messages import Message, Reply  # noqa: E402
 from aistock_actors.messages.model import BacktestModel, ModelTrained  # noqa: E402
 from aistock_actors.messages.promotion import JudgeCandidate  # noqa: E402
 from aistock_actors.messages.risk import AssessRisk  # noqa: E402
 from aistock_actors.messages.trading import TradePaper  # noqa: E402
-from aistock_actors.parallel import deadline_mapper, make_mapper  # noqa: E402
+from aistock_actors.runtime.child_specs import default_specs  # noqa: E402
+from aistock_actors.runtime.jobs import deadline_mapper, make_mapper  # noqa: E402
+from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
+from aistock_actors.services import pipeline_params as lifecycle  # noqa: E402
 from aistock_actors.store.alerts import AlertSink  # noqa: E402
 from aistock_actors.store.audit import AuditLog  # noqa: E402
 from aistock_actors.store.bars import BarStore  # noqa: E402
 from aistock_actors.store.ingest import ingest_directory  # noqa: E402
 from aistock_actors.store.models import ModelStore  # noqa: E402
-from aistock_actors.supervisor import Supervisor  # noqa: E402
-from aistock_actors.wiring import default_specs  # noqa: E402
 
 TARGET = 0.05
 

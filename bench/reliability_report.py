@@ -3,7 +3,7 @@
     .venv/bin/python bench/reliability_report.py [--kills 200] [--cycles 500] [--faults 50]
         [--seed 7] [--skip matrix sigkill soak] [--workdir DIR]
 
-Runs, with the same code as the CI tests (``tests/faults/harness.py``):
+Runs, with the same code as the CI tests (``tests/_support/fault_harness.py``):
 
 1. **matrix** -- ``tests/faults/test_actor_faults.py`` (8 actors x 5 faults through the production
    wiring, restart intensity and failure cap, the kill switch while each actor hangs) via pytest;
@@ -31,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from faults.harness import SigkillLoop, run_soak  # noqa: E402
+from _support.fault_harness import SigkillLoop, run_soak  # noqa: E402
 
 SMOKE_MATRIX = "data_ingestor-raise or test_restart_intensity"
 """The matrix cases ``--smoke`` runs (one fault, one halt): a pytest ``-k`` expression."""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pykka
 import pytest
-from support import RELEASE_HANGS
+from _support.support import RELEASE_HANGS
 
 
 @pytest.fixture(autouse=True)

@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docs_support import FILTERS, documented, wait_until
-from net.localhttp import Answer, LocalServer
-from operator_support import operator_state
-from support import write_config
+from _support.docs_support import FILTERS, documented, wait_until
+from _support.localhttp import Answer, LocalServer
+from _support.operator_support import operator_state
+from _support.support import write_config
 
-from aistock_actors import cli
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.cli import app as cli
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.store.state import HaltState, write_halt
-from aistock_actors.wiring import default_specs
 
 REPO = Path(__file__).resolve().parents[1]
 DAEMON_TEST = "run against a real daemon by tests/test_docs.py::test_daemon_commands_run"

@@ -6,7 +6,7 @@ and a failed step (fail closed): the judge is skipped, so nothing is promoted or
 an artifact in the store is not what was recorded, and the active pointer is left untouched.
 
 The walk-forward out-of-sample backtest
-(:func:`~aistock_actors.core.pipeline.walk_forward_backtest`) fits its folds and scores the
+(:func:`~aistock_actors.core.model.pipeline.walk_forward_backtest`) fits its folds and scores the
 incumbent as one batch of jobs in the process pool; a batch that outlives the step's budget is
 killed and the step fails with ``timeout``. The incumbent's training end (``data_end`` in its
 stored metadata) is passed on, so it is scored, and compared with the candidate, on the bars it
@@ -15,14 +15,15 @@ was not trained on when there are enough of them (the pipeline's module docstrin
 
 from __future__ import annotations
 
-from aistock_actors import lifecycle, progress
 from aistock_actors.actors.base import PoolActor
-from aistock_actors.core import pipeline
-from aistock_actors.core.models import TrainedModel
+from aistock_actors.core.model import pipeline
+from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.errors import DataError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, BacktestModel, LifecycleSkipped
-from aistock_actors.parallel import JobBackendError, JobTimeoutError, make_mapper
+from aistock_actors.runtime import progress
+from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, make_mapper
+from aistock_actors.services import pipeline_params as lifecycle
 
 MODEL_INTEGRITY_FAILED = "model_integrity_failed"
 

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 import pykka
 
-from aistock_actors import faults, lifecycle, logs
 from aistock_actors.config import LoadedConfig
 from aistock_actors.errors import HaltedError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
-from aistock_actors.parallel import JobRunner
+from aistock_actors.runtime import faults, logs
+from aistock_actors.runtime.jobs import JobRunner
+from aistock_actors.services import pipeline_params as lifecycle
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.bars import BarStore

@@ -2,7 +2,8 @@
 
 A watcher child (no cycle step): on the supervisor's ticks it checks whether a report is due
 (``headless.health_report_interval_seconds``; the first one right after start), builds it from
-the telemetry snapshot with :func:`aistock_actors.core.health.build_health_report`, and hands
+the telemetry snapshot with :func:`aistock_actors.core.supervision.health.build_health_report`, and
+hands
 the POST to the network loop. It never blocks a cycle: the POST runs on the loop, retried with
 backoff within the interval, and the outcome comes back as
 :class:`~aistock_actors.messages.ops.HealthReportDelivered`. A failed report is the warning alert
@@ -19,7 +20,7 @@ import time
 from typing import Any
 
 from aistock_actors.actors.base import WatchedActor
-from aistock_actors.core.health import build_health_report
+from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered
 from aistock_actors.net.health_post import post_health_report

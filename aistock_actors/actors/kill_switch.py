@@ -38,11 +38,11 @@ from typing import Any
 import msgspec
 
 from aistock_actors.actors.base import WatchedActor
-from aistock_actors.core import supervision as policy
-from aistock_actors.cycle import utc_now_iso
+from aistock_actors.core.supervision import policy
 from aistock_actors.messages.control import CheckKillSwitch, Halt, KillSwitchTripped, Resume
 from aistock_actors.messages.ops import RemoteKillSwitchChecked
 from aistock_actors.net.remote_kill import FAILED_MESSAGE, check_remote_kill_switch
+from aistock_actors.runtime.cycle_run import utc_now_iso
 from aistock_actors.store.atomic import atomic_write_json
 from aistock_actors.store.state import kill_switch_active, read_halt
 from aistock_actors.store.state_file import load_state

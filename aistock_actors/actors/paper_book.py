@@ -13,16 +13,16 @@ from typing import Any
 import msgspec
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.core.costs import CostModel, record_fill
-from aistock_actors.core.execution import execute_orders
-from aistock_actors.core.ledger import (
+from aistock_actors.core.trading.costs import CostModel, record_fill
+from aistock_actors.core.trading.cycle import Drawdown, flatten_bars, model_returns, new_bars
+from aistock_actors.core.trading.execution import execute_orders
+from aistock_actors.core.trading.ledger import (
     ExecutionReport,
     Fill,
     LedgerState,
     Order,
     flatten_orders,
 )
-from aistock_actors.core.trading import Drawdown, flatten_bars, model_returns, new_bars
 from aistock_actors.messages.control import Halt, KillSwitchTripped
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence

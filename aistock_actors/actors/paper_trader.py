@@ -3,7 +3,7 @@
 Each step, on the ledger it owns (``state/paper/ledger.json``):
 
 1. fills the orders planned last cycle at the NEXT bar's open (the rule and its reasons are in
-   :mod:`aistock_actors.core.trading`), each fill checking the shared halt flag the moment it
+   :mod:`aistock_actors.core.trading.cycle`), each fill checking the shared halt flag the moment it
    happens; then marks every new bar's close (``last_price``, T3) into the equity curve;
 2. checks the drawdown from the running peak against ``risk.max_portfolio_drawdown_halt``: beyond
    it the actor sets the halt flag, leaves ``state/paper/drawdown_halt.json`` and tells the
@@ -40,18 +40,11 @@ from __future__ import annotations
 import logging
 
 from aistock_actors.actors.paper_book import PaperBookkeeping
-from aistock_actors.core.costs import CostModel
-from aistock_actors.core.features import latest_features
-from aistock_actors.core.ledger import (
-    ExecutionReport,
-    LedgerState,
-    Order,
-    ledger_equity,
-    reconcile,
-)
-from aistock_actors.core.models import TrainedModel
-from aistock_actors.core.risk import RiskLimits, cap_target_weights
-from aistock_actors.core.trading import (
+from aistock_actors.core.model.features import latest_features
+from aistock_actors.core.model.models import TrainedModel
+from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
+from aistock_actors.core.trading.costs import CostModel
+from aistock_actors.core.trading.cycle import (
     Advance,
     Drawdown,
     NewBars,
@@ -62,6 +55,13 @@ from aistock_actors.core.trading import (
     rebase_drawdown,
     signal_weights,
     track_model,
+)
+from aistock_actors.core.trading.ledger import (
+    ExecutionReport,
+    LedgerState,
+    Order,
+    ledger_equity,
+    reconcile,
 )
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request

@@ -4,12 +4,13 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
 
 1. **Rollback** check of the active model against its recorded paper performance (when
    ``headless.auto_rollback_on_degradation``), then the **registry** re-evaluation of the active
-   strategy (T5) -- both in :mod:`aistock_actors.active_model`.
-2. **Verdict**: :func:`~aistock_actors.core.promotion.evaluate_candidate` with the ``promotion``
+   strategy (T5) -- both in :mod:`aistock_actors.services.active_model`.
+2. **Verdict**: :func:`~aistock_actors.core.promotion.gate.evaluate_candidate` with the
+``promotion``
    thresholds and ``headless.promotion_validation_stages``, the incumbent's fresh Sharpe for
    champion/challenger, against the candidate's on the same bars (the backtest's champion
    window: after the incumbent's training end when there are enough bars; stage 7's note in the
-   manifest names the window); :func:`~aistock_actors.core.promotion.decide_action` maps it
+   manifest names the window); :func:`~aistock_actors.core.promotion.gate.decide_action` maps it
    to what the mode allows: ``manual`` records it, ``supervised`` leaves a passing candidate
    ``pending`` for ``--approve``, ``headless`` promotes when ``enable_auto_promotion``.
 3. The verdict is appended to ``state/promotion/manifest.json`` FIRST (write-ahead; for a
@@ -27,7 +28,8 @@ recorded ``rejected`` with ``model_integrity_failed`` and a critical alert.
 
 What a SIGKILL or a failed write between the write-ahead record and the pointer move leaves (a
 promotion, rollback or retirement recorded, the pointer not moved) is finished by
-:meth:`~aistock_actors.active_model.ActiveModelKeeper.reconcile`: when the judge starts (so a
+:meth:`~aistock_actors.services.active_model.ActiveModelKeeper.reconcile`: when the judge starts
+(so a
 restarted daemon repairs it before its first cycle trades), at the start of every judge step,
 and in a step without a candidate (training skipped or failed). At start-up and without a
 candidate it is opportunistic: a halt, a busy lock or an unreadable file leaves it to the next
@@ -42,9 +44,8 @@ from typing import Any
 
 import msgspec
 
-from aistock_actors.active_model import ActiveModelKeeper
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.core.promotion import (
+from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
     ChampionWindow,
     PromotionDecision,
@@ -58,6 +59,7 @@ from aistock_actors.errors import HaltedError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, LifecycleSkipped, ModelTrained
 from aistock_actors.messages.promotion import CandidateJudged, JudgeCandidate, StageSummary
+from aistock_actors.services.active_model import ActiveModelKeeper
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import (
     EQUITY_CURVE_KEY,

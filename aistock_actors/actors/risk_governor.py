@@ -2,9 +2,10 @@
 
 Each step it reads the ledger the PaperTrader persisted (``state/paper/ledger.json``; never a
 message from another actor), judges its recent performance with the manual's rules
-(:func:`~aistock_actors.core.risk.propose_limits`: several tightening triggers multiply, never
+(:func:`~aistock_actors.core.risk.policy.propose_limits`: several tightening triggers multiply,
+never
 below ``headless.min_risk_floor``, never above the hard ceilings) and applies or holds the result
-as :mod:`aistock_actors.core.governor` documents: a tightening at once, an expansion at once in
+as :mod:`aistock_actors.core.risk.governor` documents: a tightening at once, an expansion at once in
 ``headless`` mode and after ``--approve risk-<n>`` otherwise. With
 ``headless.enable_auto_risk_adjustment`` off the limits stay at the config's values.
 
@@ -25,18 +26,21 @@ from typing import Any
 import msgspec
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.core.allocator import AllocationDecision, allocate, latest_regime
-from aistock_actors.core.ceilings import HARD_CEILING_NOTIONAL_CAP, HARD_CEILING_POSITION_FRACTION
-from aistock_actors.core.governor import (
+from aistock_actors.core.risk.allocator import AllocationDecision, allocate, latest_regime
+from aistock_actors.core.risk.ceilings import (
+    HARD_CEILING_NOTIONAL_CAP,
+    HARD_CEILING_POSITION_FRACTION,
+)
+from aistock_actors.core.risk.governor import (
     RISK_LIMITS_ADJUSTED,
     Governed,
     RiskState,
     govern,
     initial_state,
 )
-from aistock_actors.core.ledger import LedgerState, new_ledger, performance_snapshot
-from aistock_actors.core.risk import PerformanceSnapshot, RiskLimits, RiskPolicyParams
-from aistock_actors.core.trading import close_panel
+from aistock_actors.core.risk.policy import PerformanceSnapshot, RiskLimits, RiskPolicyParams
+from aistock_actors.core.trading.cycle import close_panel
+from aistock_actors.core.trading.ledger import LedgerState, new_ledger, performance_snapshot
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.control import KillSwitchTripped
 from aistock_actors.messages.risk import AssessRisk, RiskAssessed

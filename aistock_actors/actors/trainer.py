@@ -1,10 +1,10 @@
 """Trainer: trains this cycle's candidate on the stored bars and stores it, never activating it.
 
 The training set is built in the actor's thread; the model fits, independent of each other in
-two batches (:func:`~aistock_actors.core.models.train_model`), run side by side in the process
-pool (:mod:`aistock_actors.parallel`) so a hung fit can be killed: once the step's budget is
+two batches (:func:`~aistock_actors.core.model.models.train_model`), run side by side in the process
+pool (:mod:`aistock_actors.runtime.jobs`) so a hung fit can be killed: once the step's budget is
 spent the step fails with ``timeout``. The training set is handed over to the Backtester
-(:func:`~aistock_actors.core.pipeline.make_training_set`), which would otherwise rebuild it.
+(:func:`~aistock_actors.core.model.pipeline.make_training_set`), which would otherwise rebuild it.
 
 Every expected failure (no bars, too little history, an unreadable bar store, a timeout) is a
 ``StepFailed``; the supervisor raises the ``training_failed`` alert, skips backtest and judge, and
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aistock_actors import lifecycle, progress
 from aistock_actors.actors.base import PoolActor
-from aistock_actors.core import pipeline
+from aistock_actors.core.model import pipeline
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
-from aistock_actors.parallel import JobBackendError, JobTimeoutError, deadline_mapper
+from aistock_actors.runtime import progress
+from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, deadline_mapper
+from aistock_actors.services import pipeline_params as lifecycle
 
 
 class Trainer(PoolActor):

@@ -95,7 +95,8 @@ class BacktestCompleted(Reply, frozen=True, kw_only=True):
     champion_window_bars: int | None = None
     """The bars the incumbent was scored on and compared with the candidate on (stage 7): those
     of the out-of-sample window strictly after the incumbent's training end when there are at
-    least :data:`~aistock_actors.core.pipeline.MIN_CHAMPION_WINDOW_BARS` of them, else the whole
+    least :data:`~aistock_actors.core.model.pipeline.MIN_CHAMPION_WINDOW_BARS` of them, else the
+    whole
     window. ``None`` when the incumbent was not evaluated (or by an older backtester)."""
     champion_window_out_of_sample: bool | None = None
     """``True``: the champion window is wholly after the incumbent's training end; ``False``:
@@ -108,7 +109,8 @@ class BacktestCompleted(Reply, frozen=True, kw_only=True):
     equity_curve: list[tuple[str, float]] = msgspec.field(default_factory=list)
     """The candidate's out-of-sample account value, ``(ISO-8601 time, value)`` oldest first,
     downsampled to at most 250 points that keep the first and last bar and the exact maximum
-    drawdown (:func:`~aistock_actors.core.curves.downsample_curve`); ``[]`` from a backtester
+    drawdown (:func:`~aistock_actors.core.backtest.curves.downsample_curve`); ``[]`` from a
+    backtester
     older than the field. The judge stores it in ``state/promotion/curves/<model id>.json`` (not
     in the manifest); ``supervisor.json``'s step data leaves it out."""
 

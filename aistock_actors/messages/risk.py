@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aistock_actors.core.risk import RiskLimits
+from aistock_actors.core.risk.policy import RiskLimits
 from aistock_actors.messages import Reply, Request
 
 

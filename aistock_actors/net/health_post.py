@@ -1,4 +1,5 @@
-"""POSTing one health report (built by :func:`aistock_actors.core.health.build_health_report`).
+"""POSTing one health report (built by
+:func:`aistock_actors.core.supervision.health.build_health_report`).
 
 Retried like every call of :mod:`aistock_actors.net.http`, squeezed into the report interval,
 so a slow monitoring endpoint never piles up reports: the next one waits for this one.

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from aistock_actors.config import Config
-from aistock_actors.redact import resolve_env
+from aistock_actors.runtime.redaction import resolve_env
 from aistock_actors.store.alerts import Alert
 
 WebhookKind = Literal["slack", "pagerduty", "generic"]

@@ -4,7 +4,7 @@ It runs on the network loop (not in an actor), so it keeps answering while actor
 
 - ``GET /healthz``: 200 with ``{"status": "ok", ...}`` while healthy; 503 with
   ``"status": "unhealthy"`` and ``reasons`` when halted or when no cycle has finished for two
-  daemon intervals (:func:`aistock_actors.core.health.healthz`).
+  daemon intervals (:func:`aistock_actors.core.supervision.health.healthz`).
 - ``GET /metrics``: Prometheus text exposition of the supervisor's registry
   (``aistock_cycles_total{outcome}``, ``aistock_halted``,
   ``aistock_heartbeat_timestamp_seconds`` …).
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aistock_actors.core.health import build_health_report, healthz
-from aistock_actors.telemetry import Telemetry
+from aistock_actors.core.supervision.health import build_health_report, healthz
+from aistock_actors.runtime.telemetry import Telemetry
 
 
 def make_app(

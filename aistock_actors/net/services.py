@@ -30,14 +30,14 @@ from aiohttp import web
 from aistock_actors.config import LoadedConfig
 from aistock_actors.messages import Message
 from aistock_actors.net.http import RetryPolicy
-from aistock_actors.net.metrics import NetMetrics
 from aistock_actors.net.payloads import IncidentTracker, webhook_targets
+from aistock_actors.net.prometheus import NetMetrics
 from aistock_actors.net.server import make_app
 from aistock_actors.net.watchdog import Watchdog
 from aistock_actors.net.webhooks import WebhookDispatcher
-from aistock_actors.redact import Redactor
+from aistock_actors.runtime.redaction import Redactor
+from aistock_actors.runtime.telemetry import Telemetry
 from aistock_actors.store.alerts import Alert, AlertSink
-from aistock_actors.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from aistock_actors.net.payloads import (
     pagerduty_trigger,
     slack_payload,
 )
-from aistock_actors.redact import Redactor
+from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.store.alerts import Alert
 
 log = logging.getLogger(__name__)

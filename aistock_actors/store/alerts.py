@@ -3,7 +3,8 @@
 Severities are ``info``, ``warning``, ``error`` and ``critical``. File names sort by time
 (``20260113T120000.123456Z_<code>_<n>.json``) so the runbook's ``ls -t`` and ``ls | tail`` work.
 Listeners (webhooks, metrics) are called after the file is on disk; a failing listener never
-loses the alert file nor reaches the caller. With ``redact`` (see ``aistock_actors/redact.py``)
+loses the alert file nor reaches the caller. With ``redact`` (see
+``aistock_actors/runtime/redaction.py``)
 secrets are masked in the message and details before the alert is written or passed on.
 """
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from aistock_actors.core.bars import FIELDS, bars_frame, format_timestamp
+from aistock_actors.core.data.bars import FIELDS, bars_frame, format_timestamp
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
 

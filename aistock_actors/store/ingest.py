@@ -22,9 +22,9 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from aistock_actors import progress
-from aistock_actors.core.bars import ParsedBars, RowProblem, format_timestamp, parse
+from aistock_actors.core.data.bars import ParsedBars, RowProblem, format_timestamp, parse
 from aistock_actors.errors import DataError, StateError
+from aistock_actors.runtime import progress
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
 
 __all__ = ["IngestReport", "Rejection", "RowProblem", "ingest_directory"]

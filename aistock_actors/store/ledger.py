@@ -20,9 +20,9 @@ from pathlib import Path
 
 import msgspec
 
-from aistock_actors.core.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
-from aistock_actors.core.ledger import LedgerState, ledger_equity, new_ledger
-from aistock_actors.core.trading import current_drawdown
+from aistock_actors.core.trading.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
+from aistock_actors.core.trading.cycle import current_drawdown
+from aistock_actors.core.trading.ledger import LedgerState, ledger_equity, new_ledger
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path
 from aistock_actors.store.state_file import load_state
@@ -164,7 +164,8 @@ def calibrated_costs(
 
     Keys are symbols and liquidity buckets (``liq0``...); each value is ``base_bps`` plus the
     learned EWMA cost surprise once ``min_count`` fills were seen (see
-    :func:`~aistock_actors.core.costs.calibrated_bps`). An empty dict without a calibrator file.
+    :func:`~aistock_actors.core.trading.costs.calibrated_bps`). An empty dict without a calibrator
+    file.
     """
     book = PaperStore(state_dir, None, 0.0).load_costs()
     stats = book.calibrator.stats

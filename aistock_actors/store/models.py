@@ -32,7 +32,7 @@ from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, b
 from aistock_actors.store.state_file import load_state
 
 if TYPE_CHECKING:  # scikit-learn and joblib load only when a model is (de)serialised
-    from aistock_actors.core.models import TrainedModel
+    from aistock_actors.core.model.models import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class ModelStore:
         data = self._verified_bytes(path, expected)
         import joblib
 
-        from aistock_actors.core.models import TrainedModel
+        from aistock_actors.core.model.models import TrainedModel
 
         try:
             model = joblib.load(io.BytesIO(data))

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from aistock_actors.core.registry import RegistryState, StrategyRecord
+from aistock_actors.core.promotion.registry import RegistryState, StrategyRecord
 from aistock_actors.errors import StateError
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir

@@ -1,6 +1,6 @@
 """The risk limits on disk: ``state/risk/limits.json`` and the operator's decisions.
 
-``limits.json`` (a :class:`~aistock_actors.core.governor.RiskState`) holds the limits in force,
+``limits.json`` (a :class:`~aistock_actors.core.risk.governor.RiskState`) holds the limits in force,
 the allocator's effective limits, the pending expansion (supervised mode) and the bounded history
 of changes; only the RiskGovernor writes it. The operator never edits it: ``--approve risk-<n>``
 and ``--reject risk-<n>`` each write one file ``state/risk/decisions/risk-<n>.json``, which the
@@ -16,9 +16,12 @@ from typing import Literal
 
 import msgspec
 
-from aistock_actors.core.ceilings import HARD_CEILING_NOTIONAL_CAP, HARD_CEILING_POSITION_FRACTION
-from aistock_actors.core.governor import OperatorDecision, PendingRiskChange, RiskState
-from aistock_actors.core.risk import RiskLimits, clamp_to_ceilings
+from aistock_actors.core.risk.ceilings import (
+    HARD_CEILING_NOTIONAL_CAP,
+    HARD_CEILING_POSITION_FRACTION,
+)
+from aistock_actors.core.risk.governor import OperatorDecision, PendingRiskChange, RiskState
+from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path
 from aistock_actors.store.ledger import utc_now

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lifecycle_support import (
+from _support.lifecycle_support import (
     assert_all_json_loads,
     audit_records,
     lifecycle_config,
@@ -23,13 +23,13 @@ from lifecycle_support import (
     step,
     write_planted,
 )
-from support import RELEASE_HANGS, pump_until
+from _support.support import RELEASE_HANGS, pump_until
 
 from aistock_actors.actors import promotion_judge
 from aistock_actors.config import load_config
-from aistock_actors.core import pipeline
-from aistock_actors.supervisor import Supervisor
-from aistock_actors.wiring import default_specs
+from aistock_actors.core.model import pipeline
+from aistock_actors.runtime.child_specs import default_specs
+from aistock_actors.runtime.supervisor import Supervisor
 
 STEP_OF = {"trainer": "train", "backtester": "backtest", "promotion_judge": "judge"}
 SEAM = {  # where each actor's work is replaced: the core function it calls

@@ -11,14 +11,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import RELEASE_HANGS, alert_codes, audit_actions, probe_class, pump_until, write_config
+from _support.support import (
+    RELEASE_HANGS,
+    alert_codes,
+    audit_actions,
+    probe_class,
+    pump_until,
+    write_config,
+)
 
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.actors.health_reporter import HealthReporter
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
 from aistock_actors.config import load_config
 from aistock_actors.messages.data import IngestBars
-from aistock_actors.supervisor import ChildSpec, Supervisor
+from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 
 
 class _Faults:

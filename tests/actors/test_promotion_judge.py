@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from lifecycle_support import (
+from _support.lifecycle_support import (
     active_id,
     audit_records,
     lifecycle_config,
@@ -27,20 +27,20 @@ from lifecycle_support import (
     run_cycle,
     step,
 )
-from support import alert_codes
+from _support.support import alert_codes
 
-from aistock_actors import promotion_ops
 from aistock_actors.actors.promotion_judge import PromotionJudge
 from aistock_actors.config import load_config
-from aistock_actors.core import pipeline
-from aistock_actors.core.models import ModelParams
-from aistock_actors.cycle import CycleRun
+from aistock_actors.core.model import pipeline
+from aistock_actors.core.model.models import ModelParams
 from aistock_actors.messages.model import BacktestCompleted, ModelTrained
 from aistock_actors.messages.promotion import JudgeCandidate
+from aistock_actors.runtime.cycle_run import CycleRun
+from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
+from aistock_actors.services import promotion_decisions as promotion_ops
 from aistock_actors.store import atomic
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import EQUITY_CURVE_KEY, PromotionStore
-from aistock_actors.supervisor import ChildSpec, Supervisor
 
 Script = Callable[[str, ModelStore], JudgeCandidate]
 CURVE = [("2015-06-01T00:00:00+00:00", 100_000.0), ("2015-09-01T00:00:00+00:00", 97_000.0),

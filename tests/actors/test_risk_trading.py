@@ -7,12 +7,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from paper_support import Rig, activate_model, head, read_json, step_data, trained_model
-from support import audit_actions
+from _support.paper_support import Rig, activate_model, head, read_json, step_data, trained_model
+from _support.support import audit_actions
 
-from aistock_actors import cli, operator
-from aistock_actors.core.costs import CostModel
-from aistock_actors.core.ledger import (
+from aistock_actors.cli import app as cli
+from aistock_actors.cli import operator_commands as operator
+from aistock_actors.core.trading.costs import CostModel
+from aistock_actors.core.trading.ledger import (
     Bar,
     Order,
     execute_orders,

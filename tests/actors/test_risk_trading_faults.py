@@ -15,17 +15,18 @@ from typing import ClassVar
 
 import msgspec
 import pytest
-from paper_support import Rig, read_json, step_data
-from support import alert_codes, audit_actions, pump_until
+from _support.paper_support import Rig, read_json, step_data
+from _support.support import alert_codes, audit_actions, pump_until
 
-from aistock_actors import faults, operator
 from aistock_actors.actors.base import ActorContext
 from aistock_actors.actors.paper_trader import PaperTrader
+from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import LoadedConfig
-from aistock_actors.core.ledger import LedgerState, reconcile
-from aistock_actors.faults import FaultPlan, FaultSpec
+from aistock_actors.core.trading.ledger import LedgerState, reconcile
 from aistock_actors.messages import Message
 from aistock_actors.messages.trading import PaperTraded, TradePaper
+from aistock_actors.runtime import faults
+from aistock_actors.runtime.faults import FaultPlan, FaultSpec
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.bars import BarStore

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from docs_support import fenced_commands
+from _support.docs_support import fenced_commands
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "bench" / "README.md"

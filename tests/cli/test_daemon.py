@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import write_config
+from _support.support import write_config
 
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISOR = str(REPO / "supervisor.py")

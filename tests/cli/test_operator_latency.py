@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import write_config
+from _support.support import write_config
 
 RUNTIME = ("sklearn", "aiohttp", "scipy", "joblib", "pykka")
 
@@ -28,7 +28,7 @@ def test_operator_command_does_not_import_the_runtime(
     config = write_config(tmp_path)
     code = (
         "import sys\n"
-        "from aistock_actors.cli import main\n"
+        "from aistock_actors.cli.app import main\n"
         f"code = main([{str(config)!r}, {flag!r}])\n"
         f"heavy = [m for m in {heavy!r} if m in sys.modules]\n"
         "print(code, heavy)\n"

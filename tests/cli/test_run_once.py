@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import write_config
+from _support.support import write_config
 
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 from aistock_actors.store.bars import BarStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from faults.harness import prepare_state
+from _support.fault_harness import prepare_state
 
 
 @pytest.fixture(scope="session")

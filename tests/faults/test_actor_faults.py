@@ -32,7 +32,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from faults.harness import (
+from _support.fault_harness import (
     ACTORS,
     MESSAGE_OF,
     STEP_OF,
@@ -42,18 +42,18 @@ from faults.harness import (
     reliability_config,
     wait_until,
 )
-from lifecycle_support import step
-from net.opsupport import http_get, metric_samples
-from support import alert_codes, pump_until
+from _support.lifecycle_support import step
+from _support.opsupport import http_get, metric_samples
+from _support.support import alert_codes, pump_until
 
-from aistock_actors import operator
 from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
-from aistock_actors.core.supervision import FAILURE_ALERT_CODES, SKIP_ON_FAILURE
-from aistock_actors.faults import FaultPlan, FaultSpec
+from aistock_actors.core.supervision.policy import FAILURE_ALERT_CODES, SKIP_ON_FAILURE
+from aistock_actors.runtime.child_specs import default_specs
+from aistock_actors.runtime.faults import FaultPlan, FaultSpec
+from aistock_actors.runtime.supervisor import Supervisor
 from aistock_actors.store.state import CycleSummary
-from aistock_actors.supervisor import Supervisor
-from aistock_actors.wiring import default_specs
 
 KINDS = ("raise", "hang", "slow", "malformed", "on_start")
 SLOW = 0.3

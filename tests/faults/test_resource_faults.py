@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults.harness import (
+from _support.fault_harness import (
     FIRST_BARS,
     STEP_OF,
     SUPERVISOR,
@@ -41,17 +41,17 @@ from faults.harness import (
     wait_until,
     write_bars,
 )
-from lifecycle_support import step
-from net.opsupport import http_get, metric_samples
-from support import alert_codes, audit_actions, pump_until
+from _support.lifecycle_support import step
+from _support.opsupport import http_get, metric_samples
+from _support.support import alert_codes, audit_actions, pump_until
 
 from aistock_actors.config import load_config
+from aistock_actors.runtime.child_specs import default_specs
+from aistock_actors.runtime.supervisor import STATE_WRITE_FAILED, WRITE_RETRY_SECONDS, Supervisor
 from aistock_actors.store import atomic
 from aistock_actors.store.atomic import atomic_write_json
 from aistock_actors.store.audit import AuditLog, verify_audit_log
 from aistock_actors.store.ledger import PaperPerformance
-from aistock_actors.supervisor import STATE_WRITE_FAILED, WRITE_RETRY_SECONDS, Supervisor
-from aistock_actors.wiring import default_specs
 
 
 class BrokenDisk:

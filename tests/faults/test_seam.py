@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import make_supervisor, probe_class, pump_until, write_config
+from _support.support import make_supervisor, probe_class, pump_until, write_config
 
-from aistock_actors import faults
-from aistock_actors.faults import FaultPlan, FaultSpec
+from aistock_actors.runtime import faults
+from aistock_actors.runtime.faults import FaultPlan, FaultSpec
 
 
 @pytest.fixture()

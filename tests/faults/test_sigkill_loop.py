@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from faults.harness import (
+from _support.fault_harness import (
     PENDING_PROMOTION,
     SUPERVISOR,
     SigkillLoop,

@@ -8,7 +8,7 @@
 - **Config loading** (``config.load_config`` on a file): the shipped configs (the manual's
   examples, comments included) mutated byte by byte -- flips, deletions, insertions,
   truncation. Every load gives a config inside the hard ceilings or a one-line ``ConfigError``
-  naming the file; nothing else escapes. (``tests/test_config.py`` fuzzes ``parse_config`` on
+  naming the file; nothing else escapes. (``tests/config/test_config.py`` fuzzes ``parse_config`` on
   generated JSON values and text.)
 """
 
@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aistock_actors.config import Config, load_config
-from aistock_actors.core.bars import format_csv
-from aistock_actors.core.sample_data import generate_universe
+from aistock_actors.core.data.bars import format_csv
+from aistock_actors.core.data.sample_data import generate_universe
 from aistock_actors.errors import ConfigError, DataError
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import ingest_directory

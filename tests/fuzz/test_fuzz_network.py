@@ -25,17 +25,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _support.localhttp import Answer, LocalServer
+from _support.opsupport import FAST_MONITORING, alerts_of, http_get, ops_supervisor
+from _support.support import probe_class, pump_until, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from net.localhttp import Answer, LocalServer
-from net.opsupport import FAST_MONITORING, alerts_of, http_get, ops_supervisor
-from support import probe_class, pump_until, write_config
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
 from aistock_actors.config import load_config
 from aistock_actors.net.http import RetryPolicy
 from aistock_actors.net.remote_kill import check_remote_kill_switch
-from aistock_actors.supervisor import Supervisor
+from aistock_actors.runtime.supervisor import Supervisor
 
 SERVED: dict[str, Answer] = {"answer": Answer(200, b"{}")}
 

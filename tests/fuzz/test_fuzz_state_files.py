@@ -36,9 +36,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aistock_actors.actors.kill_switch import RemoteCheckState
-from aistock_actors.core.governor import RiskState, initial_state
-from aistock_actors.core.ledger import LedgerState, new_ledger
-from aistock_actors.core.risk import RiskLimits
+from aistock_actors.core.risk.governor import RiskState, initial_state
+from aistock_actors.core.risk.policy import RiskLimits
+from aistock_actors.core.trading.ledger import LedgerState, new_ledger
 from aistock_actors.errors import StateError
 from aistock_actors.store.alerts import AlertSink, list_alerts
 from aistock_actors.store.atomic import atomic_write_json, backup_path

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from lifecycle_support import (
+from _support.lifecycle_support import (
     active_id,
     assert_all_json_loads,
     audit_records,
@@ -22,12 +22,13 @@ from lifecycle_support import (
     step,
     write_planted,
 )
-from support import alert_codes
+from _support.support import alert_codes
 
-from aistock_actors import operator, promotion_ops
+from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
-from aistock_actors.core import pipeline
-from aistock_actors.core.labels import TrainingSet
+from aistock_actors.core.model import pipeline
+from aistock_actors.core.model.labels import TrainingSet
+from aistock_actors.services import promotion_decisions as promotion_ops
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("policy_gates", "metric_consistency", "overfitting_detection", "return_drawdown_ratio",

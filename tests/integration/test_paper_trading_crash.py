@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from paper_support import activate_model, head, trained_model, universe
-from support import write_config
+from _support.paper_support import activate_model, head, trained_model, universe
+from _support.support import write_config
 
-from aistock_actors.core.bars import format_timestamp
-from aistock_actors.core.ledger import LedgerState, new_ledger, reconcile
-from aistock_actors.core.sample_data import write_universe_csvs
+from aistock_actors.core.data.bars import format_timestamp
+from aistock_actors.core.data.sample_data import write_universe_csvs
+from aistock_actors.core.trading.ledger import LedgerState, new_ledger, reconcile
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.risk import load_risk_state
 from aistock_actors.store.state_file import load_state

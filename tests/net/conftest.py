@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from net.localhttp import LocalServer, Responder
+from _support.localhttp import LocalServer, Responder
 
 
 @pytest.fixture()

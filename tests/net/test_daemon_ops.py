@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from net.localhttp import Answer, LocalServer, Recorded, wait_until
-from net.opsupport import FAST_MONITORING, compare_metrics_with_status, http_get
-from support import write_config
+from _support.localhttp import Answer, LocalServer, Recorded, wait_until
+from _support.opsupport import FAST_MONITORING, compare_metrics_with_status, http_get
+from _support.support import write_config
 
-from aistock_actors.core.health import HEALTH_REPORT_FIELDS
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.core.supervision.health import HEALTH_REPORT_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISOR = str(REPO / "supervisor.py")

@@ -9,18 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from net.localhttp import Answer, LocalServer, closed_port, wait_until
-from net.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
-from support import probe_class, pump_until, write_config
+from _support.localhttp import Answer, LocalServer, closed_port, wait_until
+from _support.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
+from _support.support import probe_class, pump_until, write_config
 
 from aistock_actors.actors.health_reporter import HealthReporter
-from aistock_actors.core.health import (
+from aistock_actors.core.supervision.health import (
     HEALTH_REPORT_FIELDS,
     build_health_report,
     health_issues,
     healthz,
 )
-from aistock_actors.telemetry import TelemetrySnapshot
+from aistock_actors.runtime.telemetry import TelemetrySnapshot
 
 NOW = 1_760_000_000.0
 DAY = 86400.0

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from aistock_actors.cli import build_parser
-from aistock_actors.net.metrics import NetMetrics
-from aistock_actors.telemetry import Telemetry
+from aistock_actors.cli.app import build_parser
+from aistock_actors.net.prometheus import NetMetrics
+from aistock_actors.runtime.telemetry import Telemetry
 
 OPS = Path(__file__).resolve().parents[2] / "ops"
 METRIC = re.compile(r"\baistock_[a-z_]+\b")

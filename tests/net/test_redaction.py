@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from net.localhttp import Answer, LocalServer
-from net.opsupport import FAST_MONITORING, ops_supervisor
-from support import probe_class, pump_until, write_config
+from _support.localhttp import Answer, LocalServer
+from _support.opsupport import FAST_MONITORING, ops_supervisor
+from _support.support import probe_class, pump_until, write_config
 
 from aistock_actors.config import parse_config
-from aistock_actors.redact import MASK, Redactor, config_secrets
+from aistock_actors.runtime.redaction import MASK, Redactor, config_secrets
 
 SLACK_TOKEN_PATH = "/services/T0FAKE/B0FAKE/xoxbFAKEslackTOKEN9f8e7d"
 GENERIC_PATH = "/generic/secret-path-FAKE-abcdef123"

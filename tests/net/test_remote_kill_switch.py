@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from net.localhttp import Answer, LocalServer, closed_port
-from net.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
-from support import audit_actions, probe_class, pump_until, write_config
+from _support.localhttp import Answer, LocalServer, closed_port
+from _support.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
+from _support.support import audit_actions, probe_class, pump_until, write_config
 
-from aistock_actors import operator
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
+from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.net.http import PermanentHTTPError, TransientHTTPError
 from aistock_actors.net.remote_kill import FAILED_MESSAGE, parse_kill_switch

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from net.localhttp import Answer, LocalServer, wait_until
-from net.opsupport import FAST_MONITORING, ops_supervisor
-from support import probe_class, pump_until, write_config
+from _support.localhttp import Answer, LocalServer, wait_until
+from _support.opsupport import FAST_MONITORING, ops_supervisor
+from _support.support import probe_class, pump_until, write_config
 
-from aistock_actors import operator
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
+from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config, parse_config
 from aistock_actors.net.http import RetryPolicy
 from aistock_actors.net.payloads import (
@@ -25,7 +25,7 @@ from aistock_actors.net.payloads import (
     webhook_targets,
 )
 from aistock_actors.net.webhooks import WebhookDispatcher
-from aistock_actors.redact import Redactor
+from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.store.alerts import Alert
 
 ROUTING_KEY = "R0UTINGfakeKEY000000000000000001"

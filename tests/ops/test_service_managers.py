@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from docs_support import documented, wait_until
-from support import write_config
+from _support.docs_support import documented, wait_until
+from _support.support import write_config
 
-from aistock_actors.core.sample_data import generate_universe, write_universe_csvs
+from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

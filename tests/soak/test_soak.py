@@ -1,6 +1,7 @@
 """Soak: many cycles of the production wiring at a tiny interval with random injected faults.
 
-A real :class:`~aistock_actors.supervisor.Supervisor` on ``wiring.default_specs()`` (planted data,
+A real :class:`~aistock_actors.runtime.supervisor.Supervisor` on ``wiring.default_specs()``
+(planted data,
 a new bar every third cycle: training, walk-forward backtests, promotions and paper trading all
 run) performs :data:`CYCLES` cycles while :data:`FAULTS` faults (random actor, random kind:
 exception, hang past the step timeout, slow reply, malformed message, ``on_start`` failure) fire
@@ -22,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from faults.harness import check_state, run_soak
+from _support.fault_harness import check_state, run_soak
 
 CYCLES = 100
 FAULTS = 12

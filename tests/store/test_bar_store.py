@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aistock_actors.core.bars import FIELDS
+from aistock_actors.core.data.bars import FIELDS
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.bars import BarStore, FileCursor

@@ -11,9 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from aistock_actors.cycle import reply_data
+from aistock_actors.cli.report.data import stored_curve
 from aistock_actors.messages.model import BacktestCompleted
-from aistock_actors.report.data import stored_curve
+from aistock_actors.runtime.cycle_run import reply_data
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.promotion import (

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aistock_actors.core.bars import format_csv
-from aistock_actors.core.sample_data import generate_universe
+from aistock_actors.core.data.bars import format_csv
+from aistock_actors.core.data.sample_data import generate_universe
 from aistock_actors.errors import DataError
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.bars import BarStore

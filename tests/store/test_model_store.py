@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aistock_actors.core.labels import TrainingSet, build_training_set
-from aistock_actors.core.models import ModelParams, TrainedModel, train_model
+from aistock_actors.core.model.labels import TrainingSet, build_training_set
+from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.store.alerts import AlertSink, list_alerts
 from aistock_actors.store.models import ModelStore

@@ -1,0 +1,323 @@
+"""The operator CLI: ``python supervisor.py CONFIG --run-once | --daemon | --kill | ...``.
+
+Exit codes (documented in the README):
+
+==  =========================================================================
+0   success (cycle succeeded, command done, daemon stopped by SIGTERM/SIGINT)
+1   the ``--run-once`` cycle failed (see its summary and ``state/alerts/``)
+2   usage or config error (one line on stderr, no traceback)
+3   halted: the system is halted, or the kill switch is active
+4   another autopilot process holds the state directory
+5   the audit log's hash chain is broken (``--audit-verify``)
+6   the state directory cannot be written (read-only, full, ...)
+7   ``--approve``: the model artifact does not match its recorded sha256
+==  =========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from aistock_actors import __version__
+from aistock_actors.cli import operator_commands as operator
+from aistock_actors.config import LoadedConfig, load_config
+from aistock_actors.errors import (
+    AutopilotError,
+    ConfigError,
+    HaltedError,
+    LockHeldError,
+    ModelIntegrityError,
+)
+from aistock_actors.runtime.logs import setup_logging
+from aistock_actors.store.lock import DaemonLock
+from aistock_actors.store.state import CycleSummary
+
+if TYPE_CHECKING:  # the runtime (pandas, scikit-learn, aiohttp) loads only for cycles, so that
+    # --kill, --unkill, --resume and --status start in a fraction of a second
+    from aistock_actors.runtime.supervisor import Supervisor
+
+EXIT_OK = 0
+EXIT_CYCLE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_HALTED = 3
+EXIT_LOCKED = 4
+EXIT_AUDIT_BROKEN = 5
+EXIT_STATE = 6
+EXIT_INTEGRITY = 7
+
+log = logging.getLogger("aistock_actors.cli.app")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (the README's CLI reference mirrors it)."""
+    parser = argparse.ArgumentParser(
+        prog="aistock",
+        description="Actor-based autonomous paper-trading autopilot (headless mode).",
+    )
+    parser.add_argument("config", type=Path, help="path to the JSON config file")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--run-once", action="store_true", help="run one full cycle and exit")
+    action.add_argument("--daemon", action="store_true", help="run cycles until SIGTERM/SIGINT")
+    action.add_argument("--kill", action="store_true", help="activate the file kill switch")
+    action.add_argument(
+        "--unkill",
+        action="store_true",
+        help="deactivate the kill switch and clear a kill-switch halt",
+    )
+    action.add_argument(
+        "--resume",
+        action="store_true",
+        help="clear a halt (e.g. max_failures_reached) and reset the failure count",
+    )
+    action.add_argument(
+        "--status",
+        action="store_true",
+        help="show the system's state (a rich view on a terminal, plain text otherwise)",
+    )
+    action.add_argument(
+        "--report",
+        action="store_true",
+        help="write a self-contained HTML report (equity, promotions, risk, regimes, costs)",
+    )
+    action.add_argument(
+        "--audit-verify", action="store_true", help="verify the audit log's hash chain"
+    )
+    action.add_argument(
+        "--approve",
+        metavar="ID",
+        help="activate the pending promotion with manifest entry ID "
+        "(or apply the pending risk-limit change risk-<n>)",
+    )
+    action.add_argument(
+        "--reject",
+        metavar="ID",
+        help="discard the pending promotion with manifest entry ID (or risk change risk-<n>)",
+    )
+    parser.add_argument(
+        "--interval-minutes",
+        type=float,
+        default=None,
+        help="with --daemon: minutes between cycle starts (default: config)",
+    )
+    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --report: where to write the HTML (default: report.html)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default=None,
+        choices=["text", "json"],
+        help="log format (default: json with --daemon, text otherwise)",
+    )
+    parser.add_argument("--version", action="version", version=f"aistock-actors {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``supervisor.py`` and the ``aistock`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.interval_minutes is not None and args.interval_minutes <= 0:
+        print("aistock: --interval-minutes must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out is not None and not args.report:
+        print("aistock: --out goes with --report", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
+    try:
+        loaded = load_config(args.config)
+        return _dispatch(args, loaded)
+    except ConfigError as exc:
+        print(f"aistock: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LockHeldError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except OSError as exc:
+        print(f"aistock: state directory problem: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    except AutopilotError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_STATE
+
+
+def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    if args.run_once:
+        return run_once(loaded)
+    if args.daemon:
+        minutes = args.interval_minutes or loaded.config.daemon.interval_minutes
+        return run_daemon(loaded, minutes * 60.0)
+    if args.kill:
+        print(operator.kill(loaded))
+        return EXIT_OK
+    if args.unkill:
+        message, still_halted = operator.unkill(loaded)
+        print(message)
+        return EXIT_HALTED if still_halted else EXIT_OK
+    if args.resume:
+        message, ok = operator.resume(loaded)
+        print(message)
+        return EXIT_OK if ok else EXIT_HALTED
+    if args.status:
+        status = operator.status(loaded)
+        if args.json:
+            sys.stdout.write(msgspec.json.format(msgspec.json.encode(status)).decode() + "\n")
+        else:
+            from aistock_actors.cli import status_view  # rich loads only for a terminal
+
+            status_view.print_status(status)
+        return EXIT_OK
+    if args.report:
+        return write_report(loaded, args.out or Path("report.html"))
+    if args.audit_verify:
+        message, ok = operator.audit_verify(loaded)
+        print(message)
+        return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.approve is not None or args.reject is not None:
+        return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
+    return EXIT_USAGE
+
+
+def write_report(loaded: LoadedConfig, out: Path) -> int:
+    """``--report [--out FILE]``: write the HTML report; one line saying where."""
+    from aistock_actors.cli import report  # matplotlib and pandas: only --report pays for them
+
+    try:
+        written = report.write_report(loaded, out)
+    except OSError as exc:
+        print(f"aistock: cannot write the report to {out}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
+          f"{written.sections_with_data}/{written.sections} sections with data)")
+    return EXIT_OK
+
+
+def _decide_promotion(loaded: LoadedConfig, entry_id: str, approve: bool) -> int:
+    """``--approve ID`` / ``--reject ID``: one line of outcome, an exit code."""
+    from aistock_actors.services import promotion_decisions as promotion_ops
+    from aistock_actors.services import risk_decisions as trading_ops
+
+    if trading_ops.is_risk_id(entry_id):  # risk-<n>: a pending risk-limit expansion
+        message, ok = trading_ops.decide_risk(loaded, entry_id, approve=approve)
+        print(message if ok else f"aistock: {message}", file=sys.stdout if ok else sys.stderr)
+        return EXIT_OK if ok else EXIT_USAGE
+    try:
+        print(promotion_ops.decide(loaded, entry_id, approve=approve))
+    except ValueError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HaltedError as exc:
+        print(f"aistock: {exc}", file=sys.stderr)
+        return EXIT_HALTED
+    except ModelIntegrityError as exc:
+        print(f"aistock: refused: {exc}", file=sys.stderr)
+        return EXIT_INTEGRITY
+    return EXIT_OK
+
+
+def _stop_on_signals() -> threading.Event:
+    """Route SIGTERM/SIGINT to a clean stop; installed first, before the lock and the (slow)
+    runtime imports, so a signal at any moment of start-up still stops cleanly."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.warning("received %s: stopping cleanly", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor:
+    """Build and start the production supervisor, sharing the signal handlers' stop event."""
+    from aistock_actors.runtime.child_specs import default_specs
+    from aistock_actors.runtime.supervisor import Supervisor
+    from aistock_actors.services.pipeline_params import check_parallel
+
+    check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
+    supervisor = Supervisor(loaded, default_specs())
+    supervisor.stop_event = stop
+    supervisor.start()
+    return supervisor
+
+
+def run_once(loaded: LoadedConfig) -> int:
+    """``--run-once``: one cycle under the state-dir lock; print its summary."""
+    from aistock_actors.runtime import progress
+
+    stop = _stop_on_signals()
+    with DaemonLock(loaded.state_dir, "run-once"):
+        supervisor = _start_supervisor(loaded, stop)
+        if progress.should_enable(sys.stderr):  # a person is watching: show long work
+            progress.enable(sys.stderr)
+        try:
+            summary = supervisor.run_once()
+        finally:
+            progress.disable()
+            supervisor.stop()
+        if summary is None:
+            halt = supervisor.halt
+            reason = f"{halt.reason}: {halt.message}" if halt else "halted"
+            print(
+                f"refused: the autopilot is halted ({reason}). "
+                "Fix the cause, then --unkill or --resume.",
+                file=sys.stderr,
+            )
+            return EXIT_HALTED
+        print(render_summary(summary, loaded))
+        return {"succeeded": EXIT_OK, "failed": EXIT_CYCLE_FAILED, "halted": EXIT_HALTED}.get(
+            summary.outcome, EXIT_OK
+        )
+
+
+def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
+    """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
+    stop = _stop_on_signals()
+    with DaemonLock(loaded.state_dir, "daemon"):
+        supervisor = _start_supervisor(loaded, stop)
+        log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
+        try:
+            supervisor.run_daemon(interval_seconds)
+        finally:
+            supervisor.stop()
+        log.info("daemon stopped cleanly")
+    return EXIT_OK
+
+
+def render_summary(summary: CycleSummary, loaded: LoadedConfig) -> str:
+    """The cycle summary printed by ``--run-once``."""
+    total = sum(step.duration_s for step in summary.steps)
+    lines = [
+        f"cycle {summary.cycle_id}: {summary.outcome.upper()} ({total:.2f}s)",
+        f"  {'step':<10}{'status':<11}{'time':>8}  detail",
+    ]
+    for step in summary.steps:
+        detail = step.detail or ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in step.data.items()
+            if v is not None and not isinstance(v, (list, dict))
+        )
+        lines.append(f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {detail}")
+    state_dir = loaded.state_dir
+    lines.append(
+        f"state: {state_dir}  audit: {state_dir / 'audit' / 'log.jsonl'}  "
+        f"alerts: {state_dir / 'alerts'}"
+    )
+    return "\n".join(lines)

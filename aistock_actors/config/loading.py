@@ -1,0 +1,230 @@
+"""Loading the config file: comments stripped, strict decoding, one-line errors, ceiling clamps.
+
+The manual's JSON examples (``//`` comments included) load verbatim. An unknown key or a value out
+of range is a :class:`~aistock_actors.errors.ConfigError` whose message names the key path and the
+allowed values (read from the Structs of ``config_sections.py``). Values above the hard safety
+ceilings are not errors: they are clamped to the ceiling and reported as :class:`Clamp` records,
+which the supervisor audit-logs as ``risk_ceiling_clamped``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from aistock_actors.config.sections import Config
+from aistock_actors.core.risk.ceilings import (
+    HARD_CEILING_NOTIONAL_CAP,
+    HARD_CEILING_POSITION_FRACTION,
+)
+from aistock_actors.errors import ConfigError
+
+
+class Clamp(msgspec.Struct, frozen=True, kw_only=True):
+    """A config value that was above a hard ceiling and was lowered to it."""
+
+    key: str
+    requested: float
+    applied: float
+
+
+class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded config, where it came from, and the ceiling clamps applied to it."""
+
+    config: Config
+    path: Path
+    base_dir: Path
+    clamps: tuple[Clamp, ...] = ()
+
+    def resolve(self, value: str) -> Path:
+        """Resolve a config path; relative paths are relative to the working directory at load
+        time, as in the manual's runbook (``touch state/KILL_SWITCH`` next to the CLI call)."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        """Absolute state folder."""
+        return self.resolve(self.config.state_dir)
+
+    @property
+    def models_dir(self) -> Path:
+        """Absolute models folder."""
+        return self.resolve(self.config.models_dir)
+
+    @property
+    def csv_dir(self) -> Path:
+        """Absolute CSV folder."""
+        return self.resolve(self.config.data.csv_dir)
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove ``//`` line comments and ``/* */`` block comments outside JSON strings."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                raise ConfigError("unterminated /* comment */")
+            out.append(" ")
+            i = end + 2
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+_DECODER = msgspec.json.Decoder(Config)
+
+
+def parse_config(
+    text: str | bytes, *, source: str = "<config>"
+) -> tuple[Config, tuple[Clamp, ...]]:
+    """Decode config text strictly and clamp values above the hard ceilings."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    try:
+        config = _DECODER.decode(strip_json_comments(text))
+    except ConfigError as exc:
+        raise ConfigError(_one_line(f"{source}: {exc}")) from None
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_one_line(f"{source}: {explain_validation_error(str(exc))}")) from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(_one_line(f"{source}: not valid JSON: {exc}")) from None
+    return apply_hard_ceilings(config)
+
+
+def _one_line(message: str) -> str:
+    """Operators get config errors on exactly one line, whatever a key contains."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read, decode and clamp the config file at ``path``."""
+    config_path = Path(path).expanduser().resolve()
+    try:
+        raw = config_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    config, clamps = parse_config(raw, source=str(path))
+    return LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
+
+
+def apply_hard_ceilings(config: Config) -> tuple[Config, tuple[Clamp, ...]]:
+    """Lower every value above a hard ceiling to the ceiling; report each change."""
+    clamps: list[Clamp] = []
+    risk = config.risk
+    headless = config.headless
+    checks = (
+        ("risk.max_position_fraction", risk.max_position_fraction, HARD_CEILING_POSITION_FRACTION),
+        ("risk.max_notional_per_symbol", risk.max_notional_per_symbol, HARD_CEILING_NOTIONAL_CAP),
+        ("headless.min_risk_floor", headless.min_risk_floor, HARD_CEILING_POSITION_FRACTION),
+    )
+    for key, requested, ceiling in checks:
+        if requested > ceiling:
+            clamps.append(Clamp(key=key, requested=requested, applied=ceiling))
+    if not clamps:
+        return config, ()
+    applied = {c.key: c.applied for c in clamps}
+    risk = msgspec.structs.replace(
+        risk,
+        max_position_fraction=applied.get("risk.max_position_fraction", risk.max_position_fraction),
+        max_notional_per_symbol=applied.get(
+            "risk.max_notional_per_symbol", risk.max_notional_per_symbol
+        ),
+    )
+    headless = msgspec.structs.replace(
+        headless, min_risk_floor=applied.get("headless.min_risk_floor", headless.min_risk_floor)
+    )
+    return msgspec.structs.replace(config, risk=risk, headless=headless), tuple(clamps)
+
+
+def explain_validation_error(message: str) -> str:
+    """Turn msgspec's ``"... - at `$.a.b`"`` into ``"a.b: ... (allowed: ...)"``."""
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        text, where = message, "$"
+    if "` in `" in where:  # a bad mapping key: "key` in `$.allocator.profiles`"
+        where = where.split("` in `", 1)[1]
+        text = f"bad key: {text}"
+    path = where.rstrip("`").removeprefix("$").lstrip(".")
+    if text.startswith("Object contains unknown field"):
+        field = text.split("`")[1] if "`" in text else "?"
+        full = f"{path}.{field}" if path else field
+        allowed = _allowed_keys(path)
+        return f"{full}: unknown key (allowed keys{' under ' + path if path else ''}: {allowed})"
+    hint = _allowed_range(path)
+    return f"{path or '(top level)'}: {text}{f' (allowed: {hint})' if hint else ''}"
+
+
+def _walk(path: str) -> Any:
+    info: Any = msgspec.inspect.type_info(Config)
+    for part in [p for p in path.split(".") if p]:
+        info = _unwrap(info)
+        fields = getattr(info, "fields", None)
+        if fields is None:
+            return None
+        match = [f for f in fields if f.encode_name == part]
+        if not match:
+            return None
+        info = match[0].type
+    return info
+
+
+def _unwrap(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            if not isinstance(member, msgspec.inspect.NoneType):
+                return member
+    return info
+
+
+def _allowed_keys(path: str) -> str:
+    info = _unwrap(_walk(path))
+    fields = getattr(info, "fields", None)
+    return ", ".join(f.encode_name for f in fields) if fields else "none"
+
+
+def _allowed_range(path: str) -> str:
+    info = _unwrap(_walk(path))
+    if info is None:
+        return ""
+    if isinstance(info, msgspec.inspect.DictType):  # only reached for a bad key
+        info = info.key_type
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return " | ".join(repr(v) for v in info.values)
+    lower = upper = ""
+    for name, symbol in (("ge", ">="), ("gt", ">")):
+        value = getattr(info, name, None)
+        if value is not None:
+            lower = f"{symbol} {value}"
+    for name, symbol in (("le", "<="), ("lt", "<")):
+        value = getattr(info, name, None)
+        if value is not None:
+            upper = f"{symbol} {value}"
+    kind = type(info).__name__.removesuffix("Type").lower()
+    bounds = " and ".join(b for b in (lower, upper) if b)
+    return f"{kind} {bounds}".strip() if bounds else kind

@@ -1,0 +1,1 @@
+"""Pure bar handling: parsing and validating OHLCV text, the sample-data generator."""

@@ -1,0 +1,1 @@
+"""Pure market descriptions: causal per-bar regimes."""

@@ -1,0 +1,159 @@
+"""Forward-looking labels and the end time of each label window (needed to purge training data).
+
+A label at bar ``t`` looks at bars ``t+1 .. t+horizon``; its window is ``[t, end_time]``. Rows whose
+window runs past the data are NaN / NaT. :func:`build_training_set` joins these labels to the
+causal features of :mod:`aistock_actors.core.model.features` for a whole panel of symbols.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from aistock_actors.core.model.features import build_features, validate_ohlcv
+from aistock_actors.errors import DataError
+from aistock_actors.runtime.memory import trim_heap
+
+LabelMethod = Literal["direction", "triple_barrier"]
+
+
+def _check_horizon(horizon: int) -> None:
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 bar, got {horizon}")
+
+
+def forward_log_returns(close: pd.Series, horizon: int) -> pd.Series:
+    """Return ``log(close[t+horizon] / close[t])``; the last ``horizon`` values are NaN."""
+    _check_horizon(horizon)
+    log_close = pd.Series(np.log(close.to_numpy(dtype=float)), index=close.index)
+    return log_close.shift(-horizon) - log_close
+
+
+def direction_labels(close: pd.Series, horizon: int, cost_threshold: float = 0.0) -> pd.Series:
+    """Return 1.0 where the forward log return over ``horizon`` bars exceeds ``cost_threshold``.
+
+    Otherwise 0.0; NaN where the forward return is unknown (the last ``horizon`` bars, gaps).
+    """
+    fwd = forward_log_returns(close, horizon)
+    labels = (fwd > cost_threshold).astype(float)
+    return labels.where(fwd.notna())
+
+
+def label_end_times(index: pd.DatetimeIndex, horizon: int) -> pd.Series:
+    """Return, for each bar, the timestamp of the bar ``horizon`` bars later (NaT at the end)."""
+    _check_horizon(horizon)
+    return index.to_series().shift(-horizon)
+
+
+def triple_barrier_labels(
+    close: pd.Series,
+    horizon: int,
+    *,
+    width: float = 1.0,
+    vol_window: int = 20,
+    cost_threshold: float = 0.0,
+) -> tuple[pd.Series, pd.Series]:
+    """Triple-barrier labels (López de Prado): ``(labels, end_times)``.
+
+    Barriers sit at ``+-width * vol_t * sqrt(horizon)`` in log price, where ``vol_t`` is the
+    trailing ``vol_window`` std of log returns at ``t``. The label is 1.0 if the upper barrier is
+    touched first, 0.0 if the lower one is; if neither is touched within ``horizon`` bars it is the
+    direction label at the vertical barrier. The end time is the bar of the first touch, so
+    purging removes no more than the label really used.
+    """
+    _check_horizon(horizon)
+    log_close = np.log(close.to_numpy(dtype=float))
+    vol = pd.Series(log_close, index=close.index).diff().rolling(vol_window).std().to_numpy()
+    n = len(log_close)
+    labels = np.full(n, np.nan)
+    end_pos = np.full(n, -1, dtype=np.int64)
+    if n > horizon:
+        windows = sliding_window_view(log_close, horizon + 1)[: n - horizon]
+        path = windows[:, 1:] - windows[:, :1]
+        barrier = (width * vol[: n - horizon] * np.sqrt(horizon))[:, None]
+        up, down = path >= barrier, path <= -barrier
+        first_up = np.where(up.any(axis=1), up.argmax(axis=1), horizon)
+        first_down = np.where(down.any(axis=1), down.argmax(axis=1), horizon)
+        vertical = (path[:, -1] > cost_threshold).astype(float)
+        result = np.where(first_down < first_up, 0.0, vertical)
+        result = np.where(first_up < first_down, 1.0, result)
+        ok = ~np.isnan(barrier[:, 0]) & ~np.isnan(path).any(axis=1)
+        labels[: n - horizon] = np.where(ok, result, np.nan)
+        touch = np.minimum(np.minimum(first_up, first_down), horizon - 1) + 1
+        end_pos[: n - horizon] = np.where(ok, np.arange(n - horizon) + touch, -1)
+    index = close.index
+    ends = pd.Series(pd.NaT, index=index, dtype=pd.Series(index).dtype)
+    valid = end_pos >= 0
+    ends.iloc[np.flatnonzero(valid)] = index[end_pos[valid]]
+    return pd.Series(labels, index=index), ends
+
+
+class TrainingSet(NamedTuple):
+    """Aligned training data for a panel; every row has features, a label and its end time."""
+
+    features: pd.DataFrame
+    """Causal features indexed by ``(timestamp, symbol)``."""
+    labels: pd.Series
+    """0/1 direction labels (int), same index."""
+    label_end_times: pd.Series
+    """Timestamp at which each label's window ends, same index."""
+    forward_returns: pd.Series
+    """Forward log return over the horizon, same index (for payoff-aware evaluation)."""
+
+
+def _symbol_rows(
+    df: pd.DataFrame, horizon: int, cost_threshold: float, method: LabelMethod
+) -> pd.DataFrame:
+    validate_ohlcv(df)
+    close = df["close"].astype(float)
+    frame = build_features(df)
+    if method == "direction":
+        labels = direction_labels(close, horizon, cost_threshold)
+        ends = label_end_times(pd.DatetimeIndex(df.index), horizon)
+    else:
+        labels, ends = triple_barrier_labels(close, horizon, cost_threshold=cost_threshold)
+    frame["__label"] = labels
+    frame["__end"] = ends
+    frame["__fwd"] = forward_log_returns(close, horizon)
+    return frame.dropna(how="any")
+
+
+def build_training_set(
+    frames: dict[str, pd.DataFrame],
+    *,
+    horizon: int,
+    cost_threshold: float = 0.0,
+    method: LabelMethod = "direction",
+) -> TrainingSet:
+    """Build features and labels for every symbol and stack them on ``(timestamp, symbol)``.
+
+    Rows without a complete feature vector (warm-up) or a known label (the last bars) are dropped.
+    """
+    _check_horizon(horizon)
+    if not frames:
+        raise DataError("no symbols to build a training set from")
+    parts = []
+    for symbol in sorted(frames):
+        rows = _symbol_rows(frames[symbol], horizon, cost_threshold, method)
+        rows.index = pd.MultiIndex.from_arrays(
+            [rows.index, pd.Index([symbol] * len(rows), dtype=object)],
+            names=["timestamp", "symbol"],
+        )
+        parts.append(rows)
+    data = pd.concat(parts)
+    # The per-symbol copies (and the heap they fragmented) go before the sort makes another
+    # copy of the panel: the build's peak was the parts, the concatenation and the sorted copy.
+    parts.clear()
+    trim_heap()
+    data = data.sort_index(level=["timestamp", "symbol"])
+    if data.empty:
+        raise DataError("no labelled rows: every symbol is shorter than warm-up plus horizon")
+    return TrainingSet(
+        features=data.drop(columns=["__label", "__end", "__fwd"]),
+        labels=data["__label"].astype(np.int64),
+        label_end_times=data["__end"],
+        forward_returns=data["__fwd"],
+    )

@@ -1,0 +1,632 @@
+"""The model lifecycle's pure pipeline: select data, train a candidate, backtest it walk-forward.
+
+**Data.** :func:`select_frames` keeps at most ``max_symbols`` symbols (those with the most bars,
+ties by name) and each symbol's most recent ``max_bars`` bars. The Trainer and the Backtester
+both call it on the same bar store, so they see the same data.
+
+**Training.** :func:`train_candidate` builds direction labels over ``params.horizon`` bars
+(:func:`~aistock_actors.core.model.labels.build_training_set`) and fits
+:func:`~aistock_actors.core.model.models.train_model` (primary model + meta-labeler whose confidence
+threshold is tuned on purged out-of-fold predictions) on ALL the selected data; its independent
+fits are jobs of a ``mapper`` (the Trainer's process pool), which does not change the model. The
+Trainer's training set is handed over to the Backtester's :func:`make_training_set` when the bars
+are the same (content hash), instead of being built twice.
+
+**Walk-forward out-of-sample backtest** (:func:`walk_forward_backtest`). The candidate artifact
+was fitted on all the data, so it cannot be scored out of sample on that data; what is scored is
+its *recipe* (its ``ModelParams`` and seed) refitted fold by fold:
+
+1. The training set's sample times are cut by
+   :func:`~aistock_actors.core.model.validation.purged_walk_forward_splits` into ``n_splits + 1``
+   contiguous blocks; fold ``k`` trains on every earlier sample (an expanding window) whose label
+   window ends at least ``embargo`` bars before block ``k`` starts (purge + embargo), and tests
+   on block ``k``. Folds are independent jobs, run through ``mapper`` (a process pool), the
+   largest training window first; every fold job gets the SAME training-set object plus its row
+   positions, so a pool sends the panel to each worker once instead of a copy per fold.
+2. Each fold's model emits signals on its test block with ITS OWN stored confidence threshold
+   (:meth:`~aistock_actors.core.model.models.TrainedModel.signals`, T6): +1 long, -1 short, 0 none.
+3. **Sizing** (:func:`target_weights`): at every bar, the symbols with a signal share the book
+   equally: each gets ``direction * min(max_position_fraction, max_gross_exposure / n)``, where
+   ``n`` is the number of symbols with a signal at that bar. So no position exceeds the risk
+   config's per-position cap and the gross exposure never exceeds ``max_gross_exposure``; with
+   few signals the book is partly in cash. Symbols without a signal are flat.
+4. The test blocks, concatenated in time order, form one out-of-sample window (every bar from the
+   first test bar to the last), simulated by
+   :func:`~aistock_actors.core.backtest.simulator.simulate_frame`:
+   a target decided at bar ``t``'s close fills at bar ``t+1``'s open (``fill="next_open"``), the
+   position is resized only when its target changes, and commission, spread and square-root
+   impact costs are charged. Regime labels for the transition drawdown (T2) are computed
+   causally on the WHOLE price history and then cut to the window, so the window's first bars
+   are not left without a regime.
+
+**Incumbent.** When an incumbent (the active model) is given, the fixed artifact is scored with
+the same sizing and costs, for champion/challenger and for the registry's re-evaluation, on the
+*champion window* (:class:`ChampionWindow`). The incumbent was fitted on every bar up to its
+training end (``incumbent_data_end``, the ``data_end`` the Trainer stored in its metadata), so
+most of the candidate's out-of-sample window is usually inside the incumbent's training data,
+where its score is flattered. When at least :data:`MIN_CHAMPION_WINDOW_BARS` bars of the window
+lie strictly after that training end, the champion window is those bars only: the incumbent is
+scored there, and so is the candidate (its walk-forward signals on those bars, simulated from a
+flat book at the window's first bar like the incumbent's), so stage 7 compares like with like
+and the registry judges the incumbent on data it never saw. With fewer such bars (a recently
+trained incumbent), or an unknown training end, the champion window is the whole out-of-sample
+window, as before, and its ``note`` says so: the incumbent is then partly in-sample, which can
+only flatter it -- a challenger must beat a champion with that advantage, which errs on the side
+of not churning models (and a promotion is therefore followed by at least
+:data:`MIN_CHAMPION_WINDOW_BARS` bars of that protection). The candidate's own metrics (stages
+1-6) are always those of the whole window. A model whose features are not available is reported
+as not evaluated (``incumbent_note``) rather than failing the whole backtest.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from aistock_actors.core.backtest.curves import downsample_curve
+from aistock_actors.core.backtest.simulator import (
+    BacktestMetrics,
+    BacktestResult,
+    CostModel,
+    FillMode,
+    simulate_frame,
+)
+from aistock_actors.core.market.regimes import market_regimes
+from aistock_actors.core.model.features import WARMUP_BARS
+from aistock_actors.core.model.labels import TrainingSet, build_training_set
+from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
+from aistock_actors.core.model.validation import purged_walk_forward_splits
+from aistock_actors.errors import DataError
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+IntArray = npt.NDArray[np.int64]
+Int8Array = npt.NDArray[np.int8]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Creation time given to the throw-away fold models (never stored)."""
+
+
+class Mapper(Protocol):
+    """Runs ``fn(*job)`` for each job and returns the results in order (a process pool, or not)."""
+
+    def __call__(self, fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], /) -> list[R]: ...
+
+
+def sequential_map(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], /) -> list[R]:
+    """The trivial :class:`Mapper`: one job after another in this thread."""
+    return [fn(*job) for job in jobs]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sizing:
+    """How signals become target weights (rule 3 of the module docstring)."""
+
+    max_position_fraction: float
+    max_gross_exposure: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSpec:
+    """The walk-forward split and the simulator's settings."""
+
+    n_splits: int
+    """Walk-forward folds (test blocks)."""
+    embargo: int
+    """Bars between a training label's end and the test block."""
+    fill: FillMode
+    costs: CostModel
+    initial_cash: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class OOSEvaluation:
+    """One model's out-of-sample simulation."""
+
+    model_id: str
+    metrics: BacktestMetrics
+    bars: int
+    """Bars in the simulated window."""
+    equity_curve: tuple[tuple[str, float], ...] = ()
+    """The window's account value per bar (ISO-8601 time, value), downsampled to at most
+    :data:`~aistock_actors.core.backtest.curves.MAX_CURVE_POINTS` points that keep the first and
+    last
+    bar and the exact maximum drawdown
+    (:func:`~aistock_actors.core.backtest.curves.downsample_curve`)."""
+
+
+MIN_CHAMPION_WINDOW_BARS = 63
+"""Fewest bars after the incumbent's training end for the champion window to be those bars only
+(module docstring, **Incumbent**): about one quarter of daily bars. Fewer would make the
+comparison mostly noise (a Sharpe ratio measured on ``n`` daily bars has a standard error of
+about ``sqrt(252 / n)`` annualised: 2.0 at 63 bars, 3.5 at 20), and the registry retires an
+active model on a few failed re-evaluations. It also spaces promotions: a newly promoted model
+is compared on the whole, partly in-sample, window until it has this many unseen bars."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChampionWindow:
+    """The bars on which the incumbent is scored and compared with the candidate."""
+
+    start: str
+    end: str
+    """First and last bar (ISO-8601)."""
+    bars: int
+    after_training_end: bool
+    """``True``: every bar is strictly after the incumbent's training end (out of sample for
+    both models); ``False``: the candidate's whole out-of-sample window, partly (or wholly)
+    inside the incumbent's training data."""
+    bars_after_training_end: int
+    """Bars of the candidate's out-of-sample window strictly after the incumbent's training end
+    (0 when that end is unknown)."""
+    training_end: str | None
+    """The incumbent's training end as given (``None``: unknown)."""
+    candidate: OOSEvaluation
+    """The candidate on this window (the whole-window evaluation when it is the whole window)."""
+    note: str
+    """What was compared, for the operator (stage 7's note, the manifest, the report)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WalkForwardReport:
+    """The candidate's walk-forward evaluation and, if given, the incumbent's on the champion
+    window (module docstring, **Incumbent**)."""
+
+    candidate: OOSEvaluation
+    incumbent: OOSEvaluation | None
+    """The incumbent on :attr:`champion`'s bars (``None``: not evaluated, or no incumbent)."""
+    incumbent_note: str | None
+    """Why the incumbent was not evaluated (``None`` if it was, or if there is none)."""
+    folds: int
+    fold_thresholds: list[float]
+    """Each fold model's own confidence threshold."""
+    signals: int
+    """Non-zero candidate signals over the window."""
+    start: str
+    end: str
+    """First and last bar of the out-of-sample window (ISO-8601)."""
+    champion: ChampionWindow | None = None
+    """Where the incumbent was scored and compared (``None`` when it was not evaluated)."""
+
+
+# --- data and training ----------------------------------------------------------------------
+
+
+def select_frames(
+    frames: dict[str, pd.DataFrame], *, max_symbols: int, max_bars: int
+) -> dict[str, pd.DataFrame]:
+    """At most ``max_symbols`` symbols (most bars first, ties by name), last ``max_bars`` each."""
+    if not frames:
+        raise DataError("no stored bars: nothing to train on")
+    ranked = sorted(frames, key=lambda s: (-len(frames[s]), s))[:max_symbols]
+    return {symbol: frames[symbol].iloc[-max_bars:] for symbol in sorted(ranked)}
+
+
+def min_history_bars(params: ModelParams, outer_splits: int) -> int:
+    """Bars the longest symbol needs before a candidate can be trained AND backtested.
+
+    Each of the ``outer_splits + 1`` walk-forward blocks must hold enough labelled bars for the
+    first fold's own inner purged splits (``params.n_splits + 1`` blocks, each longer than the
+    embargo plus the label horizon), on top of the features' warm-up. With the defaults
+    (horizon 5, embargo 5, 5 inner and 4 outer splits) that is 495 bars, about two years of
+    daily data.
+    """
+    gap = params.embargo + params.horizon
+    inner = (params.n_splits + 1) * (gap + 2)
+    return WARMUP_BARS + params.horizon + (outer_splits + 1) * (inner + gap)
+
+
+def make_training_set(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
+    """Features and direction labels of every symbol (the seam tests use to plant faults).
+
+    Takes the training set the train step handed over for the same bars and horizon if there is
+    one, else builds it, and keeps what it built for the backtest step when called from
+    :func:`train_candidate` with ``hand_over=True`` (see :class:`_HandOver`).
+    """
+    data = _HAND_OVER.take(frames, horizon)
+    if data is None:
+        data = build_training_set(frames, horizon=horizon)
+    else:
+        log.info("training set of %d rows taken over from the train step", len(data.features))
+    if _OFFERING.get():
+        _HAND_OVER.offer(frames, horizon, data)
+    return data
+
+
+_OFFERING: contextvars.ContextVar[bool] = contextvars.ContextVar("offering", default=False)
+"""Set while :func:`train_candidate` builds with ``hand_over=True``."""
+
+
+class _HandOver:
+    """One training set passed from the train step to the backtest step of the same process.
+
+    Both steps build the same training set from the same bars (3.3 s and a ~0.7 GB transient at
+    500 symbols x 2,520 bars). The Trainer keeps the set it built (only a set built here, by
+    :func:`~aistock_actors.core.model.labels.build_training_set`: never one from a replaced seam);
+    the
+    next :func:`make_training_set` with the SAME content (a hash of every frame's symbol, index,
+    columns, dtypes and values, the horizon and the builder) takes it: one use, so the slot holds
+    nothing between cycles once the backtest ran, and a failed training empties it. Different
+    content builds as before. Callers must not write into a training set (nobody does: the pool
+    maps it read-only).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slot: tuple[bytes, TrainingSet] | None = None
+
+    def offer(self, frames: dict[str, pd.DataFrame], horizon: int, data: TrainingSet) -> None:
+        key = frames_key(frames, horizon)
+        with self._lock:
+            self._slot = (key, data) if key is not None else None
+
+    def take(self, frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet | None:
+        with self._lock:
+            if self._slot is None:
+                return None
+        key = frames_key(frames, horizon)
+        with self._lock:
+            if self._slot is None or key is None or self._slot[0] != key:
+                return None
+            data, self._slot = self._slot[1], None
+            return data
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slot = None
+
+
+_HAND_OVER = _HandOver()
+
+
+def frames_key(frames: dict[str, pd.DataFrame], horizon: int) -> bytes | None:
+    """A digest of the frames' content and ``horizon`` (``None`` for a non-numeric column)."""
+    builder = f"{build_training_set.__module__}.{build_training_set.__qualname__}"
+    digest = hashlib.blake2b(f"{builder};horizon={horizon};".encode(), digest_size=32)
+    for symbol in sorted(frames):
+        frame = frames[symbol]
+        index = frame.index
+        if not isinstance(index, pd.DatetimeIndex):
+            return None
+        head = f"|{symbol}|{len(frame)}|{index.dtype}|{list(frame.columns)}|{list(frame.dtypes)}|"
+        digest.update(head.encode())
+        digest.update(np.ascontiguousarray(index.asi8).data)
+        for column in frame.columns:
+            values = frame[column].to_numpy()
+            if values.dtype.kind not in "fiub":
+                return None
+            digest.update(np.ascontiguousarray(values).data)
+    return digest.digest()
+
+
+def train_candidate(
+    frames: dict[str, pd.DataFrame],
+    params: ModelParams,
+    seed: int,
+    model_id: str,
+    created_at: datetime,
+    *,
+    mapper: Mapper = sequential_map,
+    hand_over: bool = False,
+) -> TrainedModel:
+    """Train the candidate on all of ``frames``; its fits are jobs of ``mapper``.
+
+    The Trainer calls it in its own thread with a pool's mapper and ``hand_over=True``: the
+    training set is then kept for the backtest step's :func:`make_training_set` (one use).
+    """
+    token = _OFFERING.set(hand_over)
+    try:
+        data = make_training_set(frames, params.horizon)
+    finally:
+        _OFFERING.reset(token)
+    try:
+        return train_model(
+            data.features,
+            data.labels,
+            data.label_end_times,
+            params=params,
+            model_id=model_id,
+            created_at=created_at,
+            seed=seed,
+            mapper=mapper,
+        )
+    except BaseException:
+        if hand_over:
+            _HAND_OVER.clear()  # no backtest follows a failed training: do not keep the set
+        raise
+
+
+def window_bounds(frames: dict[str, pd.DataFrame]) -> tuple[str, str]:
+    """First and last timestamp over all frames, ISO-8601."""
+    starts = [f.index[0] for f in frames.values() if len(f)]
+    ends = [f.index[-1] for f in frames.values() if len(f)]
+    if not starts:
+        raise DataError("every selected symbol is empty")
+    return pd.Timestamp(min(starts)).isoformat(), pd.Timestamp(max(ends)).isoformat()
+
+
+# --- jobs run in the pool -------------------------------------------------------------------
+
+
+class FoldSignals(NamedTuple):
+    """One fold's test-block signals."""
+
+    fold: int
+    positions: IntArray
+    """Row positions (into the training set) of the test block."""
+    direction: Int8Array
+    threshold: float
+
+
+def fit_fold(
+    data: TrainingSet,
+    fold: int,
+    train: IntArray,
+    test: IntArray,
+    params: ModelParams,
+    seed: int,
+) -> FoldSignals:
+    """Fit the recipe on one fold's training rows and signal its test rows (a pool job).
+
+    ``data`` is the whole training set, shared by every fold of the batch (sent to each worker
+    once, read-only); ``train`` and ``test`` are row positions into it.
+    """
+    model = train_model(
+        data.features.iloc[_rows(train)],
+        data.labels.iloc[_rows(train)],
+        data.label_end_times.iloc[_rows(train)],
+        params=params,
+        model_id=f"fold-{fold}",
+        created_at=_EPOCH,
+        seed=seed,
+    )
+    signals = model.signals(data.features.iloc[_rows(test)])
+    return FoldSignals(fold, test, signals.direction, model.confidence_threshold)
+
+
+def model_signals(data: TrainingSet, model: TrainedModel, positions: IntArray) -> Int8Array | str:
+    """A fixed model's signals on rows ``positions`` of ``data``, or why it cannot produce them
+    (a pool job)."""
+    try:
+        return model.signals(data.features.iloc[_rows(positions)]).direction
+    except ValueError as exc:
+        return f"incumbent {model.model_id} not evaluated: {exc}"
+
+
+def _rows(positions: IntArray) -> IntArray | slice:
+    """``positions`` as a slice when they are consecutive (a view, not a copy, of the rows)."""
+    n = len(positions)
+    if n and int(positions[-1]) - int(positions[0]) == n - 1 and (np.diff(positions) == 1).all():
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
+
+
+# --- sizing and simulation ------------------------------------------------------------------
+
+
+def target_weights(index: pd.MultiIndex, direction: Int8Array, sizing: Sizing) -> pd.DataFrame:
+    """Equal-weight, capped target weights (rule 3), as a ``timestamps x symbols`` frame."""
+    signal = pd.Series(np.asarray(direction, dtype=np.float64), index=index)
+    counts = (signal != 0).groupby(level="timestamp").transform("sum").to_numpy(dtype=float)
+    per_name = np.minimum(
+        sizing.max_position_fraction, sizing.max_gross_exposure / np.maximum(counts, 1.0)
+    )
+    weights = pd.Series(signal.to_numpy() * np.minimum(per_name, 1.0), index=index)
+    return weights.unstack("symbol").fillna(0.0)
+
+
+def _panel(frames: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
+    return pd.DataFrame({symbol: frame[column] for symbol, frame in frames.items()}).sort_index()
+
+
+def simulate_window(
+    frames: dict[str, pd.DataFrame],
+    targets: pd.DataFrame,
+    window: tuple[pd.Timestamp, pd.Timestamp],
+    spec: SimulationSpec,
+) -> BacktestResult:
+    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history."""
+    close = _panel(frames, "close")
+    regimes = market_regimes(close.to_numpy(dtype=np.float64, na_value=np.nan))
+    inside = (close.index >= window[0]) & (close.index <= window[1])
+    return simulate_frame(
+        close.loc[inside],
+        targets,
+        open_=_panel(frames, "open").loc[inside],
+        volume=_panel(frames, "volume").loc[inside],
+        costs=spec.costs,
+        fill=spec.fill,
+        initial_cash=spec.initial_cash,
+        regime_labels=regimes[inside],
+    )
+
+
+# --- the walk-forward backtest --------------------------------------------------------------
+
+
+def _fold_jobs(
+    data: TrainingSet, params: ModelParams, seed: int, spec: SimulationSpec
+) -> list[tuple[Any, ...]]:
+    """One :func:`fit_fold` job per walk-forward fold, the biggest training set first (so two
+    workers finish together instead of one waiting on the last, largest fold)."""
+    times = data.features.index.get_level_values("timestamp")
+    splits = purged_walk_forward_splits(times, data.label_end_times, spec.n_splits, spec.embargo)
+    jobs = [
+        (fit_fold, data, k, train, test, params, seed)
+        for k, (train, test) in enumerate(splits, start=1)
+    ]
+    return sorted(jobs, key=lambda job: -len(job[3]))
+
+
+def _evaluate(
+    model_id: str,
+    frames: dict[str, pd.DataFrame],
+    index: pd.MultiIndex,
+    direction: Int8Array,
+    sizing: Sizing,
+    spec: SimulationSpec,
+) -> OOSEvaluation:
+    times = index.get_level_values("timestamp")
+    window = (pd.Timestamp(times.min()), pd.Timestamp(times.max()))
+    result = simulate_window(frames, target_weights(index, direction, sizing), window, spec)
+    return OOSEvaluation(
+        model_id=model_id,
+        metrics=result.metrics,
+        bars=len(result.equity),
+        equity_curve=tuple(downsample_curve(result.index, result.equity)),
+    )
+
+
+def _as_index_time(value: str, times: pd.DatetimeIndex) -> pd.Timestamp | None:
+    """``value`` (ISO-8601) in the time zone of ``times`` (UTC assumed for a naive side), or
+    ``None`` if it is not a time."""
+    try:
+        moment = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(moment, pd.Timestamp) or pd.isna(moment):
+        return None
+    if times.tz is None:
+        return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
+    if moment.tzinfo is None:
+        moment = moment.tz_localize("UTC")
+    return moment.tz_convert(times.tz)
+
+
+def after_training_end(index: pd.MultiIndex, training_end: str | None) -> npt.NDArray[np.bool_]:
+    """Which rows of ``index`` are strictly after ``training_end`` (none if it is unknown)."""
+    times = pd.DatetimeIndex(index.get_level_values("timestamp"))
+    end = None if training_end is None else _as_index_time(training_end, times)
+    if end is None:
+        return np.zeros(len(times), dtype=bool)
+    return np.asarray(times > end, dtype=bool)
+
+
+def _window_note(
+    incumbent_id: str, window: tuple[str, str, int], after: bool, unseen: int, end: str | None
+) -> str:
+    span = f"{window[0]} .. {window[1]} ({window[2]} bars)"
+    if after:
+        return (
+            f"incumbent {incumbent_id} and candidate compared on {span}, all after the "
+            f"incumbent's training end {end}"
+        )
+    if end is None:
+        why = "the incumbent's training end is unknown"
+    else:
+        why = (
+            f"only {unseen} bars after the incumbent's training end {end} "
+            f"(fewer than {MIN_CHAMPION_WINDOW_BARS})"
+        )
+    return (
+        f"incumbent {incumbent_id} and candidate compared on the full window {span}: {why}, "
+        "so the incumbent is partly in-sample"
+    )
+
+
+def _champion_window(
+    challenger: OOSEvaluation,
+    incumbent_id: str,
+    index: pd.MultiIndex,
+    unseen: int,
+    training_end: str | None,
+    after: bool,
+) -> ChampionWindow:
+    times = index.get_level_values("timestamp")
+    start, end = pd.Timestamp(times.min()).isoformat(), pd.Timestamp(times.max()).isoformat()
+    bars = challenger.bars
+    return ChampionWindow(
+        start=start,
+        end=end,
+        bars=bars,
+        after_training_end=after,
+        bars_after_training_end=unseen,
+        training_end=training_end,
+        candidate=challenger,
+        note=_window_note(incumbent_id, (start, end, bars), after, unseen, training_end),
+    )
+
+
+def call(fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``: lets one :class:`Mapper` batch mix fold jobs and the incumbent's job."""
+    return fn(*args)
+
+
+def walk_forward_backtest(
+    frames: dict[str, pd.DataFrame],
+    *,
+    model_id: str,
+    params: ModelParams,
+    seed: int,
+    spec: SimulationSpec,
+    sizing: Sizing,
+    incumbent: TrainedModel | None = None,
+    incumbent_data_end: str | None = None,
+    mapper: Mapper = sequential_map,
+) -> WalkForwardReport:
+    """Walk-forward out-of-sample backtest of a recipe (see the module docstring).
+
+    ``incumbent_data_end`` is the incumbent's training end (ISO-8601; ``None``: unknown, the
+    incumbent is then scored on the whole window). The fold fits and the incumbent's signals
+    are one batch of independent jobs for ``mapper``.
+    """
+    data = make_training_set(frames, params.horizon)
+    fold_jobs = _fold_jobs(data, params, seed, spec)
+    positions = np.sort(np.concatenate([job[4] for job in fold_jobs]))
+    index = data.features.index[positions]
+    assert isinstance(index, pd.MultiIndex)
+    unseen_rows = after_training_end(index, incumbent_data_end)
+    unseen = int(pd.Index(index.get_level_values("timestamp")[unseen_rows]).nunique())
+    # The champion window: the bars after the incumbent's training end, when there are enough.
+    after = unseen >= MIN_CHAMPION_WINDOW_BARS
+    rows = unseen_rows if after else np.ones(len(positions), dtype=bool)
+    jobs: list[tuple[Any, ...]] = list(fold_jobs)
+    if incumbent is not None:
+        jobs.append((model_signals, data, incumbent, positions[rows]))
+    results = mapper(call, jobs)
+    folds: list[FoldSignals] = sorted(results[: len(fold_jobs)], key=lambda f: f.fold)
+    direction = np.zeros(len(data.features), dtype=np.int8)
+    for fold in folds:
+        direction[fold.positions] = fold.direction
+    direction = direction[positions]
+    candidate = _evaluate(model_id, frames, index, direction, sizing, spec)
+    evaluated: OOSEvaluation | None = None
+    note: str | None = None
+    champion: ChampionWindow | None = None
+    if incumbent is not None:
+        inc = results[-1]
+        if isinstance(inc, str):
+            note = inc
+        else:
+            window = index[rows]
+            assert isinstance(window, pd.MultiIndex)
+            evaluated = _evaluate(incumbent.model_id, frames, window, inc, sizing, spec)
+            challenger = (
+                _evaluate(model_id, frames, window, direction[rows], sizing, spec)
+                if after and not rows.all()
+                else candidate
+            )
+            champion = _champion_window(
+                challenger, incumbent.model_id, window, unseen, incumbent_data_end, after
+            )
+    times = index.get_level_values("timestamp")
+    return WalkForwardReport(
+        candidate=candidate,
+        incumbent=evaluated,
+        incumbent_note=note,
+        folds=len(folds),
+        fold_thresholds=[float(f.threshold) for f in folds],
+        signals=int(np.count_nonzero(direction)),
+        start=pd.Timestamp(times.min()).isoformat(),
+        end=pd.Timestamp(times.max()).isoformat(),
+        champion=champion,
+    )

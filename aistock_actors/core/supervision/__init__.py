@@ -1,0 +1,1 @@
+"""Pure supervision rules: cycle steps and failure policy, restart intensity, health verdicts."""

@@ -1,0 +1,1 @@
+"""Pure paper trading: orders, the ledger, simulated execution, costs and one trading cycle."""

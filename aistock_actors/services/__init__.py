@@ -1,0 +1,1 @@
+"""Core rules applied to stored state, shared by the actors and the CLI."""

@@ -1,0 +1,153 @@
+"""Operator decisions on promotions: ``--approve ID``, ``--reject ID``, and what ``--status`` shows.
+
+``ID`` is a manifest entry's ``id`` (``<model id>@<time>``, printed in the cycle summary and by
+``--status``). Only a ``pending`` entry can be decided; anything else raises ``ValueError`` with
+one clear line. Approving re-verifies the artifact's sha256 against the one recorded in the entry
+before it moves ``models/active/model.json``, and is refused while the system is halted (a
+promotion is a side effect a halt forbids). Both commands hold the promotion lock, so they are
+safe while a daemon's judge step runs, and are audited with actor ``operator``.
+
+As in the judge, the ``approved`` status is written before the pointer moves (write-ahead): a
+crash in between leaves an approval whose pointer move the judge's reconcile finishes (never a
+model active that the manifest does not approve).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aistock_actors.config import LoadedConfig
+from aistock_actors.core.promotion.gate import (
+    PromotionThresholds,
+    apply_operator_decision,
+    pending_entries,
+)
+from aistock_actors.errors import HaltedError, ModelIntegrityError
+from aistock_actors.services.active_model import ActiveModelKeeper
+from aistock_actors.store.alerts import AlertSink
+from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.models import ModelStore
+from aistock_actors.store.promotion import PromotionStore, find_entry, last_approved_entry
+from aistock_actors.store.state import kill_switch_active, read_halt
+
+OPERATOR = "operator"
+
+
+def _ensure_not_halted(loaded: LoadedConfig) -> None:
+    halt = read_halt(loaded.state_dir)
+    if kill_switch_active(loaded.state_dir):
+        raise HaltedError("refused: the kill switch is active; run --unkill first")
+    if halt is not None:
+        raise HaltedError(f"refused: the autopilot is halted ({halt.reason}); --resume first")
+
+
+def decide(loaded: LoadedConfig, entry_id: str, *, approve: bool) -> str:
+    """Approve (activate) or reject a pending manifest entry; return what was done.
+
+    Raises ``ValueError`` (unknown id, not pending), :class:`HaltedError` (approve while halted)
+    or :class:`~aistock_actors.errors.ModelIntegrityError` (artifact changed since judged).
+    """
+    state_dir = loaded.state_dir
+    alerts = AlertSink(state_dir / "alerts")
+    audit = AuditLog(state_dir / "audit" / "log.jsonl")
+    models = ModelStore(loaded.models_dir, alerts)
+    promo = PromotionStore(state_dir, alerts)
+    if approve:
+        _ensure_not_halted(loaded)
+    with promo.locked():
+        manifest = promo.load_manifest()
+        updated = apply_operator_decision(manifest, entry_id, approve, datetime.now(UTC))
+        entry = find_entry(updated, entry_id)
+        assert entry is not None
+        model_id = str(entry["model_id"])
+        details = {"entry_id": entry_id, "model_id": model_id, "decided_by": OPERATOR}
+        if not approve:
+            promo.save_manifest(updated)
+            audit.append("promotion_rejected_by_operator", OPERATOR, details)
+            return f"rejected {entry_id}: {model_id} will not be activated"
+        _ensure_not_halted(loaded)
+        sha = entry.get("sha256")
+        expected = str(sha) if sha else None
+        _verify(models, model_id, expected)  # before anything is recorded
+        promo.save_manifest(updated)  # write-ahead (module docstring)
+        try:
+            models.activate(model_id, expected_sha256=expected)
+        except ModelIntegrityError:  # changed since the check just made: nothing was activated
+            promo.save_manifest(manifest)
+            raise
+        registry = promo.load_registry()
+        keeper = ActiveModelKeeper(
+            actor=OPERATOR,
+            models=models,
+            promo=promo,
+            audit=audit,
+            alerts=alerts,
+            ensure_not_halted=lambda _what: _ensure_not_halted(loaded),
+            thresholds=PromotionThresholds(),
+        )
+        keeper.register(registry, model_id, "operator_approved")
+        keeper.commit(updated, registry)
+    audit.append("model_promoted", OPERATOR, {**details, "sha256": sha, "action": "promote"})
+    return f"approved {entry_id}: {model_id} is now the active model (models/active/model.json)"
+
+
+def _verify(models: ModelStore, model_id: str, expected_sha256: str | None) -> None:
+    """:class:`ModelIntegrityError` if the artifact does not match its record or the entry."""
+    record = models.verify(model_id)
+    if expected_sha256 is not None and record.sha256 != expected_sha256:
+        raise ModelIntegrityError(
+            f"{models.artifact_path(model_id)}: sha256 {record.sha256} does not match the "
+            f"sha256 {expected_sha256} recorded in the manifest entry"
+        )
+
+
+def active_model_summary(loaded: LoadedConfig) -> dict[str, Any] | None:
+    """The active model's id, hash, activation time, training and backtest metrics (read-only)."""
+    record = ModelStore(loaded.models_dir, None).active_record()
+    if record is None:
+        return None
+    entry = last_approved_entry(PromotionStore(loaded.state_dir, None).load_manifest(),
+                                record.model_id)
+    backtest = entry.get("backtest") if entry is not None else None
+    keys = ("sharpe", "max_drawdown", "win_rate", "total_return", "trade_count",
+            "transition_drawdown")
+    return {
+        "id": record.model_id,
+        "sha256": record.sha256,
+        "activated_at": record.activated_at.isoformat() if record.activated_at else None,
+        "threshold": record.threshold,
+        "train_accuracy": record.metrics.get("train_accuracy"),
+        "test_accuracy": record.metrics.get("test_accuracy"),
+        "backtest": {k: backtest.get(k) for k in keys} if isinstance(backtest, dict) else None,
+    }
+
+
+def pending_summary(loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """Entries awaiting ``--approve``/``--reject``, oldest first (read-only)."""
+    out = []
+    for entry in pending_entries(PromotionStore(loaded.state_dir, None).load_manifest()):
+        backtest = entry.get("backtest")
+        sharpe = backtest.get("sharpe") if isinstance(backtest, dict) else None
+        out.append({"id": entry.get("id"), "model_id": entry.get("model_id"),
+                    "time": entry.get("time"), "sharpe": sharpe})
+    return out
+
+
+def render_lifecycle(active: dict[str, Any] | None, pending: list[dict[str, Any]]) -> list[str]:
+    """``--status`` lines for the active model and the pending approvals."""
+    lines = []
+    if active is None:
+        lines.append("active model:         none")
+    else:
+        bt = active.get("backtest") or {}
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in bt.items() if v is not None)
+        lines.append(f"active model:         {active['id']} (since {active['activated_at']})")
+        lines.append(f"                      {metrics or 'no backtest metrics recorded'}")
+    lines.append(f"pending approvals:    {len(pending) or 'none'}")
+    for entry in pending:
+        sharpe = entry.get("sharpe")
+        shown = f"{sharpe:.4g}" if isinstance(sharpe, float) else "n/a"
+        lines.append(f"  {entry['id']}  sharpe={shown}  (--approve / --reject this id)")
+    return lines

@@ -1,0 +1,111 @@
+"""Forward-looking labels, their end times, and the panel training set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aistock_actors.core.model.features import FEATURE_NAMES, WARMUP_BARS
+from aistock_actors.core.model.labels import (
+    build_training_set,
+    direction_labels,
+    forward_log_returns,
+    label_end_times,
+    triple_barrier_labels,
+)
+from aistock_actors.errors import DataError
+
+
+def series(values: list[float]) -> pd.Series:
+    index = pd.date_range("2021-03-01", periods=len(values), freq="D", tz="UTC")
+    return pd.Series(values, index=index, dtype=float)
+
+
+def make_bars(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2020-01-01", periods=n, freq="B", tz="UTC")
+    close = 50.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": rng.integers(1_000, 9_000, n).astype(float),
+        },
+        index=index,
+    )
+
+
+def test_direction_labels_one_bar() -> None:
+    labels = direction_labels(series([1.0, 2.0, 1.0, 3.0, 3.0]), horizon=1)
+    assert labels.iloc[:4].tolist() == [1.0, 0.0, 1.0, 0.0]  # a flat bar is not "up"
+    assert np.isnan(labels.iloc[4])
+
+
+def test_direction_labels_horizon_and_cost_threshold() -> None:
+    close = series([100.0, 101.0, 99.0, 100.5, 103.0, 104.0])
+    labels = direction_labels(close, horizon=2)
+    assert labels.iloc[:4].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert labels.iloc[4:].isna().all()
+    costly = direction_labels(close, horizon=2, cost_threshold=0.036)
+    assert costly.iloc[:4].tolist() == [0.0, 0.0, 1.0, 0.0]  # 99 -> 103 clears it, 100.5 -> 104 not
+
+
+def test_forward_returns_and_end_times() -> None:
+    close = series([1.0, 2.0, 4.0, 8.0])
+    fwd = forward_log_returns(close, 2)
+    assert fwd.iloc[0] == pytest.approx(np.log(4.0))
+    assert fwd.iloc[2:].isna().all()
+    ends = label_end_times(pd.DatetimeIndex(close.index), 2)
+    assert ends.iloc[0] == close.index[2]
+    assert ends.iloc[1] == close.index[3]
+    assert ends.iloc[2:].isna().all()
+
+
+def test_horizon_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="horizon"):
+        direction_labels(series([1.0, 2.0]), horizon=0)
+
+
+def test_triple_barrier_first_touch_wins_and_ends_there() -> None:
+    # 25 quiet bars give a volatility estimate, then a jump up at bar 27 and a crash at bar 31.
+    rng = np.random.default_rng(0)
+    log_path = np.cumsum(rng.normal(0.0, 0.001, 40))
+    log_path[27:] += 0.05
+    log_path[31:] -= 0.15
+    close = series(list(100.0 * np.exp(log_path)))
+    labels, ends = triple_barrier_labels(close, horizon=5, width=2.0, vol_window=20)
+    assert labels.iloc[:20].isna().all()  # no volatility yet
+    assert labels.iloc[25] == 1.0 and ends.iloc[25] == close.index[27]
+    assert labels.iloc[29] == 0.0 and ends.iloc[29] == close.index[31]
+    assert labels.iloc[-5:].isna().all() and ends.iloc[-5:].isna().all()
+    known = labels.notna()
+    assert (ends[known] > close.index[known]).all()
+    assert (ends[known] <= close.index.to_series().shift(-5)[known]).all()
+
+
+def test_training_set_is_aligned_and_complete() -> None:
+    frames = {"X": make_bars(160, seed=1), "Y": make_bars(140, seed=2)}
+    ts = build_training_set(frames, horizon=3)
+    assert tuple(ts.features.columns) == FEATURE_NAMES
+    for part in (ts.labels, ts.label_end_times, ts.forward_returns):
+        assert part.index.equals(ts.features.index)
+    assert not ts.features.isna().to_numpy().any()
+    assert set(np.unique(ts.labels)) <= {0, 1}
+    assert ts.labels.dtype == np.int64
+    times = ts.features.index.get_level_values("timestamp")
+    assert (ts.label_end_times.to_numpy() > times.to_numpy()).all()
+    n_x = 160 - (WARMUP_BARS - 1) - 3
+    assert len(ts.features.xs("X", level="symbol")) == n_x
+    assert ((ts.forward_returns > 0).astype(int) == ts.labels).all()
+
+
+def test_training_set_triple_barrier_and_errors() -> None:
+    ts = build_training_set({"X": make_bars(160, seed=3)}, horizon=4, method="triple_barrier")
+    assert len(ts.labels) > 0
+    with pytest.raises(DataError):
+        build_training_set({}, horizon=3)
+    with pytest.raises(DataError):
+        build_training_set({"X": make_bars(50, seed=4)}, horizon=3)

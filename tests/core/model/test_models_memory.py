@@ -1,0 +1,153 @@
+"""The logistic pipeline is fitted and applied step by step with fewer copies: the SAME model.
+
+``core.models`` fits ``StandardScaler -> clip -> LogisticRegression`` without
+``Pipeline.fit``'s three live copies of the rows (its input, the scaled copy, the clipped copy):
+the scaled copy is clipped in place, and a private input (``owned``) is scaled in place. These
+tests pin that the fitted object pickles to the same bytes as ``Pipeline.fit``'s, whatever the
+input's layout (C, Fortran, a strided row slice, a read-only memory map from a pool's spill
+file), that predictions are bit-identical, and that the copies are gone.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tracemalloc
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from aistock_actors.core.model import models
+from aistock_actors.core.model.models import ModelParams
+from aistock_actors.runtime import memory
+
+PARAMS = ModelParams()
+
+
+def _data(rows: int = 6_000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.asfortranarray(rng.normal(size=(rows, 20)) * rng.uniform(0.5, 4.0, 20))
+    x[::97, 3] = 40.0  # outliers the clip step has to cut
+    y = ((x[:, 0] + rng.normal(size=rows)) > 0).astype(np.int64)
+    return x, y
+
+
+def _layouts(x: np.ndarray, tmp_path: Path) -> dict[str, tuple[np.ndarray, bool]]:
+    path = tmp_path / "x.pkl"
+    joblib.dump(x, path)
+    mapped = joblib.load(path, mmap_mode="r")  # as a pool worker gets a big argument
+    rows = np.arange(len(x) // 2, dtype=np.int64)
+    return {
+        "fortran": (x, False),
+        "c": (np.ascontiguousarray(x), False),
+        "row slice": (x[: len(x) // 2], False),
+        "memory map": (mapped, False),
+        "owned copy": (x[rows], True),
+    }
+
+
+def test_the_step_by_step_fit_pickles_to_the_bytes_of_pipeline_fit(tmp_path: Path) -> None:
+    x, y = _data()
+    for name, (rows, owned) in _layouts(x, tmp_path).items():
+        target = y[: len(rows)]
+        reference = models.make_classifier("logistic", PARAMS, 0)
+        reference.fit(np.array(rows, copy=True) if owned else rows, target)
+        fitted = models.fit_classifier("logistic", rows, target, PARAMS, 0, owned=owned)
+        assert pickle.dumps(fitted) == pickle.dumps(reference), name
+
+
+def test_predictions_are_bit_identical_and_inputs_untouched(tmp_path: Path) -> None:
+    x, y = _data()
+    model = models.fit_classifier("logistic", x, y, PARAMS, 0)
+    for name, (rows, owned) in _layouts(x, tmp_path).items():
+        before = np.array(rows, copy=True)
+        expected = model.predict_proba(before)[:, 1]
+        got = models.positive_proba(model, rows, owned=owned)
+        assert got.tobytes() == expected.tobytes(), name
+        if not owned:
+            assert np.array_equal(rows, before), name  # only a private copy is overwritten
+
+
+def test_other_classifiers_are_fitted_and_applied_as_before() -> None:
+    x, y = _data(3_000)
+    hgb = models.fit_classifier("hgb", x, y, PARAMS, 0, owned=True)
+    reference = models.make_classifier("hgb", PARAMS, 0)
+    reference.fit(x, y)
+    assert models.positive_proba(hgb, x).tobytes() == reference.predict_proba(x)[:, 1].tobytes()
+    assert models._scaled_steps(hgb) is None
+    single = models.fit_classifier("logistic", x, np.zeros(len(x), np.int64), PARAMS, 0)
+    assert np.array_equal(models.positive_proba(single, x), np.zeros(len(x)))  # prior-only
+
+
+def test_meta_matrix_of_rows_equals_the_stacked_copy() -> None:
+    x, _ = _data(5_000)
+    rows = np.sort(np.random.default_rng(1).choice(len(x), 3_000, replace=False))
+    p_up = np.random.default_rng(2).random(len(rows))
+    expected = np.column_stack([x[rows], p_up, np.abs(p_up - 0.5)])
+    got = models.meta_matrix(x, p_up, rows)
+    assert got.tobytes() == expected.tobytes()
+    assert got.flags.c_contiguous and expected.flags.c_contiguous
+
+
+def test_take_rows_views_consecutive_rows_of_a_c_ordered_array_only() -> None:
+    x, _ = _data(1_000)
+    c = np.ascontiguousarray(x)
+    consecutive = np.arange(100, 400, dtype=np.int64)
+    view, owned = models.take_rows(c, consecutive)
+    assert not owned and np.shares_memory(view, c) and view.flags.c_contiguous
+    assert np.array_equal(view, c[consecutive])
+    for array, positions in ((x, consecutive), (c, np.array([1, 5, 6], dtype=np.int64))):
+        copy, owned = models.take_rows(array, positions)
+        assert owned and not np.shares_memory(copy, array) and copy.flags.c_contiguous
+        assert np.array_equal(copy, array[positions])
+
+
+def _peak(fn: object, *args: object, **kwargs: object) -> int:
+    assert callable(fn)
+    tracemalloc.start()
+    try:
+        fn(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("owned", [True, False])
+def test_a_logistic_fit_keeps_fewer_copies_than_pipeline_fit(owned: bool) -> None:
+    x, y = _data(150_000)
+    rows = np.ascontiguousarray(x) if owned else x
+    nbytes = rows.nbytes
+    pipeline_peak = _peak(models.make_classifier("logistic", PARAMS, 0).fit, rows.copy(), y)
+    # Pipeline.fit: the scaled and the clipped copy on top of its input (Fortran input: also
+    # the estimator's C-ordered copy of the clipped rows)
+    assert pipeline_peak > 1.9 * nbytes
+    peak = _peak(models.fit_classifier, "logistic", rows, y, PARAMS, 0, owned=owned)
+    # owned: the scaler's own statistics pass (a float mask, X - mean) only; else one copy too
+    assert peak < (1.3 if owned else 1.4) * nbytes
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_released_pages_leave_the_rss_and_the_data_stays(tmp_path: Path) -> None:
+    x = np.asfortranarray(np.random.default_rng(0).random((400_000, 10)))  # 32 MB
+    path = tmp_path / "x.pkl"
+    joblib.dump(x, path)
+    mapped = joblib.load(path, mmap_mode="r")
+    view = np.asarray(mapped[:300_000])  # a plain view of the map, as pandas hands it over
+    expected = float(mapped.sum())  # reads every page
+    before = _rss_kib()
+    memory.release_mapped_pages(view)
+    assert before - _rss_kib() > 20_000  # most of the 32 MB left this process's RSS
+    assert float(mapped.sum()) == expected and np.array_equal(mapped, x)  # read back: same
+    memory.release_mapped_pages(x)  # not a memory map: nothing happens
+    private = joblib.load(path, mmap_mode="c")  # copy-on-write: never released
+    private[0, 0] = -1.0
+    memory.release_mapped_pages(private)
+    assert private[0, 0] == -1.0
