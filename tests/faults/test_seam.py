@@ -100,7 +100,7 @@ def test_environment_without_the_exact_switch_leaves_injection_off(
     env = {"AISTOCK_FAULT_PLAN": str(plan), "PATH": "/usr/bin:/bin"}
     if switch is not None:
         env["AISTOCK_FAULT_INJECTION"] = switch
-    code = "from aistock_actors import faults; print(faults.active() is None)"
+    code = "from aistock_actors.runtime import faults; print(faults.active() is None)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "True"
@@ -111,7 +111,7 @@ def test_exact_switch_and_plan_enable_injection(tmp_path: Path) -> None:
     plan.write_text(json.dumps([{"actor": "data_ingestor", "kind": "raise"}]))
     env = {"AISTOCK_FAULT_PLAN": str(plan), "PATH": "/usr/bin:/bin",
            "AISTOCK_FAULT_INJECTION": faults.ENV_SWITCH_VALUE}
-    code = "from aistock_actors import faults; p = faults.active(); print(len(p.specs))"
+    code = "from aistock_actors.runtime import faults; p = faults.active(); print(len(p.specs))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "1"
