@@ -32,6 +32,7 @@ from aistock_actors.errors import HaltedError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
 from aistock_actors.runtime import faults, logs
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.runtime.jobs import JobRunner
 from aistock_actors.services import pipeline_params as lifecycle
 from aistock_actors.store.alerts import AlertSink
@@ -62,6 +63,9 @@ class ActorContext:
     alerts: AlertSink
     net: NetServices | None = None
     """The network loop (HTTP client, watchdog, telemetry); None when not running."""
+    clock: Clock = SYSTEM_CLOCK
+    """Wall, monotonic and market time (the supervisor's clock; a replay drives its market
+    time)."""
 
 
 class UnexpectedMessageError(TypeError):

@@ -16,7 +16,6 @@ The same report is served on demand at ``GET /report`` by the monitoring server.
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from typing import Any
 
 from aistock_actors.actors.base import WatchedActor
@@ -60,7 +59,7 @@ class HealthReporter(WatchedActor):
         cfg = self.ctx.config.config
         return build_health_report(
             net.telemetry.snapshot(),
-            time.time(),
+            self.ctx.clock.time(),
             cfg.monitoring.max_data_age_seconds,
             max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
         )
@@ -70,7 +69,7 @@ class HealthReporter(WatchedActor):
         net = self.ctx.net
         if not self._url or net is None or not net.running:
             return
-        now = time.monotonic()
+        now = self.ctx.clock.monotonic()
         if self._in_flight is not None:
             if now - self._in_flight_since < 2 * self._interval + 5.0:
                 return

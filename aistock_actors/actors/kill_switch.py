@@ -31,7 +31,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +127,7 @@ class KillSwitchWatcher(WatchedActor):
         net = self.ctx.net
         if not self._url or net is None or not net.running:
             return
-        now = time.monotonic()
+        now = self.ctx.clock.monotonic()
         if self._in_flight is not None:
             # A check is bounded by its policy; this only rescues a lost callback.
             if now - self._in_flight_since < 2 * self._interval + 5.0:
@@ -174,7 +173,7 @@ class KillSwitchWatcher(WatchedActor):
         """Apply one check's outcome: trip, count a failure (maybe fail closed), or recover."""
         self._in_flight = None
         state = self._remote
-        state.last_checked_at = utc_now_iso()
+        state.last_checked_at = utc_now_iso(self.ctx.clock)
         if result.active is None:
             state.consecutive_failures += 1
             state.last_error = result.error

@@ -6,7 +6,6 @@ readable; only the PaperTrader derives from :class:`PaperBookkeeping`.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -228,7 +227,7 @@ class PaperBookkeeping(SupervisedActor):
         arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.symbols()}
         bars, stamp = flatten_bars(new_bars(arrays, state.as_of_ns), arrays)
         prices = {s: b.close for s, b in bars.items()}
-        key = dt.datetime.now(dt.UTC).isoformat()
+        key = self.ctx.clock.now().isoformat()
         state, orders = flatten_orders(state, prices, cycle_id=f"flatten@{key}")
         state, fills, report = execute_orders(
             state,

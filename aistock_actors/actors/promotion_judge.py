@@ -39,7 +39,6 @@ judge step (logged).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -114,6 +113,7 @@ class PromotionJudge(SupervisedActor):
             alerts=self.ctx.alerts,
             ensure_not_halted=self.ensure_not_halted,
             thresholds=self.thresholds,
+            clock=self.ctx.clock,
         )
 
     def auto_promotion(self) -> bool:
@@ -192,7 +192,7 @@ class PromotionJudge(SupervisedActor):
         entry = manifest_entry(
             decision,
             status_for_action(action),
-            datetime.now(UTC),
+            self.ctx.clock.now(),
             extra=_entry_extra(request, trained, backtest, mode, action),
         )
         failed = action == "promote" and not self._verify_candidate(trained, entry)

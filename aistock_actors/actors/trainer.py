@@ -14,8 +14,6 @@ the previous active model stays active because only the PromotionJudge ever move
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.errors import DataError, StateError
@@ -66,7 +64,7 @@ class Trainer(PoolActor):
                     params,
                     cfg.training.seed,
                     request.model_id,
-                    datetime.now(UTC),
+                    self.ctx.clock.now(),
                     mapper=progress.tracked_mapper(mapper, "train", "fits"),
                     hand_over=True,
                 )

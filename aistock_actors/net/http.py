@@ -13,7 +13,6 @@ timeouts, HTTP 408/429/5xx. Any other answer is a :class:`PermanentHTTPError` an
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
@@ -29,6 +28,7 @@ from tenacity import (
 
 from aistock_actors.config import MonitoringConfig
 from aistock_actors.errors import AutopilotError, TransientNetworkError
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 
 T = TypeVar("T")
 
@@ -164,7 +164,7 @@ async def request_with_retry(
     """Make the call, retrying the transient failures within ``policy``; never raises
     (except ``CancelledError``). ``error`` is masked with ``redact``: exception texts of HTTP
     libraries quote the URL, and a webhook URL is a secret."""
-    started = time.monotonic()
+    started = SYSTEM_CLOCK.monotonic()
     attempts = 0
     last_status: int | None = None
     value: T | None = None
@@ -192,7 +192,7 @@ async def request_with_retry(
         return HTTPResult(
             ok=False,
             attempts=attempts,
-            elapsed=time.monotonic() - started,
+            elapsed=SYSTEM_CLOCK.monotonic() - started,
             status=getattr(exc, "status", None),
             error=redact(str(exc)),
         )
@@ -200,13 +200,13 @@ async def request_with_retry(
         return HTTPResult(
             ok=False,
             attempts=attempts,
-            elapsed=time.monotonic() - started,
+            elapsed=SYSTEM_CLOCK.monotonic() - started,
             error=f"gave up after {policy.hard_limit:g}s",
         )
     return HTTPResult(
         ok=True,
         attempts=attempts,
-        elapsed=time.monotonic() - started,
+        elapsed=SYSTEM_CLOCK.monotonic() - started,
         value=value,
         status=last_status,
     )

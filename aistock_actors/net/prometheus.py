@@ -8,9 +8,9 @@ hard-coded interval: "no successful cycle for two intervals" is
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 
 
 class NetMetrics:
@@ -28,7 +28,7 @@ class NetMetrics:
             "Unix time the autopilot process started.",
             registry=r,
         )
-        self.start_time.set(time.time() if started_at is None else started_at)
+        self.start_time.set(SYSTEM_CLOCK.time() if started_at is None else started_at)
         self.open_critical = Gauge(
             "aistock_open_critical_alerts",
             "Critical alerts not yet resolved (by --unkill / --resume).",

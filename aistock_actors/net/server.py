@@ -13,7 +13,6 @@ It runs on the network loop (not in an actor), so it keeps answering while actor
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -32,7 +31,7 @@ def make_app(
     """The aiohttp application; ``interval`` returns the daemon interval (None: not a daemon)."""
 
     async def get_healthz(_request: web.Request) -> web.Response:
-        ok, body = healthz(telemetry.snapshot(), time.time(), interval())
+        ok, body = healthz(telemetry.snapshot(), telemetry.clock.time(), interval())
         return web.json_response(body, status=200 if ok else 503)
 
     async def get_metrics(_request: web.Request) -> web.Response:
@@ -41,7 +40,7 @@ def make_app(
 
     async def get_report(_request: web.Request) -> web.Response:
         report = build_health_report(
-            telemetry.snapshot(), time.time(), max_data_age_s, max_drawdown=max_drawdown
+            telemetry.snapshot(), telemetry.clock.time(), max_data_age_s, max_drawdown=max_drawdown
         )
         return web.json_response(report)
 

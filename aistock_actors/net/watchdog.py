@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aistock_actors.messages import Message
 from aistock_actors.messages.control import ActorCrashed
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class _Busy:
 class Watchdog:
     """Tracks which watcher instance is inside a message since when; thread-safe."""
 
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, timeout: float, clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         self.timeout = timeout
         self.clock = clock
         self._busy: dict[tuple[str, int], _Busy] = {}

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from aistock_actors.net.payloads import (
     pagerduty_trigger,
     slack_payload,
 )
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.store.alerts import Alert
 
@@ -193,9 +193,9 @@ class WebhookDispatcher:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every lane to empty; True when all did."""
-        deadline = time.monotonic() + timeout
+        deadline = SYSTEM_CLOCK.monotonic() + timeout
         while not all(lane.idle() for lane in self._lanes):
-            if time.monotonic() >= deadline:
+            if SYSTEM_CLOCK.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.02)
         return True

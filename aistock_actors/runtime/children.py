@@ -24,6 +24,7 @@ from aistock_actors.config import Config, LoadedConfig
 from aistock_actors.core.supervision import policy
 from aistock_actors.messages import Message, Request
 from aistock_actors.net.services import NetServices
+from aistock_actors.runtime.clock import Clock
 from aistock_actors.runtime.cycle_run import CycleRun
 from aistock_actors.runtime.state_writer import StateWriter
 from aistock_actors.runtime.telemetry import Telemetry
@@ -75,7 +76,7 @@ class SupervisorBase:
     halt_flag: threading.Event
     """Set the moment the system halts; every side effect checks it."""
     stop_event: threading.Event
-    clock: Callable[[], float]
+    clock: Clock
     rng: Callable[[], float]
     state: SupervisorState
     """Counters persisted in ``supervisor.json``."""

@@ -13,7 +13,6 @@ failing a second time for the same crash when the daemon's interval is shorter t
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import msgspec
@@ -22,7 +21,13 @@ import pykka
 from aistock_actors.core.supervision import policy
 from aistock_actors.messages import Reply, StepFailed
 from aistock_actors.runtime.children import Child, SupervisorBase
-from aistock_actors.runtime.cycle_run import CycleRun, PendingStep, new_cycle_id, reply_data
+from aistock_actors.runtime.cycle_run import (
+    CycleRun,
+    PendingStep,
+    new_cycle_id,
+    reply_data,
+    utc_now_iso,
+)
 from aistock_actors.runtime.telemetry import Telemetry
 from aistock_actors.store.state import CycleSummary, StepRecord
 
@@ -36,7 +41,11 @@ class CycleDriver(SupervisorBase):
         """Start a cycle unless halted or one is running."""
         if self.halt_flag.is_set() or self.cycle is not None:
             return False
-        self.cycle = CycleRun(cycle_id=new_cycle_id(self.state.cycles_total + 1))
+        self.cycle = CycleRun(
+            cycle_id=new_cycle_id(self.state.cycles_total + 1, self.clock),
+            clock=self.clock,
+            started_at=utc_now_iso(self.clock),
+        )
         self.telemetry.update(cycle_running=True)
         log.info("cycle %s started", self.cycle.cycle_id)
         self._advance()
@@ -71,7 +80,7 @@ class CycleDriver(SupervisorBase):
         request_id = f"{cycle.cycle_id}:{step}"
         assert child.spec.make_request is not None
         request = child.spec.make_request(request_id, cycle)
-        now = self.clock()
+        now = self.clock.monotonic()
         timeout = getattr(self.cfg.supervision.step_timeouts, step, 60.0)
         cycle.pending = PendingStep(
             step=step,
@@ -79,7 +88,7 @@ class CycleDriver(SupervisorBase):
             generation=child.generation,
             request_id=request_id,
             deadline=now + timeout,
-            started=time.monotonic(),
+            started=self.clock.monotonic(),
         )
         try:
             child.ref.tell(request)
@@ -98,7 +107,9 @@ class CycleDriver(SupervisorBase):
             "reason": policy.CHILD_RESTARTING,
             "actor": name,
             "generation": child.generation,
-            "restart_in_s": None if due is None else round(max(0.0, due - self.clock()), 3),
+            "restart_in_s": (
+                None if due is None else round(max(0.0, due - self.clock.monotonic()), 3)
+            ),
         }
         if policy.restarting_step_status(child.fault_counted) == "failed":
             child.fault_counted = True

@@ -6,8 +6,6 @@ kill switch, a crash report or a timeout is handled while a step runs.
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +13,7 @@ import msgspec
 
 from aistock_actors.core.supervision.policy import STEPS, cycle_outcome, steps_to_skip
 from aistock_actors.messages import Reply
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.state import CycleSummary, StepRecord
 
 _META_FIELDS = {"request_id", "actor", "generation", "type"}
@@ -23,14 +22,14 @@ _BULK_FIELDS = {"equity_curve"}
 lives in ``state/promotion/curves/``)."""
 
 
-def utc_now_iso() -> str:
-    """Current UTC time, ISO-8601 with a ``Z``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def utc_now_iso(clock: Clock = SYSTEM_CLOCK) -> str:
+    """The clock's wall time, ISO-8601 UTC with a ``Z``."""
+    return iso_utc(clock.now())
 
 
-def new_cycle_id(sequence: int) -> str:
+def new_cycle_id(sequence: int, clock: Clock = SYSTEM_CLOCK) -> str:
     """A sortable, unique-per-state-dir cycle id, e.g. ``c20261121T002300Z-0042``."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
     return f"c{stamp}-{sequence:04d}"
 
 
@@ -57,6 +56,7 @@ class CycleRun:
     results: dict[str, Reply] = field(default_factory=dict)
     skip: dict[str, str] = field(default_factory=dict)
     pending: PendingStep | None = None
+    clock: Clock = SYSTEM_CLOCK
 
     def record(
         self,
@@ -93,7 +93,7 @@ class CycleRun:
             status,
             detail=detail,
             data=data,
-            duration_s=time.monotonic() - pending.started,
+            duration_s=self.clock.monotonic() - pending.started,
         )
 
     def abandon_remaining(self, status: str, detail: str) -> None:
@@ -107,7 +107,7 @@ class CycleRun:
         return CycleSummary(
             cycle_id=self.cycle_id,
             started_at=self.started_at,
-            finished_at=utc_now_iso(),
+            finished_at=utc_now_iso(self.clock),
             outcome=cycle_outcome(r.status for r in self.records),
             steps=list(self.records),
         )

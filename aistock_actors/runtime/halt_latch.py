@@ -43,7 +43,11 @@ class HaltLatch(SupervisorBase):
         self.halt_flag.set()
         if self.halt is None:
             self.halt = HaltState(
-                kind=kind, reason=action, message=message, halted_at=utc_now_iso(), details=details
+                kind=kind,
+                reason=action,
+                message=message,
+                halted_at=utc_now_iso(self.clock),
+                details=details,
             )
             self.writes.begin_halt()
             self.writes.write_halt_part(self.halt, "file")

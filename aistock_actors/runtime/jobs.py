@@ -52,7 +52,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -60,6 +59,7 @@ from typing import Any, Literal, TypeVar
 from joblib.externals.loky import get_reusable_executor
 
 from aistock_actors.errors import ConfigError
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.runtime.memory import trim_heap
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,10 @@ def deadline_mapper(runner: JobRunner, timeout: float) -> Callable[..., list[Any
     meta-labeler's): each batch gets what is left of the step's budget, and a batch that would
     start with none left raises :class:`JobTimeoutError` at once.
     """
-    deadline = time.monotonic() + timeout
+    deadline = SYSTEM_CLOCK.monotonic() + timeout
 
     def mapper(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]]) -> list[R]:
-        left = deadline - time.monotonic()
+        left = deadline - SYSTEM_CLOCK.monotonic()
         if left <= 0:
             raise JobTimeoutError(f"{_name(fn)} not started: the {timeout:g}s budget is spent")
         return runner.map(fn, jobs, timeout=left)
@@ -333,7 +333,7 @@ class _SpillFolder:
 def _pooled(
     fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], n_jobs: int, timeout: float
 ) -> list[R]:
-    deadline = time.monotonic() + timeout
+    deadline = SYSTEM_CLOCK.monotonic() + timeout
     large = _large_args(jobs)
     spill = _SpillFolder()
     try:
@@ -343,7 +343,9 @@ def _pooled(
         release_memory()  # the caller's garbage (e.g. building the feature panel) goes first
         futures = [executor.submit(_call_job, fn, job) for job in shipped]
         try:
-            return [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
+            return [
+                f.result(timeout=max(0.0, deadline - SYSTEM_CLOCK.monotonic())) for f in futures
+            ]
         except concurrent.futures.TimeoutError:
             for future in futures:
                 future.cancel()
@@ -429,7 +431,7 @@ class _DaskPool:
         return client, cluster
 
     def map(self, fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], timeout: float) -> list[R]:
-        deadline = time.monotonic() + timeout
+        deadline = SYSTEM_CLOCK.monotonic() + timeout
         client = self.client()
         large = _large_args(jobs)
         release_memory()
@@ -445,7 +447,9 @@ class _DaskPool:
         except (OSError, TimeoutError) as exc:  # the scheduler went away (CommClosedError)
             raise JobBackendError(f"dask: cannot submit {_name(fn)}: {exc!r}") from exc
         try:
-            return [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
+            return [
+                f.result(timeout=max(0.0, deadline - SYSTEM_CLOCK.monotonic())) for f in futures
+            ]
         except TimeoutError:
             for future in futures:
                 future.cancel()

@@ -28,7 +28,7 @@ class ChildRestarts(SupervisorBase):
     def _start_child(self, child: Child) -> None:
         child.generation += 1
         child.restart_due = None
-        child.started_at = self.clock()
+        child.started_at = self.clock.monotonic()
         ctx = ActorContext(
             name=child.spec.name,
             generation=child.generation,
@@ -38,6 +38,7 @@ class ChildRestarts(SupervisorBase):
             audit=self.audit,
             alerts=self.alerts,
             net=self.net,
+            clock=self.clock,
         )
         child.ref = child.spec.actor_class.start(ctx)
         if child.generation > 1:
@@ -48,7 +49,7 @@ class ChildRestarts(SupervisorBase):
 
     def _schedule_restart(self, child: Child, *, counted: bool) -> None:
         """Replace a failed child after a backoff; ``counted``: a cycle counted this fault."""
-        now = self.clock()
+        now = self.clock.monotonic()
         child.fault_counted = counted
         old, child.ref = child.ref, None
         if old is not None:

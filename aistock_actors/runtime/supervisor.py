@@ -30,7 +30,6 @@ import logging
 import queue
 import random
 import threading
-import time
 from collections.abc import Callable
 
 import pykka
@@ -51,6 +50,7 @@ from aistock_actors.messages.control import (
 )
 from aistock_actors.net.services import NetServices
 from aistock_actors.runtime.children import Child, ChildSpec, RequestFactory
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.runtime.cycle_driver import CycleDriver
 from aistock_actors.runtime.halt_latch import HaltLatch
 from aistock_actors.runtime.redaction import Redactor
@@ -82,7 +82,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         loaded: LoadedConfig,
         specs: list[ChildSpec],
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.loaded = loaded
@@ -92,8 +92,12 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         # Secrets (webhook URLs, routing key, tokens) never reach the audit log, alerts or logs.
         self.redactor = Redactor.from_config(self.cfg)
         self._log_filter = self.redactor.logging_filter()
-        self.audit = AuditLog(self.state_dir / "audit" / "log.jsonl", redact=self.redactor.details)
-        self.alerts = AlertSink(self.state_dir / "alerts", redact=self.redactor.details)
+        self.audit = AuditLog(
+            self.state_dir / "audit" / "log.jsonl", redact=self.redactor.details, clock=clock
+        )
+        self.alerts = AlertSink(
+            self.state_dir / "alerts", redact=self.redactor.details, clock=clock
+        )
         self.inbox = queue.Queue()
         self.halt_flag = threading.Event()
         self.stop_event = threading.Event()
@@ -101,7 +105,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self.rng = rng
         # Writes refused by a read-only or full state directory wait there for a retry.
         self.writes = StateWriter(
-            self.state_dir, self.audit, self.alerts, clock, on_failure=self._write_failed
+            self.state_dir, self.audit, self.alerts, clock.monotonic, on_failure=self._write_failed
         )
         self.state = load_supervisor_state(self.state_dir, self.alerts)
         self.halt = read_halt(self.state_dir)
@@ -115,7 +119,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self._next_watch = 0.0
         # Latched while a kill switch is in force, so a trip is audited once, not every poll.
         self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
-        self.telemetry = Telemetry(self.state_dir)
+        self.telemetry = Telemetry(self.state_dir, clock=clock)
         # The network loop (webhooks, remote kill switch, health reports, /metrics) is created
         # here and started in start(); alerts raised before that wait in the webhook queues.
         self.net = NetServices(loaded, self.telemetry, self.redactor, self.alerts)
@@ -200,11 +204,11 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
 
     def run_daemon(self, interval_seconds: float) -> None:
         """Run cycles every ``interval_seconds`` until :attr:`stop_event` is set."""
-        next_at = self.clock()
+        next_at = self.clock.monotonic()
         self.net.daemon_interval_seconds = interval_seconds
         poll = self.cfg.supervision.kill_switch_poll_seconds
         while not self.stop_event.is_set():
-            now = self.clock()
+            now = self.clock.monotonic()
             if self.cycle is None and not self.halted and now >= next_at:
                 self.begin_cycle()
                 next_at = now + interval_seconds
@@ -242,7 +246,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
                 log.error("supervisor received unexpected %s; ignored", type(event).__name__)
 
     def _housekeeping(self) -> None:
-        now = self.clock()
+        now = self.clock.monotonic()
         self._check_kill_switch_file()
         self._check_external_resume()
         if now >= self._next_watch:

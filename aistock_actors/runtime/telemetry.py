@@ -12,13 +12,13 @@ supervisor, so an outside monitor can alert on silence — see ``ops/prometheus/
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.store.atomic import atomic_write_json
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -58,9 +58,10 @@ class TelemetrySnapshot(msgspec.Struct, kw_only=True):
 class Telemetry:
     """Thread-safe holder of the snapshot plus the Prometheus metrics derived from it."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self._lock = threading.Lock()
-        self._snap = TelemetrySnapshot(started_at=time.time())
+        self.clock = clock
+        self._snap = TelemetrySnapshot(started_at=clock.time())
         self._state_dir = state_dir
         self._last_heartbeat_write = 0.0
         self.registry = CollectorRegistry()
@@ -131,7 +132,7 @@ class Telemetry:
         self, cycle_id: str, outcome: str, bars_added: int, promoted: int, rejected: int
     ) -> None:
         """Count a finished cycle and what it did."""
-        now = time.time()
+        now = self.clock.time()
         with self._lock:
             snap = self._snap
             snap.cycles[outcome] = snap.cycles.get(outcome, 0) + 1
@@ -160,7 +161,7 @@ class Telemetry:
 
     def beat(self) -> None:
         """Record a supervisor loop; rewrite ``state/heartbeat.json`` at most once a second."""
-        now = time.time()
+        now = self.clock.time()
         with self._lock:
             self._snap.heartbeat_at = now
         self.m_heartbeat.set(now)

@@ -75,6 +75,7 @@ from aistock_actors.core.promotion.rollback import (
 )
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.messages.model import BacktestCompleted
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.models import ModelRecord, ModelStore
@@ -111,6 +112,7 @@ class ActiveModelKeeper:
         alerts: AlertSink,
         ensure_not_halted: Callable[[str], None],
         thresholds: PromotionThresholds,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.actor = actor
         self.models = models
@@ -119,13 +121,14 @@ class ActiveModelKeeper:
         self.alerts = alerts
         self.ensure_not_halted = ensure_not_halted
         self.thresholds = thresholds
+        self.clock = clock
         self.notes: list[str] = []
 
     # --- registry ------------------------------------------------------------------------------
 
     def register(self, registry: RegistryFile, model_id: str, cause: str) -> None:
         """Make ``model_id`` the registry's active strategy (clean counter) and audit it."""
-        state, event = add_strategy(registry.state, STRATEGY_ID, model_id, datetime.now(UTC))
+        state, event = add_strategy(registry.state, STRATEGY_ID, model_id, self.clock.now())
         registry.strategies = list(state.strategies)
         self._audit_event(event, {"cause_detail": cause})
 
@@ -213,7 +216,7 @@ class ActiveModelKeeper:
         evaluated: dict[str, bool] = {}
         if backtest.incumbent_model_id == record.model_id and backtest.incumbent_sharpe is not None:
             evaluated[STRATEGY_ID] = self._passes_stage1(backtest)
-        state, events = update_registry(registry.state, evaluated, datetime.now(UTC))
+        state, events = update_registry(registry.state, evaluated, self.clock.now())
         registry.strategies = list(state.strategies)
         for event in events:
             self._audit_event(
@@ -345,7 +348,7 @@ class ActiveModelKeeper:
         if not verdict.rollback:
             return False
         registry.rolled_back_models.append(active.model_id)
-        now = datetime.now(UTC)
+        now = self.clock.now()
         manifest[:] = mark_rolled_back(manifest, str(entry["id"]), now)
         # Write-ahead: the rollback is on disk before the pointer moves; a crash in between is
         # finished by reconcile() at the next judge step.

@@ -14,7 +14,6 @@ model active that the manifest does not approve).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aistock_actors.config import LoadedConfig
@@ -24,6 +23,7 @@ from aistock_actors.core.promotion.gate import (
     pending_entries,
 )
 from aistock_actors.errors import HaltedError, ModelIntegrityError
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.services.active_model import ActiveModelKeeper
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
@@ -42,7 +42,9 @@ def _ensure_not_halted(loaded: LoadedConfig) -> None:
         raise HaltedError(f"refused: the autopilot is halted ({halt.reason}); --resume first")
 
 
-def decide(loaded: LoadedConfig, entry_id: str, *, approve: bool) -> str:
+def decide(
+    loaded: LoadedConfig, entry_id: str, *, approve: bool, clock: Clock = SYSTEM_CLOCK
+) -> str:
     """Approve (activate) or reject a pending manifest entry; return what was done.
 
     Raises ``ValueError`` (unknown id, not pending), :class:`HaltedError` (approve while halted)
@@ -57,7 +59,7 @@ def decide(loaded: LoadedConfig, entry_id: str, *, approve: bool) -> str:
         _ensure_not_halted(loaded)
     with promo.locked():
         manifest = promo.load_manifest()
-        updated = apply_operator_decision(manifest, entry_id, approve, datetime.now(UTC))
+        updated = apply_operator_decision(manifest, entry_id, approve, clock.now())
         entry = find_entry(updated, entry_id)
         assert entry is not None
         model_id = str(entry["model_id"])

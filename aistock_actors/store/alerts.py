@@ -10,7 +10,6 @@ secrets are masked in the message and details before the alert is written or pas
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.store.atomic import atomic_write_json
 
 Severity = Literal["info", "warning", "error", "critical"]
@@ -52,8 +52,10 @@ class AlertSink:
         listeners: list[AlertListener] | None = None,
         *,
         redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.root = Path(root)
+        self.clock = clock
         self._listeners = list(listeners or [])
         self._redact = redact
         self._counter = itertools.count()
@@ -81,7 +83,7 @@ class AlertSink:
         If the file cannot be written (read-only or full disk) the alert is logged at CRITICAL
         on stderr and still handed to the listeners (webhooks), then the ``OSError`` is raised.
         """
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock.now()
         if self._redact is not None:
             masked = self._redact({"message": message, "details": dict(details or {})})
             message, details = masked["message"], masked["details"]

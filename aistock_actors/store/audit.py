@@ -13,7 +13,6 @@ the next append truncates it first (it was never acknowledged) and records
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -24,15 +23,16 @@ from typing import Any
 
 import msgspec
 
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.atomic import fsync_dir
 
 GENESIS = "0" * 64
 _CHUNK = 8192
 
 
-def utc_now_iso() -> str:
-    """Current UTC time as an ISO-8601 string with microseconds and a ``Z``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def utc_now_iso(clock: Clock = SYSTEM_CLOCK) -> str:
+    """The clock's wall time as an ISO-8601 string with microseconds and a ``Z``."""
+    return iso_utc(clock.now(), timespec="microseconds")
 
 
 def line_hash(line: bytes) -> str:
@@ -93,11 +93,16 @@ class AuditLog:
     """Thread- and process-safe appender for the audit log."""
 
     def __init__(
-        self, path: Path, *, redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self,
+        path: Path,
+        *,
+        redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._redact = redact
+        self.clock = clock
 
     def append(self, action: str, actor: str, details: dict[str, Any] | None = None) -> AuditRecord:
         """Append one record, fsync it, and return it."""
@@ -122,7 +127,11 @@ class AuditLog:
                     handle.write(note + b"\n")
                     prev = line_hash(note)
                 record = AuditRecord(
-                    ts=utc_now_iso(), action=action, actor=actor, details=payload, prev=prev
+                    ts=utc_now_iso(self.clock),
+                    action=action,
+                    actor=actor,
+                    details=payload,
+                    prev=prev,
                 )
                 handle.seek(0, os.SEEK_END)
                 handle.write(_ENCODER.encode(record) + b"\n")
@@ -134,10 +143,9 @@ class AuditLog:
             fsync_dir(self.path.parent)
         return record
 
-    @staticmethod
-    def _encode(action: str, actor: str, details: dict[str, Any], prev: str) -> bytes:
+    def _encode(self, action: str, actor: str, details: dict[str, Any], prev: str) -> bytes:
         record = AuditRecord(
-            ts=utc_now_iso(), action=action, actor=actor, details=details, prev=prev
+            ts=utc_now_iso(self.clock), action=action, actor=actor, details=details, prev=prev
         )
         return _ENCODER.encode(record)
 

@@ -15,7 +15,6 @@ written atomically with a ``.bak`` and read through ``store.state_file.load_stat
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import msgspec
@@ -23,6 +22,7 @@ import msgspec
 from aistock_actors.core.trading.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
 from aistock_actors.core.trading.cycle import current_drawdown
 from aistock_actors.core.trading.ledger import LedgerState, ledger_equity, new_ledger
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path
 from aistock_actors.store.state_file import load_state
@@ -72,9 +72,9 @@ def paper_dir(state_dir: Path) -> Path:
     return Path(state_dir) / PAPER_DIR
 
 
-def utc_now() -> str:
-    """Wall-clock time, ISO-8601 UTC with a ``Z``."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:
+    """The clock's wall time, ISO-8601 UTC with a ``Z``."""
+    return iso_utc(clock.now())
 
 
 class PaperStore:

@@ -20,13 +20,14 @@ import io
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from aistock_actors.errors import ModelIntegrityError, StateError
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
 from aistock_actors.store.state_file import load_state
@@ -263,7 +264,7 @@ class ModelStore:
             previous = self.active_record()
         except StateError:
             previous = None
-        active = msgspec.structs.replace(record, activated_at=activated_at or datetime.now(UTC))
+        active = msgspec.structs.replace(record, activated_at=activated_at or SYSTEM_CLOCK.now())
         # Pointer first, history second: a crash in between loses at most one history entry,
         # which the next activation re-adds from the pointer it replaces.
         atomic_write_json(self.pointer_path, active)

@@ -40,6 +40,7 @@ import msgspec
 
 from aistock_actors.core.promotion.registry import RegistryState, StrategyRecord
 from aistock_actors.errors import StateError
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.models import ModelStore
@@ -153,13 +154,13 @@ class PromotionStore:
         path = self.root / "manifest.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            deadline = time.monotonic() + timeout
+            deadline = SYSTEM_CLOCK.monotonic() + timeout
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
+                    if SYSTEM_CLOCK.monotonic() >= deadline:
                         raise StateError(f"{path} held elsewhere for {timeout:g}s") from None
                     time.sleep(0.05)
             yield

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,13 +187,3 @@ if __name__ == "__main__":
     raise SystemExit(jq_main(sys.argv[1:]))
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               log: Path | None = None) -> None:
-    """Poll ``condition`` every 50 ms until it holds; past ``timeout`` s fail naming ``what``
-    (with the tail of ``log``, e.g. a daemon's output, when given)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            tail = f"\n{log.read_text()[-3000:]}" if log is not None and log.exists() else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{tail}")
-        time.sleep(0.05)

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pykka
 
 from _support.lifecycle_support import planted_frames
 from _support.support import write_config
+from _support.waiting import wait_until
 from aistock_actors.actors.kill_switch import RemoteCheckState
 from aistock_actors.actors.promotion_judge import PromotionJudge
 from aistock_actors.config import load_config
@@ -163,15 +164,6 @@ def copy_prepared(prepared: Path, tmp: Path) -> None:
     write_bars(tmp, FIRST_BARS + 1)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``condition`` (bounded); return the seconds it took."""
-    start = time.monotonic()
-    tick = threading.Event()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        tick.wait(0.01)
-    return time.monotonic() - start
 
 
 # --- state invariants ------------------------------------------------------------------------

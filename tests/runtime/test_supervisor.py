@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from _support.support import (
     pump_until,
     write_config,
 )
+from _support.waiting import wait_until
 
 from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
@@ -369,10 +369,8 @@ def test_daemon_faster_than_the_backoff_counts_one_crash_once(tmp_path: Path) ->
     daemon = threading.Thread(target=sup.run_daemon, args=(0.05,), daemon=True)
     try:
         daemon.start()
-        deadline = time.monotonic() + 20
-        while sup.state.cycles_succeeded < 1 and not sup.halted:
-            assert time.monotonic() < deadline, "daemon made no progress"
-            sup.stop_event.wait(0.02)
+        wait_until(lambda: sup.state.cycles_succeeded >= 1 or sup.halted, 20,
+                   "the daemon's first cycle")
     finally:
         sup.stop_event.set()
         daemon.join(10)

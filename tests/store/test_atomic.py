@@ -16,7 +16,7 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -476,10 +476,10 @@ def sigkill_writer_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, 
         try:
             if rng.random() < 0.2:
                 # Anywhere from interpreter start-up through load_state to the first writes.
-                threading.Event().wait(rng.uniform(0.0, 0.12))
+                time.sleep(rng.uniform(0.0, 0.12))
             else:
                 reader.wait_for_lines(1, timeout=15.0)
-                threading.Event().wait(rng.uniform(0.0, 0.025))
+                time.sleep(rng.uniform(0.0, 0.025))
         finally:
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)

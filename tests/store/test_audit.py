@@ -185,7 +185,7 @@ def test_concurrent_appends_from_two_processes_verify(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"go.{gen}.ready").exists() for gen in ("a", "b")):
         assert time.monotonic() < deadline, "children did not start"
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
     gate.touch()  # both are imported and waiting: they append at the same time
     for child in children:
         _, err = child.communicate(timeout=60)
@@ -388,10 +388,10 @@ def test_sigkill_loop_chain_verifies_and_acknowledged_records_are_present(tmp_pa
         reader = procs.LineReader(proc)
         try:
             if rng.random() < 0.2:
-                threading.Event().wait(rng.uniform(0.0, 0.12))  # start-up or first appends
+                time.sleep(rng.uniform(0.0, 0.12))  # start-up or first appends
             else:
                 reader.wait_for_lines(1, timeout=15.0)
-                threading.Event().wait(rng.uniform(0.0, 0.015))
+                time.sleep(rng.uniform(0.0, 0.015))
         finally:
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from aistock_actors.cli.report.data import collect
 from aistock_actors.cli.report.page import SECTIONS, Rendered, page
 from aistock_actors.config import LoadedConfig
+from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.atomic import atomic_write_bytes
 
 __all__ = ["ReportFile", "build_report", "write_report"]
@@ -37,7 +38,7 @@ class ReportFile:
 
 def build_report(loaded: LoadedConfig, now: datetime | None = None) -> tuple[str, list[Rendered]]:
     """The report's HTML and its rendered sections."""
-    data = collect(loaded, now or datetime.now(UTC))
+    data = collect(loaded, now or SYSTEM_CLOCK.now())
     sections = [render(data) for render in SECTIONS]
     return page(data, sections), sections
 

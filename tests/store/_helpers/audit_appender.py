@@ -13,7 +13,6 @@ printed sequence number is an acknowledged record.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def main() -> None:
         gate.with_name(f"{gate.name}.{gen}.ready").touch()
         deadline = time.monotonic() + 30
         while not gate.exists() and time.monotonic() < deadline:
-            threading.Event().wait(0.005)
+            time.sleep(0.005)
     out = sys.stdout
     seq = 0
     while count is None or seq < count:
