@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support.docs_support import FILTERS, documented, wait_until
+from _support.docs_support import FILTERS, documented
 from _support.localhttp import Answer, LocalServer
 from _support.operator_support import operator_state
 from _support.support import write_config
+from _support.waiting import wait_until
 
 from aistock_actors.cli import app as cli
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs

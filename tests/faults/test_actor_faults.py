@@ -40,11 +40,11 @@ from _support.fault_harness import (
     copy_prepared,
     installed,
     reliability_config,
-    wait_until,
 )
 from _support.lifecycle_support import step
 from _support.opsupport import http_get, metric_samples
 from _support.support import alert_codes, pump_until
+from _support.waiting import wait_until
 
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.cli import operator_commands as operator

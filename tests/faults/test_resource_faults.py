@@ -38,12 +38,12 @@ from _support.fault_harness import (
     check_state,
     copy_prepared,
     reliability_config,
-    wait_until,
     write_bars,
 )
 from _support.lifecycle_support import step
 from _support.opsupport import http_get, metric_samples
 from _support.support import alert_codes, audit_actions, pump_until
+from _support.waiting import wait_until
 
 from aistock_actors.config import load_config
 from aistock_actors.runtime.child_specs import default_specs

@@ -11,9 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from _support.localhttp import Answer, LocalServer, Recorded, wait_until
+from _support.localhttp import Answer, LocalServer, Recorded
 from _support.opsupport import FAST_MONITORING, compare_metrics_with_status, http_get
 from _support.support import write_config
+from _support.waiting import wait_until
 
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 from aistock_actors.core.supervision.health import HEALTH_REPORT_FIELDS

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _support.localhttp import Answer, LocalServer, closed_port, wait_until
+from _support.localhttp import Answer, LocalServer, closed_port
 from _support.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
 from _support.support import probe_class, pump_until, write_config
+from _support.waiting import wait_until
 
 from aistock_actors.actors.health_reporter import HealthReporter
 from aistock_actors.core.supervision.health import (

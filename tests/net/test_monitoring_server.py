@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import msgspec
-from _support.localhttp import wait_until
 from _support.opsupport import compare_metrics_with_status, http_get, ops_supervisor
 from _support.support import probe_class, pump_until, write_config
+from _support.waiting import wait_until
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
 from aistock_actors.cli import operator_commands as operator

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _support.localhttp import Answer, LocalServer, wait_until
+from _support.localhttp import Answer, LocalServer
 from _support.opsupport import FAST_MONITORING, ops_supervisor
 from _support.support import probe_class, pump_until, write_config
+from _support.waiting import wait_until
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
 from aistock_actors.cli import operator_commands as operator

@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _support.docs_support import documented, wait_until
+from _support.docs_support import documented
 from _support.support import write_config
+from _support.waiting import wait_until
 
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 
