@@ -20,7 +20,12 @@ from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.errors import DataError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
-from aistock_actors.messages.model import BacktestCompleted, BacktestModel, LifecycleSkipped
+from aistock_actors.messages.model import (
+    BacktestCompleted,
+    BacktesterInbox,
+    BacktestModel,
+    LifecycleSkipped,
+)
 from aistock_actors.runtime import progress
 from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, make_mapper
 from aistock_actors.services import pipeline_params as lifecycle
@@ -32,6 +37,7 @@ class Backtester(PoolActor):
     """Scores candidates out of sample; holds no state of its own."""
 
     child_name = "backtester"
+    inbox = BacktesterInbox
 
     def handle(self, request: Request) -> Reply:
         match request:

@@ -77,6 +77,9 @@ class SupervisedActor(pykka.ThreadingActor):
 
     use_daemon_thread = True
     child_name: ClassVar[str] = "actor"
+    inbox: ClassVar[Any] = None
+    """The message union this actor declares (``messages/``) besides ``Halt`` and ``Resume``;
+    anything else is refused before dispatch as :class:`UnexpectedMessageError` (a crash)."""
 
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__()
@@ -129,6 +132,10 @@ class SupervisedActor(pykka.ThreadingActor):
             case Resume():
                 self.halted = False
                 self.on_resume(message)
+            case _ if self.inbox is not None and not isinstance(message, self.inbox):
+                raise UnexpectedMessageError(
+                    f"{self.ctx.name} received {type(message).__name__}, outside its inbox"
+                )
             case Request():
                 reply = self.handle(message)
                 self.reply(reply)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
-from aistock_actors.messages.data import BarsIngested, IngestBars
+from aistock_actors.messages.data import BarsIngested, DataIngestorInbox, IngestBars
+from aistock_actors.runtime import progress
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import IngestReport, ingest_directory
 
@@ -20,6 +21,7 @@ class DataIngestor(SupervisedActor):
     """Owns the bar store; its state on disk is the store itself."""
 
     child_name = "data_ingestor"
+    inbox = DataIngestorInbox
 
     def load_state(self) -> None:
         self.store = BarStore(self.ctx.config.state_dir / "bars")
@@ -35,7 +37,9 @@ class DataIngestor(SupervisedActor):
         """Run one incremental ingestion and report it."""
         csv_dir = self.ctx.config.csv_dir
         try:
-            report = ingest_directory(csv_dir, self.store)
+            report = ingest_directory(
+                csv_dir, self.store, track=lambda files: progress.track(files, "ingest", "files")
+            )
         except DataError as exc:
             return self.fail(request, "no_data", str(exc))
         except StateError as exc:

@@ -21,17 +21,15 @@ from typing import Any
 from aistock_actors.actors.base import WatchedActor
 from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
-from aistock_actors.messages.ops import HealthReportDelivered
+from aistock_actors.messages.ops import HealthReportDelivered, HealthReporterInbox
 from aistock_actors.net.health_post import post_health_report
-
-HealthReporterInbox = CheckKillSwitch | HealthReportDelivered
-"""What the HealthReporter accepts besides control messages (the tick is the watchers' tick)."""
 
 
 class HealthReporter(WatchedActor):
     """Sends a health report every interval; see the module docstring."""
 
     child_name = "health_reporter"
+    inbox = HealthReporterInbox
 
     def load_state(self) -> None:
         headless = self.ctx.config.config.headless

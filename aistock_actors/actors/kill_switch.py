@@ -39,7 +39,7 @@ import msgspec
 from aistock_actors.actors.base import WatchedActor
 from aistock_actors.core.supervision import policy
 from aistock_actors.messages.control import CheckKillSwitch, Halt, KillSwitchTripped, Resume
-from aistock_actors.messages.ops import RemoteKillSwitchChecked
+from aistock_actors.messages.ops import KillSwitchWatcherInbox, RemoteKillSwitchChecked
 from aistock_actors.net.remote_kill import FAILED_MESSAGE, check_remote_kill_switch
 from aistock_actors.runtime.cycle_run import utc_now_iso
 from aistock_actors.store.atomic import atomic_write_json
@@ -47,9 +47,6 @@ from aistock_actors.store.state import kill_switch_active, read_halt
 from aistock_actors.store.state_file import load_state
 
 log = logging.getLogger(__name__)
-
-KillSwitchWatcherInbox = CheckKillSwitch | RemoteKillSwitchChecked
-"""What the KillSwitchWatcher accepts besides control messages."""
 
 REMOTE_STATE_FILE = "kill_switch_remote.json"
 
@@ -67,6 +64,7 @@ class KillSwitchWatcher(WatchedActor):
     """Polls the file kill switch on every tick and the remote URL every interval."""
 
     child_name = "kill_switch_watcher"
+    inbox = KillSwitchWatcherInbox
 
     def load_state(self) -> None:
         self._reported = False

@@ -65,7 +65,7 @@ from aistock_actors.core.trading.ledger import (
 )
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
-from aistock_actors.messages.trading import PaperTraded, TradePaper
+from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
 from aistock_actors.store.ledger import PaperStore, paper_dir
@@ -87,6 +87,7 @@ class PaperTrader(PaperBookkeeping):
     """Owns ``state/paper/``; reads the bar store, the model store and the risk limits."""
 
     child_name = "paper_trader"
+    inbox = PaperTraderInbox
 
     def load_state(self) -> None:
         loaded = self.ctx.config

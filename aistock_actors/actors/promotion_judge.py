@@ -57,7 +57,12 @@ from aistock_actors.core.promotion.gate import (
 from aistock_actors.errors import HaltedError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, LifecycleSkipped, ModelTrained
-from aistock_actors.messages.promotion import CandidateJudged, JudgeCandidate, StageSummary
+from aistock_actors.messages.promotion import (
+    CandidateJudged,
+    JudgeCandidate,
+    PromotionJudgeInbox,
+    StageSummary,
+)
 from aistock_actors.services.active_model import ActiveModelKeeper
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import (
@@ -87,6 +92,7 @@ class PromotionJudge(SupervisedActor):
     """Owns the manifest and the registry; reloads nothing into memory between steps."""
 
     child_name = "promotion_judge"
+    inbox = PromotionJudgeInbox
 
     def load_state(self) -> None:
         cfg = self.ctx.config

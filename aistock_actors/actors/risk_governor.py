@@ -43,7 +43,7 @@ from aistock_actors.core.trading.cycle import close_panel
 from aistock_actors.core.trading.ledger import LedgerState, new_ledger, performance_snapshot
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.control import KillSwitchTripped
-from aistock_actors.messages.risk import AssessRisk, RiskAssessed
+from aistock_actors.messages.risk import AssessRisk, RiskAssessed, RiskGovernorInbox
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
 from aistock_actors.store.ledger import PaperStore, utc_now
@@ -66,6 +66,7 @@ class RiskGovernor(SupervisedActor):
     """Owns ``state/risk/``; reads the paper ledger and the bar store, never writes them."""
 
     child_name = "risk_governor"
+    inbox = RiskGovernorInbox
 
     def load_state(self) -> None:
         cfg = self.ctx.config.config

@@ -18,7 +18,7 @@ from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
-from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainModel
+from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainerInbox, TrainModel
 from aistock_actors.runtime import progress
 from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, deadline_mapper
 from aistock_actors.services import pipeline_params as lifecycle
@@ -28,6 +28,7 @@ class Trainer(PoolActor):
     """Owns candidate training; its state on disk is the model store."""
 
     child_name = "trainer"
+    inbox = TrainerInbox
 
     def handle(self, request: Request) -> Reply:
         match request:

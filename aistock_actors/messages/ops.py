@@ -7,6 +7,7 @@ loop (``aistock_actors/net/services.py``) and goes on; the outcome arrives later
 from __future__ import annotations
 
 from aistock_actors.messages import Message
+from aistock_actors.messages.control import CheckKillSwitch
 
 
 class RemoteKillSwitchChecked(Message, frozen=True, kw_only=True):
@@ -29,3 +30,10 @@ class HealthReportDelivered(Message, frozen=True, kw_only=True):
     """HTTP attempts made."""
     error: str = ""
     """Why it failed (secrets already masked)."""
+
+
+KillSwitchWatcherInbox = CheckKillSwitch | RemoteKillSwitchChecked
+"""What the KillSwitchWatcher accepts besides control messages."""
+
+HealthReporterInbox = CheckKillSwitch | HealthReportDelivered
+"""What the HealthReporter accepts besides control messages (its tick is the watchers' tick)."""

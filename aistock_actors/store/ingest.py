@@ -15,6 +15,7 @@ untouched and the other files still ingest. An unterminated last line is left fo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from numpy.typing import NDArray
 
 from aistock_actors.core.data.bars import ParsedBars, RowProblem, format_timestamp, parse
 from aistock_actors.errors import DataError, StateError
-from aistock_actors.runtime import progress
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
 
 __all__ = ["IngestReport", "Rejection", "RowProblem", "ingest_directory"]
@@ -67,13 +67,19 @@ class _Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def ingest_directory(csv_dir: Path, store: BarStore) -> IngestReport:
+def ingest_directory(
+    csv_dir: Path,
+    store: BarStore,
+    *,
+    track: Callable[[list[Path]], Iterable[Path]] = iter,
+) -> IngestReport:
     """Add the new bars of every ``*.csv`` in ``csv_dir`` (sorted by name) to ``store``.
 
     A file maps to the symbol ``stem.upper()``; an entry that cannot be read (permission, a
     folder, a broken link) or decoded is rejected like a bad row. Raises ``DataError`` if the
     folder is missing or holds no CSV file, and ``StateError`` if the store cannot be written
-    (then the next run re-parses whatever this one could not record).
+    (then the next run re-parses whatever this one could not record). ``track`` wraps the file
+    list (the CLI's progress bar).
     """
     files = _csv_files(Path(csv_dir))
     cursors = store.cursors()
@@ -82,7 +88,7 @@ def ingest_directory(csv_dir: Path, store: BarStore) -> IngestReport:
     rejections: list[Rejection] = []
     notes: list[str] = []
     owners: dict[str, Path] = {}
-    for path in progress.track(files, "ingest", "files"):
+    for path in track(files):
         symbol = path.stem.upper()
         if symbol in owners:
             reason = f"duplicate symbol {symbol}: {owners[symbol].name} already maps to it"

@@ -41,12 +41,14 @@ class CostBook(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PaperPerformance(msgspec.Struct, frozen=True, kw_only=True):
-    """``performance.json``: per-bar paper returns since the active model started trading."""
+    """``state/paper/performance.json``: the active model's per-bar paper returns since it
+    started trading (written by the PaperTrader, read by the registry and rollback checks)."""
 
     model_id: str
     returns: list[float]
+    """Per-bar simple returns of the paper portfolio, oldest first."""
     since: str | None = None
-    """Timestamp of the equity point the record starts from."""
+    """Timestamp of the equity point the record starts from (informational)."""
 
 
 class DrawdownHalt(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,6 +43,7 @@ from aistock_actors.errors import StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
+from aistock_actors.store.ledger import PaperPerformance
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.state_file import load_state
 
@@ -108,16 +109,6 @@ class RegistryFile(msgspec.Struct, kw_only=True):
     def excluded(self) -> set[str]:
         """Models never to be activated again automatically."""
         return set(self.retired_models) | set(self.rolled_back_models)
-
-
-class PaperPerformance(msgspec.Struct, frozen=True, kw_only=True):
-    """``state/paper/performance.json``: the active model's paper record since promotion."""
-
-    model_id: str
-    returns: list[float]
-    """Per-bar simple returns of the paper portfolio, oldest first."""
-    since: str | None = None
-    """When recording started (ISO-8601), informational."""
 
 
 class PromotionStore:

@@ -28,6 +28,8 @@ class HaltState(msgspec.Struct, frozen=True, kw_only=True):
     """Why and when the system halted."""
 
     kind: str
+    """``kill_switch``, ``max_failures_reached``, ``restart_intensity_exceeded``, ``resource``,
+    ``operator`` or ``drawdown``."""
     reason: str
     message: str
     halted_at: str

@@ -21,10 +21,9 @@ import msgspec
 STEPS: tuple[str, ...] = ("ingest", "train", "backtest", "judge", "risk", "trade")
 """The steps of one cycle, in order."""
 
-StepStatus = Literal[
-    "ok", "failed", "timeout", "crashed", "not_built", "skipped", "halted", "aborted"
-]
 FAILED_STATUSES: frozenset[str] = frozenset({"failed", "timeout", "crashed"})
+"""Step statuses that fail a cycle (the others: ``ok``, ``not_built``, ``skipped``, ``halted``,
+``aborted``)."""
 
 SKIP_ON_FAILURE: dict[str, tuple[str, ...]] = {
     # Data ingestion failure: retry next cycle, alert — nothing downstream runs on stale input.
@@ -75,16 +74,6 @@ STEP_SKIPPED_CHILD_RESTARTING = "step_skipped_child_restarting"
 
 STATE_WRITE_FAILED = "state_write_failed"
 """Halt reason (kind ``resource``) and critical alert: the state directory refused a write."""
-
-HaltKind = Literal[
-    "kill_switch",
-    "max_failures_reached",
-    "restart_intensity_exceeded",
-    "resource",
-    "operator",
-    "drawdown",
-]
-
 
 def is_failure(status: str) -> bool:
     """Whether a step status counts as a failure of the cycle."""
