@@ -134,7 +134,8 @@ class SupervisedActor(pykka.ThreadingActor):
                 self.on_resume(message)
             case _ if self.inbox is not None and not isinstance(message, self.inbox):
                 raise UnexpectedMessageError(
-                    f"{self.ctx.name} received {type(message).__name__}, outside its inbox"
+                    f"{self.ctx.name} received unexpected {type(message).__name__} "
+                    "(outside its inbox)"
                 )
             case Request():
                 reply = self.handle(message)
