@@ -98,7 +98,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bin_dir.mkdir()
     _script(bin_dir / "python", f'exec {sys.executable} "$@"')
     if shutil.which("jq") is None:
-        _script(bin_dir / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+        _script(bin_dir / "jq", f'exec {sys.executable} {REPO / "tests" / "_support" / "docs_support.py"} "$@"')
     return ws
 
 
@@ -310,7 +310,7 @@ def test_jq_stand_in_agrees_with_jq(workspace: Path, tmp_path: Path) -> None:
         pytest.skip("jq is not installed: the stand-in is all there is to compare")
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
-    _script(stand_in / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+    _script(stand_in / "jq", f'exec {sys.executable} {REPO / "tests" / "_support" / "docs_support.py"} "$@"')
     used = set()
     for command in COMMANDS:
         if "jq" not in command or "python" in command or skip_reason(command) is not None:
