@@ -222,6 +222,7 @@ class Supervisor:
             alerts=self.alerts,
             net=self.net,
             clock=self.clock,
+            stopping=self.stopping,
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
