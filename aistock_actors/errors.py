@@ -33,3 +33,15 @@ class LockHeldError(AutopilotError):
 
 class HaltedError(AutopilotError):
     """An action was refused because the system is halted."""
+
+
+class JobTimeoutError(AutopilotError, TimeoutError):
+    """A pooled job did not finish within its timeout; it was abandoned (``runtime/jobs.py``)."""
+
+
+class JobBackendError(AutopilotError, RuntimeError):
+    """The job backend itself failed (dask scheduler unreachable, local cluster did not start)."""
+
+
+class JobCancelledError(AutopilotError):
+    """A pooled job was cancelled (the system halted or the process is stopping); abandoned."""

@@ -27,7 +27,12 @@ from aistock_actors.messages.model import (
     LifecycleSkipped,
 )
 from aistock_actors.runtime import progress
-from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, make_mapper
+from aistock_actors.runtime.jobs import (
+    JobBackendError,
+    JobCancelledError,
+    JobTimeoutError,
+    make_mapper,
+)
 from aistock_actors.services import pipeline_params as lifecycle
 
 MODEL_INTEGRITY_FAILED = "model_integrity_failed"
@@ -103,6 +108,8 @@ class Backtester(PoolActor):
             )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
+        except JobCancelledError as exc:  # a halt or a stop: the step is abandoned, nothing kept
+            return self.fail(request, "cancelled", str(exc))
         except JobBackendError as exc:  # dask scheduler unreachable, worker lost
             return self.fail(request, "backend_unavailable", str(exc))
         except DataError as exc:

@@ -66,6 +66,8 @@ class ActorContext:
     clock: Clock = SYSTEM_CLOCK
     """Wall, monotonic and market time (the supervisor's clock; a replay drives its market
     time)."""
+    stopping: threading.Event | None = None
+    """Set when the supervisor stops (SIGTERM): pool jobs in flight are abandoned."""
 
 
 class UnexpectedMessageError(TypeError):
@@ -206,6 +208,12 @@ class PoolActor(SupervisedActor):
         self.bars = BarStore(cfg.state_dir / "bars")
         self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
         self.runner: JobRunner = lifecycle.job_runner(cfg.config)
+        # A halt or a stop abandons the pool work in flight (nothing trained for a halted
+        # cycle; SIGTERM does not wait for a running fit): runtime/jobs.py.
+        self.runner.owner = self.ctx.name
+        self.runner.cancel_when("halted", self.ctx.halt_flag)
+        if self.ctx.stopping is not None:
+            self.runner.cancel_when("stopping", self.ctx.stopping)
 
     def on_stop(self) -> None:
         self._close_runner()

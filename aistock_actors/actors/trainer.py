@@ -20,7 +20,12 @@ from aistock_actors.errors import DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainerInbox, TrainModel
 from aistock_actors.runtime import progress
-from aistock_actors.runtime.jobs import JobBackendError, JobTimeoutError, deadline_mapper
+from aistock_actors.runtime.jobs import (
+    JobBackendError,
+    JobCancelledError,
+    JobTimeoutError,
+    deadline_mapper,
+)
 from aistock_actors.services import pipeline_params as lifecycle
 
 
@@ -71,6 +76,8 @@ class Trainer(PoolActor):
                 )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
+        except JobCancelledError as exc:  # a halt or a stop: the step is abandoned, nothing kept
+            return self.fail(request, "cancelled", str(exc))
         except JobBackendError as exc:  # dask scheduler unreachable, worker lost
             return self.fail(request, "backend_unavailable", str(exc))
         except DataError as exc:
@@ -79,6 +86,8 @@ class Trainer(PoolActor):
             return self.fail(request, "bar_store_unreadable", str(exc))
         except ValueError as exc:  # too little history for the purged walk-forward splits
             return self.fail(request, "insufficient_data", str(exc))
+        if self.ctx.halt_flag.is_set():  # halted while training (an inline fit): store nothing
+            return self.fail(request, "halted", "system halted during training; nothing stored")
         metadata = {"data_start": start, "data_end": end, "symbols": sorted(frames)}
         record = self.models.put(model, {**metadata, "seed": cfg.training.seed})
         self.ctx.audit.append(

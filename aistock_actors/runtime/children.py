@@ -1,36 +1,22 @@
-"""What the parts of the supervisor share: the children's bookkeeping and the common state.
+"""The supervisor's children: how each is started (:class:`ChildSpec`) and its live bookkeeping.
 
-:class:`aistock_actors.runtime.supervisor.Supervisor` is assembled from one part per responsibility
-—
-restarts (``restarts.py``), the halt and kill-switch latch (``halting.py``), the cycle
-(``cycle_driver.py``) — over :class:`SupervisorBase`, which declares the state they all use
-(set up by ``Supervisor.__init__``) and the hooks one part calls in another.
+:class:`Children` is the supervisor's roster, in start order: a read-only mapping of name to
+:class:`Child` (``sup.children["trainer"].generation``) that also finds a step's child and tells
+every live child a message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pykka
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.config import Config, LoadedConfig
-from aistock_actors.core.supervision import policy
 from aistock_actors.messages import Message, Request
-from aistock_actors.net.services import NetServices
-from aistock_actors.runtime.clock import Clock
 from aistock_actors.runtime.cycle_run import CycleRun
-from aistock_actors.runtime.state_writer import StateWriter
-from aistock_actors.runtime.telemetry import Telemetry
-from aistock_actors.store.alerts import AlertSink, Severity
-from aistock_actors.store.audit import AuditLog
-from aistock_actors.store.state import CycleSummary, HaltState, SupervisorState
 
 RequestFactory = Callable[[str, CycleRun], Request]
 """Builds a step's request from its request id and the running cycle."""
@@ -61,77 +47,30 @@ class Child:
     history: list[str] = field(default_factory=list)
 
 
-class SupervisorBase:
-    """The supervisor's shared state and the hooks between its parts."""
+class Children(Mapping[str, Child]):
+    """The children by name, in start order (stopped in reverse)."""
 
-    loaded: LoadedConfig
-    cfg: Config
-    state_dir: Path
-    audit: AuditLog
-    alerts: AlertSink
-    writes: StateWriter
-    telemetry: Telemetry
-    net: NetServices
-    inbox: queue.Queue[Message]
-    halt_flag: threading.Event
-    """Set the moment the system halts; every side effect checks it."""
-    stop_event: threading.Event
-    clock: Clock
-    rng: Callable[[], float]
-    state: SupervisorState
-    """Counters persisted in ``supervisor.json``."""
-    halt: HaltState | None
-    children: dict[str, Child]
-    intensity: policy.RestartIntensity
-    cycle: CycleRun | None
-    last_summary: CycleSummary | None
+    def __init__(self, specs: list[ChildSpec]) -> None:
+        self._by_name = {spec.name: Child(spec=spec) for spec in specs}
 
-    # --- shared helpers ------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Child:
+        return self._by_name[name]
 
-    def tell(self, message: Message) -> None:
-        """Thread-safe entry to the supervisor's inbox (handed to actors as ``report``)."""
-        self.inbox.put(message)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
 
-    def _save_state(self) -> None:
-        self.writes.save_state(self.state)
+    def __len__(self) -> int:
+        return len(self._by_name)
 
-    def _audit(self, action: str, actor: str, details: dict[str, Any]) -> None:
-        self.writes.audit(action, actor, details)
+    def for_step(self, step: str) -> Child | None:
+        """The child that performs ``step``, or ``None`` (the step is not built)."""
+        return next((c for c in self._by_name.values() if c.spec.step == step), None)
 
-    def _alert(
-        self,
-        severity: Severity,
-        code: str,
-        message: str,
-        *,
-        actor: str = "supervisor",
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        self.writes.alert(severity, code, message, actor=actor, details=details)
-
-    def _tell_children(self, message: Message, *, watchers_only: bool = False) -> None:
+    def tell_all(self, message: Message, *, watchers_only: bool = False) -> None:
         """Tell each live child, one ref at a time: ``ActorRegistry.broadcast`` would stop at
         the first dead actor, and a dead actor's crash is reported through ``on_failure``."""
-        for child in self.children.values():
+        for child in self._by_name.values():
             if child.ref is None or (watchers_only and child.spec.step is not None):
                 continue
             with contextlib.suppress(pykka.ActorDeadError):
                 child.ref.tell(message)
-
-    # --- hooks implemented by the parts ----------------------------------------------------------
-
-    def halt_system(self, kind: str, action: str, message: str, details: dict[str, Any]) -> None:
-        """Halt the system (``halting.HaltLatch``)."""
-        raise NotImplementedError
-
-    def _schedule_restart(self, child: Child, *, counted: bool) -> None:
-        """Replace a failed child after a backoff (``restarts.ChildRestarts``)."""
-        raise NotImplementedError
-
-    def _finish_cycle(self) -> None:
-        """Close the running cycle and count it (``cycle_driver.CycleDriver``)."""
-        raise NotImplementedError
-
-    def _alert_step_failure(self, step: str, status: str, detail: str) -> None:
-        """Raise a failed step's error alert (``cycle_driver.CycleDriver``)."""
-        raise NotImplementedError

@@ -13,14 +13,17 @@ failing a second time for the same crash when the daemon's interval is shorter t
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import msgspec
 import pykka
 
+from aistock_actors.config import Config
 from aistock_actors.core.supervision import policy
 from aistock_actors.messages import Reply, StepFailed
-from aistock_actors.runtime.children import Child, SupervisorBase
+from aistock_actors.runtime.children import Child, Children
+from aistock_actors.runtime.clock import Clock
 from aistock_actors.runtime.cycle_run import (
     CycleRun,
     PendingStep,
@@ -28,16 +31,43 @@ from aistock_actors.runtime.cycle_run import (
     reply_data,
     utc_now_iso,
 )
+from aistock_actors.runtime.restarts import ChildRestarts, HaltHook
+from aistock_actors.runtime.state_writer import StateWriter
 from aistock_actors.runtime.telemetry import Telemetry
-from aistock_actors.store.state import CycleSummary, StepRecord
+from aistock_actors.store.state import CycleSummary, StepRecord, SupervisorState
 
 log = logging.getLogger("aistock_actors.runtime.supervisor")
 
 
-class CycleDriver(SupervisorBase):
+class CycleDriver:
     """Running one cycle, one event at a time."""
 
-    def begin_cycle(self) -> bool:
+    def __init__(
+        self,
+        children: Children,
+        *,
+        config: Config,
+        clock: Clock,
+        state: SupervisorState,
+        halt_flag: threading.Event,
+        writes: StateWriter,
+        telemetry: Telemetry,
+        restarts: ChildRestarts,
+        halt: HaltHook,
+    ) -> None:
+        self.children = children
+        self.cfg = config
+        self.clock = clock
+        self.state = state
+        self.halt_flag = halt_flag
+        self.writes = writes
+        self.telemetry = telemetry
+        self.restarts = restarts
+        self.halt = halt
+        self.cycle: CycleRun | None = None
+        self.last_summary: CycleSummary | None = None
+
+    def begin(self) -> bool:
         """Start a cycle unless halted or one is running."""
         if self.halt_flag.is_set() or self.cycle is not None:
             return False
@@ -48,26 +78,27 @@ class CycleDriver(SupervisorBase):
         )
         self.telemetry.update(cycle_running=True)
         log.info("cycle %s started", self.cycle.cycle_id)
-        self._advance()
+        self.advance()
         return True
 
-    def _child_for_step(self, step: str) -> Child | None:
-        for child in self.children.values():
-            if child.spec.step == step:
-                return child
-        return None
+    def abandon(self, status: str, detail: str) -> None:
+        """End the running cycle (if any): the step in flight and the rest get ``status``."""
+        if self.cycle is not None:
+            self.cycle.abandon_remaining(status, detail)
+            self.finish()
 
-    def _advance(self) -> None:
+    def advance(self) -> None:
+        """Send the next step (skipping what the failure policy skips), or finish the cycle."""
         cycle = self.cycle
         while cycle is not None and self.cycle is cycle and cycle.pending is None:
             if not cycle.queue:
-                self._finish_cycle()
+                self.finish()
                 return
             step = cycle.queue.pop(0)
             if step in cycle.skip:
                 cycle.record(step, "skipped", detail=cycle.skip[step])
                 continue
-            child = self._child_for_step(step)
+            child = self.children.for_step(step)
             if child is None or child.spec.make_request is None:
                 cycle.record(step, "not_built", detail="not built yet")
                 continue
@@ -95,7 +126,7 @@ class CycleDriver(SupervisorBase):
         except pykka.ActorDeadError:
             cycle.finish_pending("crashed", detail=f"{child.spec.name} was dead")
             self._alert_step_failure(step, "crashed", "actor dead")
-            self._schedule_restart(child, counted=True)
+            self.restarts.schedule(child, counted=True)
 
     def _record_restarting(self, cycle: CycleRun, step: str, child: Child) -> None:
         """The step's actor is in its restart backoff: skip the step if a cycle already counted
@@ -122,7 +153,7 @@ class CycleDriver(SupervisorBase):
         for later in policy.steps_to_skip(step):
             cycle.skip.setdefault(later, f"skipped: {step} {policy.CHILD_RESTARTING}")
         log.warning("step %s skipped: %s", step, detail, extra={"actor": name})
-        self._audit(
+        self.writes.audit(
             policy.STEP_SKIPPED_CHILD_RESTARTING,
             name,
             {"cycle_id": cycle.cycle_id, "step": step, **data},
@@ -130,14 +161,15 @@ class CycleDriver(SupervisorBase):
 
     def _alert_step_failure(self, step: str, status: str, detail: str) -> None:
         code = policy.FAILURE_ALERT_CODES.get(step, f"{step}_failed")
-        self._alert(
+        self.writes.alert(
             "error",
             code,
             f"step {step} {status}: {detail}",
             details={"step": step, "status": status},
         )
 
-    def _on_reply(self, reply: Reply) -> None:
+    def on_reply(self, reply: Reply) -> None:
+        """A step's reply: record it (stale replies are ignored), then advance."""
         cycle = self.cycle
         pending = cycle.pending if cycle is not None else None
         if (
@@ -162,9 +194,20 @@ class CycleDriver(SupervisorBase):
             cycle.results[pending.step] = reply
             cycle.finish_pending("ok", data=reply_data(reply))
         self.children[pending.actor].consecutive_restarts = 0
-        self._advance()
+        self.advance()
 
-    def _check_step_deadline(self, now: float) -> None:
+    def fail_step_of(self, actor: str, status: str, error: str) -> bool:
+        """``actor`` crashed: fail the step it is running (if any); whether it was."""
+        cycle = self.cycle
+        pending = cycle.pending if cycle is not None else None
+        if cycle is None or pending is None or pending.actor != actor:
+            return False
+        cycle.finish_pending(status, detail=error)
+        self._alert_step_failure(pending.step, status, error)
+        return True
+
+    def check_deadline(self, now: float) -> None:
+        """Fail the step in flight as ``timeout`` past its deadline; restart its actor."""
         cycle = self.cycle
         if cycle is None or cycle.pending is None or now < cycle.pending.deadline:
             return
@@ -175,9 +218,10 @@ class CycleDriver(SupervisorBase):
         self._alert_step_failure(pending.step, "timeout", detail)
         child = self.children[pending.actor]
         if child.generation == pending.generation:
-            self._schedule_restart(child, counted=True)
+            self.restarts.schedule(child, counted=True)
 
-    def _finish_cycle(self) -> None:
+    def finish(self) -> None:
+        """Close the running cycle, count it, audit it; halt at the failure cap."""
         cycle, self.cycle = self.cycle, None
         if cycle is None:
             return
@@ -199,11 +243,11 @@ class CycleDriver(SupervisorBase):
             details["restarting"] = restarting
         action = CYCLE_AUDIT_ACTIONS.get(summary.outcome)
         if action is not None:
-            self._audit(action, "supervisor", details)
+            self.writes.audit(action, "supervisor", details)
         log.info("cycle %s %s", summary.cycle_id, summary.outcome)
         report_cycle(self.telemetry, summary, self.state.consecutive_failures)
         if decision.halt:
-            self.halt_system(
+            self.halt(
                 "max_failures_reached",
                 policy.MAX_FAILURES_REACHED,
                 f"{self.state.consecutive_failures} consecutive failed cycle(s) "
@@ -231,7 +275,7 @@ class CycleDriver(SupervisorBase):
             st.cycles_failed += 1
         elif summary.outcome == "degraded":
             st.cycles_degraded += 1
-        self._save_state()
+        self.writes.save_state(self.state)
         return decision
 
 

@@ -1,7 +1,9 @@
 """Fault injection for reliability tests — off in normal runs, never reachable from a config file.
 
 A :class:`FaultPlan` makes a named actor raise in a handler, hang past its step timeout, reply
-slowly, receive a malformed message, or fail in ``on_start``. It is switched on only by
+slowly, receive a malformed message, fail in ``on_start``, or run a pool job that takes
+``seconds`` longer in its worker process (``slow_job``: a long fit, for the prompt-stop tests).
+It is switched on only by
 
 - :func:`install` (in-process tests), or
 - the environment: ``AISTOCK_FAULT_INJECTION=i-understand-this-breaks-things`` together with
@@ -27,7 +29,7 @@ ENV_SWITCH = "AISTOCK_FAULT_INJECTION"
 ENV_SWITCH_VALUE = "i-understand-this-breaks-things"
 ENV_PLAN = "AISTOCK_FAULT_PLAN"
 
-FaultKind = Literal["raise", "hang", "slow", "malformed", "on_start"]
+FaultKind = Literal["raise", "hang", "slow", "malformed", "on_start", "slow_job"]
 
 
 class InjectedFault(RuntimeError):
@@ -53,7 +55,8 @@ class FaultSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Let this many matching messages (or starts) through before the first firing, so a long
     run can spread its faults over many cycles."""
     seconds: float = 30.0
-    """How long a ``hang`` lasts at most, or how slow a ``slow`` reply is."""
+    """How long a ``hang`` lasts at most, how slow a ``slow`` reply is, or how long a
+    ``slow_job``'s worker sleeps before running the job."""
 
 
 class FaultPlan:
@@ -106,6 +109,14 @@ class FaultPlan:
             self.release.wait(spec.seconds)
             return message
         return MalformedMessage()
+
+    def job_delay(self, actor: str) -> float | None:
+        """Seconds a pool batch of ``actor`` sleeps in its worker first (``slow_job``), or None."""
+        spec = self._take(actor, ("slow_job",), "job")
+        if spec is None:
+            return None
+        log.warning("fault injection: slow_job %s (%.0fs in the worker)", actor, spec.seconds)
+        return spec.seconds
 
     def count(self) -> int:
         """Faults fired so far."""

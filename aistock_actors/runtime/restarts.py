@@ -12,42 +12,75 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pykka
 
 from aistock_actors.actors.base import ActorContext
+from aistock_actors.config import SupervisionConfig
 from aistock_actors.core.supervision import policy
-from aistock_actors.runtime.children import Child, SupervisorBase
+from aistock_actors.runtime.children import Child, Children
+from aistock_actors.runtime.clock import Clock
+from aistock_actors.runtime.state_writer import StateWriter
+from aistock_actors.runtime.telemetry import Telemetry
+from aistock_actors.store.state import SupervisorState
 
 log = logging.getLogger("aistock_actors.runtime.supervisor")
 
+HaltHook = Callable[[str, str, str, dict[str, Any]], None]
+"""``halt(kind, action, message, details)``: the halt latch's ``halt_system``."""
+StepFailHook = Callable[[str, str, str], bool]
+"""``fail(actor, status, error)``: fail the running cycle's step if ``actor`` runs it; whether
+it did (the crash then counts in that cycle)."""
 
-class ChildRestarts(SupervisorBase):
+
+class ChildRestarts:
     """Starting, restarting and the crash reports of children."""
 
-    def _start_child(self, child: Child) -> None:
+    def __init__(
+        self,
+        children: Children,
+        *,
+        make_context: Callable[[Child], ActorContext],
+        supervision: SupervisionConfig,
+        clock: Clock,
+        rng: Callable[[], float],
+        state: SupervisorState,
+        telemetry: Telemetry,
+        writes: StateWriter,
+        halt: HaltHook,
+        fail_step: StepFailHook,
+    ) -> None:
+        self.children = children
+        self.make_context = make_context
+        self.supervision = supervision
+        self.clock = clock
+        self.rng = rng
+        self.state = state
+        self.telemetry = telemetry
+        self.writes = writes
+        self.halt = halt
+        self.fail_step = fail_step
+        self.intensity = policy.RestartIntensity(
+            supervision.max_restarts, supervision.restart_window_seconds
+        )
+
+    def start(self, child: Child) -> None:
+        """Start ``child``'s next generation (it reloads its state from disk)."""
         child.generation += 1
         child.restart_due = None
         child.started_at = self.clock.monotonic()
-        ctx = ActorContext(
-            name=child.spec.name,
-            generation=child.generation,
-            report=self.tell,
-            halt_flag=self.halt_flag,
-            config=self.loaded,
-            audit=self.audit,
-            alerts=self.alerts,
-            net=self.net,
-            clock=self.clock,
-        )
-        child.ref = child.spec.actor_class.start(ctx)
+        child.ref = child.spec.actor_class.start(self.make_context(child))
         if child.generation > 1:
-            self._audit(policy.ACTOR_RESTARTED, child.spec.name, {"generation": child.generation})
+            self.writes.audit(
+                policy.ACTOR_RESTARTED, child.spec.name, {"generation": child.generation}
+            )
         log.info(
             "started %s gen %d", child.spec.name, child.generation, extra={"actor": child.spec.name}
         )
 
-    def _schedule_restart(self, child: Child, *, counted: bool) -> None:
+    def schedule(self, child: Child, *, counted: bool) -> None:
         """Replace a failed child after a backoff; ``counted``: a cycle counted this fault."""
         now = self.clock.monotonic()
         child.fault_counted = counted
@@ -55,7 +88,7 @@ class ChildRestarts(SupervisorBase):
         if old is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 old.stop(block=False)
-        sup = self.cfg.supervision
+        sup = self.supervision
         child.consecutive_restarts = policy.restart_attempt(
             child.consecutive_restarts, now - child.started_at, sup.restart_window_seconds
         )
@@ -69,9 +102,9 @@ class ChildRestarts(SupervisorBase):
         name = child.spec.name
         self.state.restarts[name] = self.state.restarts.get(name, 0) + 1
         self.telemetry.actor_restarted(name)
-        self._save_state()
+        self.writes.save_state(self.state)
         if self.intensity.record(now):
-            self.halt_system(
+            self.halt(
                 "restart_intensity_exceeded",
                 policy.RESTART_INTENSITY_EXCEEDED,
                 f"more than {sup.max_restarts} actor restarts within "
@@ -79,12 +112,13 @@ class ChildRestarts(SupervisorBase):
                 {"actor": name, "restarts_in_window": self.intensity.recent},
             )
 
-    def _start_due_restarts(self, now: float) -> None:
+    def start_due(self, now: float) -> None:
+        """Start every child whose backoff has run out."""
         for child in self.children.values():
             if child.ref is None and child.restart_due is not None and now >= child.restart_due:
-                self._start_child(child)
+                self.start(child)
 
-    def _on_child_down(self, name: str, generation: int, status: str, error: str) -> None:
+    def child_down(self, name: str, generation: int, status: str, error: str) -> None:
         """A crash report (``ActorCrashed``/``ActorStartFailed``): fail its step, restart it."""
         child = self.children.get(name)
         if child is None or generation != child.generation:
@@ -103,12 +137,7 @@ class ChildRestarts(SupervisorBase):
                 extra={"actor": name},
             )
             return
-        self._audit(policy.ACTOR_CRASHED, name, {"generation": generation, "error": error})
-        self._alert("error", policy.ACTOR_CRASHED, f"{name} {error}", actor=name)
-        pending = self.cycle.pending if self.cycle is not None else None
-        counted = False  # whether this crash fails (and so counts in) the running cycle
-        if self.cycle is not None and pending is not None and pending.actor == name:
-            counted = True
-            self.cycle.finish_pending(status, detail=error)
-            self._alert_step_failure(pending.step, status, error)
-        self._schedule_restart(child, counted=counted)
+        self.writes.audit(policy.ACTOR_CRASHED, name, {"generation": generation, "error": error})
+        self.writes.alert("error", policy.ACTOR_CRASHED, f"{name} {error}", actor=name)
+        counted = self.fail_step(name, status, error)  # whether this crash counts in a cycle
+        self.schedule(child, counted=counted)

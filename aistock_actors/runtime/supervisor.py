@@ -17,11 +17,13 @@ alert ``state_write_failed`` where it can, and halts (kind ``resource``). The ha
 (nothing trades; ``/healthz`` says 503; the kill switch still works) and the refused writes are
 retried every ``WRITE_RETRY_SECONDS`` until they succeed.
 
-This module is the event loop and the lifecycle; the rest is one module per responsibility:
-``restarts.py`` (starting and restarting children), ``halting.py`` (the halt and kill-switch
-latch), ``cycle_driver.py`` (the cycle, its failure counting and telemetry), ``state_writes.py``
-(writes the state directory may refuse), over ``supervisor_base.py`` (their shared state), with
-the pure rules in ``core/supervision.py``.
+This module is the event loop and the lifecycle. The Supervisor is ONE class composed of small
+collaborators it holds (as mopidy's ``Core`` holds its controllers), each in its own module:
+:class:`~aistock_actors.runtime.children.Children` (the roster), :class:`ChildRestarts`
+(starting and restarting children), :class:`HaltLatch` (the halt and kill-switch latch),
+:class:`CycleDriver` (the cycle, its failure counting and telemetry) and :class:`StateWriter`
+(writes the state directory may refuse); the pure rules are in ``core/supervision/policy.py``.
+The collaborators reach each other only through the hooks wired here.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ import queue
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pykka
 
+from aistock_actors.actors.base import ActorContext
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.supervision import policy
 from aistock_actors.core.supervision.policy import (
@@ -49,9 +53,10 @@ from aistock_actors.messages.control import (
     KillSwitchTripped,
 )
 from aistock_actors.net.services import NetServices
-from aistock_actors.runtime.children import Child, ChildSpec, RequestFactory
+from aistock_actors.runtime.children import Child, Children, ChildSpec, RequestFactory
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.runtime.cycle_driver import CycleDriver
+from aistock_actors.runtime.cycle_run import CycleRun
 from aistock_actors.runtime.halt_latch import HaltLatch
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.runtime.restarts import ChildRestarts
@@ -59,7 +64,7 @@ from aistock_actors.runtime.state_writer import StateWriter
 from aistock_actors.runtime.telemetry import Telemetry
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
-from aistock_actors.store.state import CycleSummary, load_supervisor_state, read_halt
+from aistock_actors.store.state import CycleSummary, HaltState, load_supervisor_state
 
 __all__ = [
     "AUDIT_BACKLOG_MAX",
@@ -74,7 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
+class Supervisor:
     """Owns the actors and the cycle; see the module docstring."""
 
     def __init__(
@@ -98,38 +103,126 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self.alerts = AlertSink(
             self.state_dir / "alerts", redact=self.redactor.details, clock=clock
         )
-        self.inbox = queue.Queue()
+        self.inbox: queue.Queue[Message] = queue.Queue()
         self.halt_flag = threading.Event()
+        """Set the moment the system halts; every side effect checks it."""
         self.stop_event = threading.Event()
+        """Set (by a signal handler or a test) to end ``run_once``/``run_daemon``."""
+        self.stopping = threading.Event()
+        """Set when :meth:`stop` begins: pool jobs in flight are cancelled (``jobs.py``)."""
         self.clock = clock
         self.rng = rng
         # Writes refused by a read-only or full state directory wait there for a retry.
         self.writes = StateWriter(
-            self.state_dir, self.audit, self.alerts, clock.monotonic, on_failure=self._write_failed
+            self.state_dir, self.audit, self.alerts, clock.monotonic,
+            on_failure=lambda what, exc: self.latch.write_failed(what, exc),
         )
         self.state = load_supervisor_state(self.state_dir, self.alerts)
-        self.halt = read_halt(self.state_dir)
-        if self.halt is not None:
-            self.halt_flag.set()
-        sup = self.cfg.supervision
-        self.intensity = policy.RestartIntensity(sup.max_restarts, sup.restart_window_seconds)
-        self.children = {s.name: Child(spec=s) for s in specs}
-        self.cycle = None
-        self.last_summary = None
-        self._next_watch = 0.0
-        # Latched while a kill switch is in force, so a trip is audited once, not every poll.
-        self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
+        """Counters persisted in ``supervisor.json``."""
+        self.children = Children(specs)
         self.telemetry = Telemetry(self.state_dir, clock=clock)
+        self.latch = HaltLatch(
+            self.state_dir,
+            halt_flag=self.halt_flag,
+            clock=clock,
+            state=self.state,
+            writes=self.writes,
+            telemetry=self.telemetry,
+            children=self.children,
+            end_cycle=lambda action: self.driver.abandon("halted", f"halted: {action}"),
+        )
+        self.restarts = ChildRestarts(
+            self.children,
+            make_context=self._context,
+            supervision=self.cfg.supervision,
+            clock=clock,
+            rng=rng,
+            state=self.state,
+            telemetry=self.telemetry,
+            writes=self.writes,
+            halt=self.latch.halt_system,
+            fail_step=lambda actor, status, error: self.driver.fail_step_of(actor, status, error),
+        )
+        self.driver = CycleDriver(
+            self.children,
+            config=self.cfg,
+            clock=clock,
+            state=self.state,
+            halt_flag=self.halt_flag,
+            writes=self.writes,
+            telemetry=self.telemetry,
+            restarts=self.restarts,
+            halt=self.latch.halt_system,
+        )
+        self._next_watch = 0.0
         # The network loop (webhooks, remote kill switch, health reports, /metrics) is created
         # here and started in start(); alerts raised before that wait in the webhook queues.
         self.net = NetServices(loaded, self.telemetry, self.redactor, self.alerts)
         self.alerts.add_listener(self.net.on_alert)
+        halt = self.latch.halt
         self.telemetry.update(
-            halted=self.halt is not None,
-            halt_reason=self.halt.reason if self.halt else None,
-            kill_switch=self._kill_active,
+            halted=halt is not None,
+            halt_reason=halt.reason if halt else None,
+            kill_switch=self.latch.kill_active,
             consecutive_failures=self.state.consecutive_failures,
             restarts=dict(self.state.restarts),
+        )
+
+    # --- what callers and tests read -----------------------------------------------------------
+
+    @property
+    def halt(self) -> HaltState | None:
+        """The halt in force (``state/HALTED``), or ``None``."""
+        return self.latch.halt
+
+    @property
+    def halted(self) -> bool:
+        """Whether the system is halted."""
+        return self.latch.halted
+
+    @property
+    def cycle(self) -> CycleRun | None:
+        """The running cycle, or ``None``."""
+        return self.driver.cycle
+
+    @property
+    def last_summary(self) -> CycleSummary | None:
+        """The last finished cycle's summary."""
+        return self.driver.last_summary
+
+    @property
+    def intensity(self) -> policy.RestartIntensity:
+        """The restart-intensity window (``supervision.max_restarts``)."""
+        return self.restarts.intensity
+
+    def tell(self, message: Message) -> None:
+        """Thread-safe entry to the supervisor's inbox (handed to actors as ``report``)."""
+        self.inbox.put(message)
+
+    def begin_cycle(self) -> bool:
+        """Start a cycle unless halted or one is running."""
+        return self.driver.begin()
+
+    def halt_system(self, kind: str, action: str, message: str, details: dict[str, Any]) -> None:
+        """Halt the system (see :class:`HaltLatch`)."""
+        self.latch.halt_system(kind, action, message, details)
+
+    def trip_kill_switch(self, source: str, detail: str) -> None:
+        """A kill-switch source fired (see :class:`HaltLatch`)."""
+        self.latch.trip_kill_switch(source, detail)
+
+    def _context(self, child: Child) -> ActorContext:
+        return ActorContext(
+            name=child.spec.name,
+            generation=child.generation,
+            report=self.tell,
+            halt_flag=self.halt_flag,
+            config=self.loaded,
+            audit=self.audit,
+            alerts=self.alerts,
+            net=self.net,
+            clock=self.clock,
+            stopping=self.stopping,
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -139,7 +232,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self._log_filter.install()
         self.net.start()
         for clamp in self.loaded.clamps:
-            self._audit(
+            self.writes.audit(
                 policy.RISK_CEILING_CLAMPED,
                 "config",
                 {
@@ -148,7 +241,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
                     "applied": clamp.applied,
                 },
             )
-            self._alert(
+            self.writes.alert(
                 "warning",
                 policy.RISK_CEILING_CLAMPED,
                 f"{clamp.key}={clamp.requested} is above the hard ceiling; running at "
@@ -156,16 +249,15 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
                 actor="config",
             )
         for child in self.children.values():
-            self._start_child(child)
+            self.restarts.start(child)
         if self.halt is not None:
             log.warning("starting halted: %s (%s)", self.halt.reason, self.halt.message)
-        self._check_kill_switch_file()
+        self.latch.check_kill_switch_file()
 
     def stop(self) -> None:
         """Abort a running cycle, stop children in reverse order with timeouts, persist."""
-        if self.cycle is not None:
-            self.cycle.abandon_remaining("aborted", "stopped by operator signal")
-            self._finish_cycle()
+        self.stopping.set()
+        self.driver.abandon("aborted", "stopped by operator signal")
         timeout = self.cfg.supervision.shutdown_timeout_seconds
         for child in reversed(list(self.children.values())):
             ref, child.ref = child.ref, None
@@ -182,7 +274,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
                 )
             except pykka.ActorDeadError:
                 pass
-        self._save_state()
+        self.writes.save_state(self.state)
         self.writes.retry(self.halt, self.state, force=True)
         self.writes.log_unwritten()
         self.net.stop(drain_timeout=min(2.0, timeout))
@@ -196,8 +288,7 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
             return None
         while self.cycle is not None:
             if self.stop_event.is_set():
-                self.cycle.abandon_remaining("aborted", "stopped by operator signal")
-                self._finish_cycle()
+                self.driver.abandon("aborted", "stopped by operator signal")
                 break
             self.pump(self.cfg.supervision.kill_switch_poll_seconds)
         return self.last_summary
@@ -235,28 +326,28 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
     def _dispatch(self, event: Message) -> None:
         match event:
             case ActorCrashed(actor=name, generation=gen, error=error):
-                self._on_child_down(name, gen, "crashed", error)
+                self.restarts.child_down(name, gen, "crashed", error)
             case ActorStartFailed(actor=name, generation=gen, error=error):
-                self._on_child_down(name, gen, "crashed", f"on_start failed: {error}")
+                self.restarts.child_down(name, gen, "crashed", f"on_start failed: {error}")
             case KillSwitchTripped(source=source, detail=detail):
-                self.trip_kill_switch(source, detail)
+                self.latch.trip_kill_switch(source, detail)
             case Reply():
-                self._on_reply(event)
+                self.driver.on_reply(event)
             case _:
                 log.error("supervisor received unexpected %s; ignored", type(event).__name__)
 
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
-        self._check_kill_switch_file()
-        self._check_external_resume()
+        self.latch.check_kill_switch_file()
+        self.latch.check_external_resume()
         if now >= self._next_watch:
             self._next_watch = now + self.cfg.supervision.kill_switch_poll_seconds
-            self._tell_children(CheckKillSwitch(), watchers_only=True)
+            self.children.tell_all(CheckKillSwitch(), watchers_only=True)
         self.writes.retry(self.halt, self.state)
-        self._start_due_restarts(now)
-        self._check_step_deadline(now)
+        self.restarts.start_due(now)
+        self.driver.check_deadline(now)
         if self.cycle is not None and self.cycle.pending is None:
-            self._advance()
+            self.driver.advance()
         try:
             self.telemetry.beat()
         except OSError as exc:  # often the first sign of a full or read-only state directory

@@ -4,7 +4,11 @@ Files under ``state/``::
 
     promotion/manifest.json     JSON ARRAY of verdicts, oldest first; each has "id" and "status"
                                 (jq '.[] | select(.status=="approved")' works as in the runbook)
-                                and its candidate's "backtest" metrics (never its equity curve)
+                                and its candidate's "backtest" metrics (never its equity curve);
+                                a bounded window: every approved, pending and held verdict plus
+                                the newest others (``manifest_archive.py``)
+    promotion/archive/manifest-<time>-<hash>.json
+                                older verdicts, moved out in batches (read by --report)
     promotion/curves/<model id>.json
                                 one verdict's out-of-sample backtest equity curve
                                 (:class:`EquityCurveFile`, at most 250 points), kept for the
@@ -44,6 +48,7 @@ from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.ledger import PaperPerformance
+from aistock_actors.store.manifest_archive import read_history, split_window, write_archive
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.state_file import load_state
 
@@ -171,7 +176,22 @@ class PromotionStore:
         ``manifest`` itself is not modified.
         """
         self._move_inline_curves(manifest)
-        atomic_write_json(self.manifest_path, strip_equity_curves(manifest), kind=Manifest)
+        kept, archived = split_window(manifest)
+        if archived:  # written before the manifest that no longer holds them
+            write_archive(self.root, strip_equity_curves(archived))
+        atomic_write_json(self.manifest_path, strip_equity_curves(kept), kind=Manifest)
+
+    def load_history(self) -> Manifest:
+        """Every verdict ever: the archive files and the manifest, one per id, by time. An
+        unreadable archive file is skipped with a warning alert (the manifest is unaffected)."""
+        history, problems = read_history(self.root, self.load_manifest())
+        for problem in problems:
+            log.warning("manifest archive unreadable: %s", problem)
+            if self._alerts is not None:
+                self._alerts.raise_alert(
+                    "warning", "manifest_archive_unreadable", problem, actor="promotion"
+                )
+        return history
 
     @property
     def curves_dir(self) -> Path:

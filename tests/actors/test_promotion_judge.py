@@ -39,6 +39,7 @@ from aistock_actors.runtime.cycle_run import CycleRun
 from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.services import promotion_decisions as promotion_ops
 from aistock_actors.store import atomic
+from aistock_actors.store.manifest_archive import ARCHIVE_BATCH, MANIFEST_RECENT_ENTRIES
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import EQUITY_CURVE_KEY, PromotionStore
 
@@ -575,3 +576,49 @@ def test_a_failed_curve_write_still_records_the_verdict(
     verdict = run_judge(config, store, candidate("m-a", sharpe=1.5))[0]
     assert verdict["status"] == "approved" and active_id(tmp_path) == "m-a"
     assert curve_files(tmp_path) == []  # the report shows its note instead of the plot
+
+
+# --- bounded history (issue #18) ----------------------------------------------------------------
+
+
+def _old_verdicts(template: dict[str, object], n: int) -> list[dict[str, object]]:
+    """``n`` rejected/recorded copies of a real entry, an hour apart, before the template's."""
+    out = []
+    for i in range(n):
+        time = f"20{10 + i // 8760:02d}-01-01T00:00:00Z"  # sorts before 2026
+        out.append({**template, "id": f"old-{i:05d}@{time}", "model_id": f"old-{i:05d}",
+                    "time": time[:-1] + f".{i:06d}Z", "status": ("rejected", "recorded")[i % 2]})
+    return out
+
+
+def test_a_judge_step_costs_the_same_with_3000_entries_of_history(
+    tmp_path: Path, trained_model: object
+) -> None:
+    dirs = {name: tmp_path / name for name in ("empty", "history")}
+    stores = {}
+    for name, tmp in dirs.items():
+        stores[name] = ModelStore(tmp / "models")
+        for model_id in ("m-a", "m-b"):
+            stores[name].put(dataclasses.replace(trained_model, model_id=model_id))  # type: ignore[type-var]
+    configs = {name: lifecycle_config(tmp) for name, tmp in dirs.items()}
+    # A real entry as the template of 3,000 old verdicts, written as an old install left them.
+    run_judge(configs["empty"], stores["empty"], candidate("m-a", sharpe=0.1))
+    template = manifest(dirs["empty"])[0]
+    old = _old_verdicts(template, 3000)
+    path = dirs["history"] / "state" / "promotion" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    run_judge(configs["history"], stores["history"], candidate("m-a", sharpe=0.1))
+    bound = MANIFEST_RECENT_ENTRIES + ARCHIVE_BATCH + 1
+    assert len(manifest(dirs["history"])) <= bound  # the first step moved the rest out
+    history = PromotionStore(dirs["history"] / "state", None).load_history()
+    assert [e["id"] for e in history[:-1]] == [e["id"] for e in old]  # nothing lost, in order
+    durations: dict[str, list[float]] = {"empty": [], "history": []}
+    for _ in range(5):  # interleaved, so a busy moment of the machine hits both alike
+        for name in ("empty", "history"):
+            summary, _sup = run_cycle(configs[name], judge_only(
+                iter([candidate("m-a", sharpe=0.1)]), stores[name]))
+            durations[name].append(step(summary, "judge").duration_s)
+            assert len(manifest(dirs[name])) <= bound  # every step reads a bounded manifest
+    empty, full = (sorted(durations[n])[2] for n in ("empty", "history"))
+    assert full <= 2 * empty + 0.005, durations  # medians; 5 ms of slack for timer noise

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from _support.lifecycle_support import lifecycle_config, run_cycle, step, write_planted
 
+from aistock_actors.runtime import job_dask
 from aistock_actors.runtime import jobs as parallel
 from aistock_actors.runtime.jobs import JobBackendError, JobRunner, JobTimeoutError
 
@@ -29,34 +30,34 @@ pytestmark = [pytest.mark.timeout(120)]
 @pytest.fixture(autouse=True)
 def no_cluster_left() -> Iterator[None]:
     yield
-    assert parallel.dask_pools_started() == 0, "a dask cluster was left running"
+    assert job_dask.dask_pools_started() == 0, "a dask cluster was left running"
 
 
 def test_jobs_run_in_order_in_local_worker_processes_and_large_arguments_are_scattered() -> None:
     with JobRunner("dask", 2) as runner:
-        assert parallel.dask_pools_started() == 0  # the cluster starts with the first job
+        assert job_dask.dask_pools_started() == 0  # the cluster starts with the first job
         assert runner.map(pow, [(2, 3), (3, 2), (10, 0)], timeout=60) == [8, 9, 1]
-        assert parallel.dask_pools_started() == 1
+        assert job_dask.dask_pools_started() == 1
         assert runner.run(os.getpid, timeout=60) != os.getpid()
         big = np.ones(300_000)  # 2.4 MB: scattered once, not embedded in each task
         assert runner.map(np.sum, [(big,), (big,)], timeout=60) == [300_000.0, 300_000.0]
         with JobRunner("dask", 2) as second:  # same process, same size: the same cluster
             assert second.run(pow, 2, 2, timeout=60) == 4
-            assert parallel.dask_pools_started() == 1
-        assert parallel.dask_pools_started() == 1  # still used by the first runner
-    assert parallel.dask_pools_started() == 0  # the last runner closed it
+            assert job_dask.dask_pools_started() == 1
+        assert job_dask.dask_pools_started() == 1  # still used by the first runner
+    assert job_dask.dask_pools_started() == 0  # the last runner closed it
 
 
 def test_a_hung_job_is_cancelled_and_the_next_job_gets_a_fresh_cluster() -> None:
     with JobRunner("dask", 2) as runner:
         runner.run(pow, 1, 1, timeout=60)
-        client = parallel._POOLS[(None, 2)].client()
+        client = job_dask._POOLS[(None, 2)].client()
         start = time.monotonic()
         with pytest.raises(JobTimeoutError, match="sleep did not finish within 1s"):
             runner.run(time.sleep, 60, timeout=1.0)
         assert time.monotonic() - start < 10
         assert client.status in ("closing", "closed", "running")
-        assert parallel._POOLS[(None, 2)].client() is not client  # the old cluster is torn down
+        assert job_dask._POOLS[(None, 2)].client() is not client  # the old cluster is torn down
         assert runner.run(pow, 2, 5, timeout=60) == 32
 
 
@@ -111,18 +112,18 @@ def test_a_full_cycle_on_a_local_cluster_matches_loky_exactly(
 ) -> None:
     loky = _cycle_figures(tmp_path / "loky", "loky")
     clusters: list[Any] = []
-    connect = parallel._DaskPool._connect
+    connect = job_dask.DaskPool._connect
 
-    def spy(pool: parallel._DaskPool) -> tuple[Any, Any]:
+    def spy(pool: job_dask.DaskPool) -> tuple[Any, Any]:
         client, cluster = connect(pool)
         clusters.append(cluster)
         return client, cluster
 
-    monkeypatch.setattr(parallel._DaskPool, "_connect", spy)
+    monkeypatch.setattr(job_dask.DaskPool, "_connect", spy)
     dask = _cycle_figures(tmp_path / "dask", "dask")
     assert len(clusters) == 1  # train and backtest shared one 2-worker local cluster
     assert clusters[0].status.name == "closed"
-    assert parallel.dask_pools_started() == 0  # the supervisor's stop path closed the cluster
+    assert job_dask.dask_pools_started() == 0  # the supervisor's stop path closed the cluster
     assert dask["verdict"] == loky["verdict"] == "approved"
     assert dask["training"] == loky["training"]  # seeded: bit-identical model metrics
     assert dask["backtest"] == loky["backtest"]  # and backtest metrics
@@ -133,7 +134,7 @@ def test_a_full_cycle_on_a_local_cluster_matches_loky_exactly(
 def test_an_unreachable_scheduler_is_a_backend_error_not_a_hang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(parallel, "DASK_CONNECT_TIMEOUT_SECONDS", 2.0)
+    monkeypatch.setattr(job_dask, "DASK_CONNECT_TIMEOUT_SECONDS", 2.0)
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from aistock_actors.config import parse_config
-from aistock_actors.errors import ConfigError
+from aistock_actors.errors import ConfigError, JobCancelledError
+from aistock_actors.runtime import job_support
 from aistock_actors.runtime import jobs as parallel
 from aistock_actors.runtime.jobs import JobBackendError, JobRunner, JobTimeoutError
 from aistock_actors.services import pipeline_params as lifecycle
@@ -53,6 +54,30 @@ def test_hung_job_times_out_and_its_workers_are_killed() -> None:
     assert runner.run(pow, 2, 5, timeout=60) == 32  # a fresh pool serves the next job
 
 
+def test_a_set_cancel_event_abandons_the_running_batch_and_refuses_the_next() -> None:
+    runner = JobRunner("loky", 2)
+    halted = threading.Event()
+    runner.cancel_when("halted", halted)
+    worker = runner.run(os.getpid, timeout=60)
+    setter = threading.Timer(0.5, halted.set)  # the halt arrives while the fit runs
+    start = time.monotonic()
+    setter.start()
+    try:
+        with pytest.raises(JobCancelledError, match="sleep cancelled: halted"):
+            runner.run(time.sleep, 60, timeout=120)
+    finally:
+        setter.cancel()
+    assert time.monotonic() - start < 10  # not after the 60 s "fit"
+    deadline = time.monotonic() + 10
+    while alive(worker):
+        assert time.monotonic() < deadline, "the pool's worker survived the cancellation"
+        time.sleep(0.05)
+    with pytest.raises(JobCancelledError, match="pow not started: halted"):
+        runner.run(pow, 2, 5, timeout=60)  # nothing new starts while the halt holds
+    halted.clear()  # the operator resumed
+    assert runner.run(pow, 2, 5, timeout=60) == 32
+
+
 def test_inline_runs_in_the_calling_thread() -> None:
     runner = JobRunner("inline", 2)
     assert runner.run(threading.get_ident, timeout=1) == threading.get_ident()
@@ -81,14 +106,14 @@ def test_large_arguments_reach_loky_workers_memory_mapped_once(
     big = np.arange(400_000, dtype=np.float64)  # 3.2 MB >= SHARE_MIN_BYTES
     assert parallel.estimated_nbytes(big) >= parallel.SHARE_MIN_BYTES
     dumps: list[str] = []
-    real_dump = parallel._SpillFolder.dump
+    real_dump = job_support.SpillFolder.dump
 
-    def counting_dump(self: parallel._SpillFolder, value: object) -> parallel._MappedArg:
+    def counting_dump(self: job_support.SpillFolder, value: object) -> job_support.MappedArg:
         arg = real_dump(self, value)
         dumps.append(arg.path)
         return arg
 
-    monkeypatch.setattr(parallel._SpillFolder, "dump", counting_dump)
+    monkeypatch.setattr(job_support.SpillFolder, "dump", counting_dump)
     runner = JobRunner("loky", 2)
     results = runner.map(describe, [(big, 0), (big, 1), (big, 2)], timeout=60)
     total = float(big.sum())
@@ -137,7 +162,7 @@ def test_a_full_ram_folder_falls_back_to_the_temp_dir(
 ) -> None:
     ram = tmp_path / "shm"  # stands in for a small /dev/shm (containers: 64 MB)
     ram.mkdir()
-    monkeypatch.setattr(parallel, "_shm_dir", lambda: str(ram))
+    monkeypatch.setattr(job_support, "shm_dir", lambda: str(ram))
     real_dump = joblib.dump
     targets: list[Path] = []
 
@@ -161,7 +186,7 @@ def test_spill_folders_of_dead_processes_are_removed(
 ) -> None:
     ram = tmp_path / "shm"
     ram.mkdir()
-    monkeypatch.setattr(parallel, "_shm_dir", lambda: str(ram))
+    monkeypatch.setattr(job_support, "shm_dir", lambda: str(ram))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     stale = ram / f"aistock-jobs-{dead}-abc"  # left by a SIGKILLed autopilot

@@ -159,7 +159,7 @@ def _model(loaded: LoadedConfig) -> ModelData:
     promo = loaded.config.promotion
     active = promotion_ops.active_model_summary(loaded)
     store = PromotionStore(loaded.state_dir, None)
-    manifest = store.load_manifest()
+    manifest = store.load_history()  # the archived verdicts too (store/manifest_archive.py)
     entry = last_approved_entry(manifest, active["id"]) if active is not None else None
     backtest = entry.get("backtest") if entry is not None else None
     bt = backtest if isinstance(backtest, dict) else {}

@@ -1,0 +1,57 @@
+"""The loky backend: joblib's reusable process pool, whose workers are killed to abandon a job.
+
+Large arguments are written once per batch and memory-mapped by the workers
+(:class:`~aistock_actors.runtime.job_support.SpillFolder`). A batch that times out or is
+cancelled (a halt, the process stopping) kills the pool's workers (``kill_workers=True``): a
+thread cannot be interrupted, a process can. The next batch gets a fresh pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from joblib.externals.loky import get_reusable_executor
+
+from aistock_actors.runtime.job_support import (
+    Cancelled,
+    SpillFolder,
+    call_job,
+    collect,
+    job_name,
+    large_args,
+    release_memory,
+)
+
+R = TypeVar("R")
+
+WORKER_IDLE_SECONDS = 300
+"""Idle loky workers exit after this long (they are re-spawned on demand)."""
+
+
+def run_loky(
+    fn: Callable[..., R],
+    jobs: Sequence[tuple[Any, ...]],
+    *,
+    n_jobs: int,
+    timeout: float,
+    cancelled: Cancelled,
+) -> list[R]:
+    """Run ``fn(*job)`` for every job in the pool; results in job order (see ``collect``)."""
+    large = large_args(jobs)
+    spill = SpillFolder()
+    try:
+        mapped = {key: spill.dump(value) for key, value in large.items()}
+        shipped = [tuple(mapped.get(id(arg), arg) for arg in job) for job in jobs]
+        executor = get_reusable_executor(max_workers=n_jobs, timeout=WORKER_IDLE_SECONDS)
+        release_memory()  # the caller's garbage (e.g. building the feature panel) goes first
+        futures = [executor.submit(call_job, fn, job) for job in shipped]
+        return collect(
+            futures,
+            name=job_name(fn),
+            timeout=timeout,
+            cancelled=cancelled,
+            abandon=lambda: executor.shutdown(wait=False, kill_workers=True),
+        )
+    finally:
+        spill.close()  # a worker still running keeps its mapping; the file name goes now
