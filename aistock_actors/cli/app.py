@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="discard the pending promotion with manifest entry ID (or risk change risk-<n>)",
     )
+    action.add_argument(
+        "--ack",
+        metavar="ID",
+        help="acknowledge alert ID (shown by --status) or every open alert with 'all'",
+    )
     parser.add_argument(
         "--interval-minutes",
         type=float,
@@ -182,6 +187,13 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             from aistock_actors.cli import status_view  # rich loads only for a terminal
 
             status_view.print_status(status)
+        return EXIT_OK
+    if args.ack is not None:
+        try:
+            print(operator.ack(loaded, args.ack))
+        except KeyError as exc:
+            print(f"aistock: {exc.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
         return EXIT_OK
     if args.report:
         return write_report(loaded, args.out or Path("report.html"))
@@ -309,11 +321,7 @@ def render_summary(summary: CycleSummary, loaded: LoadedConfig) -> str:
         f"  {'step':<10}{'status':<11}{'time':>8}  detail",
     ]
     for step in summary.steps:
-        detail = step.detail or ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in step.data.items()
-            if v is not None and not isinstance(v, (list, dict))
-        )
+        detail = operator.step_detail(step)
         lines.append(f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {detail}")
     state_dir = loaded.state_dir
     lines.append(

@@ -285,6 +285,9 @@ class MonitoringConfig(_Section, frozen=True, kw_only=True):
     """Largest backoff between two attempts."""
     webhook_queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     """Alerts waiting per webhook; when full the oldest is dropped (and counted in the log)."""
+    control_token_env: str | None = None
+    """Name of the environment variable holding the web console's control token (sent as
+    ``Authorization: Bearer <token>`` to ``POST /api/kill`` ...); null or unset: read-only."""
 
 
 class Config(_Section, frozen=True, kw_only=True):

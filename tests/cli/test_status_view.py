@@ -45,7 +45,8 @@ def test_piped_status_is_plain_text_with_the_greppable_lines(config: Path) -> No
     out = done.stdout
     assert ANSI not in out and "╭" not in out
     for line in ("halted:               no", "kill switch:          off",
-                 "consecutive failures: 0 / 3", "not built yet:        nothing",
+                 "consecutive failures: 0 / 3",
+                 "not built yet:        train, backtest, judge",  # trading-only cycles
                  "recent alerts:        newest 2 critical/error", "paper equity:",
                  "ceiling 0.3", "active model:         m-"):
         assert line in out, line
