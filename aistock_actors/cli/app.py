@@ -31,6 +31,7 @@ import msgspec
 from aistock_actors import __version__
 from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import LoadedConfig, load_config
+from aistock_actors.config.sections import Mode
 from aistock_actors.errors import (
     AutopilotError,
     ConfigError,
@@ -135,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``supervisor.py`` and the ``aistock`` console script."""
+def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
+    """Entry point of ``supervisor.py`` and the ``aistock`` console script; ``mode`` overrides
+    the config's (the manual's ``scripts/run_autopilot.py`` and ``supervised_autopilot.py``)."""
     args = build_parser().parse_args(argv)
     if args.interval_minutes is not None and args.interval_minutes <= 0:
         print("aistock: --interval-minutes must be > 0", file=sys.stderr)
@@ -147,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
     try:
         loaded = load_config(args.config)
+        if mode is not None and mode != loaded.config.mode:
+            loaded = msgspec.structs.replace(
+                loaded, config=msgspec.structs.replace(loaded.config, mode=mode))
         return _dispatch(args, loaded)
     except ConfigError as exc:
         print(f"aistock: config error: {exc}", file=sys.stderr)
