@@ -336,8 +336,8 @@ def render_status(st: Status) -> str:
     lines.append(f"recent alerts:        {shown}")
     for alert in st.recent_alerts:
         message = " ".join(alert.message.split())
-        lines.append(f"  {alert.ts}  {alert.severity:<8} {alert.code} ({alert.actor}): {message}")
-        lines.append(f"      --ack {alert.id}")
+        lines.append(f"  {alert.ts}  {alert.severity:<8} {alert.code} ({alert.actor}): {message}"
+                     f"  [--ack {alert.id}]")
     from aistock_actors.services import promotion_decisions as promotion_ops
     from aistock_actors.services import risk_decisions as trading_ops
 

@@ -115,7 +115,7 @@ def test_fresh_install_renders_in_both_views(tmp_path: Path) -> None:
     Console(file=buffer, force_terminal=True, width=120).print(status_view.build_view(st))
     out = buffer.getvalue()
     assert "no cycle has run yet" in out and "none yet (no trade step has run)" in out
-    assert "no critical or error alert" in out
+    assert "no open critical or error alert" in out
     text = operator.render_status(st)
     assert "recent alerts:        none" in text and "halted:               no" in text
 
