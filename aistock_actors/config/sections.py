@@ -51,6 +51,11 @@ class NotificationWebhooks(_Section, frozen=True, kw_only=True):
     """Environment variable holding the generic webhook URL."""
     pagerduty_routing_key_env: EnvName | None = None
     """Environment variable holding the PagerDuty routing key."""
+    apprise: list[str] = []
+    """apprise URLs (``tgram://``, ``discord://``, ``mailto://``, ``ntfy://``, ``json://`` …): one
+    more target for every one of them; needs ``pip install 'aistock-actors[notify]'``."""
+    apprise_env: list[EnvName] = []
+    """Environment variables each holding one apprise URL (added to ``apprise``)."""
 
 
 class HeadlessConfig(_Section, frozen=True, kw_only=True):
