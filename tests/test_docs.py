@@ -18,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.store.state import HaltState, write_halt
 
 REPO = Path(__file__).resolve().parents[1]
+JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
 DAEMON_TEST = "run against a real daemon by tests/test_docs.py::test_daemon_commands_run"
 SKIPPED = {
     r"^\./demo\.sh$": ".ci/run runs it (fresh venv, sample data, one cycle)",
@@ -98,7 +100,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bin_dir.mkdir()
     _script(bin_dir / "python", f'exec {sys.executable} "$@"')
     if shutil.which("jq") is None:
-        _script(bin_dir / "jq", f'exec {sys.executable} {REPO / "tests" / "_support" / "docs_support.py"} "$@"')
+        _script(bin_dir / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     return ws
 
 
@@ -310,7 +312,7 @@ def test_jq_stand_in_agrees_with_jq(workspace: Path, tmp_path: Path) -> None:
         pytest.skip("jq is not installed: the stand-in is all there is to compare")
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
-    _script(stand_in / "jq", f'exec {sys.executable} {REPO / "tests" / "_support" / "docs_support.py"} "$@"')
+    _script(stand_in / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     used = set()
     for command in COMMANDS:
         if "jq" not in command or "python" in command or skip_reason(command) is not None:
@@ -372,3 +374,95 @@ def test_readme_documents_every_cli_flag() -> None:
         for flag in action.option_strings:
             if flag.startswith("--") and flag not in ("--help", "--version"):
                 assert f"`{flag}" in text or f" {flag}" in text, flag
+
+
+# --- the operator manual (../shared/spec/headless_autopilot.md) ---------------------------------
+
+MANUAL_SKIPPED = {
+    r"^screen ": "starts an interactive terminal multiplexer; the daemon command of the same "
+    "block runs below",
+    r"grafana:9090": "posts to the reader's own Grafana host (no network here); the "
+    "CRITICAL_COUNT line before it runs",
+}
+"""The manual's commands not run, and why."""
+MANUAL_DAEMON = r"--daemon|--schedule"
+
+
+def _manual_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    ws = tmp_path_factory.mktemp("manual")
+    operator_state(tmp_path_factory.getbasetemp(), ws)
+    (ws / "configs").mkdir()
+    shutil.copy(REPO / "configs" / "headless_autopilot_example.json", ws / "configs")
+    (ws / "scripts").symlink_to(REPO / "scripts")
+    bin_dir = ws / "bin"
+    bin_dir.mkdir()
+    for name in ("python", "python3"):  # python3: the scripts' shebang, run verbatim
+        _script(bin_dir / name, f'exec {sys.executable} "$@"')
+    return ws, bin_dir
+
+
+def _manual_env(ws: Path, bin_dir: Path) -> dict[str, str]:
+    env = shell_env(ws, bin_dir, 9464)
+    env.pop("COLUMNS", None)  # `ps aux` in a pipe cuts lines at $COLUMNS
+    return env
+
+
+def test_manual_commands_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every command of the manual, verbatim: the file commands and CLI calls on a state dir
+    built by real cycles, ``--run-once`` twice, then each daemon command started, seen by
+    ``--status`` as running and by ``ps aux | grep headless_autopilot``, stopped by SIGTERM."""
+    from _support.docs_support import MANUAL, manual_commands
+
+    if not MANUAL.exists():
+        pytest.skip(f"the manual is not beside the repository ({MANUAL})")
+    commands = manual_commands()
+    ws, bin_dir = _manual_workspace(tmp_path_factory)
+    env = _manual_env(ws, bin_dir)
+    skipped = [c for c in commands if any(re.search(p, c) for p in MANUAL_SKIPPED)]
+    assert len(skipped) == len(MANUAL_SKIPPED), skipped
+    daemons = [c for c in commands if re.search(MANUAL_DAEMON, c)]
+    once = [c for c in commands if c.endswith("--run-once")]
+    ps = [c for c in commands if c.startswith("ps ")]
+    simple = [c for c in commands if c not in {*skipped, *daemons, *once, *ps}]
+    assert len(daemons) == 3 and len(once) == 2 and len(ps) == 1, commands
+
+    def sh(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ws, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    for command in simple:
+        done = sh(command)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr[-2000:]}"
+        assert "Traceback" not in done.stderr, done.stderr
+        (ws / "state" / "KILL_SWITCH").unlink(missing_ok=True)
+        (ws / "state" / "HALTED").unlink(missing_ok=True)
+    for command in once:
+        done = sh(command)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr[-3000:]}"
+        assert ": SUCCEEDED" in done.stdout, done.stdout
+    status = [sys.executable, str(REPO / "supervisor.py"), "config.json", "--status", "--json"]
+    for command in daemons:
+        log = ws / "daemon.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(["bash", "-c", command], cwd=ws, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        try:
+            def running() -> bool:
+                done = subprocess.run(status, cwd=ws, capture_output=True, text=True,
+                                      timeout=60, check=True)
+                return bool(json.loads(done.stdout)["daemon"]["state"] == "running")
+
+            wait_until(running, 120, f"{command} running", log, poll=0.2)
+            pid = int((ws / "state" / "daemon.lock").read_text().split()[1])
+            if "headless_autopilot" in command:
+                listing = sh(ps[0]).stdout
+                assert any(line.split()[1] == str(pid) for line in listing.splitlines()), listing
+            os.kill(pid, signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

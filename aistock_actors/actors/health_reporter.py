@@ -7,8 +7,9 @@ hands
 the POST to the network loop. It never blocks a cycle: the POST runs on the loop, retried with
 backoff within the interval, and the outcome comes back as
 :class:`~aistock_actors.messages.ops.HealthReportDelivered`. A failed report is the warning alert
-``health_report_failed`` — not a cycle failure — and the first success after failures raises
-``health_report_recovered`` (info), which resolves it on PagerDuty.
+``health_report_failed`` — not a cycle failure, raised once when a streak of failures starts (the
+later ones are logged) — and the first success after failures raises ``health_report_recovered``
+(info), which resolves it on PagerDuty.
 
 The same report is served on demand at ``GET /report`` by the monitoring server.
 """
@@ -16,6 +17,7 @@ The same report is served on demand at ``GET /report`` by the monitoring server.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from typing import Any
 
 from aistock_actors.actors.base import WatchedActor
@@ -23,6 +25,8 @@ from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered, HealthReporterInbox
 from aistock_actors.net.health_post import post_health_report
+
+log = logging.getLogger(__name__)
 
 
 class HealthReporter(WatchedActor):
@@ -106,6 +110,10 @@ class HealthReporter(WatchedActor):
             self._failures = 0
             return
         self._failures += 1
+        if self._failures > 1:  # one alert when the streak starts; the recovery closes it
+            log.warning("health report failed again (%d in a row): %s", self._failures,
+                        result.error)
+            return
         self.ctx.alerts.raise_alert(
             "warning",
             "health_report_failed",

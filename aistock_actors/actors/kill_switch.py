@@ -16,7 +16,9 @@ the check runs on the network loop, never on this actor's thread; its outcome co
 - HTTP 200 with ``{"kill_switch": false}`` → keep running;
 - anything else (other status, not JSON, missing or non-boolean key, timeout, connection
   refused) is a *failed check*: retried within the interval, then the warning alert
-  ``kill_switch_check_failed: remote URL unreachable: <why>``; trading continues. With
+  ``kill_switch_check_failed: remote URL unreachable: <why>`` once when a streak of failed
+  checks starts (the later ones are logged; ``kill_switch_check_recovered`` when it ends);
+  trading continues. With
   ``headless.kill_switch_fail_closed_after: N``, N failed checks in a row trip (fail closed).
   The count survives restarts of this actor (``state/kill_switch_remote.json``).
 - ``headless.kill_switch_token_env`` names an environment variable whose value is sent as
@@ -176,7 +178,11 @@ class KillSwitchWatcher(WatchedActor):
             state.consecutive_failures += 1
             state.last_error = result.error
             self._save_remote()
-            self._alert_failed(result)
+            if state.consecutive_failures == 1:  # one alert when the streak starts, not per check
+                self._alert_failed(result)
+            else:
+                log.warning("remote kill-switch check failed again (%d in a row): %s",
+                            state.consecutive_failures, result.error)
             limit = self.ctx.config.config.headless.kill_switch_fail_closed_after
             if limit is not None and state.consecutive_failures >= limit:
                 self.trip(

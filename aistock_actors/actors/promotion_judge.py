@@ -97,6 +97,7 @@ class PromotionJudge(SupervisedActor):
     def load_state(self) -> None:
         cfg = self.ctx.config
         self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.models.ensure_pointer()  # models/active/model.json exists from the first start
         self.promo = PromotionStore(cfg.state_dir, self.ctx.alerts)
         self.thresholds = PromotionThresholds(**msgspec.structs.asdict(cfg.config.promotion))
         # Surface a corrupt file now (recovered from .bak, alerted). No lock: writes are atomic

@@ -31,6 +31,7 @@ import msgspec
 from aistock_actors import __version__
 from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import LoadedConfig, load_config
+from aistock_actors.config.sections import Mode
 from aistock_actors.errors import (
     AutopilotError,
     ConfigError,
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="discard the pending promotion with manifest entry ID (or risk change risk-<n>)",
     )
+    action.add_argument(
+        "--ack",
+        metavar="ID",
+        help="acknowledge alert ID (shown by --status) or every open alert with 'all'",
+    )
     parser.add_argument(
         "--interval-minutes",
         type=float,
@@ -130,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``supervisor.py`` and the ``aistock`` console script."""
+def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
+    """Entry point of ``supervisor.py`` and the ``aistock`` console script; ``mode`` overrides
+    the config's (the manual's ``scripts/run_autopilot.py`` and ``supervised_autopilot.py``)."""
     args = build_parser().parse_args(argv)
     if args.interval_minutes is not None and args.interval_minutes <= 0:
         print("aistock: --interval-minutes must be > 0", file=sys.stderr)
@@ -142,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
     try:
         loaded = load_config(args.config)
+        if mode is not None and mode != loaded.config.mode:
+            loaded = msgspec.structs.replace(
+                loaded, config=msgspec.structs.replace(loaded.config, mode=mode))
         return _dispatch(args, loaded)
     except ConfigError as exc:
         print(f"aistock: config error: {exc}", file=sys.stderr)
@@ -182,6 +192,13 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             from aistock_actors.cli import status_view  # rich loads only for a terminal
 
             status_view.print_status(status)
+        return EXIT_OK
+    if args.ack is not None:
+        try:
+            print(operator.ack(loaded, args.ack))
+        except KeyError as exc:
+            print(f"aistock: {exc.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
         return EXIT_OK
     if args.report:
         return write_report(loaded, args.out or Path("report.html"))
@@ -309,11 +326,7 @@ def render_summary(summary: CycleSummary, loaded: LoadedConfig) -> str:
         f"  {'step':<10}{'status':<11}{'time':>8}  detail",
     ]
     for step in summary.steps:
-        detail = step.detail or ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in step.data.items()
-            if v is not None and not isinstance(v, (list, dict))
-        )
+        detail = operator.step_detail(step)
         lines.append(f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {detail}")
     state_dir = loaded.state_dir
     lines.append(

@@ -1,9 +1,11 @@
 """Operator commands that act on the state directory without a running daemon.
 
-``--kill``, ``--unkill``, ``--resume``, ``--status`` and ``--audit-verify`` (``--approve`` and
-``--reject`` are in :mod:`aistock_actors.services.promotion_decisions`). Each one that changes
-something is audited with actor ``operator``. A running daemon notices the change on its next
-poll (at most ``kill_switch_poll_seconds``).
+``--kill``, ``--unkill``, ``--resume``, ``--ack``, ``--status`` and ``--audit-verify``
+(``--approve`` and ``--reject`` are in :mod:`aistock_actors.services.promotion_decisions`). Each
+one that changes something is audited with actor ``operator`` (``web`` when the console's control
+API calls it). A running daemon notices the change on its next poll (at most
+``kill_switch_poll_seconds``). Nothing here imports the ML stack: ``--status`` and ``--kill`` stay
+fast.
 """
 
 from __future__ import annotations
@@ -14,14 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from aistock_actors.cli.liveness import Liveness, liveness
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.supervision import policy
-from aistock_actors.store.alerts import SEVERITIES, Alert, AlertSink, Severity, list_alerts
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
+from aistock_actors.store.alerts import (
+    Alert,
+    AlertSink,
+    Severity,
+    acknowledge,
+    alert_counts,
+    alert_id,
+    list_alerts,
+    load_acks,
+)
 from aistock_actors.store.atomic import fsync_dir
 from aistock_actors.store.audit import AuditLog, verify_audit_log
 from aistock_actors.store.state import (
     CycleSummary,
     HaltState,
+    StepRecord,
     clear_halt,
     kill_switch_active,
     kill_switch_path,
@@ -38,7 +52,11 @@ def _audit(loaded: LoadedConfig) -> AuditLog:
     return AuditLog(loaded.state_dir / "audit" / "log.jsonl")
 
 
-def kill(loaded: LoadedConfig) -> str:
+OPERATOR = "operator"
+"""The audit actor of the CLI's commands (the console's are ``web``)."""
+
+
+def kill(loaded: LoadedConfig, actor: str = OPERATOR) -> str:
     """Create ``state/KILL_SWITCH``; a running daemon halts within a poll interval."""
     path = kill_switch_path(loaded.state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,12 +66,12 @@ def kill(loaded: LoadedConfig) -> str:
     os.close(fd)
     fsync_dir(path.parent)
     _audit(loaded).append(
-        "kill_switch_set_by_operator", "operator", {"file": str(path), "already_set": existed}
+        "kill_switch_set_by_operator", actor, {"file": str(path), "already_set": existed}
     )
     return f"kill switch ACTIVE: {path} (a running daemon halts within a second)"
 
 
-def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
+def unkill(loaded: LoadedConfig, actor: str = OPERATOR) -> tuple[str, bool]:
     """Remove the kill switch and clear a kill-switch halt; say whether still halted."""
     state_dir = loaded.state_dir
     path = kill_switch_path(state_dir)
@@ -66,10 +84,10 @@ def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
         cleared = True
     from aistock_actors.services import risk_decisions as trading_ops
 
-    acknowledged = trading_ops.acknowledge_drawdown(loaded) if cleared else ""
+    acknowledged = trading_ops.acknowledge_drawdown(loaded, actor) if cleared else ""
     _audit(loaded).append(
         policy.KILL_SWITCH_DEACTIVATED,
-        "operator",
+        actor,
         {"file_removed": existed, "halt_cleared": cleared},
     )
     if halt is not None and not cleared:
@@ -86,7 +104,7 @@ def unkill(loaded: LoadedConfig) -> tuple[str, bool]:
     )
 
 
-def resume(loaded: LoadedConfig) -> tuple[str, bool]:
+def resume(loaded: LoadedConfig, actor: str = OPERATOR) -> tuple[str, bool]:
     """Clear a halt and reset the failure count; refused while the kill switch is on."""
     state_dir = loaded.state_dir
     if kill_switch_active(state_dir):
@@ -102,10 +120,10 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     clear_halt(state_dir)
     from aistock_actors.services import risk_decisions as trading_ops
 
-    acknowledged = trading_ops.acknowledge_drawdown(loaded)
+    acknowledged = trading_ops.acknowledge_drawdown(loaded, actor)
     _audit(loaded).append(
         policy.OPERATOR_RESUMED,
-        "operator",
+        actor,
         {
             "cleared_reason": halt.reason,
             "halted_at": halt.halted_at,
@@ -119,6 +137,23 @@ def resume(loaded: LoadedConfig) -> tuple[str, bool]:
     )
 
 
+def ack(loaded: LoadedConfig, target: str, actor: str = OPERATOR,
+        clock: Clock = SYSTEM_CLOCK) -> str:
+    """``--ack ID|all``: acknowledge one alert or every open one; audited ``alerts_acknowledged``.
+
+    Raises ``KeyError`` naming an unknown id (nothing changes then)."""
+    root = loaded.state_dir / "alerts"
+    done = acknowledge(root, target, actor, clock)
+    if done:
+        _audit(loaded).append("alerts_acknowledged", actor, {"target": target, "ids": done})
+    if not done:
+        already = "no open alert" if target == "all" else f"{target} was already acknowledged"
+        return f"nothing to acknowledge: {already}"
+    open_, _ = alert_counts(root)
+    left = ", ".join(f"{k} {v}" for k, v in open_.items() if v) or "none"
+    return f"acknowledged {len(done)} alert(s); open now: {left}"
+
+
 RECENT_ALERTS = 5
 """How many recent critical and error alerts ``--status`` shows."""
 
@@ -126,6 +161,8 @@ RECENT_ALERTS = 5
 class RecentAlert(msgspec.Struct, frozen=True, kw_only=True):
     """One recent critical or error alert as ``--status`` shows it."""
 
+    id: str
+    """The alert id (``--ack ID``): its file name without ``.json``."""
     ts: str
     severity: str
     code: str
@@ -140,16 +177,20 @@ def recent_alerts(
     limit: int = RECENT_ALERTS,
     severities: tuple[Severity, ...] = ("critical", "error"),
 ) -> list[RecentAlert]:
-    """The newest ``limit`` alerts of ``severities``, newest first (unreadable files skipped)."""
+    """The newest ``limit`` open (unacknowledged) alerts of ``severities``, newest first
+    (unreadable files skipped)."""
     found: list[RecentAlert] = []
+    acked = load_acks(alert_root).acknowledged
     for severity in severities:
-        for path in list_alerts(alert_root, severity)[-limit:]:
+        paths = [p for p in list_alerts(alert_root, severity) if alert_id(p) not in acked]
+        for path in paths[-limit:]:
             try:
                 alert = msgspec.json.decode(path.read_bytes(), type=Alert)
             except (OSError, msgspec.DecodeError, msgspec.ValidationError):
                 continue
             found.append(
                 RecentAlert(
+                    id=alert_id(path),
                     ts=alert.ts,
                     severity=alert.severity,
                     code=alert.code,
@@ -179,6 +220,7 @@ class Status(msgspec.Struct, kw_only=True):
     last_cycle: CycleSummary | None
     restarts: dict[str, int]
     alerts: dict[str, int]
+    """Open (not acknowledged) alerts per severity."""
     not_built: list[str]
     active_model: dict[str, Any] | None = None
     """The active model: id, sha256, activation time, training and backtest metrics."""
@@ -189,14 +231,19 @@ class Status(msgspec.Struct, kw_only=True):
     risk: trading_ops.RiskStatus | None = None
     """The risk limits in force against the hard ceilings, and a pending expansion."""
     recent_alerts: list[RecentAlert] = []
-    """The newest critical and error alerts, newest first."""
+    """The newest open critical and error alerts, newest first."""
+    alerts_acknowledged: dict[str, int] = {}
+    """Acknowledged alerts per severity (``--ack``)."""
+    daemon: Liveness | None = None
+    """Whether a process runs on this state directory: lock holder and heartbeat age."""
+    active_model_why: str = ""
+    """One line: why the active model is active, or why there is none."""
+    recent_verdicts: list[dict[str, Any]] = []
+    """The newest promotion verdicts with every stage, newest first."""
 
 
-def status(loaded: LoadedConfig) -> Status:
+def status(loaded: LoadedConfig, clock: Clock = SYSTEM_CLOCK) -> Status:
     """Collect the status from the state files (read-only: creates nothing)."""
-    from aistock_actors.runtime.child_specs import (
-        built_steps,  # imports every actor: only --status pays
-    )
     from aistock_actors.services import promotion_decisions as promotion_ops
     from aistock_actors.services import risk_decisions as trading_ops
 
@@ -204,6 +251,9 @@ def status(loaded: LoadedConfig) -> Status:
     state = load_supervisor_state(state_dir, None)
     halt = read_halt(state_dir)
     alert_root = state_dir / "alerts"
+    open_alerts, acked_alerts = alert_counts(alert_root)
+    active = promotion_ops.active_model_summary(loaded)
+    verdicts = promotion_ops.recent_verdicts(loaded)
     return Status(
         mode=loaded.config.mode,
         state_dir=str(state_dir),
@@ -221,13 +271,28 @@ def status(loaded: LoadedConfig) -> Status:
         last_success_at=state.last_success_at,
         last_cycle=state.last_cycle,
         restarts=dict(state.restarts),
-        alerts={s: len(list_alerts(alert_root, s)) for s in SEVERITIES},
-        not_built=[s for s in policy.STEPS if s not in built_steps()],
-        active_model=promotion_ops.active_model_summary(loaded),
+        alerts=open_alerts,
+        # what the last cycle reported as having no actor: no actor module is imported here
+        not_built=[step.name for step in (state.last_cycle.steps if state.last_cycle else [])
+                   if step.status == "not_built"],
+        active_model=active,
         pending_approvals=promotion_ops.pending_summary(loaded),
         paper=trading_ops.paper_status(state_dir),
         risk=trading_ops.risk_status(state_dir),
         recent_alerts=recent_alerts(alert_root),
+        alerts_acknowledged=acked_alerts,
+        daemon=liveness(state_dir, clock),
+        active_model_why=promotion_ops.active_model_why(active, verdicts),
+        recent_verdicts=verdicts,
+    )
+
+
+def step_detail(step: StepRecord) -> str:
+    """A step's detail, or its scalar data (``bars_added=12, symbols=4``) when it has none."""
+    return step.detail or ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in step.data.items()
+        if v is not None and not isinstance(v, (list, dict))
     )
 
 
@@ -239,6 +304,8 @@ def degraded_suffix(cycles_degraded: int) -> str:
 def render_status(st: Status) -> str:
     """Human-readable status."""
     lines = [f"mode:                 {st.mode}", f"state dir:            {st.state_dir}"]
+    if st.daemon is not None:
+        lines.append(f"process:              {st.daemon.summary}")
     if st.halt is not None:
         lines.append(f"HALTED:               {st.halt.reason} since {st.halt.halted_at}")
         lines.append(f"                      {st.halt.message}")
@@ -258,20 +325,25 @@ def render_status(st: Status) -> str:
         )
         for step in lc.steps:
             lines.append(
-                f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {step.detail}"
+                f"  {step.name:<10}{step.status:<11}{step.duration_s:>7.2f}s  {step_detail(step)}"
             )
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
     lines.append(f"actor restarts:       {restarts}")
-    lines.append("alerts:               " + ", ".join(f"{k} {v}" for k, v in st.alerts.items()))
+    acked = ", ".join(f"{k} {v}" for k, v in st.alerts_acknowledged.items() if v)
+    lines.append("alerts:               " + ", ".join(f"{k} {v}" for k, v in st.alerts.items())
+                 + f" open; acknowledged: {acked or 'none'}")
     shown = f"newest {len(st.recent_alerts)} critical/error" if st.recent_alerts else "none"
     lines.append(f"recent alerts:        {shown}")
     for alert in st.recent_alerts:
         message = " ".join(alert.message.split())
-        lines.append(f"  {alert.ts}  {alert.severity:<8} {alert.code} ({alert.actor}): {message}")
+        lines.append(f"  {alert.ts}  {alert.severity:<8} {alert.code} ({alert.actor}): {message}"
+                     f"  [--ack {alert.id}]")
     from aistock_actors.services import promotion_decisions as promotion_ops
     from aistock_actors.services import risk_decisions as trading_ops
 
     lines.extend(promotion_ops.render_lifecycle(st.active_model, st.pending_approvals))
+    if st.active_model_why:
+        lines.append(f"why:                  {st.active_model_why}")
     lines.extend(trading_ops.render_trading(st.paper, st.risk))
     lines.append(f"not built yet:        {', '.join(st.not_built) or 'nothing'}")
     return "\n".join(lines)

@@ -16,7 +16,12 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from aistock_actors.cli.operator_commands import Status, degraded_suffix, render_status
+from aistock_actors.cli.operator_commands import (
+    Status,
+    degraded_suffix,
+    render_status,
+    step_detail,
+)
 
 if TYPE_CHECKING:  # rich loads only when a terminal gets the rich view
     from rich.console import RenderableType
@@ -101,7 +106,10 @@ def _overview(st: Status) -> RenderableType:
         grid.add_row("state", f"[bold red]HALTED[/] {_e(st.halt.reason)} since {st.halt.halted_at}")
         grid.add_row("", _e(st.halt.message))
     else:
-        grid.add_row("state", "[bold green]running[/] (not halted)")
+        grid.add_row("state", "not halted")
+    if st.daemon is not None:
+        style = {"running": "bold green", "stale_lock": "bold yellow"}.get(st.daemon.state, "red")
+        grid.add_row("process", f"[{style}]{_e(st.daemon.summary)}[/]")
     grid.add_row("kill switch", "[bold red]ACTIVE[/]" if st.kill_switch else "[green]off[/]")
     failures = f"{st.consecutive_failures} / {st.max_consecutive_failures} before a halt"
     grid.add_row("consecutive failures",
@@ -126,7 +134,7 @@ def _last_cycle(st: Status) -> RenderableType:
     for step in lc.steps:
         style = STEP_STYLES.get(step.status, "yellow")
         table.add_row(_e(step.name), f"[{style}]{_e(step.status)}[/]",
-                      f"{step.duration_s:.2f}s", _e(step.detail))
+                      f"{step.duration_s:.2f}s", _e(step_detail(step)))
     outcome = {"succeeded": "green", "degraded": "yellow"}.get(lc.outcome, "red")
     title = f"last cycle {_e(lc.cycle_id)}: {_e(lc.outcome)} (finished {lc.finished_at})"
     return _panel(table, title, outcome)
@@ -147,6 +155,8 @@ def _model(st: Status) -> RenderableType:
         backtest = active.get("backtest") or {}
         metrics = ", ".join(f"{k}={_fmt(backtest.get(k))}" for k in METRICS if k in backtest)
         grid.add_row("backtest", metrics or "no backtest metrics recorded")
+    if st.active_model_why:
+        grid.add_row("why", _e(st.active_model_why))
     parts: list[RenderableType] = [grid]
     if st.pending_approvals:
         table = _table("pending approval", "sharpe", "decide with")
@@ -220,15 +230,16 @@ def _risk(st: Status) -> RenderableType:
 def _alerts(st: Status) -> RenderableType:
     from rich.console import Group
 
+    acked = ", ".join(f"{k} {v}" for k, v in st.alerts_acknowledged.items() if v) or "none"
     counts = ", ".join(
         f"[{SEVERITY_STYLES.get(k, 'default')}]{k} {v}[/]" for k, v in st.alerts.items()
-    )
+    ) + f" open; acknowledged: {acked}"
     if not st.recent_alerts:
-        return _panel(Group(counts, "no critical or error alert"), "alerts")
-    table = _table("when", "severity", "code", "actor", "message")
+        return _panel(Group(counts, "no open critical or error alert"), "alerts")
+    table = _table("when", "severity", "code", "actor", "message", "--ack")
     for alert in st.recent_alerts:
         style = SEVERITY_STYLES.get(alert.severity, "default")
         table.add_row(alert.ts, f"[{style}]{_e(alert.severity)}[/]", _e(alert.code),
-                      _e(alert.actor), _e(" ".join(alert.message.split())))
+                      _e(alert.actor), _e(" ".join(alert.message.split())), _e(alert.id))
     critical = any(a.severity == "critical" for a in st.recent_alerts)
     return _panel(Group(counts, table), "recent alerts", "red" if critical else "yellow")

@@ -51,6 +51,11 @@ class NotificationWebhooks(_Section, frozen=True, kw_only=True):
     """Environment variable holding the generic webhook URL."""
     pagerduty_routing_key_env: EnvName | None = None
     """Environment variable holding the PagerDuty routing key."""
+    apprise: list[str] = []
+    """apprise URLs (``tgram://``, ``discord://``, ``mailto://``, ``ntfy://``, ``json://`` …): one
+    more target for every one of them; needs ``pip install 'aistock-actors[notify]'``."""
+    apprise_env: list[EnvName] = []
+    """Environment variables each holding one apprise URL (added to ``apprise``)."""
 
 
 class HeadlessConfig(_Section, frozen=True, kw_only=True):
@@ -285,6 +290,9 @@ class MonitoringConfig(_Section, frozen=True, kw_only=True):
     """Largest backoff between two attempts."""
     webhook_queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
     """Alerts waiting per webhook; when full the oldest is dropped (and counted in the log)."""
+    control_token_env: str | None = None
+    """Name of the environment variable holding the web console's control token (sent as
+    ``Authorization: Bearer <token>`` to ``POST /api/kill`` ...); null or unset: read-only."""
 
 
 class Config(_Section, frozen=True, kw_only=True):

@@ -9,6 +9,8 @@
   A *resolving* alert sends ``{"routing_key", "event_action": "resolve", "dedup_key"}`` for
   each code it resolves (see :class:`IncidentTracker`).
 - **generic**: the alert itself, as written under ``state/alerts/``.
+- **apprise**: title, body and type for every apprise URL
+  (``aistock_actors/net/apprise_target.py``).
 
 Only WARNING, ERROR and CRITICAL alerts trigger; INFO alerts only ever resolve.
 """
@@ -27,7 +29,7 @@ from aistock_actors.config import Config
 from aistock_actors.runtime.redaction import resolve_env
 from aistock_actors.store.alerts import Alert
 
-WebhookKind = Literal["slack", "pagerduty", "generic"]
+WebhookKind = Literal["slack", "pagerduty", "generic", "apprise"]
 NOTIFY_SEVERITIES = frozenset({"warning", "error", "critical"})
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 RESOLVE_ALL_CRITICAL = frozenset({"kill_switch_deactivated", "operator_resumed"})
@@ -43,6 +45,8 @@ class WebhookTarget:
     kind: WebhookKind
     url: str
     routing_key: str | None = None
+    apprise_urls: tuple[str, ...] = ()
+    """The apprise lane's URLs (one lane for all of them; ``url`` is empty then)."""
 
 
 def webhook_targets(
@@ -71,6 +75,13 @@ def webhook_targets(
     elif pd_url or hooks.pagerduty_env or hooks.pagerduty_routing_key_env:
         missing = hooks.pagerduty_routing_key_env or "pagerduty_routing_key"
         problems.append(f"pagerduty: no routing key ({missing} is not set); PagerDuty disabled")
+    if hooks.apprise or hooks.apprise_env:
+        from aistock_actors.net.apprise_target import apprise_urls
+
+        urls, apprise_problems = apprise_urls(hooks.apprise, hooks.apprise_env, environ)
+        problems.extend(apprise_problems)
+        if urls:
+            targets.append(WebhookTarget(kind="apprise", url="", apprise_urls=tuple(urls)))
     if hooks.pagerduty_env and not pd_url and key:
         problems.append(
             f"pagerduty: environment variable {hooks.pagerduty_env} is not set; "

@@ -9,6 +9,7 @@ It runs on the network loop (not in an actor), so it keeps answering while actor
   (``aistock_cycles_total{outcome}``, ``aistock_halted``,
   ``aistock_heartbeat_timestamp_seconds`` …).
 - ``GET /report``: the health report the HealthReporter POSTs, on demand.
+- ``/`` and ``/api/...``: the operator console and its JSON API (``aistock_actors/net/console.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aistock_actors.core.supervision.health import build_health_report, healthz
+from aistock_actors.net.console import Console
 from aistock_actors.runtime.telemetry import Telemetry
 
 
@@ -27,8 +29,10 @@ def make_app(
     interval: Callable[[], float | None],
     max_data_age_s: float,
     max_drawdown: float | None,
+    console: Console | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``interval`` returns the daemon interval (None: not a daemon)."""
+    """The aiohttp application; ``interval`` returns the daemon interval (None: not a daemon);
+    with ``console`` it also serves the operator console at ``/`` and its ``/api/``."""
 
     async def get_healthz(_request: web.Request) -> web.Response:
         ok, body = healthz(telemetry.snapshot(), telemetry.clock.time(), interval())
@@ -48,4 +52,6 @@ def make_app(
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/report", get_report)
+    if console is not None:
+        console.add_routes(app)
     return app

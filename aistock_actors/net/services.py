@@ -29,6 +29,7 @@ from aiohttp import web
 
 from aistock_actors.config import LoadedConfig
 from aistock_actors.messages import Message
+from aistock_actors.net.console import Console
 from aistock_actors.net.http import RetryPolicy
 from aistock_actors.net.payloads import IncidentTracker, webhook_targets
 from aistock_actors.net.prometheus import NetMetrics
@@ -130,7 +131,7 @@ class NetServices:
             )
         if self.bound_port is not None:
             log.info(
-                "monitoring server on http://%s:%d (/healthz, /metrics, /report)",
+                "monitoring server on http://%s:%d (/ console, /healthz, /metrics, /report)",
                 self.loaded.config.monitoring.listen_host,
                 self.bound_port,
             )
@@ -247,6 +248,7 @@ class NetServices:
             lambda: self.daemon_interval_seconds,
             mon.max_data_age_seconds,
             self.loaded.config.risk.max_portfolio_drawdown_halt,
+            console=Console(self.loaded, self.environ, self.telemetry.clock),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

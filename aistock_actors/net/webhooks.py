@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from aistock_actors.net.apprise_target import apprise_payload, send_apprise
 from aistock_actors.net.http import RetryPolicy, expect_2xx, request_with_retry
 from aistock_actors.net.payloads import (
     NOTIFY_SEVERITIES,
@@ -168,6 +169,8 @@ class WebhookDispatcher:
             return out
         if not notify:
             return []
+        if target.kind == "apprise":
+            return [Delivery(code=alert.code, event="alert", payload=apprise_payload(alert))]
         payload = slack_payload(alert) if target.kind == "slack" else generic_payload(alert)
         return [Delivery(code=alert.code, event="alert", payload=payload)]
 
@@ -225,6 +228,11 @@ class WebhookDispatcher:
     async def _deliver(
         self, lane: _Lane, delivery: Delivery, session: aiohttp.ClientSession
     ) -> None:
+        if lane.target.kind == "apprise":
+            ok, attempts, error = await send_apprise(
+                lane.target.apprise_urls, delivery.payload, self.policy)
+            self._settle(lane, delivery, ok, attempts, error)
+            return
         result = await request_with_retry(
             session,
             "POST",
@@ -250,3 +258,16 @@ class WebhookDispatcher:
                 result.elapsed,
                 result.error,
             )
+
+    def _settle(self, lane: _Lane, delivery: Delivery, ok: bool, attempts: int,
+                error: str) -> None:
+        """Count and log the outcome of a non-HTTP (apprise) delivery."""
+        with lane.lock:
+            if ok:
+                lane.stats.delivered += 1
+            else:
+                lane.stats.abandoned += 1
+        self._count(lane.target.kind, "delivered" if ok else "abandoned")
+        if not ok:
+            log.warning("webhook %s: abandoned %s %s after %d attempt(s): %s", lane.target.kind,
+                        delivery.event, delivery.code, attempts, self.redactor.text(error))

@@ -73,6 +73,8 @@ def config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> 
         url = resolve_env(value, env_name, env)
         if url:
             secrets.append(url)  # the Redactor adds its path-and-query variant
+    secrets.extend(u for u in hooks.apprise if u)  # an apprise URL carries its token
+    secrets.extend(env[name] for name in hooks.apprise_env if env.get(name))
     key = resolve_env(hooks.pagerduty_routing_key, hooks.pagerduty_routing_key_env, env)
     if key:
         secrets.append(key)

@@ -43,12 +43,18 @@ def _ensure_not_halted(loaded: LoadedConfig) -> None:
 
 
 def decide(
-    loaded: LoadedConfig, entry_id: str, *, approve: bool, clock: Clock = SYSTEM_CLOCK
+    loaded: LoadedConfig,
+    entry_id: str,
+    *,
+    approve: bool,
+    clock: Clock = SYSTEM_CLOCK,
+    actor: str = OPERATOR,
 ) -> str:
     """Approve (activate) or reject a pending manifest entry; return what was done.
 
     Raises ``ValueError`` (unknown id, not pending), :class:`HaltedError` (approve while halted)
     or :class:`~aistock_actors.errors.ModelIntegrityError` (artifact changed since judged).
+    ``actor`` is who the audit log names: ``operator`` (the CLI) or ``web`` (the console).
     """
     state_dir = loaded.state_dir
     alerts = AlertSink(state_dir / "alerts")
@@ -63,10 +69,10 @@ def decide(
         entry = find_entry(updated, entry_id)
         assert entry is not None
         model_id = str(entry["model_id"])
-        details = {"entry_id": entry_id, "model_id": model_id, "decided_by": OPERATOR}
+        details = {"entry_id": entry_id, "model_id": model_id, "decided_by": actor}
         if not approve:
             promo.save_manifest(updated)
-            audit.append("promotion_rejected_by_operator", OPERATOR, details)
+            audit.append("promotion_rejected_by_operator", actor, details)
             return f"rejected {entry_id}: {model_id} will not be activated"
         _ensure_not_halted(loaded)
         sha = entry.get("sha256")
@@ -80,7 +86,7 @@ def decide(
             raise
         registry = promo.load_registry()
         keeper = ActiveModelKeeper(
-            actor=OPERATOR,
+            actor=actor,
             models=models,
             promo=promo,
             audit=audit,
@@ -90,7 +96,7 @@ def decide(
         )
         keeper.register(registry, model_id, "operator_approved")
         keeper.commit(updated, registry)
-    audit.append("model_promoted", OPERATOR, {**details, "sha256": sha, "action": "promote"})
+    audit.append("model_promoted", actor, {**details, "sha256": sha, "action": "promote"})
     return f"approved {entry_id}: {model_id} is now the active model (models/active/model.json)"
 
 
@@ -153,3 +159,61 @@ def render_lifecycle(active: dict[str, Any] | None, pending: list[dict[str, Any]
         shown = f"{sharpe:.4g}" if isinstance(sharpe, float) else "n/a"
         lines.append(f"  {entry['id']}  sharpe={shown}  (--approve / --reject this id)")
     return lines
+
+
+RECENT_VERDICTS = 5
+"""How many verdicts ``--status`` and the console show, newest first."""
+
+
+def recent_verdicts(loaded: LoadedConfig, limit: int = RECENT_VERDICTS) -> list[dict[str, Any]]:
+    """The newest ``limit`` manifest entries with every stage (read-only), newest first."""
+    manifest = PromotionStore(loaded.state_dir, None).load_manifest()
+    out = []
+    for entry in reversed(manifest[-limit:]):
+        stages = entry.get("stages")
+        out.append({
+            "id": entry.get("id"), "model_id": entry.get("model_id"), "time": entry.get("time"),
+            "status": entry.get("status"), "reasons": entry.get("reasons") or [],
+            "stages": [
+                {k: s.get(k) for k in ("stage", "name", "status", "value", "threshold", "reason")}
+                for s in (stages if isinstance(stages, list) else []) if isinstance(s, dict)
+            ],
+        })
+    return out
+
+
+def _first_failed(verdict: dict[str, Any]) -> str:
+    for stage in verdict["stages"]:
+        if stage.get("status") == "failed":
+            value = stage.get("value")
+            shown = f"{value:.2f}" if isinstance(value, (int, float)) else "not measured"
+            return (f"stage {stage.get('stage')} ({stage.get('name')}): {shown}, "
+                    f"needs {stage.get('threshold')}")
+    reasons = verdict.get("reasons") or []
+    return str(reasons[0]) if reasons else "no failed stage recorded"
+
+
+def active_model_why(active: dict[str, Any] | None, verdicts: list[dict[str, Any]]) -> str:
+    """One line saying why the active model is what it is (or why there is none)."""
+    last = verdicts[0] if verdicts else None
+    if active is None:
+        if last is None:
+            return "no active model: no candidate has been judged yet"
+        if last["status"] == "rejected":
+            return (f"no active model: last candidate {last['model_id']} rejected at "
+                    f"{_first_failed(last)}")
+        if last["status"] == "pending":
+            return (f"no active model: candidate {last['model_id']} passed the gate and waits "
+                    f"for --approve {last['id']}")
+        return (f"no active model: last verdict {last['id']} is {last['status']} "
+                f"({', '.join(map(str, last['reasons'])) or 'no reason recorded'})")
+    passed = next((v for v in verdicts if v["model_id"] == active["id"]), None)
+    since = f"active since {active.get('activated_at')}"
+    if passed is None:
+        return f"{active['id']} {since} (its verdict is older than the last {len(verdicts)})"
+    n = sum(1 for s in passed["stages"] if s.get("status") == "passed")
+    newer = verdicts[: verdicts.index(passed)]
+    tail = (f"; newer candidate {newer[0]['model_id']} {newer[0]['status']}"
+            + (f" at {_first_failed(newer[0])}" if newer[0]["status"] == "rejected" else "")
+            if newer else "")
+    return f"{active['id']} {since}: {passed['status']}, passed {n} stages{tail}"

@@ -30,22 +30,26 @@ def _audit(loaded: LoadedConfig) -> AuditLog:
     return AuditLog(loaded.state_dir / "audit" / "log.jsonl")
 
 
-def decide_risk(loaded: LoadedConfig, change_id: str, *, approve: bool) -> tuple[str, bool]:
-    """``--approve risk-<n>`` / ``--reject risk-<n>``: record the decision; ``(message, ok)``."""
+def decide_risk(
+    loaded: LoadedConfig, change_id: str, *, approve: bool, actor: str = OPERATOR
+) -> tuple[str, bool]:
+    """``--approve risk-<n>`` / ``--reject risk-<n>``: record the decision; ``(message, ok)``.
+
+    ``actor`` is who the audit log names: ``operator`` (the CLI) or ``web`` (the console)."""
     message, ok = decide_pending(loaded.state_dir, change_id, approve)
     if ok:
         action = (
             "risk_change_approved_by_operator" if approve else "risk_change_rejected_by_operator"
         )
-        _audit(loaded).append(action, OPERATOR, {"id": change_id})
+        _audit(loaded).append(action, actor, {"id": change_id})
     return message, ok
 
 
-def acknowledge_drawdown(loaded: LoadedConfig) -> str:
+def acknowledge_drawdown(loaded: LoadedConfig, actor: str = OPERATOR) -> str:
     """Acknowledge a drawdown halt (part of ``--unkill`` and ``--resume``); "" if there was none."""
     if not acknowledge_drawdown_halt(loaded.state_dir):
         return ""
-    _audit(loaded).append("drawdown_halt_acknowledged_by_operator", OPERATOR, {})
+    _audit(loaded).append("drawdown_halt_acknowledged_by_operator", actor, {})
     return "; drawdown halt acknowledged: the drawdown is measured from the current equity on"
 
 

@@ -132,3 +132,71 @@ def list_alerts(root: Path, severity: Severity) -> list[Path]:
     """Alert files of one severity, oldest first."""
     folder = Path(root) / severity
     return sorted(folder.glob("*.json")) if folder.exists() else []
+
+
+# --- acknowledgement ---------------------------------------------------------------------------
+
+ACK_FILE = "acknowledged.json"
+"""``state/alerts/acknowledged.json``: which alert files an operator acknowledged (the alert
+files themselves are never moved or rewritten, so ``ls state/alerts/critical/`` still lists
+every alert)."""
+
+
+class AckRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One acknowledgement: who and when."""
+
+    by: str
+    """``operator`` (``--ack``) or ``web`` (the console)."""
+    at: str
+
+
+class AckState(msgspec.Struct, kw_only=True):
+    """Every acknowledged alert, by alert id (the alert file's name without ``.json``)."""
+
+    acknowledged: dict[str, AckRecord] = {}
+
+
+def alert_id(path: Path) -> str:
+    """The id of the alert stored at ``path`` (its file name without ``.json``)."""
+    return Path(path).stem
+
+
+def load_acks(root: Path) -> AckState:
+    """The acknowledgements (with ``.bak`` recovery; none when the file is missing)."""
+    from aistock_actors.store.state_file import load_state
+
+    return load_state(Path(root) / ACK_FILE, AckState, AckState, None, actor="alerts")
+
+
+def alert_counts(root: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """``(open, acknowledged)`` alert counts per severity."""
+    acked = load_acks(root).acknowledged
+    open_: dict[str, int] = {}
+    done: dict[str, int] = {}
+    for severity in SEVERITIES:
+        ids = [alert_id(p) for p in list_alerts(root, severity)]
+        done[severity] = sum(1 for i in ids if i in acked)
+        open_[severity] = len(ids) - done[severity]
+    return open_, done
+
+
+def acknowledge(root: Path, target: str, by: str, clock: Clock = SYSTEM_CLOCK) -> list[str]:
+    """Acknowledge alert ``target`` (an id) or every open alert (``all``); return the ids newly
+    acknowledged. Raises ``KeyError`` naming an unknown id (nothing is written then)."""
+    root = Path(root)
+    state = load_acks(root)
+    known = {alert_id(p) for s in SEVERITIES for p in list_alerts(root, s)}
+    if target == "all":
+        wanted = sorted(known - state.acknowledged.keys())
+    elif target in known:
+        wanted = [] if target in state.acknowledged else [target]
+    else:
+        raise KeyError(f"no alert with id {target!r} under {root} (see --status or the console)")
+    if wanted:
+        at = clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+        record = AckRecord(by=by, at=at)
+        # ids of alert files since deleted by hand are dropped, so the file stays small
+        merged = {k: v for k, v in state.acknowledged.items() if k in known}
+        merged.update(dict.fromkeys(wanted, record))
+        atomic_write_json(root / ACK_FILE, AckState(acknowledged=merged))
+    return wanted

@@ -20,8 +20,12 @@ from pathlib import Path
 import msgspec
 
 from aistock_actors.core.trading.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
-from aistock_actors.core.trading.cycle import current_drawdown
-from aistock_actors.core.trading.ledger import LedgerState, ledger_equity, new_ledger
+from aistock_actors.core.trading.ledger import (
+    LedgerState,
+    current_drawdown,
+    ledger_equity,
+    new_ledger,
+)
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path

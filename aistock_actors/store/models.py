@@ -4,7 +4,8 @@ Layout under ``root`` (the ``models/`` folder)::
 
     <id>/model.joblib           the pickled TrainedModel
     <id>/metadata.json          ModelRecord: id, sha256 of model.joblib, created_at, metrics, ...
-    active/model.json           the active model's ModelRecord (the runbook reads this path)
+    active/model.json           the active model's ModelRecord, or a NoActiveModel saying why
+                                none is (the runbook reads this path; it always exists)
     active/history.json         every activation, oldest first (for rollback)
 
 Saving never moves the pointer (T7): :meth:`ModelStore.save` writes exactly the path it is given,
@@ -60,6 +61,26 @@ class ModelRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     """Further caller metadata, stored verbatim."""
     activated_at: datetime | None = None
     """Set in ``active/model.json`` and the history only."""
+
+
+class NoActiveModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``active/model.json`` while no model is active: it says so, since when and why (the
+    runbook's ``cat models/active/model.json`` always finds the file)."""
+
+    active: bool = False
+    reason: str
+    since: datetime
+    previous_model_id: str | None = None
+    """The model that was active before (None on a fresh install)."""
+
+
+def says_no_model(path: Path) -> bool:
+    """Whether the pointer file at ``path`` is a :class:`NoActiveModel` document."""
+    try:
+        msgspec.json.decode(path.read_bytes(), type=NoActiveModel)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return False
+    return True
 
 
 class Activation(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,7 +245,30 @@ class ModelStore:
         path = self.pointer_path
         if not path.exists() and not backup_path(path).exists():
             return None
+        if says_no_model(path):
+            return None
         return load_state(path, ModelRecord, _no_pointer, self._alerts, actor="model_store")
+
+    def write_no_model(self, reason: str, previous_model_id: str | None = None) -> None:
+        """Make ``active/model.json`` say that no model is active (its ``.bak`` is removed, else
+        a damaged pointer would be recovered to the model that just left)."""
+        pointer = self.pointer_path
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        doc = NoActiveModel(reason=reason, since=SYSTEM_CLOCK.now(),
+                            previous_model_id=previous_model_id)
+        atomic_write_json(pointer, doc, keep_backup=False)
+        backup_path(pointer).unlink(missing_ok=True)
+
+    def ensure_pointer(self) -> None:
+        """Write the no-model pointer when there is no pointer at all (a fresh install).
+
+        Best effort: a disk refusing the write is logged, and the next start tries again (no
+        pointer and the no-model pointer mean the same to every reader)."""
+        if not self.pointer_path.exists() and not backup_path(self.pointer_path).exists():
+            try:
+                self.write_no_model("no model has been promoted yet")
+            except OSError as exc:
+                log.warning("cannot write the no-model pointer %s: %s", self.pointer_path, exc)
 
     def load_active(self) -> tuple[ModelRecord, TrainedModel] | None:
         """Return the active record and its verified model, or ``None`` if none is active."""

@@ -49,7 +49,7 @@ from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.ledger import PaperPerformance
 from aistock_actors.store.manifest_archive import read_history, split_window, write_archive
-from aistock_actors.store.models import ModelStore
+from aistock_actors.store.models import ModelStore, says_no_model
 from aistock_actors.store.state_file import load_state
 
 log = logging.getLogger(__name__)
@@ -362,15 +362,26 @@ def last_approved_entry(manifest: Manifest, model_id: str) -> dict[str, Any] | N
 
 
 def deactivate(models: ModelStore) -> bool:
-    """Leave no model active: move ``active/model.json`` aside to ``active/deactivated.json``.
+    """Leave no model active: move ``active/model.json`` aside to ``active/deactivated.json``
+    and write a :class:`~aistock_actors.store.models.NoActiveModel` pointer in its place.
 
     Its ``.bak`` is removed too (else the store would recover the pointer from it). Returns
     whether a pointer existed.
     """
     pointer = models.pointer_path
+    if says_no_model(pointer):  # already says so (and why): left as it is
+        backup_path(pointer).unlink(missing_ok=True)
+        return False
     existed = pointer.exists()
+    previous = None
     if existed:
+        try:
+            previous = models.active_record()
+        except StateError:  # unreadable: it is moved aside all the same
+            previous = None
         os.replace(pointer, pointer.with_name("deactivated.json"))
     backup_path(pointer).unlink(missing_ok=True)
     fsync_dir(pointer.parent)
+    models.write_no_model("retired or rolled back with no earlier good model to fall back to",
+                          previous.model_id if previous is not None else None)
     return existed

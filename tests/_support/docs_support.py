@@ -72,6 +72,20 @@ DOCS = {
 """The docs whose commands run, and where in each they are taken from."""
 
 
+MANUAL = Path(__file__).resolve().parents[3] / "shared" / "spec" / "headless_autopilot.md"
+"""The operator manual (``../shared/spec/headless_autopilot.md`` beside the repository): its
+commands are promises (``tests/test_docs.py::test_manual_commands_run`` runs each one)."""
+
+
+def manual_commands(path: Path = MANUAL) -> list[str]:
+    """Every distinct command of the manual, in order: fenced, inline, and the inline
+    ``scripts/...`` spans the manual writes without ``python`` (run verbatim, by their shebang)."""
+    text = path.read_text(encoding="utf-8")
+    outside = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    scripts = [" ".join(s.split()) for s in re.findall(r"`(scripts/[^`]+)`", outside)]
+    return list(dict.fromkeys([*fenced_commands(text), *inline_commands(text), *scripts]))
+
+
 def canonical(command: str) -> str:
     """Commands that differ only in the config path or the ``--out`` file run once."""
     command = command.replace("configs/demo.json", "$CONFIG")

@@ -52,11 +52,11 @@ from aistock_actors.runtime import faults
 from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.runtime.faults import FaultPlan, FaultSpec
 from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
-from aistock_actors.store.alerts import Alert
+from aistock_actors.store.alerts import AckState, Alert
 from aistock_actors.store.audit import verify_audit_log
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ledger import CostBook, PaperPerformance
-from aistock_actors.store.models import ModelRecord
+from aistock_actors.store.models import ModelRecord, says_no_model
 from aistock_actors.store.promotion import EquityCurveFile, RegistryFile
 from aistock_actors.store.state import HaltState, SupervisorState
 
@@ -179,6 +179,7 @@ TYPED_FILES: dict[str, type] = {
     "state/risk/limits.json": RiskState,
     "state/kill_switch_remote.json": RemoteCheckState,
     "models/active/model.json": ModelRecord,
+    "state/alerts/acknowledged.json": AckState,
 }
 """State files with a known type: each (and its ``.bak``) must decode as that type."""
 
@@ -250,7 +251,10 @@ def check_state(tmp: Path) -> StateReport:
                 continue
             rel = path.relative_to(tmp).as_posix()
             base = rel[: -len(".bak")] if rel.endswith(".bak") else rel
-            if base in TYPED_FILES:
+            if base == "models/active/model.json" and says_no_model(path):
+                report.files += 1  # the pointer saying no model is active (NoActiveModel)
+                problem = None
+            elif base in TYPED_FILES:
                 report.files += 1
                 problem = _decode(path, TYPED_FILES[base])
             elif base.startswith("state/promotion/curves/") and base.endswith(".json"):

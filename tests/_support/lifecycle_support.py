@@ -95,7 +95,9 @@ def manifest(tmp: Path) -> list[dict[str, Any]]:
 def pointer(tmp: Path) -> bytes | None:
     """The bytes of ``models/active/model.json`` (``None`` if no model is active)."""
     path = tmp / "models" / "active" / "model.json"
-    return path.read_bytes() if path.exists() else None
+    if not path.exists() or json.loads(path.read_bytes()).get("active") is False:
+        return None  # absent, or the NoActiveModel document saying no model is active
+    return path.read_bytes()
 
 
 def active_id(tmp: Path) -> str | None:

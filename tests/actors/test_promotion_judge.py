@@ -134,6 +134,9 @@ def test_registry_grace_then_removal_falls_back_then_deactivates(
     assert pointer(tmp_path) is None  # m-a retired too and nothing is left to fall back to
     assert store.active_record() is None
     assert (tmp_path / "models/active/deactivated.json").exists()
+    says = json.loads((tmp_path / "models/active/model.json").read_text())  # `cat` finds it
+    assert says["active"] is False and says["previous_model_id"] == "m-a", says
+    assert "no earlier good model" in says["reason"]
     actions = [r["action"] for r in audit_records(tmp_path) if r["action"].startswith(
         ("strategy_", "model_deactivated"))]
     assert actions == [

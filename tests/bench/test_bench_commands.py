@@ -78,6 +78,13 @@ EXPECTED: dict[str, list[str]] = {
         r"^\| pykka, ask \(dict\) \| ",
         r"^ours / raw pykka \(tell-reply\): p50 x[\d.]+, throughput x[\d.]+$",
     ],
+    "bench/bench_status.py": [
+        r"^state filled by one --run-once \(3 symbols x 120 bars\) in [\d.]+ s$",
+        r"^\| command \| trials \| median s \| p90 s \| max s \| target s \| before \| result \|$",
+        r"^\| --status \| 3 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 0\.5 \| 8-9 s \| (PASS|MISS) \|$",
+        r"^\| --status --json \| 3 \| [\d.]+ \| ",
+        r"^\| --kill \| 3 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 0\.3 \| 0\.7 s \| (PASS|MISS) \|$",
+    ],
 }
 """Per documented script: lines its ``--smoke`` output must contain (regex, multiline)."""
 

@@ -45,7 +45,8 @@ def test_piped_status_is_plain_text_with_the_greppable_lines(config: Path) -> No
     out = done.stdout
     assert ANSI not in out and "╭" not in out
     for line in ("halted:               no", "kill switch:          off",
-                 "consecutive failures: 0 / 3", "not built yet:        nothing",
+                 "consecutive failures: 0 / 3",
+                 "not built yet:        train, backtest, judge",  # trading-only cycles
                  "recent alerts:        newest 2 critical/error", "paper equity:",
                  "ceiling 0.3", "active model:         m-"):
         assert line in out, line
@@ -114,7 +115,7 @@ def test_fresh_install_renders_in_both_views(tmp_path: Path) -> None:
     Console(file=buffer, force_terminal=True, width=120).print(status_view.build_view(st))
     out = buffer.getvalue()
     assert "no cycle has run yet" in out and "none yet (no trade step has run)" in out
-    assert "no critical or error alert" in out
+    assert "no open critical or error alert" in out
     text = operator.render_status(st)
     assert "recent alerts:        none" in text and "halted:               no" in text
 

@@ -140,7 +140,7 @@ def test_fail_closed_trips_after_n_failed_checks(
     finally:
         sup.stop()
     warnings = alerts_of(state_dir, "warning", "kill_switch_check_failed")
-    assert [w["details"]["consecutive_failures"] for w in warnings][:2] == [1, 2]
+    assert [w["details"]["consecutive_failures"] for w in warnings] == [1]  # once per streak
     halt = read_halt(state_dir)
     assert halt is not None and halt.kind == "kill_switch"
     assert halt.details["source"] == "remote" and "fail-closed" in halt.message
@@ -162,12 +162,20 @@ def test_fail_open_by_default_never_trips(
     sup = ops_supervisor(cfg, probe_class(["ok"] * 5), watchers=(KillSwitchWatcher,))
     sup.start()
     try:
-        pump_until(
-            sup, lambda: len(alerts_of(sup.state_dir, "warning", "kill_switch_check_failed")) >= 3
-        )
+        pump_until(sup, lambda: remote_failures(sup.state_dir) >= 3)
         assert not sup.halted
     finally:
         sup.stop()
+    # three failed checks in a row, one alert: when the streak started
+    assert len(alerts_of(sup.state_dir, "warning", "kill_switch_check_failed")) == 1
+
+
+def remote_failures(state_dir: Path) -> int:
+    try:
+        saved = json.loads((state_dir / "kill_switch_remote.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return int(saved["consecutive_failures"])
 
 
 def test_bearer_token_comes_from_the_named_environment_variable(
@@ -234,3 +242,34 @@ def test_contract_everything_else_is_a_failed_check(
 ) -> None:
     with pytest.raises(error):
         parse_kill_switch(status, body)
+
+
+def test_a_failing_check_alerts_once_per_streak_and_once_on_recovery(
+    tmp_path: Path, local_server: Callable[..., LocalServer]
+) -> None:
+    """fail x3, ok, fail x2: two ``kill_switch_check_failed`` (each at a streak's start), one
+    ``kill_switch_check_recovered`` -- not one warning (and webhook) per failed check."""
+    script = [503, 503, 503, 200, 503, 503]
+    served: list[int] = []
+
+    def answer(_request: object) -> Answer:
+        status = script[len(served)] if len(served) < len(script) else 503
+        served.append(status)
+        return Answer(status, {"kill_switch": False} if status == 200 else {})
+
+    server = local_server(answer)
+    cfg = write_config(tmp_path, headless={
+        "kill_switch_check_url": server.url("/ks"),
+        "kill_switch_check_interval_seconds": 0.2,
+        "kill_switch_check_timeout_seconds": 0.2,
+    }, monitoring={**FAST_MONITORING, "retry_max_attempts": 1})
+    sup = ops_supervisor(cfg, probe_class(["ok"] * 5), watchers=(KillSwitchWatcher,))
+    sup.start()
+    try:
+        pump_until(sup, lambda: len(served) >= len(script) and remote_failures(sup.state_dir)
+                   >= 2, timeout=15)
+    finally:
+        sup.stop()
+    failed = alerts_of(tmp_path / "state", "warning", "kill_switch_check_failed")
+    assert [a["details"]["consecutive_failures"] for a in failed] == [1, 1], failed
+    assert len(alerts_of(tmp_path / "state", "info", "kill_switch_check_recovered")) == 1

@@ -151,7 +151,6 @@ def test_dask_backend_without_the_extra_refuses_to_start(
     from _support.support import write_config
 
     from aistock_actors.cli import app as cli
-    from aistock_actors.runtime import jobs as parallel
 
     monkeypatch.setattr(parallel, "dask_available", lambda: False)
     config = write_config(tmp_path, parallel={"backend": "dask"})

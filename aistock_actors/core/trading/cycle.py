@@ -38,6 +38,8 @@ from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
 from aistock_actors.core.trading.costs import CostModel
 from aistock_actors.core.trading.execution import execute_orders
+from aistock_actors.core.trading.ledger import Drawdown as Drawdown  # re-exported
+from aistock_actors.core.trading.ledger import current_drawdown as current_drawdown
 from aistock_actors.core.trading.ledger import mark_to_market, plan_orders
 from aistock_actors.core.trading.orders import (
     Bar,
@@ -204,26 +206,6 @@ def _returns(values: list[float]) -> list[float]:
 def model_returns(state: LedgerState) -> list[float]:
     """Per-bar simple returns of the paper equity since ``model_id`` started trading."""
     return _returns([v for _, v in state.equity_curve[state.model_since :]])
-
-
-class Drawdown(NamedTuple):
-    """Current drawdown from the running peak since ``drawdown_base``."""
-
-    value: float
-    """``1 - equity / peak`` (0 when at the peak or without data)."""
-    equity: float
-    peak: float
-
-
-def current_drawdown(state: LedgerState) -> Drawdown:
-    """The drawdown the halt rule compares with ``risk.max_portfolio_drawdown_halt``."""
-    values = [v for _, v in state.equity_curve[state.drawdown_base :] if math.isfinite(v)]
-    if not values:
-        return Drawdown(0.0, math.nan, math.nan)
-    peak, last = max(values), values[-1]
-    if peak <= 0.0:
-        return Drawdown(1.0, last, peak)
-    return Drawdown(max(0.0, 1.0 - last / peak), last, peak)
 
 
 def rebase_drawdown(state: LedgerState) -> LedgerState:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import msgspec
 
@@ -260,3 +261,23 @@ def reconcile(state: LedgerState) -> list[str]:
         if o.order_id in applied
     ]
     return problems
+
+
+class Drawdown(NamedTuple):
+    """Current drawdown from the running peak since ``drawdown_base``."""
+
+    value: float
+    """``1 - equity / peak`` (0 when at the peak or without data)."""
+    equity: float
+    peak: float
+
+
+def current_drawdown(state: LedgerState) -> Drawdown:
+    """The drawdown the halt rule compares with ``risk.max_portfolio_drawdown_halt``."""
+    values = [v for _, v in state.equity_curve[state.drawdown_base :] if math.isfinite(v)]
+    if not values:
+        return Drawdown(0.0, math.nan, math.nan)
+    peak, last = max(values), values[-1]
+    if peak <= 0.0:
+        return Drawdown(1.0, last, peak)
+    return Drawdown(max(0.0, 1.0 - last / peak), last, peak)
