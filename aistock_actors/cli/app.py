@@ -290,8 +290,9 @@ def run_once(loaded: LoadedConfig) -> int:
 def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
     """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
     stop = _stop_on_signals()
-    with DaemonLock(loaded.state_dir, "daemon"):
+    with DaemonLock(loaded.state_dir, "daemon") as lock:
         supervisor = _start_supervisor(loaded, stop)
+        supervisor.integrity_checks.append(("daemon_lock_lost", lock.check))  # #17
         log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
         try:
             supervisor.run_daemon(interval_seconds)

@@ -117,6 +117,9 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self.cycle = None
         self.last_summary = None
         self._next_watch = 0.0
+        # Hardening (#17): (halt action, check) pairs run every housekeeping; a check returning a
+        # reason halts (e.g. the daemon's lock file replaced: DaemonLock.check).
+        self.integrity_checks: list[tuple[str, Callable[[], str | None]]] = []
         # Latched while a kill switch is in force, so a trip is audited once, not every poll.
         self._kill_active = self.halt is not None and self.halt.kind == "kill_switch"
         self.telemetry = Telemetry(self.state_dir, clock=clock)
@@ -245,8 +248,18 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
             case _:
                 log.error("supervisor received unexpected %s; ignored", type(event).__name__)
 
+    def _check_integrity(self) -> None:
+        if self.halted:
+            return
+        for action, check in self.integrity_checks:
+            reason = check()
+            if reason is not None:
+                self.halt_system("integrity", action, reason, {})
+                return
+
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
+        self._check_integrity()
         self._check_kill_switch_file()
         self._check_external_resume()
         if now >= self._next_watch:
