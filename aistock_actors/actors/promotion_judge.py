@@ -68,6 +68,7 @@ from aistock_actors.store.promotion import (
     PromotionStore,
     RegistryFile,
 )
+from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class PromotionJudge(SupervisedActor):
 
     def load_state(self) -> None:
         cfg = self.ctx.config
-        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts, IntegrityKey.from_config(cfg))
         self.promo = PromotionStore(cfg.state_dir, self.ctx.alerts)
         self.thresholds = PromotionThresholds(**msgspec.structs.asdict(cfg.config.promotion))
         # Surface a corrupt file now (recovered from .bak, alerted). No lock: writes are atomic

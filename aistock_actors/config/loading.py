@@ -59,6 +59,14 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Absolute CSV folder."""
         return self.resolve(self.config.data.csv_dir)
 
+    @property
+    def integrity_key_file(self) -> Path:
+        """Absolute HMAC key file (``security.integrity_key_file``; default beside ``models/``)."""
+        configured = self.config.security.integrity_key_file
+        if configured is None:
+            return self.models_dir.parent / "integrity.key"
+        return self.resolve(configured)
+
 
 def strip_json_comments(text: str) -> str:
     """Remove ``//`` line comments and ``/* */`` block comments outside JSON strings."""
@@ -130,7 +138,20 @@ def load_config(path: str | Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     config, clamps = parse_config(raw, source=str(path))
-    return LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
+    loaded = LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
+    check_key_outside_state(loaded, source=str(path))
+    return loaded
+
+
+def check_key_outside_state(loaded: LoadedConfig, *, source: str) -> None:
+    """The integrity key must not lie where an attacker who can write state/ or models/ can."""
+    key = loaded.integrity_key_file
+    for name, folder in (("state_dir", loaded.state_dir), ("models_dir", loaded.models_dir)):
+        if key.is_relative_to(folder):
+            raise ConfigError(
+                f"{source}: security.integrity_key_file: {key} lies inside {name} ({folder}); "
+                "keep the key outside the state and models folders"
+            )
 
 
 def apply_hard_ceilings(config: Config) -> tuple[Config, tuple[Clamp, ...]]:

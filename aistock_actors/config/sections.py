@@ -287,6 +287,16 @@ class MonitoringConfig(_Section, frozen=True, kw_only=True):
     """Alerts waiting per webhook; when full the oldest is dropped (and counted in the log)."""
 
 
+class SecurityConfig(_Section, frozen=True, kw_only=True):
+    """Hardening (#17): the key that signs artifacts and anchors the audit chain."""
+
+    integrity_key_file: str | None = None
+    """HMAC key file (0600, created on first use); null: ``integrity.key`` beside the models
+    folder. Must lie outside the state and models folders."""
+    integrity_key_env: EnvName | None = None
+    """Environment variable holding the key (at least 32 characters); wins when set."""
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole config file."""
 
@@ -308,3 +318,4 @@ class Config(_Section, frozen=True, kw_only=True):
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     parallel: ParallelConfig = msgspec.field(default_factory=ParallelConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
