@@ -68,9 +68,10 @@ from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.trading import PaperTraded, TradePaper
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
-from aistock_actors.store.ledger import PaperStore, paper_dir
+from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.risk import trading_limits
+from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,12 @@ class PaperTrader(PaperBookkeeping):
         loaded = self.ctx.config
         cfg = loaded.config
         self.state_dir = loaded.state_dir
-        self.store = PaperStore(self.state_dir, self.ctx.alerts, cfg.paper.initial_cash)
+        self.store = PaperStore(
+            self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock
+        )
         self.bars = BarStore(self.state_dir / "bars")
-        self.models = ModelStore(loaded.models_dir, self.ctx.alerts)
+        key = IntegrityKey.from_config(loaded)
+        self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
         self.cost_model = CostModel(
             commission_rate=cfg.paper.costs.commission_rate,
             half_spread_bps=cfg.paper.costs.half_spread_bps,
@@ -109,7 +113,11 @@ class PaperTrader(PaperBookkeeping):
             paper_dir(self.state_dir) / "owner.json", self.ctx.name, self.ctx.generation
         )
         self.fence.claim()
-        self.ledger = self.store.load_ledger()
+        try:
+            self.ledger = self.store.open_ledger()
+        except LedgerLostError as exc:  # never start over at initial_cash (#17): halt
+            self.ledger_lost(str(exc))
+            return
         self.costs = self.store.load_costs()
         self.problems: list[str] = reconcile(self.ledger)
         if self.problems:
