@@ -27,6 +27,7 @@ from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.services.active_model import ActiveModelKeeper
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.audit_anchor import anchor_for
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import PromotionStore, find_entry, last_approved_entry
 from aistock_actors.store.signing import IntegrityKey
@@ -53,7 +54,7 @@ def decide(
     """
     state_dir = loaded.state_dir
     alerts = AlertSink(state_dir / "alerts")
-    audit = AuditLog(state_dir / "audit" / "log.jsonl")
+    audit = AuditLog(state_dir / "audit" / "log.jsonl", anchor=anchor_for(loaded))
     models = ModelStore(loaded.models_dir, alerts, IntegrityKey.from_config(loaded))
     promo = PromotionStore(state_dir, alerts)
     if approve:
