@@ -144,6 +144,11 @@ class DataConfig(_Section, frozen=True, kw_only=True):
 
     csv_dir: str = "data"
     """A folder of ``<SYMBOL>.csv`` files (relative to the working directory)."""
+    future_tolerance_seconds: Seconds = 86400.0
+    """A bar stamped later than the clock's (market) time plus this is refused (#17)."""
+    max_relative_jump: Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)] = 3.0
+    """A new bar whose open or close is more than ``1 + this`` times (or less than its inverse)
+    the previous close is refused as a data error (#17)."""
 
 
 class RiskConfig(_Section, frozen=True, kw_only=True):
