@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="discard the pending promotion with manifest entry ID (or risk change risk-<n>)",
     )
+    action.add_argument(  # #17: the audited repair for bars that should never have been stored
+        "--drop-bars",
+        metavar="SYMBOL",
+        help="remove SYMBOL's stored bars after --after DATE (audited; not while a daemon runs)",
+    )
+    parser.add_argument(
+        "--after", metavar="DATE", default=None, help="with --drop-bars: ISO date or datetime"
+    )
     parser.add_argument(
         "--interval-minutes",
         type=float,
@@ -135,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.interval_minutes is not None and args.interval_minutes <= 0:
         print("aistock: --interval-minutes must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.after is None) != (args.drop_bars is None):
+        print("aistock: --drop-bars SYMBOL and --after DATE go together", file=sys.stderr)
         return EXIT_USAGE
     if args.out is not None and not args.report:
         print("aistock: --out goes with --report", file=sys.stderr)
@@ -189,6 +200,11 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         message, ok = operator.audit_verify(loaded)
         print(message)
         return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.drop_bars is not None:
+        from aistock_actors.cli.bar_commands import drop_bars
+
+        print(drop_bars(loaded, args.drop_bars, args.after))
+        return EXIT_OK
     if args.approve is not None or args.reject is not None:
         return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE

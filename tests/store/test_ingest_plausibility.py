@@ -94,3 +94,20 @@ def test_the_2099_row_is_rejected_and_trading_continues(tmp_path: Path) -> None:
     last = BarStore(rig.state_dir / "bars").last_timestamp("SYM000")
     assert last is not None and format_timestamp(last) == format_timestamp(
         int(rig.frames["SYM000"].index[204].value))
+
+
+def test_a_garbled_bar_file_without_bak_fails_that_symbol_only(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.once()
+    bars = rig.state_dir / "bars"
+    (bars / "SYM001.npz").write_bytes(b"garbled")
+    (bars / "SYM001.npz.bak").unlink(missing_ok=True)
+    rig.grow(201)
+    summary = rig.once()
+    ingest = step_data(summary, "ingest")
+    assert ingest["step_status"] == "ok" and ingest["symbols_rejected"] == ["SYM001"]
+    assert step_data(summary, "trade")["step_status"] == "ok"
+    store = BarStore(bars)
+    assert store.symbols() == ["SYM000", "SYM002", "SYM003"]
+    assert store.stored_symbols() == ["SYM000", "SYM001", "SYM002", "SYM003"]
+    assert all(store.count(s) == 201 for s in store.symbols())
