@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -268,6 +269,9 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     from aistock_actors.services.pipeline_params import check_parallel
 
     check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
+    from aistock_actors.config.safety_paths import check_safety_paths
+
+    check_safety_paths(loaded.config, os.environ)  # #17: no dead kill switch, report or webhook
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
     supervisor.start()
