@@ -61,6 +61,7 @@ from joblib.externals.loky import get_reusable_executor
 from aistock_actors.errors import ConfigError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.runtime.memory import trim_heap
+from aistock_actors.runtime.worker_guard import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,12 @@ def _pooled(
     try:
         mapped = {key: spill.dump(value) for key, value in large.items()}
         shipped = [tuple(mapped.get(id(arg), arg) for arg in job) for job in jobs]
-        executor = get_reusable_executor(max_workers=n_jobs, timeout=WORKER_IDLE_SECONDS)
+        executor = get_reusable_executor(
+            max_workers=n_jobs,
+            timeout=WORKER_IDLE_SECONDS,
+            initializer=die_with_parent,  # #17: no worker outlives a SIGKILLed daemon
+            initargs=(os.getpid(),),
+        )
         release_memory()  # the caller's garbage (e.g. building the feature panel) goes first
         futures = [executor.submit(_call_job, fn, job) for job in shipped]
         try:
