@@ -194,6 +194,9 @@ class PaperConfig(_Section, frozen=True, kw_only=True):
     """Smaller rebalancing trades are skipped (a position is always closed in full)."""
     cost_ewma_alpha: PositiveFraction = 0.1
     """Weight of the newest fill in the cost calibrator's EWMA of cost surprise."""
+    on_no_model: Literal["flatten", "hold"] = "flatten"
+    """Positions left when no model is active (retired, no fallback): close them at the next bar,
+    or keep them; audited ``positions_without_model`` either way (#17)."""
     costs: PaperCostsConfig = msgspec.field(default_factory=PaperCostsConfig)
 
 
