@@ -20,6 +20,7 @@ one ``2099-01-01`` row never reaches the store. A file that shrank since the las
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from aistock_actors.core.data.bars import (
     RowProblem,
     format_timestamp,
     parse,
+    parse_header,
 )
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.runtime import progress
@@ -179,6 +181,12 @@ def _ingest_file(
                                        limits)
         if implausible:
             return reject(implausible)
+    grew = resume is None or parsed.consumed > resume.offset  # said when new lines arrive
+    zones = time_zones(data, parsed.consumed) if grew else []
+    if len(zones) > 1:
+        notes.append(f"{path.name}: mixed time zones in the timestamp column ({', '.join(zones)});"
+                     " each is converted to UTC, so two bars may fall on one date: check the "
+                     "source")
     if cursor is not None and cursor.file == path.name and len(data) < cursor.size:
         notes.append(f"{path.name}: shrank from {cursor.size} to {len(data)} bytes since the last "
                      "run; stored bars kept, only bars newer than them are added")
@@ -193,6 +201,31 @@ def _ingest_file(
     else:
         new_cursor = _make_cursor(path.name, data, parsed, last)
     return _Outcome(added=added, cursor=new_cursor, notes=notes)
+
+
+_ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
+    """The distinct zone spellings of the timestamp column in ``data[start:end]`` (``naive``,
+    ``Z``, ``+02:00``...), in order of first appearance (#17: mixed zones are noted)."""
+    try:
+        header, _, _ = data.partition(b"\n")
+        column = parse_header(header.decode("utf-8", "replace")).positions[0]
+    except DataError:
+        return []
+    body = data[max(start, len(header) + 1):end].decode("utf-8", "replace")
+    seen: list[str] = []
+    for line in body.splitlines():
+        fields = line.split(",")
+        if len(fields) <= column or not fields[column].strip():
+            continue
+        stamp = fields[column].strip().strip('"')
+        match = _ZONE.search(stamp) if "T" in stamp or " " in stamp else None
+        zone = match.group(1) if match else "naive"
+        if zone not in seen:
+            seen.append(zone)
+    return seen
 
 
 def _last_close(store: BarStore, symbol: str) -> float | None:

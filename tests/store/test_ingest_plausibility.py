@@ -111,3 +111,15 @@ def test_a_garbled_bar_file_without_bak_fails_that_symbol_only(tmp_path: Path) -
     assert store.symbols() == ["SYM000", "SYM002", "SYM003"]
     assert store.stored_symbols() == ["SYM000", "SYM001", "SYM002", "SYM003"]
     assert all(store.count(s) == 201 for s in store.symbols())
+
+
+def test_mixed_time_zones_in_one_csv_are_noted(tmp_path: Path) -> None:
+    write(tmp_path / "data", "AAA.csv", ["2024-01-02T21:00:00Z,10,11,9,10.5,1000",
+                                         "2024-01-03T16:00:00-05:00,10.5,11,10,10.8,1200"])
+    write(tmp_path / "data", "BBB.csv", ["2024-01-02T21:00:00Z,10,11,9,10.5,1000",
+                                         "2024-01-03T21:00:00Z,10.5,11,10,10.8,1200"])
+    _, report = ingest(tmp_path)
+    notes = report.notes  # type: ignore[attr-defined]
+    assert [n for n in notes if "mixed time zones" in n] == [
+        "AAA.csv: mixed time zones in the timestamp column (Z, -05:00); each is converted to "
+        "UTC, so two bars may fall on one date: check the source"]
