@@ -39,6 +39,7 @@ from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.models import ModelStore
+from aistock_actors.store.signing import IntegrityKey
 
 if TYPE_CHECKING:
     from aistock_actors.net.services import NetServices
@@ -206,7 +207,7 @@ class PoolActor(SupervisedActor):
     def load_state(self) -> None:
         cfg = self.ctx.config
         self.bars = BarStore(cfg.state_dir / "bars")
-        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts, IntegrityKey.from_config(cfg))
         self.runner: JobRunner = lifecycle.job_runner(cfg.config)
         # A halt or a stop abandons the pool work in flight (nothing trained for a halted
         # cycle; SIGTERM does not wait for a running fit): runtime/jobs.py.

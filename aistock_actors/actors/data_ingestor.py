@@ -1,6 +1,7 @@
 """DataIngestor: ingests new bars from the CSV folder into the bar store, once per cycle.
 
-A rejected file (malformed, non-monotonic, impossible prices, ...) raises an error alert naming
+A rejected file (malformed, non-monotonic, impossible prices, a bar from the future or an
+implausible jump from the previous close, #17) raises an error alert naming
 the file, the row and the reason; other symbols still ingest and the rejected symbol's earlier
 bars stay as they were. Only when no symbol could be ingested at all does the step fail
 ("Data ingestion failure: retry next cycle, alert").
@@ -14,7 +15,7 @@ from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.data import BarsIngested, DataIngestorInbox, IngestBars
 from aistock_actors.runtime import progress
 from aistock_actors.store.bars import BarStore
-from aistock_actors.store.ingest import IngestReport, ingest_directory
+from aistock_actors.store.ingest import BarLimits, IngestReport, ingest_directory
 
 
 class DataIngestor(SupervisedActor):
@@ -38,7 +39,10 @@ class DataIngestor(SupervisedActor):
         csv_dir = self.ctx.config.csv_dir
         try:
             report = ingest_directory(
-                csv_dir, self.store, track=lambda files: progress.track(files, "ingest", "files")
+                csv_dir,
+                self.store,
+                limits=self._limits(),
+                track=lambda files: progress.track(files, "ingest", "files"),
             )
         except DataError as exc:
             return self.fail(request, "no_data", str(exc))
@@ -70,6 +74,15 @@ class DataIngestor(SupervisedActor):
             symbols_ingested=len(report.per_symbol),
             symbols_rejected=rejected,
             total_bars=self.store.total_bars(),
+        )
+
+    def _limits(self) -> BarLimits:
+        """#17: no bar from the future (the clock's market time; a replay's in a replay)."""
+        data = self.ctx.config.config.data
+        now_ns = int(self.ctx.clock.market_now().timestamp() * 1e9)
+        return BarLimits(
+            not_after_ns=now_ns + int(data.future_tolerance_seconds * 1e9),
+            max_relative_jump=data.max_relative_jump,
         )
 
     def _alert_rejections(self, report: IngestReport) -> None:

@@ -21,6 +21,7 @@ from aistock_actors.core.trading.ledger import (
     LedgerState,
     Order,
     flatten_orders,
+    new_ledger,
 )
 from aistock_actors.messages.control import Halt, KillSwitchTripped
 from aistock_actors.store.bars import BarStore
@@ -189,6 +190,27 @@ class PaperBookkeeping(SupervisedActor):
             return
         self.ctx.halt_flag.set()
         self._trip(f"paper drawdown {marker.drawdown:.2%} (tripped {marker.tripped_at})")
+
+    def ledger_lost(self, detail: str) -> None:
+        """Both ledger copies gone and nothing to rebuild them from: refuse and halt (#17)."""
+        self.ledger = new_ledger(self.store.initial_cash)  # in memory only: never persisted
+        self.costs = CostBook()
+        self.problems = [f"paper ledger lost: {detail}"]
+        self.ctx.alerts.raise_alert(
+            "critical",
+            "paper_ledger_unrecoverable",
+            f"{detail}; paper trading halted until the operator restores the ledger",
+            actor=self.ctx.name,
+        )
+        self.ctx.halt_flag.set()
+        self.ctx.report(
+            KillSwitchTripped(
+                source="paper_ledger",
+                detail=detail,
+                actor=self.ctx.name,
+                generation=self.ctx.generation,
+            )
+        )
 
     def _trip(self, detail: str) -> None:
         self.ctx.report(

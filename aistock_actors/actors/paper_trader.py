@@ -30,9 +30,10 @@ place nothing. ``flatten``: close every position at the next price the trader ha
 stored bar after ``as_of``, else the newest close), audited ``positions_flattened`` — the only
 trading allowed after a halt. Both also run at start if the system is already halted.
 
-**No active model**: the step succeeds with ``no active model: holding`` (positions are still
-marked; nothing new is planned). An active artifact failing its hash check: nothing new is
-planned, a critical alert is raised and the step fails.
+**No active model**: the step succeeds; positions are still marked. Positions a retired model
+left are closed at the next bar (``paper.on_no_model = flatten``, the default) or kept
+(``hold``), audited ``positions_without_model`` once (#17). An active artifact failing its hash
+check: nothing new is planned, a critical alert is raised and the step fails.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
-from aistock_actors.store.ledger import PaperStore, paper_dir
+from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.risk import trading_limits
+from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,12 @@ class PaperTrader(PaperBookkeeping):
         loaded = self.ctx.config
         cfg = loaded.config
         self.state_dir = loaded.state_dir
-        self.store = PaperStore(self.state_dir, self.ctx.alerts, cfg.paper.initial_cash)
+        self.store = PaperStore(
+            self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock
+        )
         self.bars = BarStore(self.state_dir / "bars")
-        self.models = ModelStore(loaded.models_dir, self.ctx.alerts)
+        key = IntegrityKey.from_config(loaded)
+        self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
         self.cost_model = CostModel(
             commission_rate=cfg.paper.costs.commission_rate,
             half_spread_bps=cfg.paper.costs.half_spread_bps,
@@ -110,7 +115,11 @@ class PaperTrader(PaperBookkeeping):
             paper_dir(self.state_dir) / "owner.json", self.ctx.name, self.ctx.generation
         )
         self.fence.claim()
-        self.ledger = self.store.load_ledger()
+        try:
+            self.ledger = self.store.open_ledger()
+        except LedgerLostError as exc:  # never start over at initial_cash (#17): halt
+            self.ledger_lost(str(exc))
+            return
         self.costs = self.store.load_costs()
         self.problems: list[str] = reconcile(self.ledger)
         if self.problems:
@@ -211,7 +220,7 @@ class PaperTrader(PaperBookkeeping):
         except ModelUnavailableError as exc:
             return "model unavailable", (state, []), exc
         if active is None:
-            return "no active model: holding", (state, []), None
+            return self._without_model(state, bars)
         state = track_model(state, active.model_id)
         try:
             weights = self._targets(active, state, bars, limits)
@@ -229,6 +238,30 @@ class PaperTrader(PaperBookkeeping):
         )
         status = "traded" if orders else "no orders: holding"
         return status, (state, list(orders)), None
+
+    def _without_model(
+        self, state: LedgerState, bars: NewBars
+    ) -> tuple[str, tuple[LedgerState, list[Order]], None]:
+        """No active model (#17): ``paper.on_no_model`` says ``flatten`` (default: close what the
+        last model left, at the next bar) or ``hold``; audited once when a model's positions are
+        left without one."""
+        if not state.positions:
+            return "no active model: holding", (state, []), None
+        policy = self.ctx.config.config.paper.on_no_model
+        if state.model_id:  # the first step without the model that opened these positions
+            self.ctx.audit.append("positions_without_model", self.ctx.name, {
+                "previous_model": state.model_id, "policy": policy,
+                "positions": sorted(state.positions), "as_of": state.as_of})
+            state = track_model(state, "")
+        if policy == "hold":
+            return "no active model: holding", (state, []), None
+        state, orders = plan_cycle(
+            state,
+            {symbol: 0.0 for symbol in state.positions},
+            bars.latest_closes,
+            min_order_notional=0.0,
+        )
+        return "no active model: flattening", (state, list(orders)), None
 
     def _active_model(self) -> TrainedModel | None:
         try:

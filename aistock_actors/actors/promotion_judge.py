@@ -73,6 +73,7 @@ from aistock_actors.store.promotion import (
     PromotionStore,
     RegistryFile,
 )
+from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class PromotionJudge(SupervisedActor):
 
     def load_state(self) -> None:
         cfg = self.ctx.config
-        self.models = ModelStore(cfg.models_dir, self.ctx.alerts)
+        self.models = ModelStore(cfg.models_dir, self.ctx.alerts, IntegrityKey.from_config(cfg))
         self.models.ensure_pointer()  # models/active/model.json exists from the first start
         self.promo = PromotionStore(cfg.state_dir, self.ctx.alerts)
         self.thresholds = PromotionThresholds(**msgspec.structs.asdict(cfg.config.promotion))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="acknowledge alert ID (shown by --status) or every open alert with 'all'",
     )
+    action.add_argument(  # #17: the audited repair for bars that should never have been stored
+        "--drop-bars",
+        metavar="SYMBOL",
+        help="remove SYMBOL's stored bars after --after DATE (audited; not while a daemon runs)",
+    )
+    parser.add_argument(
+        "--after", metavar="DATE", default=None, help="with --drop-bars: ISO date or datetime"
+    )
     parser.add_argument(
         "--interval-minutes",
         type=float,
@@ -142,6 +151,9 @@ def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.interval_minutes is not None and args.interval_minutes <= 0:
         print("aistock: --interval-minutes must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    if (args.after is None) != (args.drop_bars is None):
+        print("aistock: --drop-bars SYMBOL and --after DATE go together", file=sys.stderr)
         return EXIT_USAGE
     if args.out is not None and not args.report:
         print("aistock: --out goes with --report", file=sys.stderr)
@@ -206,6 +218,11 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         message, ok = operator.audit_verify(loaded)
         print(message)
         return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.drop_bars is not None:
+        from aistock_actors.cli.bar_commands import drop_bars
+
+        print(drop_bars(loaded, args.drop_bars, args.after))
+        return EXIT_OK
     if args.approve is not None or args.reject is not None:
         return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE
@@ -269,6 +286,9 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     from aistock_actors.services.pipeline_params import check_parallel
 
     check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
+    from aistock_actors.config.safety_paths import check_safety_paths
+
+    check_safety_paths(loaded.config, os.environ)  # #17: no dead kill switch, report or webhook
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
     supervisor.start()
@@ -307,8 +327,9 @@ def run_once(loaded: LoadedConfig) -> int:
 def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
     """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
     stop = _stop_on_signals()
-    with DaemonLock(loaded.state_dir, "daemon"):
+    with DaemonLock(loaded.state_dir, "daemon") as lock:
         supervisor = _start_supervisor(loaded, stop)
+        supervisor.integrity_checks.append(("daemon_lock_lost", lock.check))  # #17
         log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
         try:
             supervisor.run_daemon(interval_seconds)

@@ -32,6 +32,7 @@ from aistock_actors.store.alerts import (
 )
 from aistock_actors.store.atomic import fsync_dir
 from aistock_actors.store.audit import AuditLog, verify_audit_log
+from aistock_actors.store.audit_anchor import anchor_for
 from aistock_actors.store.state import (
     CycleSummary,
     HaltState,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # loaded lazily: pandas and friends cost --kill/--unkill thei
 
 
 def _audit(loaded: LoadedConfig) -> AuditLog:
-    return AuditLog(loaded.state_dir / "audit" / "log.jsonl")
+    return AuditLog(loaded.state_dir / "audit" / "log.jsonl", anchor=anchor_for(loaded))
 
 
 OPERATOR = "operator"
@@ -352,12 +353,13 @@ def render_status(st: Status) -> str:
 def audit_verify(loaded: LoadedConfig) -> tuple[str, bool]:
     """Verify the audit chain; name the first broken line."""
     path = loaded.state_dir / "audit" / "log.jsonl"
-    result = verify_audit_log(path)
+    result = verify_audit_log(path, anchor_for(loaded))
     torn = " (a torn last line from a crash was skipped)" if result.torn_tail else ""
+    at = f" at line {result.first_broken_line}" if result.first_broken_line else ""
     if result.ok:
         return f"audit log OK: {result.records} records, hash chain intact{torn} ({path})", True
     return (
-        f"audit log BROKEN at line {result.first_broken_line}: {result.reason} ({path}; "
+        f"audit log BROKEN{at}: {result.reason} ({path}; "
         f"{result.records} records verified before it)",
         False,
     )

@@ -16,12 +16,15 @@ from __future__ import annotations
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+import msgspec
+
 from aistock_actors.cli.operator_commands import (
     Status,
     degraded_suffix,
     render_status,
     step_detail,
 )
+from aistock_actors.runtime.redaction import escape_control
 
 if TYPE_CHECKING:  # rich loads only when a terminal gets the rich view
     from rich.console import RenderableType
@@ -44,14 +47,39 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 def print_status(st: Status, file: IO[str] | None = None) -> None:
-    """Print ``st``: the rich view on a terminal, plain text otherwise."""
+    """Print ``st``: the rich view on a terminal, plain text otherwise.
+
+    Control characters in any text (an alert message naming a file with a newline or ESC in its
+    name) are shown escaped, never sent to the terminal (#17).
+    """
     out = file if file is not None else sys.stdout
+    st = escaped_status(st)
     if not is_terminal(out):
         out.write(render_status(st) + "\n")
         return
     from rich.console import Console
 
     Console(file=out).print(build_view(st))
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape_control(value)
+    if isinstance(value, msgspec.Struct):
+        fields = {name: _escape(getattr(value, name)) for name in value.__struct_fields__}
+        return msgspec.structs.replace(value, **fields)
+    if isinstance(value, dict):
+        return {_escape(k): _escape(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escape(v) for v in value)
+    return value
+
+
+def escaped_status(st: Status) -> Status:
+    """``st`` with every control character in its texts escaped (``\\x1b``, ``\\n``)."""
+    escaped = _escape(st)
+    assert isinstance(escaped, Status)
+    return escaped
 
 
 def build_view(st: Status) -> RenderableType:

@@ -9,6 +9,7 @@ which the supervisor audit-logs as ``risk_ceiling_clamped``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,14 @@ class LoadedConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Absolute CSV folder."""
         return self.resolve(self.config.data.csv_dir)
 
+    @property
+    def integrity_key_file(self) -> Path:
+        """Absolute HMAC key file (``security.integrity_key_file``; default beside ``models/``)."""
+        configured = self.config.security.integrity_key_file
+        if configured is None:
+            return self.models_dir.parent / "integrity.key"
+        return self.resolve(configured)
+
 
 def strip_json_comments(text: str) -> str:
     """Remove ``//`` line comments and ``/* */`` block comments outside JSON strings."""
@@ -107,7 +116,11 @@ def parse_config(
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{source}: not UTF-8 text ({exc.reason})") from None
     try:
-        config = _DECODER.decode(strip_json_comments(text))
+        stripped = strip_json_comments(text)
+        literal_problem = json_literal_problem(stripped)
+        if literal_problem is not None:
+            raise ConfigError(literal_problem)
+        config = _DECODER.decode(stripped)
     except ConfigError as exc:
         raise ConfigError(_one_line(f"{source}: {exc}")) from None
     except msgspec.ValidationError as exc:
@@ -115,6 +128,55 @@ def parse_config(
     except msgspec.DecodeError as exc:
         raise ConfigError(_one_line(f"{source}: not valid JSON: {exc}")) from None
     return apply_hard_ceilings(config)
+
+
+class _NonFinite:
+    """Stands in for a ``NaN`` / ``Infinity`` literal while the config is pre-read."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_FOUND = "\0problems"
+
+
+def _paths(key: str, value: Any) -> list[str]:
+    """Problems found inside ``value`` (already reduced by :func:`_pairs`), prefixed by ``key``."""
+    if isinstance(value, _NonFinite):
+        return [f"{key}: {value.text} is not a number JSON allows (use a finite value or null)"]
+    if isinstance(value, dict):
+        return [f"{key}.{p}" for p in value.get(_FOUND, [])]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _paths(f"{key}[{i}]", item)]
+    return []
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: list[str] = []
+    seen: set[str] = set()
+    for key, value in pairs:
+        if key in seen:
+            found.append(f"{key}: duplicate key (a JSON object may name each key once)")
+        seen.add(key)
+        found.extend(_paths(key, value))
+    return {_FOUND: found}
+
+
+def json_literal_problem(text: str) -> str | None:
+    """The first duplicate key or non-finite literal, by key path (#17), or None.
+
+    Python's JSON reader keeps the last of duplicate keys and accepts ``NaN``; the config does
+    neither, and says which key. Anything else that is not JSON is left to the strict decoder.
+    """
+    try:
+        top = json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite)
+    except ValueError:
+        return None
+    found = _paths("$", top)
+    if not found:
+        return None
+    first = found[0].removeprefix("$.").removeprefix("$")
+    return first.lstrip(": ") if first.startswith(":") else first
 
 
 def _one_line(message: str) -> str:
@@ -130,7 +192,20 @@ def load_config(path: str | Path) -> LoadedConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
     config, clamps = parse_config(raw, source=str(path))
-    return LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
+    loaded = LoadedConfig(config=config, path=config_path, base_dir=Path.cwd(), clamps=clamps)
+    check_key_outside_state(loaded, source=str(path))
+    return loaded
+
+
+def check_key_outside_state(loaded: LoadedConfig, *, source: str) -> None:
+    """The integrity key must not lie where an attacker who can write state/ or models/ can."""
+    key = loaded.integrity_key_file
+    for name, folder in (("state_dir", loaded.state_dir), ("models_dir", loaded.models_dir)):
+        if key.is_relative_to(folder):
+            raise ConfigError(
+                f"{source}: security.integrity_key_file: {key} lies inside {name} ({folder}); "
+                "keep the key outside the state and models folders"
+            )
 
 
 def apply_hard_ceilings(config: Config) -> tuple[Config, tuple[Clamp, ...]]:

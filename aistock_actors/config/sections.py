@@ -149,6 +149,11 @@ class DataConfig(_Section, frozen=True, kw_only=True):
 
     csv_dir: str = "data"
     """A folder of ``<SYMBOL>.csv`` files (relative to the working directory)."""
+    future_tolerance_seconds: Seconds = 86400.0
+    """A bar stamped later than the clock's (market) time plus this is refused (#17)."""
+    max_relative_jump: Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)] = 3.0
+    """A new bar whose open or close is more than ``1 + this`` times (or less than its inverse)
+    the previous close is refused as a data error (#17)."""
 
 
 class RiskConfig(_Section, frozen=True, kw_only=True):
@@ -194,6 +199,9 @@ class PaperConfig(_Section, frozen=True, kw_only=True):
     """Smaller rebalancing trades are skipped (a position is always closed in full)."""
     cost_ewma_alpha: PositiveFraction = 0.1
     """Weight of the newest fill in the cost calibrator's EWMA of cost surprise."""
+    on_no_model: Literal["flatten", "hold"] = "flatten"
+    """Positions left when no model is active (retired, no fallback): close them at the next bar,
+    or keep them; audited ``positions_without_model`` either way (#17)."""
     costs: PaperCostsConfig = msgspec.field(default_factory=PaperCostsConfig)
 
 
@@ -295,6 +303,16 @@ class MonitoringConfig(_Section, frozen=True, kw_only=True):
     ``Authorization: Bearer <token>`` to ``POST /api/kill`` ...); null or unset: read-only."""
 
 
+class SecurityConfig(_Section, frozen=True, kw_only=True):
+    """Hardening (#17): the key that signs artifacts and anchors the audit chain."""
+
+    integrity_key_file: str | None = None
+    """HMAC key file (0600, created on first use); null: ``integrity.key`` beside the models
+    folder. Must lie outside the state and models folders."""
+    integrity_key_env: EnvName | None = None
+    """Environment variable holding the key (at least 32 characters); wins when set."""
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole config file."""
 
@@ -316,3 +334,4 @@ class Config(_Section, frozen=True, kw_only=True):
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     parallel: ParallelConfig = msgspec.field(default_factory=ParallelConfig)
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)

@@ -8,6 +8,7 @@ thread cannot be interrupted, a process can. The next batch gets a fresh pool.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from aistock_actors.runtime.job_support import (
     large_args,
     release_memory,
 )
+from aistock_actors.runtime.worker_guard import die_with_parent
 
 R = TypeVar("R")
 
@@ -43,7 +45,12 @@ def run_loky(
     try:
         mapped = {key: spill.dump(value) for key, value in large.items()}
         shipped = [tuple(mapped.get(id(arg), arg) for arg in job) for job in jobs]
-        executor = get_reusable_executor(max_workers=n_jobs, timeout=WORKER_IDLE_SECONDS)
+        executor = get_reusable_executor(
+            max_workers=n_jobs,
+            timeout=WORKER_IDLE_SECONDS,
+            initializer=die_with_parent,  # #17: no worker outlives a SIGKILLed daemon
+            initargs=(os.getpid(),),
+        )
         release_memory()  # the caller's garbage (e.g. building the feature panel) goes first
         futures = [executor.submit(call_job, fn, job) for job in shipped]
         return collect(

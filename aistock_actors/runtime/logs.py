@@ -15,6 +15,8 @@ import logging
 import sys
 import threading
 
+from aistock_actors.runtime.redaction import escape_control
+
 _bound = threading.local()
 
 
@@ -49,6 +51,11 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.where = getattr(record, "actor", None) or record.threadName
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """#17: control characters in a message are escaped, so no input forges a log line."""
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):

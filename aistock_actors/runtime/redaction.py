@@ -8,6 +8,12 @@ log line, an alert (message and details) or an audit record is replaced by ``***
 
 A URL secret is also matched by its path-and-query part alone, because HTTP libraries print
 URLs back in their own normalised spelling (``url='http://host/services/T0/B0/xyz'``).
+
+#17: besides those literal values, every URL written in a text is rewritten: its user info (any
+length) and query values are masked, and for a host of a configured URL every path segment too
+(tokens live in paths). :func:`escape_control` makes control characters visible (``\\x1b``,
+``\\n``) in text logs and ``--status``, so a file name cannot forge a log line or drive the
+terminal.
 """
 
 from __future__ import annotations
@@ -22,6 +28,39 @@ from urllib.parse import parse_qsl, urlsplit
 from aistock_actors.config import Config
 
 MASK = "***"
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+def mask_url(url: str, secret_hosts: frozenset[str]) -> str:
+    """``url`` with user info and query values masked; path segments too for ``secret_hosts``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    path = parts.path
+    if host.lower() in secret_hosts:
+        path = "/".join(MASK if segment else "" for segment in path.split("/"))
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else pair
+        for pair in parts.query.split("&")
+    ) if parts.query else ""
+    rebuilt = f"{parts.scheme}://{netloc}{path}"
+    if parts.query:
+        rebuilt += f"?{query}"
+    if parts.fragment:
+        rebuilt += f"#{parts.fragment}"
+    return rebuilt
 MIN_SECRET_LENGTH = 6
 """Shorter values are not treated as secrets: redacting ``/v2`` everywhere would help nobody."""
 
@@ -60,6 +99,32 @@ def _url_credentials(url: str | None) -> list[str]:
     return [p for p in (parts.password, parts.query, *values) if p]
 
 
+def configured_urls(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every URL the config names (literal or through an environment variable)."""
+    env = os.environ if environ is None else environ
+    hooks = config.supervision.notification_webhooks
+    urls = [
+        resolve_env(hooks.slack, hooks.slack_env, env),
+        resolve_env(hooks.generic, hooks.generic_env, env),
+        resolve_env(hooks.pagerduty, hooks.pagerduty_env, env),
+        config.headless.kill_switch_check_url,
+        config.headless.external_health_report_url,
+    ]
+    return [u for u in urls if u]
+
+
+def _hosts(urls: Iterable[str]) -> frozenset[str]:
+    hosts = set()
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if host:
+            hosts.add(host.lower())
+    return frozenset(hosts)
+
+
 def config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """Every secret value the config names (literal or through an environment variable)."""
     env = os.environ if environ is None else environ
@@ -90,7 +155,8 @@ def config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> 
 class Redactor:
     """Replaces every known secret in strings, nested dicts/lists, and log records."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), urls: Iterable[str] = ()) -> None:
+        self._secret_hosts = _hosts(urls)
         expanded = [v for s in secrets if s for v in (_url_variants(s) if "://" in s else [s])]
         unique = {s for s in expanded if len(s) >= MIN_SECRET_LENGTH}
         # Longest first, so a URL is masked whole before its path part is considered.
@@ -101,18 +167,20 @@ class Redactor:
     @classmethod
     def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> Redactor:
         """The redactor of one config (environment read once, at construction)."""
-        return cls(config_secrets(config, environ))
+        return cls(config_secrets(config, environ), configured_urls(config, environ))
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced by ``***``."""
-        if self._pattern is None or not value:
+        if not value:
             return value
-        return self._pattern.sub(MASK, value)
+        if self._pattern is not None:
+            value = self._pattern.sub(MASK, value)
+        if "://" in value:
+            value = _URL.sub(lambda m: mask_url(m.group(), self._secret_hosts), value)
+        return value
 
     def value(self, obj: Any) -> Any:
         """Redact strings inside any JSON-like value (dict keys included)."""
-        if self._pattern is None:
-            return obj
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):

@@ -63,7 +63,8 @@ from aistock_actors.runtime.restarts import ChildRestarts
 from aistock_actors.runtime.state_writer import StateWriter
 from aistock_actors.runtime.telemetry import Telemetry
 from aistock_actors.store.alerts import AlertSink
-from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.audit import AuditLog, verify_audit_log
+from aistock_actors.store.audit_anchor import anchor_for
 from aistock_actors.store.state import CycleSummary, HaltState, load_supervisor_state
 
 __all__ = [
@@ -98,7 +99,10 @@ class Supervisor:
         self.redactor = Redactor.from_config(self.cfg)
         self._log_filter = self.redactor.logging_filter()
         self.audit = AuditLog(
-            self.state_dir / "audit" / "log.jsonl", redact=self.redactor.details, clock=clock
+            self.state_dir / "audit" / "log.jsonl",
+            redact=self.redactor.details,
+            clock=clock,
+            anchor=anchor_for(loaded),  # #17: the keyed head outside state/
         )
         self.alerts = AlertSink(
             self.state_dir / "alerts", redact=self.redactor.details, clock=clock
@@ -120,6 +124,10 @@ class Supervisor:
         self.state = load_supervisor_state(self.state_dir, self.alerts)
         """Counters persisted in ``supervisor.json``."""
         self.children = Children(specs)
+        # Hardening (#17): (halt action, check) pairs run every housekeeping; a check returning a
+        # reason halts (e.g. the daemon's lock file replaced: DaemonLock.check).
+        self.integrity_checks: list[tuple[str, Callable[[], str | None]]] = []
+        self._audit_head_reported: str | None = None
         self.telemetry = Telemetry(self.state_dir, clock=clock)
         self.latch = HaltLatch(
             self.state_dir,
@@ -248,11 +256,25 @@ class Supervisor:
                 f"{clamp.applied}",
                 actor="config",
             )
+        self._verify_audit_at_start()
         for child in self.children.values():
             self.restarts.start(child)
         if self.halt is not None:
             log.warning("starting halted: %s (%s)", self.halt.reason, self.halt.message)
         self.latch.check_kill_switch_file()
+
+    def _verify_audit_at_start(self) -> None:
+        """#17: a broken or unanchored-cut audit chain halts before any actor acts on it."""
+        result = verify_audit_log(self.audit.path, self.audit.anchor)
+        if result.ok:
+            return
+        at = f" at line {result.first_broken_line}" if result.first_broken_line else ""
+        self.halt_system(
+            "integrity",
+            "audit_chain_broken",
+            f"audit log {self.audit.path} broken{at}: {result.reason}",
+            {},
+        )
 
     def stop(self) -> None:
         """Abort a running cycle, stop children in reverse order with timeouts, persist."""
@@ -336,8 +358,21 @@ class Supervisor:
             case _:
                 log.error("supervisor received unexpected %s; ignored", type(event).__name__)
 
+    def _check_integrity(self) -> None:
+        if self.halted:
+            return
+        for action, check in self.integrity_checks:
+            reason = check()
+            if reason is not None:
+                self.halt_system("integrity", action, reason, {})
+                return
+
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
+        self._check_integrity()
+        if self.audit.head is not None and self.audit.head != self._audit_head_reported:
+            self._audit_head_reported = self.audit.head
+            self.telemetry.update(audit_head=self.audit.head)
         self.latch.check_kill_switch_file()
         self.latch.check_external_resume()
         if now >= self._next_watch:

@@ -53,6 +53,8 @@ class TelemetrySnapshot(msgspec.Struct, kw_only=True):
     drawdown: float | None = None
     restarts: dict[str, int] = {}
     open_critical_alerts: int = 0
+    audit_head: str | None = None
+    """sha256 of the audit log's last record (#17: a monitor compares it between reports)."""
 
 
 class Telemetry:

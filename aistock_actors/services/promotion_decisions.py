@@ -27,8 +27,10 @@ from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.services.active_model import ActiveModelKeeper
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.audit_anchor import anchor_for
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import PromotionStore, find_entry, last_approved_entry
+from aistock_actors.store.signing import IntegrityKey
 from aistock_actors.store.state import kill_switch_active, read_halt
 
 OPERATOR = "operator"
@@ -58,8 +60,8 @@ def decide(
     """
     state_dir = loaded.state_dir
     alerts = AlertSink(state_dir / "alerts")
-    audit = AuditLog(state_dir / "audit" / "log.jsonl")
-    models = ModelStore(loaded.models_dir, alerts)
+    audit = AuditLog(state_dir / "audit" / "log.jsonl", anchor=anchor_for(loaded))
+    models = ModelStore(loaded.models_dir, alerts, IntegrityKey.from_config(loaded))
     promo = PromotionStore(state_dir, alerts)
     if approve:
         _ensure_not_halted(loaded)

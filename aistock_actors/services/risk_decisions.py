@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aistock_actors.config import LoadedConfig
 from aistock_actors.store.audit import AuditLog
+from aistock_actors.store.audit_anchor import anchor_for
 from aistock_actors.store.ledger import PaperStatus, acknowledge_drawdown_halt, paper_status
 from aistock_actors.store.risk import RiskStatus, decide_pending, is_risk_id, risk_status
 
@@ -27,7 +28,7 @@ __all__ = [
 
 
 def _audit(loaded: LoadedConfig) -> AuditLog:
-    return AuditLog(loaded.state_dir / "audit" / "log.jsonl")
+    return AuditLog(loaded.state_dir / "audit" / "log.jsonl", anchor=anchor_for(loaded))
 
 
 def decide_risk(

@@ -9,6 +9,10 @@ serialises them and the chain is always extended from the line actually on disk.
 A crash mid-write can leave a torn last line (no trailing newline). Readers skip and report it;
 the next append truncates it first (it was never acknowledged) and records
 ``audit_torn_tail_discarded``.
+
+With an :class:`~aistock_actors.store.audit_anchor.AuditAnchor` (#17) every append also rewrites
+the keyed head record kept outside the state folder, and :func:`verify_audit_log` checks the log
+against it: a cut tail, a deleted log or a recomputed chain no longer verify.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.atomic import fsync_dir
+
+if TYPE_CHECKING:
+    from aistock_actors.store.audit_anchor import AuditAnchor
 
 GENESIS = "0" * 64
 _CHUNK = 8192
@@ -98,11 +105,23 @@ class AuditLog:
         *,
         redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        anchor: AuditAnchor | None = None,
     ) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._redact = redact
         self.clock = clock
+        self.anchor = anchor
+        self._known: tuple[int, int] | None = None
+        """(offset where complete lines end, how many there are), while this process knows."""
+        self.head: str | None = None
+        """Hash of the last record this instance appended (the chain head; in health reports)."""
+
+    def _count_through(self, handle: Any, end: int) -> int:
+        if self._known is not None and self._known[0] == end:
+            return self._known[1]
+        handle.seek(0)
+        return int(handle.read(end).count(b"\n"))
 
     def append(self, action: str, actor: str, details: dict[str, Any] | None = None) -> AuditRecord:
         """Append one record, fsync it, and return it."""
@@ -133,10 +152,16 @@ class AuditLog:
                     details=payload,
                     prev=prev,
                 )
+                count = self._count_through(handle, handle.seek(0, os.SEEK_END))
+                line = _ENCODER.encode(record)
                 handle.seek(0, os.SEEK_END)
-                handle.write(_ENCODER.encode(record) + b"\n")
+                handle.write(line + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
+                self._known = (handle.tell(), count + 1)
+                self.head = line_hash(line)
+                if self.anchor is not None:  # under the flock: heads are written in order
+                    self.anchor.write(count + 1, self.head)
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         if created:
@@ -175,21 +200,48 @@ def read_audit(path: Path) -> tuple[list[AuditRecord], bool]:
     return records, torn
 
 
-def verify_audit_log(path: Path) -> AuditVerification:
-    """Check every line parses and chains to its predecessor; name the first broken line."""
+def verify_audit_log(path: Path, anchor: AuditAnchor | None = None) -> AuditVerification:
+    """Check every line parses and chains to its predecessor; name the first broken line.
+
+    With ``anchor``, the log must also still hold the anchored head record at its position.
+    """
+    result, hashes = _verify_chain(path)
+    if anchor is None or not result.ok:
+        return result
+    head, problem = anchor.read()
+    if problem is not None:
+        return msgspec.structs.replace(result, ok=False, reason=problem)
+    if head is None:
+        return result
+    if not Path(path).exists() and head.records > 0:
+        return msgspec.structs.replace(result, ok=False, reason=(
+            f"the audit log is missing but its anchored head records {head.records} records"))
+    if len(hashes) < head.records:
+        return msgspec.structs.replace(result, ok=False, first_broken_line=len(hashes) + 1,
+                                       reason=(f"the log was cut: it holds {len(hashes)} records, "
+                                               f"its anchored head {head.records}"))
+    if head.records and hashes[head.records - 1] != head.last_hash:
+        return msgspec.structs.replace(result, ok=False, first_broken_line=head.records, reason=(
+            "the chain was rewritten: this line is not the anchored head record "
+            "(lines edited and the chain recomputed)"))
+    return result
+
+
+def _verify_chain(path: Path) -> tuple[AuditVerification, list[str]]:
+    hashes: list[str] = []
     if not Path(path).exists():
-        return AuditVerification(ok=True, records=0)
+        return AuditVerification(ok=True, records=0), hashes
     prev = GENESIS
     count = 0
     for number, line, complete in iter_lines(path):
         if not complete:
-            return AuditVerification(ok=True, records=count, torn_tail=True)
+            return AuditVerification(ok=True, records=count, torn_tail=True), hashes
         try:
             record = _RECORD_DECODER.decode(line)
         except msgspec.DecodeError as exc:
             return AuditVerification(
                 ok=False, records=count, first_broken_line=number, reason=f"unreadable: {exc}"
-            )
+            ), hashes
         if record.prev != prev:
             return AuditVerification(
                 ok=False,
@@ -197,7 +249,8 @@ def verify_audit_log(path: Path) -> AuditVerification:
                 first_broken_line=number,
                 reason="hash chain broken: this line's 'prev' does not match the line before it "
                 "(that line or this one was edited, removed or inserted)",
-            )
+            ), hashes
         prev = line_hash(line)
+        hashes.append(prev)
         count += 1
-    return AuditVerification(ok=True, records=count)
+    return AuditVerification(ok=True, records=count), hashes

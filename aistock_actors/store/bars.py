@@ -107,11 +107,27 @@ class BarStore:
             raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
         return self.root / f"{symbol}.npz"
 
-    def symbols(self) -> list[str]:
-        """Symbols with stored history, sorted."""
+    def stored_symbols(self) -> list[str]:
+        """Symbols with a data file, readable or not, sorted."""
         if not self.root.is_dir():
             return []
         return sorted(p.stem for p in self.root.glob("*.npz") if is_valid_symbol(p.stem))
+
+    def symbols(self) -> list[str]:
+        """Symbols with READABLE stored history, sorted.
+
+        A symbol whose file and ``.bak`` are both unreadable is left out (logged), so one garbled
+        ``bars/<SYM>.npz`` fails that symbol only (#17); ingesting it reports the problem.
+        """
+        readable = []
+        for symbol in self.stored_symbols():
+            try:
+                self._read(symbol)
+            except StateError as exc:
+                logger.error("leaving out symbol %s: %s", symbol, exc)
+                continue
+            readable.append(symbol)
+        return readable
 
     def arrays(self, symbol: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Read-only ``(timestamps, values)`` of ``symbol``; empty arrays if it has no history."""
@@ -178,6 +194,30 @@ class BarStore:
         all_values.setflags(write=False)
         self._cache[symbol] = _Bars(_stat_key(stat), all_ts, all_values)
         return len(new_ts)
+
+    def drop_after(self, symbol: str, after_ns: int) -> int:
+        """Remove ``symbol``'s bars stamped after ``after_ns`` and its ingestion cursor (so its
+        CSV is re-read whole next time); return how many were removed (#17: operator repair).
+        """
+        timestamps, values = self.arrays(symbol)
+        keep = int(np.searchsorted(timestamps, after_ns, side="right"))
+        removed = len(timestamps) - keep
+        if removed == 0:
+            return 0
+        path = self.path(symbol)
+        self._cache.pop(symbol, None)
+        try:
+            if keep:
+                atomic_write_bytes(path, _encode(timestamps[:keep], values[:keep]))
+            else:
+                path.unlink()
+                backup_path(path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateError(f"could not write {path}: {exc}") from exc
+        cursors = self.cursors()
+        if cursors.pop(symbol, None) is not None:
+            self.save_cursors(cursors)
+        return removed
 
     def cursors(self) -> dict[str, FileCursor]:
         """Ingestion cursors by symbol; an unreadable cursor file (and ``.bak``) reads as empty.

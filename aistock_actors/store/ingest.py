@@ -10,11 +10,17 @@ that differ from the stored ones are kept as stored and reported as a note.
 A file with any bad row is rejected whole for this run (all-or-nothing per symbol; silently
 skipping rows of trading data is worse than waiting for a fix); its stored bars and cursor are left
 untouched and the other files still ingest. An unterminated last line is left for the next run.
+
+Bars from the future or from another planet are refused the same way (#17, :class:`BarLimits`): a
+new bar later than the clock's market time plus a tolerance, a price beyond a relative jump from
+the previous close, or an impossible magnitude rejects its file with the row and the reason, so
+one ``2099-01-01`` row never reaches the store. A file that shrank since the last run is a note.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +29,32 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from aistock_actors.core.data.bars import ParsedBars, RowProblem, format_timestamp, parse
+from aistock_actors.core.data.bars import (
+    FIELDS,
+    ParsedBars,
+    RowProblem,
+    format_timestamp,
+    parse,
+    parse_header,
+)
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
 
-__all__ = ["IngestReport", "Rejection", "RowProblem", "ingest_directory"]
+__all__ = ["BarLimits", "IngestReport", "Rejection", "RowProblem", "ingest_directory"]
+
+MAX_PRICE = 1e7
+"""No listed share trades above this (USD): a larger price is a data error, not a market move."""
+MAX_VOLUME = 1e13
+"""No bar trades more shares than this."""
+
+
+class BarLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What a plausible new bar satisfies (``data.*`` in the config; #17)."""
+
+    not_after_ns: int
+    """Latest acceptable timestamp: the clock's market time plus the tolerance."""
+    max_relative_jump: float = 3.0
+    """Open and close within ``[1 / (1 + j), 1 + j]`` times the previous close."""
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -71,6 +98,7 @@ def ingest_directory(
     csv_dir: Path,
     store: BarStore,
     *,
+    limits: BarLimits | None = None,
     track: Callable[[list[Path]], Iterable[Path]] = iter,
 ) -> IngestReport:
     """Add the new bars of every ``*.csv`` in ``csv_dir`` (sorted by name) to ``store``.
@@ -95,7 +123,7 @@ def ingest_directory(
             rejections.append(Rejection(symbol, str(path), [RowProblem(None, reason)]))
             continue
         owners[symbol] = path
-        outcome = _ingest_file(path, symbol, store, cursors.get(symbol))
+        outcome = _ingest_file(path, symbol, store, cursors.get(symbol), limits)
         notes.extend(outcome.notes)
         if outcome.rejection is not None:
             rejections.append(outcome.rejection)
@@ -126,7 +154,9 @@ def _csv_files(csv_dir: Path) -> list[Path]:
     return files
 
 
-def _ingest_file(path: Path, symbol: str, store: BarStore, cursor: FileCursor | None) -> _Outcome:
+def _ingest_file(
+    path: Path, symbol: str, store: BarStore, cursor: FileCursor | None, limits: BarLimits | None
+) -> _Outcome:
     def reject(problems: list[RowProblem]) -> _Outcome:
         return _Outcome(rejection=Rejection(symbol, str(path), problems))
 
@@ -144,12 +174,27 @@ def _ingest_file(path: Path, symbol: str, store: BarStore, cursor: FileCursor | 
     resume = cursor if matches else None
     if resume is not None:  # parse only the appended tail; it must be newer than the store
         parsed = parse(data, offset=resume.offset, lines_before=resume.lines, after=last)
-        new_ts, new_values = parsed.timestamps, parsed.values
+        new_ts, new_values, new_rows = parsed.timestamps, parsed.values, parsed.rows
     else:
         parsed = parse(data)
         new_ts, new_values, notes = _newer_than_stored(path.name, parsed, store, symbol, last)
+        new_rows = parsed.rows[parsed.timestamps > last] if last is not None else parsed.rows
     if parsed.problems:
         return reject(list(parsed.problems))
+    if limits is not None and len(new_ts):
+        implausible = implausible_bars(new_ts, new_values, new_rows, _last_close(store, symbol),
+                                       limits)
+        if implausible:
+            return reject(implausible)
+    grew = resume is None or parsed.consumed > resume.offset  # said when new lines arrive
+    zones = time_zones(data, parsed.consumed) if grew else []
+    if len(zones) > 1:
+        notes.append(f"{path.name}: mixed time zones in the timestamp column ({', '.join(zones)});"
+                     " each is converted to UTC, so two bars may fall on one date: check the "
+                     "source")
+    if cursor is not None and cursor.file == path.name and len(data) < cursor.size:
+        notes.append(f"{path.name}: shrank from {cursor.size} to {len(data)} bytes since the last "
+                     "run; stored bars kept, only bars newer than them are added")
     try:
         added = store.append(symbol, new_ts, new_values)
     except DataError as exc:
@@ -161,6 +206,77 @@ def _ingest_file(path: Path, symbol: str, store: BarStore, cursor: FileCursor | 
     else:
         new_cursor = _make_cursor(path.name, data, parsed, last)
     return _Outcome(added=added, cursor=new_cursor, notes=notes)
+
+
+_ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
+    """The distinct zone spellings of the timestamp column in ``data[start:end]`` (``naive``,
+    ``Z``, ``+02:00``...), in order of first appearance (#17: mixed zones are noted)."""
+    try:
+        header, _, _ = data.partition(b"\n")
+        column = parse_header(header.decode("utf-8", "replace")).positions[0]
+    except DataError:
+        return []
+    body = data[max(start, len(header) + 1):end].decode("utf-8", "replace")
+    seen: list[str] = []
+    for line in body.splitlines():
+        fields = line.split(",")
+        if len(fields) <= column or not fields[column].strip():
+            continue
+        stamp = fields[column].strip().strip('"')
+        match = _ZONE.search(stamp) if "T" in stamp or " " in stamp else None
+        zone = match.group(1) if match else "naive"
+        if zone not in seen:
+            seen.append(zone)
+    return seen
+
+
+def _last_close(store: BarStore, symbol: str) -> float | None:
+    if store.last_timestamp(symbol) is None:
+        return None
+    _, values = store.arrays(symbol)
+    return float(values[-1, _CLOSE]) if len(values) else None
+
+
+_OPEN, _CLOSE, _VOLUME = FIELDS.index("open"), FIELDS.index("close"), FIELDS.index("volume")
+
+
+def implausible_bars(
+    timestamps: NDArray[np.int64],
+    values: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    previous_close: float | None,
+    limits: BarLimits,
+) -> list[RowProblem]:
+    """Up to five reasons why new bars cannot be real (future, impossible, a jump), by row."""
+    problems: list[RowProblem] = []
+    bound = 1.0 + limits.max_relative_jump
+    prev = previous_close
+    for ts, bar, row in zip(timestamps.tolist(), values, rows.tolist(), strict=True):
+        reason = None
+        prices = bar[:_VOLUME]
+        if ts > limits.not_after_ns:
+            reason = (f"bar from the future: {format_timestamp(ts)} is later than the clock's "
+                      f"{format_timestamp(limits.not_after_ns)} (tolerance included)")
+        elif not np.isfinite(bar).all() or prices.max() > MAX_PRICE or bar[_VOLUME] > MAX_VOLUME:
+            reason = (f"impossible magnitude: price up to {prices.max():.6g} (max {MAX_PRICE:g}) "
+                      f"or volume {bar[_VOLUME]:.6g} (max {MAX_VOLUME:g})")
+        elif prev is not None:
+            for name, price in (("open", bar[_OPEN]), ("close", bar[_CLOSE])):
+                ratio = float(price) / prev
+                if not 1.0 / bound <= ratio <= bound:
+                    reason = (f"implausible jump: {name} {float(price):.6g} is {ratio:.3g}x the "
+                              f"previous close {prev:.6g} (data.max_relative_jump "
+                              f"{limits.max_relative_jump:g})")
+                    break
+        if reason is not None:
+            problems.append(RowProblem(int(row), reason))
+            if len(problems) >= 5:
+                break
+        prev = float(bar[_CLOSE])
+    return problems
 
 
 def _sha256(data: bytes, end: int) -> str:

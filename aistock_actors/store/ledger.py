@@ -7,15 +7,24 @@ Layout under ``state/paper/``::
     performance.json     {"model_id": ..., "returns": [...]}: the rollback rule's input
     drawdown_halt.json   present while a drawdown halt is not yet acknowledged by the operator
     owner.json           which actor instance may write here (a generation fence)
+    journal.jsonl        append-only, fsynced fill journal (``store/journal.py``, #17)
 
 ``ledger.json`` is the only truth; ``costs.json`` and ``performance.json`` are derived from it
 after it is written and caught up on the next start if a crash came in between. Every file is
 written atomically with a ``.bak`` and read through ``store.state_file.load_state``.
+
+Money is never reset silently (#17): every ledger write is journaled first; the writer opens the
+ledger with :meth:`PaperStore.open_ledger`, which moves a corrupt file aside (never overwrites
+it), rebuilds a ledger whose two copies are unusable from the journal (error alert), and raises
+:class:`LedgerLostError` rather than start over at ``initial_cash`` while the journal or the audit
+log shows trading.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -26,12 +35,21 @@ from aistock_actors.core.trading.ledger import (
     ledger_equity,
     new_ledger,
 )
+from aistock_actors.errors import StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
-from aistock_actors.store.alerts import AlertSink
-from aistock_actors.store.atomic import atomic_write_json, backup_path
+from aistock_actors.store.alerts import AlertSink, Severity
+from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
+from aistock_actors.store.audit import read_audit
+from aistock_actors.store.journal import JOURNAL_NAME, FillJournal
 from aistock_actors.store.state_file import load_state
 
 PAPER_DIR = "paper"
+TRADING_ACTIONS = frozenset({"paper_orders_executed", "positions_flattened"})
+"""Audit actions that prove the account traded (a fresh account would then be a lie)."""
+
+
+class LedgerLostError(StateError):
+    """Both ledger copies are unusable and the journal cannot rebuild them: halt, never reset."""
 
 
 class CostBook(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,10 +104,19 @@ def utc_now(clock: Clock = SYSTEM_CLOCK) -> str:
 class PaperStore:
     """Reads and writes the files of ``state/paper`` (one writer: the PaperTrader)."""
 
-    def __init__(self, state_dir: Path, alerts: AlertSink | None, initial_cash: float) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        alerts: AlertSink | None,
+        initial_cash: float,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.root = paper_dir(state_dir)
+        self.state_dir = Path(state_dir)
         self.alerts = alerts
         self.initial_cash = initial_cash
+        self.clock = clock
+        self.journal = FillJournal(self.root / JOURNAL_NAME)
 
     @property
     def ledger_path(self) -> Path:
@@ -108,17 +135,104 @@ class PaperStore:
         return self.root / "drawdown_halt.json"
 
     def load_ledger(self) -> LedgerState:
-        """The persisted ledger (from ``.bak`` if damaged; a new account on the first run)."""
-        return load_state(
-            self.ledger_path,
-            LedgerState,
-            lambda: new_ledger(self.initial_cash),
-            self.alerts,
-            actor="paper_trader",
-        )
+        """The persisted ledger, read-only (from ``.bak`` if damaged; else rebuilt in memory from
+        the journal; a new account on the first run). Writes nothing: readers use this."""
+        return load_state(self.ledger_path, LedgerState, self._rebuilt_or_new, self.alerts,
+                          actor="paper_trader")
+
+    def _rebuilt_or_new(self) -> LedgerState:
+        try:
+            rebuilt = self.journal.rebuild()
+        except StateError:
+            rebuilt = None
+        return rebuilt if rebuilt is not None else new_ledger(self.initial_cash)
 
     def save_ledger(self, state: LedgerState) -> None:
+        """Journal the write (fsynced) first, then replace ``ledger.json`` atomically."""
+        self.journal.append(state)
         atomic_write_json(self.ledger_path, state)
+
+    def open_ledger(self) -> LedgerState:
+        """The writer's load: recover, quarantine, rebuild or refuse -- never reset silently.
+
+        ``ledger.json``, else its ``.bak`` (error alert), else the journal's rebuild (error alert,
+        written back); a corrupt copy is moved aside as ``<name>.corrupt-<UTC stamp>``. With no
+        usable copy and no journal, a fresh account is opened only if nothing (no damaged copy,
+        no trading in the audit log) says there was one; otherwise :class:`LedgerLostError`.
+        Afterwards the journal ends at the returned ledger (a crash window closed, or a journal
+        started for a ledger that had none).
+        """
+        main, main_problem = _decode_ledger(self.ledger_path)
+        backup = backup_path(self.ledger_path)
+        bak, bak_problem = (None, None) if main is not None else _decode_ledger(backup)
+        if main is None and main_problem is not None:
+            self._quarantine(self.ledger_path, main_problem)
+        if main is None and bak is None and bak_problem is not None:
+            self._quarantine(backup, bak_problem)
+        state = main if main is not None else bak
+        if bak is not None:
+            self._alert("error", "state_file_recovered_from_backup",
+                        f"{self.ledger_path.name} {main_problem or 'missing'}; loaded the previous "
+                        f"version from {backup.name}", {"file": str(self.ledger_path)})
+        if state is None:
+            state = self._rebuild_or_refuse(main_problem, bak_problem)
+        self._sync_journal(state)
+        return state
+
+    def _rebuild_or_refuse(self, main_problem: str | None, bak_problem: str | None) -> LedgerState:
+        what = (f"{self.ledger_path.name} {main_problem or 'missing'} and .bak "
+                f"{bak_problem or 'missing'}")
+        try:
+            rebuilt = self.journal.rebuild()
+        except StateError as exc:
+            raise LedgerLostError(f"{what}; the journal cannot rebuild it: {exc}") from exc
+        if rebuilt is not None:
+            self._alert("error", "paper_ledger_rebuilt_from_journal",
+                        f"{what}; rebuilt from {self.journal.path.name} "
+                        f"({len(rebuilt.fills)} fills, {len(rebuilt.positions)} positions)",
+                        {"file": str(self.ledger_path), "fills": len(rebuilt.fills)})
+            atomic_write_json(self.ledger_path, rebuilt)
+            return rebuilt
+        traded = main_problem is not None or bak_problem is not None or self._audit_shows_trading()
+        if traded:
+            raise LedgerLostError(
+                f"{what}, {self.journal.path.name} is empty, and the account traded before; "
+                f"refusing to start over at initial_cash {self.initial_cash:,.2f}"
+            )
+        return new_ledger(self.initial_cash)
+
+    def _sync_journal(self, state: LedgerState) -> None:
+        try:
+            appended = self.journal.sync(state)
+        except StateError as exc:  # a damaged journal: set aside, start a new one from the ledger
+            self._quarantine(self.journal.path, str(exc))
+            self.journal = FillJournal(self.journal.path)
+            self.journal.append(state)
+            return
+        if appended and state.fills:
+            log_detail = f"journal brought level with {self.ledger_path.name}"
+            self._alert("warning", "paper_journal_resynced", log_detail,
+                        {"fills": len(state.fills)})
+
+    def _audit_shows_trading(self) -> bool:
+        try:
+            records, _ = read_audit(self.state_dir / "audit" / "log.jsonl")
+        except (OSError, StateError):
+            return True  # cannot tell: assume the worst
+        return any(r.action in TRADING_ACTIONS for r in records)
+
+    def _quarantine(self, path: Path, problem: str) -> None:
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        os.replace(path, target)
+        fsync_dir(path.parent)
+        self._alert("error", "state_file_quarantined",
+                    f"{path.name} {problem}; moved aside to {target.name}",
+                    {"file": str(path), "moved_to": str(target)})
+
+    def _alert(self, severity: Severity, code: str, message: str, details: dict[str, Any]) -> None:
+        if self.alerts is not None:
+            self.alerts.raise_alert(severity, code, message, actor="paper_trader", details=details)
 
     def load_costs(self) -> CostBook:
         return load_state(self.costs_path, CostBook, CostBook, self.alerts, actor="paper_trader")
@@ -246,3 +360,17 @@ def paper_status(state_dir: Path) -> PaperStatus | None:
         fills=len(state.fills),
         drawdown_halt=store.read_drawdown_halt(),
     )
+
+
+def _decode_ledger(path: Path) -> tuple[LedgerState | None, str | None]:
+    """(ledger, None), (None, None) when missing, or (None, what is wrong with it)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    try:
+        return msgspec.json.decode(raw, type=LedgerState), None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return None, f"corrupt: {exc}"

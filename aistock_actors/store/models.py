@@ -3,6 +3,7 @@
 Layout under ``root`` (the ``models/`` folder)::
 
     <id>/model.joblib           the pickled TrainedModel
+    <id>/model.joblib.sig       its HMAC-SHA256 under the out-of-tree key (``store/signing.py``)
     <id>/metadata.json          ModelRecord: id, sha256 of model.joblib, created_at, metrics, ...
     active/model.json           the active model's ModelRecord, or a NoActiveModel saying why
                                 none is (the runbook reads this path; it always exists)
@@ -10,14 +11,14 @@ Layout under ``root`` (the ``models/`` folder)::
 
 Saving never moves the pointer (T7): :meth:`ModelStore.save` writes exactly the path it is given,
 :meth:`ModelStore.put` writes ``<id>/``, and only :meth:`ModelStore.activate` touches ``active/``.
-Every artifact's hash is checked before it is unpickled or activated, so a truncated or tampered
-file raises :class:`ModelIntegrityError` instead of running, and the pointer stays where it was.
+Every artifact's hash AND keyed signature are checked before it is unpickled or activated, so a
+truncated, tampered or planted file (hashes rewritten included) raises :class:`ModelIntegrityError`
+instead of running, and the pointer stays where it was.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 from collections.abc import Mapping
@@ -31,6 +32,13 @@ from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+from aistock_actors.store.signing import (
+    IntegrityKey,
+    dump_bytes,
+    load_signed,
+    signature_path,
+    verified_bytes,
+)
 from aistock_actors.store.state_file import load_state
 
 if TYPE_CHECKING:  # scikit-learn and joblib load only when a model is (de)serialised
@@ -102,18 +110,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _dump(model: TrainedModel) -> bytes:
-    buffer = io.BytesIO()
-    import joblib
-
-    joblib.dump(model, buffer)
-    return buffer.getvalue()
-
-
 def _check_id(model_id: str) -> str:
     if not _ID_PATTERN.fullmatch(model_id) or model_id == ACTIVE_DIR:
         raise ValueError(f"invalid model id {model_id!r}: use [A-Za-z0-9._-], not 'active'")
     return model_id
+
+
+def _purpose(model_id: str) -> str:
+    return f"model:{model_id}"
 
 
 def _no_pointer() -> ModelRecord:
@@ -123,9 +127,12 @@ def _no_pointer() -> ModelRecord:
 class ModelStore:
     """Stores, verifies, loads and activates model artifacts under one ``models/`` folder."""
 
-    def __init__(self, root: Path, alerts: AlertSink | None = None) -> None:
+    def __init__(
+        self, root: Path, alerts: AlertSink | None = None, key: IntegrityKey | None = None
+    ) -> None:
         self.root = Path(root)
         self._alerts = alerts
+        self.key = key if key is not None else IntegrityKey.beside(self.root)
 
     def model_dir(self, model_id: str) -> Path:
         """Return ``root/<id>`` (after validating the id)."""
@@ -146,10 +153,18 @@ class ModelStore:
         return self.root / ACTIVE_DIR / "history.json"
 
     def save(self, model: TrainedModel, path: Path) -> str:
-        """Atomically write ``model`` to ``path``; return its sha256. Writes nothing else (T7)."""
-        data = _dump(model)
-        atomic_write_bytes(Path(path), data, keep_backup=False)
+        """Atomically write ``model`` (and its signature) to ``path``; return its sha256.
+
+        Writes nothing else (T7).
+        """
+        data = dump_bytes(model)
+        self._write_signed(Path(path), model.model_id, data)
         return sha256_hex(data)
+
+    def _write_signed(self, path: Path, model_id: str, data: bytes) -> None:
+        atomic_write_bytes(path, data, keep_backup=False)
+        signature = self.key.sign(_purpose(model_id), data).encode()
+        atomic_write_bytes(signature_path(path), signature, keep_backup=False)
 
     def put(self, model: TrainedModel, metadata: Mapping[str, Any] | None = None) -> ModelRecord:
         """Store ``model`` as ``<id>/model.joblib`` + ``<id>/metadata.json``; never activates it.
@@ -162,7 +177,7 @@ class ModelStore:
         extra = dict(metadata or {})
         metrics = dict(model.metrics)
         metrics.update({str(k): float(v) for k, v in dict(extra.pop("metrics", {})).items()})
-        data = _dump(model)
+        data = dump_bytes(model)
         digest = sha256_hex(data)
         meta_path = self.model_dir(model.model_id) / METADATA_NAME
         if meta_path.exists():
@@ -172,7 +187,7 @@ class ModelStore:
             try:
                 self.verify(model.model_id)
             except ModelIntegrityError:
-                atomic_write_bytes(self.artifact_path(model.model_id), data, keep_backup=False)
+                self._write_signed(self.artifact_path(model.model_id), model.model_id, data)
             return existing
         record = ModelRecord(
             model_id=model.model_id,
@@ -184,7 +199,7 @@ class ModelStore:
             horizon=model.horizon,
             extra=extra,
         )
-        atomic_write_bytes(self.artifact_path(model.model_id), data, keep_backup=False)
+        self._write_signed(self.artifact_path(model.model_id), model.model_id, data)
         atomic_write_json(meta_path, record, keep_backup=False)
         log.info("stored model %s (sha256 %s), not activated", model.model_id, digest)
         return record
@@ -199,7 +214,7 @@ class ModelStore:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise StateError(f"unreadable model metadata {path}: {exc}") from exc
 
-    def _verified_bytes(self, path: Path, expected: str) -> bytes:
+    def _verified_bytes(self, path: Path, model_id: str, expected: str) -> bytes:
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
@@ -209,26 +224,22 @@ class ModelStore:
             raise ModelIntegrityError(
                 f"{path}: sha256 {actual} does not match the recorded sha256 {expected}"
             )
-        return data
+        # The recorded hash is unkeyed (an attacker can rewrite it): the HMAC is what counts.
+        return verified_bytes(path, self.key, _purpose(model_id))
 
     def verify(self, model_id: str) -> ModelRecord:
-        """Check ``model.joblib`` against its recorded hash; :class:`ModelIntegrityError` if not."""
+        """Check ``model.joblib``'s signature and recorded hash; :class:`ModelIntegrityError`."""
         record = self.record(model_id)
-        self._verified_bytes(self.artifact_path(model_id), record.sha256)
+        self._verified_bytes(self.artifact_path(model_id), model_id, record.sha256)
         return record
 
     def _load_verified(self, model_id: str, expected: str) -> TrainedModel:
         path = self.artifact_path(model_id)
-        data = self._verified_bytes(path, expected)
-        import joblib
-
+        self._verified_bytes(path, model_id, expected)  # raises before anything is unpickled
         from aistock_actors.core.model.models import TrainedModel
 
-        try:
-            model = joblib.load(io.BytesIO(data))
-        except Exception as exc:  # hash matched, so the code cannot read what it once wrote
-            raise StateError(f"{path}: cannot unpickle a verified artifact: {exc}") from exc
-        if not isinstance(model, TrainedModel) or model.model_id != model_id:
+        model = load_signed(path, self.key, _purpose(model_id), TrainedModel)
+        if model.model_id != model_id:
             raise ModelIntegrityError(f"{path}: does not hold TrainedModel {model_id!r}")
         return model
 

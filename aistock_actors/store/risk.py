@@ -76,7 +76,28 @@ def trading_limits(state_dir: Path, fallback: RiskLimits, alerts: AlertSink | No
     """The limits the PaperTrader trades under: the effective (post-allocator) limits in force,
     else ``fallback`` (the config's), always clamped to the hard ceilings."""
     state = load_risk_state(state_dir, alerts)
-    return clamp_to_ceilings(state.effective if state is not None else fallback)
+    if state is None:
+        return clamp_to_ceilings(fallback)
+    effective = state.effective
+    # #17: the governor and the allocator never raise gross exposure above the config's, so a
+    # file that does was edited by hand: trade at the config's value and say so.
+    if effective.max_gross_exposure > fallback.max_gross_exposure * (1 + 1e-9):
+        if alerts is not None:
+            alerts.raise_alert(
+                "error",
+                "risk_limits_above_config",
+                f"{limits_path(state_dir)}: max_gross_exposure {effective.max_gross_exposure:g} is "
+                f"above the config's risk.max_gross_exposure {fallback.max_gross_exposure:g} "
+                "(the file was edited); trading at the config's value",
+                actor="paper_trader",
+                details={"file": str(limits_path(state_dir)), "key": "max_gross_exposure",
+                         "file_value": effective.max_gross_exposure,
+                         "config_value": fallback.max_gross_exposure},
+            )
+        effective = msgspec.structs.replace(
+            effective, max_gross_exposure=fallback.max_gross_exposure
+        )
+    return clamp_to_ceilings(effective)
 
 
 def read_decisions(state_dir: Path) -> list[OperatorDecision]:

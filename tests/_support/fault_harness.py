@@ -48,6 +48,7 @@ from aistock_actors.config import load_config
 from aistock_actors.core.data.sample_data import write_universe_csvs
 from aistock_actors.core.risk.governor import RiskState
 from aistock_actors.core.trading.ledger import LedgerState, reconcile
+from aistock_actors.errors import StateError
 from aistock_actors.runtime import faults
 from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.runtime.faults import FaultPlan, FaultSpec
@@ -55,6 +56,7 @@ from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.store.alerts import AckState, Alert
 from aistock_actors.store.audit import verify_audit_log
 from aistock_actors.store.bars import BarStore
+from aistock_actors.store.journal import FillJournal, apply_entry
 from aistock_actors.store.ledger import CostBook, PaperPerformance
 from aistock_actors.store.models import ModelRecord, says_no_model
 from aistock_actors.store.promotion import EquityCurveFile, RegistryFile
@@ -161,6 +163,8 @@ def copy_prepared(prepared: Path, tmp: Path) -> None:
     it; the trader fills the planned orders at its open)."""
     for name in ("data", "state", "models"):
         shutil.copytree(prepared / name, tmp / name)
+    if (prepared / "integrity.key").exists():  # the models' signing key (#17)
+        shutil.copy2(prepared / "integrity.key", tmp / "integrity.key")
     write_bars(tmp, FIRST_BARS + 1)
 
 
@@ -325,6 +329,24 @@ def _check_ledger(state_dir: Path, report: StateReport) -> None:
     if len(set(ids)) != len(ids):
         report.problems.append("ledger: two fills carry the same order id")
     report.fills = ids
+    report.problems.extend(journal_problems(state_dir, ledger, exact=False))
+
+
+def journal_problems(state_dir: Path, ledger: LedgerState, *, exact: bool) -> list[str]:
+    """The fill journal (#17) rebuilds the saved ledger; right after a kill it may be one write
+    ahead (journaled, the ledger not yet replaced: the next start levels it), never behind."""
+    try:
+        entries = FillJournal(state_dir / "paper" / "journal.jsonl").entries()
+    except StateError as exc:
+        return [f"journal: {exc}"]
+    rebuilt: list[LedgerState | None] = [None]
+    for entry in entries:
+        rebuilt.append(apply_entry(rebuilt[-1], entry))
+    allowed = rebuilt[-1:] if exact else rebuilt[-2:]
+    if ledger not in allowed:
+        return [f"journal: the ledger rebuilt from {len(entries)} entries differs from the saved "
+                "ledger"]
+    return []
 
 
 def _check_promotion(tmp: Path, report: StateReport) -> None:
@@ -386,6 +408,8 @@ def repair_problems(tmp: Path, **sections: Any) -> list[str]:
             shutil.copytree(child, scratch / "models" / "active")
         else:
             (scratch / "models" / child.name).symlink_to(child.resolve())
+    if (tmp / "integrity.key").exists():  # the models' signing key (#17)
+        shutil.copy2(tmp / "integrity.key", scratch / "integrity.key")
     config = reliability_config(scratch, **sections)
     sup = Supervisor(load_config(config), [ChildSpec(name="promotion_judge",
                                                      actor_class=PromotionJudge)])

@@ -64,6 +64,7 @@ def test_fault_restarts_actor_counts_failure_and_keeps_active_model(
 ) -> None:
     for name in ("data", "state", "models"):
         shutil.copytree(template / name, tmp_path / name)
+    shutil.copy2(template / "integrity.key", tmp_path / "integrity.key")  # signs the models
     stepname = STEP_OF[actor]
     config = lifecycle_config(tmp_path, step_timeouts={stepname: 1.5} if fault == "hang" else {})
     before = pointer(tmp_path)

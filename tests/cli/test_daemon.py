@@ -137,3 +137,24 @@ def test_sigterm_stops_cleanly_with_consistent_state(daemon_env: tuple[Path, Pat
     assert data["halted"] is False and data["cycles_total"] >= 2
     # The lock died with the process: a new run can start at once.
     assert cli(config, "--run-once", cwd=tmp_path).returncode == 0
+
+
+def test_deleting_the_lock_file_neither_admits_a_second_daemon_nor_goes_unnoticed(
+    daemon_env: tuple[Path, Path],
+) -> None:
+    """#17: ``rm state/daemon.lock`` + a second daemon -> exit 4; the first halts on it."""
+    tmp_path, config = daemon_env
+    state_dir = tmp_path / "state"
+    proc = start_daemon(tmp_path, config)
+    try:
+        lock = state_dir / "daemon.lock"
+        wait_for(lambda: lock.exists() and b"daemon" in lock.read_bytes(), 60, "the lock")
+        lock.unlink()
+        second = cli(config, "--daemon", cwd=tmp_path)
+        assert second.returncode == 4, second.stderr
+        assert "already running" in second.stderr and "Traceback" not in second.stderr
+        wait_for(lambda: (state_dir / "HALTED").exists(), 30, "the halt on the lost lock file")
+        halt = json.loads((state_dir / "HALTED").read_text())
+        assert halt["reason"] == "daemon_lock_lost" and "daemon.lock" in halt["message"]
+    finally:
+        assert stop(proc) == 0

@@ -12,7 +12,8 @@ state on disk is recorded as *acknowledged*; after it, :func:`faults.harness.che
 - the audit chain verifies, and every line that was on disk before the kill is still there,
   unchanged (append-only: the old log is a prefix of the new);
 - the ledger reconciles with its fill log, no order id was applied twice, and every fill that
-  was persisted is still in the fill log;
+  was persisted is still in the fill log; the fill journal rebuilds the saved ledger (or is one
+  write ahead of it right after a kill; exactly equal after the final clean cycle, #17);
 - no manifest entry disappeared; ``supervisor.json`` never counts fewer cycles, nor fewer than
   the outcomes the audit log records;
 - the active model, if any, was approved in the manifest; and it is the last approved entry
@@ -32,6 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from _support.fault_harness import (
     PENDING_PROMOTION,
@@ -39,8 +41,11 @@ from _support.fault_harness import (
     SigkillLoop,
     check_state,
     copy_prepared,
+    journal_problems,
     repair_problems,
 )
+
+from aistock_actors.core.trading.ledger import LedgerState
 
 KILLS = 30
 
@@ -64,6 +69,11 @@ def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(tmp_path: Pat
     assert final.returncode == 0, final.stdout + final.stderr
     # The clean cycle's judge finished any pending fall-back or promotion: exact agreement.
     assert check_state(tmp_path).problems == []
+    # #17: after every kill and the clean cycle, the ledger rebuilt from the fill journal equals
+    # the saved ledger exactly.
+    saved = msgspec.json.decode((tmp_path / "state" / "paper" / "ledger.json").read_bytes(),
+                                type=LedgerState)
+    assert saved.fills and journal_problems(tmp_path / "state", saved, exact=True) == []
     verify = subprocess.run([sys.executable, SUPERVISOR, str(loop.config), "--audit-verify"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert verify.returncode == 0 and "hash chain intact" in verify.stdout, verify.stdout

@@ -131,7 +131,8 @@ KINDS = {
     "ledger": Kind(
         "paper/ledger.json", LedgerState, lambda i: new_ledger(1000.0 * i),
         lambda d, v: PaperStore(d, None, 5.0).save_ledger(v),
-        lambda d, a: PaperStore(d, a, 5.0).load_ledger(), lambda v: v == new_ledger(5.0)),
+        # Both copies corrupt: rebuilt in memory from the fill journal (#17), never a reset.
+        lambda d, a: PaperStore(d, a, 5.0).load_ledger(), lambda v: v == new_ledger(2000.0)),
     "costs": Kind(
         "paper/costs.json", CostBook, lambda i: CostBook(fills_recorded=i),
         lambda d, v: PaperStore(d, None, 5.0).save_costs(v),

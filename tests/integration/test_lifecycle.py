@@ -49,6 +49,7 @@ def clone(template: Path, tmp: Path, **config: object) -> Path:
     """Copy a state into ``tmp`` and write a config pointing at the copy."""
     for name in ("data", "state", "models"):
         shutil.copytree(template / name, tmp / name)
+    shutil.copy2(template / "integrity.key", tmp / "integrity.key")  # the models' signing key
     return lifecycle_config(tmp, **config)  # type: ignore[arg-type]
 
 

@@ -135,6 +135,8 @@ def test_monitoring_server_receives_reports_with_every_documented_field(
     assert healthy["timestamp"].endswith("Z")
     halted = next(r.json for r in reports if r.json["halted"])
     assert halted["healthy"] is False and halted["kill_switch"] is True
+    # #17: the audit chain head rides along, so a monitor can compare it between reports.
+    assert len(halted["audit_head"]) == 64 and halted["audit_head"] != healthy["audit_head"]
     assert "halted: kill_switch_activated" in halted["issues"]
     assert not alerts_of(tmp_path / "state", "warning", "health_report_failed")
 

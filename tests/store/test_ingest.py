@@ -297,7 +297,8 @@ def test_rewritten_file_with_same_history_adds_only_newer(folder: tuple[Path, Ba
     assert report.bars_added == 2 and report.notes == [] and report.rejections == []
     path.write_text(HEADER + rows(6, 2))  # shrunk: only the recent days
     report = ingest(csv_dir, store)
-    assert report.bars_added == 1 and report.notes == []
+    assert report.bars_added == 1  # #17: a file that shrank is said (once), not silent
+    assert len(report.notes) == 1 and report.notes[0].startswith("AAA.csv: shrank from")
     assert store.count("AAA") == 8
 
 

@@ -97,3 +97,19 @@ def test_lock_is_released_when_the_holder_is_sigkilled(tmp_path: Path) -> None:
     assert (state / "daemon.lock").read_text() == f"pid {child.pid} (daemon)\n"
     with DaemonLock(state, "daemon") as lock:
         assert lock.path.read_text() == f"pid {os.getpid()} (daemon)\n"
+
+
+def test_deleting_the_lock_file_does_not_release_the_directory_lock(tmp_path: Path) -> None:
+    """#17: the flock on the state directory itself holds after ``rm state/daemon.lock``."""
+    state = tmp_path / "state"
+    with DaemonLock(state, "daemon") as held:
+        assert held.check() is None
+        (state / "daemon.lock").unlink()
+        with pytest.raises(LockHeldError):
+            DaemonLock(state, "run-once").acquire()
+        lock_file = state / "daemon.lock"
+        assert held.check() == f"lock file {lock_file} was deleted while the daemon held it"
+        (state / "daemon.lock").write_text("pid 1 (forged)\n")
+        assert held.check() == f"lock file {lock_file} was replaced while the daemon held it"
+    with DaemonLock(state, "daemon") as again:  # released on exit as before
+        assert again.check() is None

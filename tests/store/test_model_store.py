@@ -155,7 +155,8 @@ def test_tampered_active_model_fails_to_load_but_pointer_still_names_it(
 def test_save_to_an_experimental_path_touches_nothing_else(
     store: ModelStore, base_model: TrainedModel, tmp_path: Path
 ) -> None:
-    """T7: save() writes exactly the path it is given; the active pointer is byte-identical."""
+    """T7: save() writes exactly the path it is given (and its signature, #17); the active
+    pointer is byte-identical."""
     store.put(variant(base_model, "m1"))
     store.activate("m1")
     before = snapshot(store.root)
@@ -163,11 +164,13 @@ def test_save_to_an_experimental_path_touches_nothing_else(
     digest = store.save(variant(base_model, "exp", hours=2), experimental)
     assert snapshot(store.root) == before
     assert hashlib.sha256(experimental.read_bytes()).hexdigest() == digest
-    assert sorted(p.name for p in experimental.parent.iterdir()) == ["experimental_model.joblib"]
+    assert sorted(p.name for p in experimental.parent.iterdir()) == [
+        "experimental_model.joblib", "experimental_model.joblib.sig"]
     inside = store.root / "m1" / "scratch.joblib"
     store.save(variant(base_model, "exp2"), inside)
     after = snapshot(store.root)
-    assert after.pop("m1/scratch.joblib") and after == before
+    assert after.pop("m1/scratch.joblib") and after.pop("m1/scratch.joblib.sig")
+    assert after == before
 
 
 def test_expected_sha_mismatch_is_refused(store: ModelStore, base_model: TrainedModel) -> None:

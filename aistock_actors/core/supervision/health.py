@@ -9,7 +9,8 @@ since the daemon started, so a lost report loses nothing):
 ``timestamp`` ISO-8601 UTC · ``healthy`` (no issues) · ``issues`` · ``bars_added`` ·
 ``promotions`` · ``risk_adjustments`` · ``trades_executed`` · ``kill_switch`` · ``halted`` ·
 ``consecutive_failures`` · ``active_model`` · plus ``halt_reason``, ``last_cycle_outcome``,
-``last_success_at`` and ``open_critical_alerts`` for context.
+``last_success_at`` and ``open_critical_alerts`` for context, and ``audit_head`` (#17: the sha256
+of the audit log's last record, so a monitor can see the chain only ever grows).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def build_health_report(
         "last_cycle_outcome": snap.last_cycle_outcome,
         "last_success_at": iso_utc(snap.last_success_at),
         "open_critical_alerts": snap.open_critical_alerts,
+        "audit_head": snap.audit_head,
     }
 
 

@@ -114,7 +114,12 @@ def _volume_capped(order: Order, bar: Bar | None, share: float) -> float:
 
 
 def _limit_capped(book: Book, order: Order, bar: Bar, qty: float, ctx: _Ctx) -> float:
-    """Cut ``qty`` so the position stays inside the limits at the fill (after its costs)."""
+    """Cut ``qty`` so the position stays inside the limits at the fill (after its costs).
+
+    Exposure is valued at the FILL price when that is above the open (a buy pays slippage), so
+    no ceiling is passed at the price actually paid (#17); a smaller cut quantity only lowers
+    the impact, so the bound computed at ``qty`` holds for the quantity allowed.
+    """
     open_ = bar.open
     fill_price = ctx.cost_model.fill_price(order.side, open_, abs(qty) * open_, bar.volume * open_)
     pos = book.positions.get(order.symbol)
@@ -122,7 +127,7 @@ def _limit_capped(book: Book, order: Order, bar: Bar, qty: float, ctx: _Ctx) -> 
     check = check_order_against_limits(
         current_quantity=current,
         order_quantity=qty,
-        price=open_,
+        price=max(open_, fill_price),
         equity=book.cash + marked_value(book.positions.values(), order.symbol) + current * open_,
         limits=ctx.limits,
         cost_per_unit=abs(fill_price - open_) + ctx.cost_model.commission(1.0, fill_price),
