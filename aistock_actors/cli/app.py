@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --daemon: minutes between cycle starts (default: config)",
     )
+    # --- #15 data download ---
+    action.add_argument(
+        "--download",
+        action="store_true",
+        help="fill the bar store from data.source (ccxt, alpaca); re-runs fetch only what is new",
+    )
+    parser.add_argument(
+        "--from", dest="from_date", default=None, metavar="DATE", help="with --download: ISO date"
+    )
+    parser.add_argument(
+        "--to", dest="to_date", default=None, metavar="DATE", help="with --download: ISO date"
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --download: also write <SYMBOL>.csv files into DIR",
+    )
+    # --- end #15 ---
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument(
         "--out",
@@ -189,6 +209,10 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         message, ok = operator.audit_verify(loaded)
         print(message)
         return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.download:
+        from aistock_actors.cli.download import download
+
+        return download(loaded, from_date=args.from_date, to_date=args.to_date, csv_dir=args.csv)
     if args.approve is not None or args.reject is not None:
         return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE
@@ -203,8 +227,10 @@ def write_report(loaded: LoadedConfig, out: Path) -> int:
     except OSError as exc:
         print(f"aistock: cannot write the report to {out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
-          f"{written.sections_with_data}/{written.sections} sections with data)")
+    print(
+        f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
+        f"{written.sections_with_data}/{written.sections} sections with data)"
+    )
     return EXIT_OK
 
 
@@ -252,6 +278,9 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     from aistock_actors.services.pipeline_params import check_parallel
 
     check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
+    from aistock_actors.cli.download import check_data_source
+
+    check_data_source(loaded)  # a missing key variable or unknown calendar: one line, no actor
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
     supervisor.start()
