@@ -7,7 +7,10 @@ holiday, and by the ``on_bar_close`` daemon schedule.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -37,7 +40,8 @@ class MarketCalendar:
             import exchange_calendars as xcals
 
             try:
-                self._cal = xcals.get_calendar(name, start="2000-01-01")
+                with _quiet():
+                    self._cal = xcals.get_calendar(name, start="2000-01-01")
             except Exception as exc:  # InvalidCalendarName and its kin
                 raise ConfigError(
                     f"data.calendar: unknown calendar {name!r} (an exchange_calendars name such "
@@ -59,10 +63,15 @@ class MarketCalendar:
             last = pd.Timestamp(b_ns, unit="ns").normalize() - pd.Timedelta(days=1)
             if last < first:
                 return 0
-            return len(self._cal.sessions_in_range(first.tz_localize(None), last.tz_localize(None)))
+            with _quiet():
+                sessions = self._cal.sessions_in_range(
+                    first.tz_localize(None), last.tz_localize(None)
+                )
+            return len(sessions)
         start = pd.Timestamp(a_ns + tf_ns, unit="ns", tz="UTC")
         end = pd.Timestamp(b_ns - _MINUTE_NS, unit="ns", tz="UTC")
-        minutes = len(self._cal.minutes_in_range(start, end)) if end >= start else 0
+        with _quiet():
+            minutes = len(self._cal.minutes_in_range(start, end)) if end >= start else 0
         return int(minutes // (tf_ns // _MINUTE_NS))
 
     def next_bar_close(self, now: dt.datetime, tf_ns: int) -> dt.datetime:
@@ -71,15 +80,16 @@ class MarketCalendar:
         candidate = (now_ns // tf_ns + 1) * tf_ns
         if self._cal is None:
             return _dt(candidate)
-        if tf_ns >= _DAY_NS:
-            close = self._cal.next_close(pd.Timestamp(now_ns, unit="ns", tz="UTC"))
-            return _dt(int(close.value))
-        for _ in range(10_000):  # bounded: at most a few weeks of closed minutes are skipped
-            last_minute = pd.Timestamp(candidate - _MINUTE_NS, unit="ns", tz="UTC")
-            if self._cal.is_trading_minute(last_minute):
-                return _dt(candidate)
-            opens = self._cal.next_open(last_minute)
-            candidate = (int(opens.value) // tf_ns + 1) * tf_ns
+        with _quiet():
+            if tf_ns >= _DAY_NS:
+                close = self._cal.next_close(pd.Timestamp(now_ns, unit="ns", tz="UTC"))
+                return _dt(int(close.value))
+            for _ in range(10_000):  # bounded: at most a few weeks of closed minutes are skipped
+                last_minute = pd.Timestamp(candidate - _MINUTE_NS, unit="ns", tz="UTC")
+                if self._cal.is_trading_minute(last_minute):
+                    return _dt(candidate)
+                opens = self._cal.next_open(last_minute)
+                candidate = (int(opens.value) // tf_ns + 1) * tf_ns
         raise ConfigError(f"data.calendar {self.name}: no bar closes in the coming weeks")
 
 
@@ -89,3 +99,12 @@ def _ns(moment: dt.datetime) -> int:
 
 def _dt(ns: int) -> dt.datetime:
     return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """exchange_calendars still uses pandas APIs that newer pandas deprecates: not our warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield

@@ -42,6 +42,7 @@ class CcxtSource:
             options["fetchMarkets"] = {"types": ["spot"]}
         settings: dict[str, Any] = {
             "enableRateLimit": True,
+            "enableLastJsonResponse": True,  # tells a malformed answer from an empty one
             "timeout": int(data.request_timeout_seconds * 1000),
             "options": options,
         }
@@ -68,13 +69,15 @@ class CcxtSource:
                     symbol, self.timeframe, since=s, limit=self.limit, params={"until": end_ms - 1}
                 )
             )
+            if self.exchange.last_json_response is None and self.exchange.last_http_response:
+                raise SourceError(f"{symbol}: malformed JSON answer from {self.exchange.id}")
             page = _page(symbol, rows)
             if len(page.timestamps) == 0:
                 return
             yield page
             newest = int(page.timestamps.max()) // _MS
-            if newest < since_ms:  # no progress: the exchange ignores ``since``
-                return
+            if newest < since_ms or newest + self.tf_ns // _MS >= end_ms:
+                return  # no progress (``since`` ignored), or the range is covered
             since_ms = newest + 1
         raise SourceError(f"{symbol}: more than {max_pages} pages for one range; giving up")
 
