@@ -182,7 +182,10 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return run_once(loaded)
     if args.daemon:
         minutes = args.interval_minutes or loaded.config.daemon.interval_minutes
-        return run_daemon(loaded, minutes * 60.0)
+        on_bar_close = args.interval_minutes is None and (
+            loaded.config.daemon.schedule == "on_bar_close"
+        )
+        return run_daemon(loaded, minutes * 60.0, on_bar_close=on_bar_close)
     if args.kill:
         print(operator.kill(loaded))
         return EXIT_OK
@@ -316,14 +319,15 @@ def run_once(loaded: LoadedConfig) -> int:
         )
 
 
-def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
-    """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
+def run_daemon(loaded: LoadedConfig, interval_seconds: float, *, on_bar_close: bool = False) -> int:
+    """``--daemon``: cycles every interval (or after each bar close) until SIGTERM/SIGINT; exit 0
+    after a clean stop."""
     stop = _stop_on_signals()
     with DaemonLock(loaded.state_dir, "daemon"):
         supervisor = _start_supervisor(loaded, stop)
         log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
         try:
-            supervisor.run_daemon(interval_seconds)
+            supervisor.run_daemon(interval_seconds, on_bar_close=on_bar_close)
         finally:
             supervisor.stop()
         log.info("daemon stopped cleanly")

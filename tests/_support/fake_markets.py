@@ -58,6 +58,10 @@ class FakeMarket:
         self.overrides: dict[tuple[str, int], tuple[float, ...]] = {}
         self.missing: set[tuple[str, int]] = set()
         self.overlap = 0
+        self.series: dict[str, Any] = {}
+        """Exchange symbol -> ``(n, 5)`` values of bars 0..n-1 from ``origin`` (instead of the
+        generated ones; no bar after them)."""
+        self.pairs = [("BTC", "USDT"), ("ETH", "USDT"), ("SOL", "USDT")]
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
         self.bar_requests = 0
         self._lock = threading.Lock()
@@ -77,8 +81,15 @@ class FakeMarket:
         out: list[tuple[Any, ...]] = []
         t = first
         while t <= min(end_ms, now) and len(out) < limit:
+            index = (t - self.origin_ms) // self.tf_ms
+            if symbol in self.series and index >= len(self.series[symbol]):
+                break
             if (symbol, t) not in self.missing:
-                values = self.overrides.get((symbol, t)) or bar_values(symbol, t, self.tf_ms)
+                values = self.overrides.get((symbol, t)) or (
+                    tuple(float(x) for x in self.series[symbol][index])
+                    if symbol in self.series
+                    else bar_values(symbol, t, self.tf_ms)
+                )
                 if t + self.tf_ms > now:  # forming: a partial bar that will still change
                     o, h, lo, c, v = values
                     values = (o, h, lo, (o + c) / 2, v * self.forming_fraction)
@@ -122,7 +133,7 @@ class FakeMarket:
                 "permissionSets": [["SPOT"]],
                 "filters": [],
             }
-            for base, quote in (("BTC", "USDT"), ("ETH", "USDT"), ("SOL", "USDT"))
+            for base, quote in self.pairs
         ]
         body = {"timezone": "UTC", "serverTime": self.now_ms(), "symbols": symbols}
         return web.json_response(body)
