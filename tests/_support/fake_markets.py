@@ -232,7 +232,7 @@ class FakeMarket:
 
 def _ms(text: str) -> int:
     moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(round(moment.timestamp() * 1000))
+    return round(moment.timestamp() * 1000)
 
 
 def _rfc(t_ms: int) -> str:

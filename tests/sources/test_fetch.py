@@ -7,6 +7,7 @@ FakeClock shared by the code and the fake provider (which serves the bar still f
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from aistock_actors.errors import ConfigError
 from aistock_actors.runtime.clock import FakeClock
 from aistock_actors.sources import check_source, credentials
 from aistock_actors.sources.factory import run_fetch
+from aistock_actors.sources.fetch import FetchReport
 from aistock_actors.store.bars import BarStore
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -57,7 +59,7 @@ def config(source: str, base_url: str, **overrides: object) -> DataConfig:
     return DataConfig(**fields)  # type: ignore[arg-type]
 
 
-def fetch(data: DataConfig, store: BarStore, clock: FakeClock, budget: float = 30.0):  # noqa: ANN201
+def fetch(data: DataConfig, store: BarStore, clock: FakeClock, budget: float = 30.0) -> FetchReport:
     return run_fetch(data, store, clock, budget_seconds=budget, environ=ENV)
 
 
@@ -144,8 +146,6 @@ def test_a_failing_fetch_alerts_and_keeps_the_stored_bars(
     [alert] = report.alerts
     assert alert.code == "data_fetch_failed" and alert.level == "error"
     assert SYMBOL[source][0] in alert.message
-    import re
-
     assert re.search(why, alert.message), alert.message
     assert np.array_equal(store.arrays(name)[0], before)
     report = fetch(config(source, market.url()), store, clock)  # next cycle: recovered
@@ -153,9 +153,7 @@ def test_a_failing_fetch_alerts_and_keeps_the_stored_bars(
 
 
 @PROVIDERS
-def test_connection_refused_fails_the_symbol(
-    source: str, clock: FakeClock, tmp_path: Path
-) -> None:
+def test_connection_refused_fails_the_symbol(source: str, clock: FakeClock, tmp_path: Path) -> None:
     store = BarStore(tmp_path / "bars")
     url = f"http://127.0.0.1:{closed_port()}"
     report = fetch(config(source, url, max_attempts=2), store, clock)
@@ -224,13 +222,13 @@ def test_a_revised_past_bar_is_alerted_and_the_stored_bar_kept(
     assert report.per_symbol == {name: 3}
     [alert] = report.alerts
     assert alert.code == "history_revised" and "revised 1 stored bar" in alert.message
-    new_ts, new_values = store.arrays(name)
+    _, new_values = store.arrays(name)
     assert np.array_equal(new_values[len(ts) - 1], kept)
 
 
 def test_a_missing_key_variable_is_one_error_naming_it() -> None:
     data = config("alpaca", "http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match="data.api_secret_env: environment variable AS is not"):
+    with pytest.raises(ConfigError, match=r"data\.api_secret_env: environment variable AS is not"):
         credentials(data, {"AK": "x" * 10})
     with pytest.raises(ConfigError, match="AK"):
         check_source(data, {})
@@ -238,7 +236,7 @@ def test_a_missing_key_variable_is_one_error_naming_it() -> None:
 
 
 def test_unknown_calendar_and_exchange_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match="data.calendar: unknown calendar 'NOPE'"):
+    with pytest.raises(ConfigError, match=r"data\.calendar: unknown calendar 'NOPE'"):
         check_source(config("ccxt", "http://x", calendar="NOPE"), ENV)
-    with pytest.raises(ConfigError, match="data.exchange: unknown ccxt exchange 'nope'"):
+    with pytest.raises(ConfigError, match=r"data\.exchange: unknown ccxt exchange 'nope'"):
         check_source(config("ccxt", "http://x", exchange="nope"), ENV)
