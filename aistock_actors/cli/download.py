@@ -41,6 +41,7 @@ def download(
 ) -> int:
     """Run the download; print one line per symbol; 0 when every symbol completed, else 1."""
     from aistock_actors.core.data.bars import format_csv
+    from aistock_actors.runtime.redaction import Redactor
     from aistock_actors.sources.base import TIMEFRAME_NS, store_symbol
     from aistock_actors.sources.factory import run_fetch
     from aistock_actors.sources.fetch import closed_end_ns, iso_date_ns
@@ -76,14 +77,16 @@ def download(
                 )
         finally:
             progress.disable()
+        redact = Redactor.from_config(loaded.config).text  # keys never reach the terminal
         for alert in report.alerts:
-            print(f"{alert.level}: {alert.message}", file=sys.stderr)
+            print(redact(f"{alert.level}: {alert.message}"), file=sys.stderr)
         for symbol in data.symbols:
             name = store_symbol(symbol)
             if name in report.per_symbol:
                 print(f"{name}: +{report.per_symbol[name]} bar(s), {store.count(name)} stored")
             else:
-                print(f"{name}: FAILED ({report.failures.get(name, '?')})", file=sys.stderr)
+                why = redact(report.failures.get(name, "?"))
+                print(f"{name}: FAILED ({why})", file=sys.stderr)
         if csv_dir is not None:
             csv_dir.mkdir(parents=True, exist_ok=True)
             for symbol in data.symbols:

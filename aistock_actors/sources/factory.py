@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from aistock_actors.config.sections import DataConfig
 from aistock_actors.errors import ConfigError
@@ -21,6 +22,10 @@ from aistock_actors.store.bars import BarStore
 def build_source(data: DataConfig, environ: Mapping[str, str] | None = None) -> Source:
     """The adapter of ``data.source`` (``ccxt`` or ``alpaca``) with its keys from the env."""
     key, secret = credentials(data, environ)
+    return _make(data, key, secret)
+
+
+def _make(data: DataConfig, key: str, secret: str) -> Source:
     if data.source == "ccxt":
         from aistock_actors.sources.ccxt_source import CcxtSource
 
@@ -62,8 +67,10 @@ def run_fetch(
     cal = calendar or MarketCalendar(calendar_name(data))
     now = clock.now()
 
+    key, secret = credentials(data, environ)
+
     async def run() -> FetchReport:
-        source = build_source(data, environ)
+        source = _make(data, key, secret)
         try:
             return await fetch_into_store(
                 source,
@@ -79,4 +86,18 @@ def run_fetch(
         finally:
             await source.close()
 
-    return asyncio.run(run())
+    return scrub(asyncio.run(run()), [s for s in (key, secret) if s])
+
+
+def scrub(report: FetchReport, secrets: list[str]) -> FetchReport:
+    """The report with every secret masked: a provider may echo a key in its error messages,
+    and failure reasons reach the cycle summary as well as the (already redacted) alerts."""
+
+    def mask(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    report.failures = {name: mask(why) for name, why in report.failures.items()}
+    report.alerts = [replace(a, message=mask(a.message)) for a in report.alerts]
+    return report

@@ -58,6 +58,10 @@ class FakeMarket:
         self.overrides: dict[tuple[str, int], tuple[float, ...]] = {}
         self.missing: set[tuple[str, int]] = set()
         self.overlap = 0
+        self.delay = 0.0
+        """Seconds every bar request waits before answering (a slow provider)."""
+        self.echo_key = False
+        """Alpaca answers 422 with the caller's key in the message (a leaky provider)."""
         self.series: dict[str, Any] = {}
         """Exchange symbol -> ``(n, 5)`` values of bars 0..n-1 from ``origin`` (instead of the
         generated ones; no bar after them)."""
@@ -102,7 +106,7 @@ class FakeMarket:
             self.bar_requests += 1
             fault = self.faults.pop(0) if self.faults else None
         if fault is None:
-            return None
+            return self.delay or None
         kind = fault[0]
         if kind == "429":
             return web.Response(status=429, text="{}", headers={"Retry-After": str(fault[1])})
@@ -164,6 +168,9 @@ class FakeMarket:
             "APCA-API-SECRET-KEY"
         ):
             return web.json_response({"message": "forbidden"}, status=403)
+        if self.echo_key:
+            key = request.headers["APCA-API-KEY-ID"]
+            return web.json_response({"message": f"invalid request for key {key}"}, status=422)
         fault = self._fault()
         if isinstance(fault, web.Response):
             return fault
