@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,15 @@ def calendar_name(data: DataConfig) -> str:
     if data.calendar:
         return data.calendar
     return ALWAYS_OPEN if data.source == "ccxt" else "XNYS"
+
+
+def data_age_function(data: DataConfig) -> Callable[[float, float], float] | None:
+    """How ``data_stale`` measures the age of the newest bar: open-market seconds when a
+    calendar is in force (a provider source, or ``data.calendar`` set), so weekends and
+    holidays raise nothing; None (wall-clock seconds, as before) for a CSV folder without one."""
+    if data.source == "csv" and data.calendar is None:
+        return None
+    return MarketCalendar(calendar_name(data)).open_seconds
 
 
 class MarketCalendar:
@@ -73,6 +82,20 @@ class MarketCalendar:
         with _quiet():
             minutes = len(self._cal.minutes_in_range(start, end)) if end >= start else 0
         return int(minutes // (tf_ns // _MINUTE_NS))
+
+    def open_seconds(self, start: float, end: float) -> float:
+        """Seconds the market is open between two Unix times (the market's age of data)."""
+        if end <= start:
+            return 0.0
+        if self._cal is None:
+            return end - start
+        first = pd.Timestamp(start, unit="s", tz="UTC").ceil("min")
+        last = pd.Timestamp(end, unit="s", tz="UTC").floor("min")
+        if last <= first:
+            return 0.0
+        with _quiet():
+            minutes = len(self._cal.minutes_in_range(first, last - pd.Timedelta(minutes=1)))
+        return float(minutes * 60)
 
     def next_bar_close(self, now: dt.datetime, tf_ns: int) -> dt.datetime:
         """The first bar close strictly after ``now`` (bars aligned to the epoch in UTC)."""
