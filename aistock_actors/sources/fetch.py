@@ -1,14 +1,15 @@
 """Page a source's CLOSED bars newer than the store's cursor into the ``BarStore``.
 
-The cursor is the store's newest bar of the symbol (no separate cursor file): each page is
-stored as soon as it is checked, so a crash mid-fetch loses nothing and the next run resumes
-after the last stored bar. Per page: bars still forming (open time + timeframe after the clock's
-now) and bars outside the range are dropped, duplicates (in a page or across pages) are kept
-once, bars already stored are compared with the store (a provider revising history is alerted
-and the stored bar kept), and the new bars are validated exactly like CSV rows
-(:func:`aistock_actors.core.data.bars.parse`): the bars before the first bad one are stored, the
-bad one is alerted with its symbol, time and reason, and the symbol stops for this run. Gaps
-(bars the calendar says should exist) are alerted and the bars around them stored.
+The cursor is the store's newest bar of the symbol (no separate cursor file). Checked bars are
+stored in batches (:data:`FLUSH_BARS`, each an atomic write), so a crash mid-fetch loses nothing
+stored and the next run resumes after the last stored bar. Per page: bars still forming (open
+time + timeframe after the clock's now) and bars outside the range are dropped; duplicates (in a
+page or across pages) are kept once; bars already stored are compared with the store (a provider
+revising history is alerted and the stored bar kept); new bars are validated exactly like CSV
+rows (``core/data/bar_checks.py``: the checks and wording of ``parse``). The bars before the
+first bad one are stored, the bad one is alerted with its symbol, time and reason, and the
+symbol stops for this run. Gaps (bars the calendar says should exist) are alerted and the bars
+around them stored.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aistock_actors.config.sections import DataConfig
-from aistock_actors.core.data.bars import FIELDS, format_timestamp, parse
+from aistock_actors.core.data.bar_checks import check_arrays
+from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.errors import DataError
 from aistock_actors.sources.base import TIMEFRAME_NS, Page, Source, SourceError, store_symbol
 from aistock_actors.sources.calendar import MarketCalendar
@@ -32,6 +34,11 @@ from aistock_actors.store.bars import BarStore
 
 REVISION_OVERLAP_BARS = 3
 """Stored bars fetched again each run to notice a provider revising recent history."""
+
+FLUSH_BARS = 20_000
+"""Checked bars are stored once this many are waiting (and at the end of a symbol, or before
+it stops): one atomic rewrite per batch, not per page. A crash loses at most the unstored batch,
+which the next run fetches again from the cursor."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,10 @@ class _SymbolFetch:
         self.tf = TIMEFRAME_NS[data.timeframe]
         self.report, self.on_bars = report, on_bars
         self.added = 0
+        self.tail: int | None = None
+        """The newest bar stored or taken: a page's bars up to it are duplicates."""
+        self.pending: list[tuple[NDArray[np.int64], NDArray[np.float64]]] = []
+        self.pending_bars = 0
         self.revised: list[int] = []
         self.gaps: list[tuple[int, int, int]] = []
 
@@ -140,6 +151,7 @@ class _SymbolFetch:
         self.report.alerts.append(SourceAlert(level, code, self.symbol, message))
 
     def fail(self, reason: str) -> None:
+        refused = self.flush()
         self.report.failures[self.name] = reason
         self.report.partial[self.name] = self.added
         self._summaries()
@@ -147,18 +159,20 @@ class _SymbolFetch:
             "error",
             "data_fetch_failed",
             f"{self.symbol}: fetch failed: {reason}; {self.added} new bar(s) stored before it, "
-            "earlier bars kept; retried next cycle",
+            "earlier bars kept; retried next cycle" + (f" ({refused})" if refused else ""),
         )
 
     async def run(self, first: int, end: int) -> None:
         last = self.store.last_timestamp(self.name)
+        self.tail = last
         start = first if last is None else last - REVISION_OVERLAP_BARS * self.tf
         if start >= end:
             self.report.per_symbol[self.name] = 0
             return
         loop = asyncio.get_running_loop()
         pages = self.source.pages(self.symbol, start, end).__aiter__()
-        while True:
+        problem: str | None = None
+        while problem is None:
             began = loop.time()
             try:
                 page = await pages.__anext__()
@@ -167,41 +181,11 @@ class _SymbolFetch:
             stored = loop.time()
             self.report.fetch_seconds += stored - began
             self.report.pages += 1
-            problem = self._store_page(page, start, end)
+            problem = self._take_page(page, start, end)
             self.report.store_seconds += loop.time() - stored
-            if problem is not None:
-                self.report.failures[self.name] = problem
-                self.report.partial[self.name] = self.added
-                self._summaries()
-                return
-        self.report.per_symbol[self.name] = self.added
-        self._summaries()
-
-    def _store_page(self, page: Page, start: int, end: int) -> str | None:
-        order = np.argsort(page.timestamps, kind="stable")
-        ts, values = page.timestamps[order], page.values[order]
-        keep = (ts >= start) & (ts < end)  # drops the forming bar and anything out of range
-        ts, values = ts[keep], values[keep]
-        ts, first_seen = np.unique(ts, return_index=True)  # duplicates in the page: kept once
-        values = values[first_seen]
-        last = self.store.last_timestamp(self.name)
-        if last is not None:
-            self._compare_stored(ts[ts <= last], values[ts <= last])
-            newer = ts > last
-            ts, values = ts[newer], values[newer]
-        if len(ts) == 0:
-            return None
-        good_ts, good_values, problem = _validate(ts, values, last)
-        self._note_gaps(last, good_ts)
-        if len(good_ts):
-            try:
-                added = self.store.append(self.name, good_ts, good_values)
-            except DataError as exc:
-                problem = f"store refused the bars: {exc}"
-                added = 0
-            self.added += added
-            if self.on_bars is not None:
-                self.on_bars(self.name, added)
+        stored = loop.time()
+        problem = self.flush() or problem
+        self.report.store_seconds += loop.time() - stored
         if problem is not None:
             self.alert(
                 "error",
@@ -209,7 +193,55 @@ class _SymbolFetch:
                 f"{self.symbol}: {problem}; {self.added} new bar(s) before it stored, earlier "
                 "bars kept; fetched again next cycle",
             )
+            self.report.failures[self.name] = problem
+            self.report.partial[self.name] = self.added
+        else:
+            self.report.per_symbol[self.name] = self.added
+        self._summaries()
+
+    def _take_page(self, page: Page, start: int, end: int) -> str | None:
+        """Check a page; keep its new good bars for the store; the first problem, if any."""
+        order = np.argsort(page.timestamps, kind="stable")
+        ts, values = page.timestamps[order], page.values[order]
+        keep = (ts >= start) & (ts < end)  # drops the forming bar and anything out of range
+        ts, values = ts[keep], values[keep]
+        ts, first_seen = np.unique(ts, return_index=True)  # duplicates in the page: kept once
+        values = values[first_seen]
+        stored_last = self.store.last_timestamp(self.name)
+        if stored_last is not None:
+            old = ts <= stored_last
+            self._compare_stored(ts[old], values[old])
+        if self.tail is not None:  # stored, or taken from an earlier page: a duplicate
+            newer = ts > self.tail
+            ts, values = ts[newer], values[newer]
+        if len(ts) == 0:
+            return None
+        good_ts, good_values, problem = _validate(ts, values, self.tail)
+        self._note_gaps(self.tail, good_ts)
+        if len(good_ts):
+            self.pending.append((good_ts, good_values))
+            self.pending_bars += len(good_ts)
+            self.tail = int(good_ts[-1])
+            if self.pending_bars >= FLUSH_BARS:
+                problem = self.flush() or problem
         return problem
+
+    def flush(self) -> str | None:
+        """Store the bars taken so far (one atomic write); why the store refused them, if so."""
+        if not self.pending:
+            return None
+        ts = np.concatenate([p[0] for p in self.pending])
+        values = np.concatenate([p[1] for p in self.pending])
+        self.pending, self.pending_bars = [], 0
+        try:
+            added = self.store.append(self.name, ts, values)
+        except DataError as exc:
+            self.tail = self.store.last_timestamp(self.name)
+            return f"store refused the bars: {exc}"
+        self.added += added
+        if self.on_bars is not None:
+            self.on_bars(self.name, added)
+        return None
 
     def _compare_stored(self, ts: NDArray[np.int64], values: NDArray[np.float64]) -> None:
         if len(ts) == 0:
@@ -257,20 +289,11 @@ class _SymbolFetch:
 def _validate(
     ts: NDArray[np.int64], values: NDArray[np.float64], last: int | None
 ) -> tuple[NDArray[np.int64], NDArray[np.float64], str | None]:
-    """Check the bars as CSV rows; return the good ones before the first problem, and it."""
-    lines = ["timestamp," + ",".join(FIELDS)]
-    lines.extend(
-        f"{format_timestamp(t)},{','.join(repr(v) for v in row)}"
-        for t, row in zip(ts.tolist(), values.tolist(), strict=True)
-    )
-    parsed = parse("\n".join(lines) + "\n", after=last, max_problems=1)
-    if parsed.ok:
-        return parsed.timestamps, parsed.values, None
-    bad = parsed.problems[0]
-    index = (bad.row or 2) - 2
-    when = format_timestamp(int(ts[index])) if 0 <= index < len(ts) else "?"
-    keep = parsed.rows < (bad.row or 0)
-    return parsed.timestamps[keep], parsed.values[keep], f"bar {when} rejected: {bad.reason}"
+    """Check the bars as CSV rows are checked; return the good ones before the first problem."""
+    good, reason = check_arrays(ts, values, after=last)
+    if reason is None:
+        return ts, values, None
+    return ts[:good], values[:good], f"bar {format_timestamp(int(ts[good]))} rejected: {reason}"
 
 
 def describe(report: FetchReport) -> dict[str, Any]:
