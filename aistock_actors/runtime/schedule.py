@@ -17,9 +17,9 @@ from aistock_actors.runtime.clock import Clock
 def bar_close_schedule(config: Config, clock: Clock) -> Callable[[], float]:
     """A function giving the seconds from now until the next cycle is due."""
     from aistock_actors.sources.base import TIMEFRAME_NS
-    from aistock_actors.sources.calendar import MarketCalendar, calendar_name
+    from aistock_actors.sources.calendar import calendar_name, market_calendar
 
-    calendar = MarketCalendar(calendar_name(config.data))
+    calendar = market_calendar(calendar_name(config.data))
     tf_ns = TIMEFRAME_NS[config.data.timeframe]
     delay = config.daemon.bar_close_delay_seconds
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,7 +37,13 @@ def data_age_function(data: DataConfig) -> Callable[[float, float], float] | Non
     holidays raise nothing; None (wall-clock seconds, as before) for a CSV folder without one."""
     if data.source == "csv" and data.calendar is None:
         return None
-    return MarketCalendar(calendar_name(data)).open_seconds
+    return market_calendar(calendar_name(data)).open_seconds
+
+
+@functools.lru_cache(maxsize=8)
+def market_calendar(name: str) -> MarketCalendar:
+    """The calendar ``name``, built once per process (an exchange calendar takes ~1 s)."""
+    return MarketCalendar(name)
 
 
 class MarketCalendar:

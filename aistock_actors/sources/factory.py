@@ -14,7 +14,7 @@ from aistock_actors.config.sections import DataConfig
 from aistock_actors.errors import ConfigError
 from aistock_actors.runtime.clock import Clock
 from aistock_actors.sources.base import Source, credentials
-from aistock_actors.sources.calendar import MarketCalendar, calendar_name
+from aistock_actors.sources.calendar import MarketCalendar, calendar_name, market_calendar
 from aistock_actors.sources.fetch import FetchReport, fetch_into_store
 from aistock_actors.store.bars import BarStore
 
@@ -42,7 +42,7 @@ def check_source(data: DataConfig, environ: Mapping[str, str] | None = None) -> 
     if data.source == "csv":
         return
     credentials(data, environ)
-    MarketCalendar(calendar_name(data))
+    market_calendar(calendar_name(data))
     if data.source == "ccxt":
         import ccxt
 
@@ -64,7 +64,7 @@ def run_fetch(
 ) -> FetchReport:
     """One fetch of every symbol into ``store`` on a private event loop (closed bars as of
     ``clock.now()``), bounded by ``budget_seconds``."""
-    cal = calendar or MarketCalendar(calendar_name(data))
+    cal = calendar or market_calendar(calendar_name(data))
     now = clock.now()
 
     key, secret = credentials(data, environ)
