@@ -42,6 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
 DAEMON_TEST = "run against a real daemon by tests/test_docs.py::test_daemon_commands_run"
 SKIPPED = {
+    r"configs/(crypto|alpaca)\.json|^export APCA_": "needs a real exchange or an Alpaca account "
+    "over the internet; tests/sources/test_download_cli.py runs --download and "
+    "tests/sources/test_bar_close_daemon.py the on_bar_close daemon against local fakes",
     r"^\./demo\.sh$": ".ci/run runs it (fresh venv, sample data, one cycle)",
     r"^\./test\.sh$": ".ci/run runs it (it is this test suite)",
     r"^(systemctl|journalctl) ": "needs systemd as PID 1 with the unit installed (not in a "

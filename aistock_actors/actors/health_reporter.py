@@ -25,6 +25,7 @@ from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered, HealthReporterInbox
 from aistock_actors.net.health_post import post_health_report
+from aistock_actors.sources.calendar import data_age_function
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class HealthReporter(WatchedActor):
     def load_state(self) -> None:
         headless = self.ctx.config.config.headless
         self._url = headless.external_health_report_url
+        self._data_age = data_age_function(self.ctx.config.config.data)  # sessions, not days
         self._interval = headless.health_report_interval_seconds
         self._next_due = 0.0
         self._in_flight: concurrent.futures.Future[Any] | None = None
@@ -64,6 +66,7 @@ class HealthReporter(WatchedActor):
             self.ctx.clock.time(),
             cfg.monitoring.max_data_age_seconds,
             max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
+            data_age=self._data_age,
         )
 
     def tick(self) -> None:

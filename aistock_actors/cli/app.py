@@ -124,6 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --daemon: minutes between cycle starts (default: config)",
     )
+    # --- #15 data download ---
+    action.add_argument(
+        "--download",
+        action="store_true",
+        help="fill the bar store from data.source (ccxt, alpaca); re-runs fetch only what is new",
+    )
+    parser.add_argument(
+        "--from", dest="from_date", default=None, metavar="DATE", help="with --download: ISO date"
+    )
+    parser.add_argument(
+        "--to", dest="to_date", default=None, metavar="DATE", help="with --download: ISO date"
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --download: also write <SYMBOL>.csv files into DIR",
+    )
+    # --- end #15 ---
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument(
         "--out",
@@ -184,7 +204,10 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return run_once(loaded)
     if args.daemon:
         minutes = args.interval_minutes or loaded.config.daemon.interval_minutes
-        return run_daemon(loaded, minutes * 60.0)
+        on_bar_close = args.interval_minutes is None and (
+            loaded.config.daemon.schedule == "on_bar_close"
+        )
+        return run_daemon(loaded, minutes * 60.0, on_bar_close=on_bar_close)
     if args.kill:
         print(operator.kill(loaded))
         return EXIT_OK
@@ -223,6 +246,10 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
         print(drop_bars(loaded, args.drop_bars, args.after))
         return EXIT_OK
+    if args.download:
+        from aistock_actors.cli.download import download
+
+        return download(loaded, from_date=args.from_date, to_date=args.to_date, csv_dir=args.csv)
     if args.approve is not None or args.reject is not None:
         return _decide_promotion(loaded, args.approve or args.reject, args.approve is not None)
     return EXIT_USAGE
@@ -237,8 +264,10 @@ def write_report(loaded: LoadedConfig, out: Path) -> int:
     except OSError as exc:
         print(f"aistock: cannot write the report to {out}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
-          f"{written.sections_with_data}/{written.sections} sections with data)")
+    print(
+        f"report written: {written.path} ({written.size_bytes // 1024} KiB, "
+        f"{written.sections_with_data}/{written.sections} sections with data)"
+    )
     return EXIT_OK
 
 
@@ -289,6 +318,9 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     from aistock_actors.config.safety_paths import check_safety_paths
 
     check_safety_paths(loaded.config, os.environ)  # #17: no dead kill switch, report or webhook
+    from aistock_actors.cli.download import check_data_source
+
+    check_data_source(loaded)  # a missing key variable or unknown calendar: one line, no actor
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
     supervisor.start()
@@ -324,15 +356,16 @@ def run_once(loaded: LoadedConfig) -> int:
         )
 
 
-def run_daemon(loaded: LoadedConfig, interval_seconds: float) -> int:
-    """``--daemon``: cycles every interval until SIGTERM/SIGINT; exit 0 after a clean stop."""
+def run_daemon(loaded: LoadedConfig, interval_seconds: float, *, on_bar_close: bool = False) -> int:
+    """``--daemon``: cycles every interval (or after each bar close) until SIGTERM/SIGINT; exit 0
+    after a clean stop."""
     stop = _stop_on_signals()
     with DaemonLock(loaded.state_dir, "daemon") as lock:
         supervisor = _start_supervisor(loaded, stop)
         supervisor.integrity_checks.append(("daemon_lock_lost", lock.check))  # #17
         log.info("daemon started: state=%s interval=%.1fs", loaded.state_dir, interval_seconds)
         try:
-            supervisor.run_daemon(interval_seconds)
+            supervisor.run_daemon(interval_seconds, on_bar_close=on_bar_close)
         finally:
             supervisor.stop()
         log.info("daemon stopped cleanly")

@@ -30,6 +30,7 @@ def make_app(
     max_data_age_s: float,
     max_drawdown: float | None,
     console: Console | None = None,
+    data_age: Callable[[float, float], float] | None = None,
 ) -> web.Application:
     """The aiohttp application; ``interval`` returns the daemon interval (None: not a daemon);
     with ``console`` it also serves the operator console at ``/`` and its ``/api/``."""
@@ -44,7 +45,11 @@ def make_app(
 
     async def get_report(_request: web.Request) -> web.Response:
         report = build_health_report(
-            telemetry.snapshot(), telemetry.clock.time(), max_data_age_s, max_drawdown=max_drawdown
+            telemetry.snapshot(),
+            telemetry.clock.time(),
+            max_data_age_s,
+            max_drawdown=max_drawdown,
+            data_age=data_age,
         )
         return web.json_response(report)
 

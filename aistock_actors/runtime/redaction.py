@@ -2,7 +2,8 @@
 
 The secrets are the configured values that grant access to something: webhook URLs (a Slack
 incoming-webhook URL *is* its credential), the PagerDuty routing key, the kill-switch bearer
-token, and the query string or password of the kill-switch and health-report URLs. They are
+token, the data provider's API key and secret, and the query string or password of the
+kill-switch, health-report and ``data.base_url`` URLs. They are
 read from the config and from the environment variables it names, and every occurrence in a
 log line, an alert (message and details) or an audit record is replaced by ``***``.
 
@@ -149,6 +150,12 @@ def config_secrets(config: Config, environ: Mapping[str, str] | None = None) -> 
         secrets.append(token)
     secrets.extend(_url_credentials(headless.kill_switch_check_url))
     secrets.extend(_url_credentials(headless.external_health_report_url))
+    # data.source's API key and secret (only ever named by environment variables)
+    for env_name in (config.data.api_key_env, config.data.api_secret_env):
+        key = resolve_env(None, env_name, env)
+        if key:
+            secrets.append(key)
+    secrets.extend(_url_credentials(config.data.base_url))
     return secrets
 
 

@@ -60,6 +60,7 @@ from aistock_actors.runtime.cycle_run import CycleRun
 from aistock_actors.runtime.halt_latch import HaltLatch
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.runtime.restarts import ChildRestarts
+from aistock_actors.runtime.schedule import bar_close_schedule
 from aistock_actors.runtime.state_writer import StateWriter
 from aistock_actors.runtime.telemetry import Telemetry
 from aistock_actors.store.alerts import AlertSink
@@ -315,8 +316,10 @@ class Supervisor:
             self.pump(self.cfg.supervision.kill_switch_poll_seconds)
         return self.last_summary
 
-    def run_daemon(self, interval_seconds: float) -> None:
-        """Run cycles every ``interval_seconds`` until :attr:`stop_event` is set."""
+    def run_daemon(self, interval_seconds: float, *, on_bar_close: bool = False) -> None:
+        """Run cycles every ``interval_seconds`` (or, ``on_bar_close``, shortly after each bar
+        closes: ``runtime/schedule.py``) until :attr:`stop_event` is set."""
+        until_next = bar_close_schedule(self.cfg, self.clock) if on_bar_close else None
         next_at = self.clock.monotonic()
         self.net.daemon_interval_seconds = interval_seconds
         poll = self.cfg.supervision.kill_switch_poll_seconds
@@ -324,7 +327,7 @@ class Supervisor:
             now = self.clock.monotonic()
             if self.cycle is None and not self.halted and now >= next_at:
                 self.begin_cycle()
-                next_at = now + interval_seconds
+                next_at = now + (until_next() if until_next else interval_seconds)
             wait = poll if self.cycle is not None else min(poll, max(0.0, next_at - now))
             self.pump(wait)
 

@@ -85,6 +85,15 @@ EXPECTED: dict[str, list[str]] = {
         r"^\| --status --json \| 3 \| [\d.]+ \| ",
         r"^\| --kill \| 3 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 0\.3 \| 0\.7 s \| (PASS|MISS) \|$",
     ],
+    "bench/bench_backfill.py": [
+        r"^2 symbols x 10 days of 1h bars from a fake provider on 127\.0\.0\.1$",
+        r"^source +symbols +days +bars +pages +wall s +bars/s +paging s +store s +setup s$",
+        r"^ccxt +2 +10 +480 +\d+ +[\d.]+ +[\d,]+ ",
+        r"^alpaca +2 +10 +480 +\d+ +[\d.]+ +[\d,]+ ",
+        r"^  \[ccxt\] paging \d+% of the time, validation \+ storage \d+% ",
+        r"^  \[alpaca\] reference \(same client, nothing stored\): 480 bars in [\d.]+ s; "
+        r"ours / reference wall time = [\d.]+x$",
+    ],
 }
 """Per documented script: lines its ``--smoke`` output must contain (regex, multiline)."""
 

@@ -16,6 +16,7 @@ of the audit log's last record, so a monitor can see the chain only ever grows).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aistock_actors.core.risk.ceilings import (
@@ -62,17 +63,25 @@ def health_issues(
     max_data_age_s: float,
     *,
     max_drawdown: float | None = None,
+    data_age: Callable[[float, float], float] | None = None,
 ) -> list[str]:
-    """What is wrong right now, one short ``code: explanation`` string per issue."""
+    """What is wrong right now, one short ``code: explanation`` string per issue.
+
+    ``data_age(since, now)`` measures the age of the newest bar (e.g. open-market seconds on the
+    market's calendar, so weekends and holidays raise nothing); default: wall-clock seconds.
+    """
     issues: list[str] = []
     if snap.halted:
         issues.append(f"halted: {snap.halt_reason or 'unknown reason'}")
     if snap.kill_switch:
         issues.append("kill_switch: active")
     reference = snap.last_bar_added_at if snap.last_bar_added_at is not None else snap.started_at
-    age = now - reference
+    age = now - reference if data_age is None else data_age(reference, now)
     if age > max_data_age_s:
-        issues.append(f"data_stale: no new bar for {age:.0f}s (limit {max_data_age_s:.0f}s)")
+        market = "" if data_age is None else " of market time"
+        issues.append(
+            f"data_stale: no new bar for {age:.0f}s{market} (limit {max_data_age_s:.0f}s)"
+        )
     if max_drawdown is not None and snap.drawdown is not None and snap.drawdown > max_drawdown:
         issues.append(f"risk_breach: paper drawdown {snap.drawdown:.4f} above {max_drawdown:.4f}")
     for name, ceiling in HARD_CEILINGS.items():
@@ -90,9 +99,10 @@ def build_health_report(
     max_data_age_s: float,
     *,
     max_drawdown: float | None = None,
+    data_age: Callable[[float, float], float] | None = None,
 ) -> dict[str, Any]:
     """The report the HealthReporter POSTs (see the module docstring for the fields)."""
-    issues = health_issues(snap, now, max_data_age_s, max_drawdown=max_drawdown)
+    issues = health_issues(snap, now, max_data_age_s, max_drawdown=max_drawdown, data_age=data_age)
     return {
         "timestamp": iso_utc(now),
         "healthy": not issues,
