@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aistock_actors.core.promotion.gate import (
+    LEAK_SUSPECTED,
     STAGE1_FAILED,
     STAGE2_FAILED,
     STAGE3_FAILED,
@@ -59,11 +60,11 @@ def stage(decision: PromotionDecision, number: int) -> tuple[str, str | None]:
     return result.status, result.reason
 
 
-def test_good_candidate_passes_all_seven_stages() -> None:
+def test_good_candidate_passes_all_eight_stages() -> None:
     decision = evaluate_candidate(good(), T)
     assert decision.approved
     assert decision.reasons == []
-    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(s.status == "passed" and s.passed for s in decision.stages)
     assert decision.stages[6].note == "no_incumbent"
 
@@ -194,7 +195,7 @@ def test_disabled_manual_stages_are_skipped_not_passed(enabled: int) -> None:
     assert statuses[:enabled] == ["passed"] * enabled
     assert statuses[enabled:5] == ["skipped"] * (5 - enabled)
     assert all(s.passed is None for s in decision.stages[enabled:5])
-    assert statuses[5:] == ["passed", "passed"]
+    assert statuses[5:] == ["passed", "passed", "passed"]
 
 
 def test_three_stages_ignore_trade_count_but_never_the_safety_stages() -> None:
@@ -269,9 +270,9 @@ def test_gate_invariants(
 ) -> None:
     decision = evaluate_candidate(candidate, T, stages_enabled=enabled, incumbent=incumbent)
     evaluated = [s for s in decision.stages if s.status != "skipped"]
-    assert len(decision.stages) == 7
+    assert len(decision.stages) == 8
     assert sum(s.status == "skipped" for s in decision.stages) == 5 - enabled
-    assert {6, 7} <= {s.stage for s in evaluated}
+    assert {6, 7, 8} <= {s.stage for s in evaluated}
     assert decision.approved == all(s.passed for s in evaluated)
     assert decision.reasons == [s.reason for s in evaluated if not s.passed]
     for s in decision.stages:
@@ -279,6 +280,14 @@ def test_gate_invariants(
         assert (s.status == "failed") == (s.reason is not None)
     if candidate.transition_drawdown is None:
         assert not decision.approved
+    # The honesty guard: an implausible result is never approved, and is held, not rejected.
+    if not (candidate.sharpe <= T.max_plausible_sharpe + 1e-9) or not (
+        candidate.win_rate <= T.max_plausible_win_rate + 1e-9
+    ):
+        assert not decision.approved
+        if math.isfinite(candidate.sharpe) and math.isfinite(candidate.win_rate):
+            assert LEAK_SUSPECTED in decision.reasons
+            assert decide_action(decision, "headless", True) == "hold"
     if decision.approved:
         used = [candidate.sharpe, candidate.max_drawdown, candidate.transition_drawdown]
         assert all(v is not None and math.isfinite(v) for v in used)
@@ -384,7 +393,9 @@ def test_operator_decides_a_pending_entry(approve: bool, status: str) -> None:
     assert [e["id"] for e in pending_entries(after)] == ["d"]
 
 
-@pytest.mark.parametrize(("entry_id", "match"), [("a", "only a pending"), ("b", "'rejected'")])
+@pytest.mark.parametrize(
+    ("entry_id", "match"), [("a", "only a pending or held"), ("b", "'rejected'")]
+)
 def test_only_pending_entries_can_be_decided(entry_id: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         apply_operator_decision(_manifest(), entry_id, True, NOW)
@@ -403,3 +414,42 @@ def test_mark_rolled_back_only_from_approved() -> None:
     assert after[0]["status"] == "rolled_back"
     with pytest.raises(ValueError, match="only an approved"):
         mark_rolled_back(_manifest(), "c", NOW)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"sharpe": 18.1, "total_return": 61.0}, {"win_rate": 0.93}]
+)
+def test_implausible_results_are_held_as_leak_suspected_in_every_mode(
+    changes: dict[str, float],
+) -> None:
+    decision = evaluate_candidate(good(**changes), T)
+    assert not decision.approved
+    assert stage(decision, 8) == ("failed", LEAK_SUSPECTED)
+    assert decision.stages[7].name == "plausibility"
+    assert decision.stages[7].threshold == "sharpe<=5.0, win_rate<=0.8"
+    for mode in ("manual", "supervised", "headless"):
+        assert decide_action(decision, mode, True) == "hold"  # type: ignore[arg-type]
+    assert status_for_action("hold") == "held"
+
+
+def test_every_failing_stage_is_listed_with_the_leak() -> None:
+    decision = evaluate_candidate(good(sharpe=7.0, trade_count=3, transition_drawdown=0.5), T)
+    assert decision.reasons == [STAGE5_FAILED, STAGE6_FAILED, LEAK_SUSPECTED]
+    assert decide_action(decision, "headless", True) == "hold"
+
+
+def test_sharpe_exactly_at_the_plausibility_ceiling_passes() -> None:
+    assert evaluate_candidate(good(sharpe=5.0, win_rate=0.8), T).approved
+    strict = msgspec.structs.replace(T, max_plausible_sharpe=1.0)
+    assert stage(evaluate_candidate(good(), strict), 8) == ("failed", LEAK_SUSPECTED)
+
+
+def test_a_held_entry_awaits_the_operator_and_can_be_approved() -> None:
+    held = evaluate_candidate(good(model_id="leaky", sharpe=18.0), T)
+    manifest = [*_manifest(), manifest_entry(held, "held", NOW, entry_id="h")]
+    assert [e["id"] for e in pending_entries(manifest)] == ["c", "d", "h"]
+    after = apply_operator_decision(manifest, "h", True, NOW)
+    assert after[-1]["status"] == "approved"
+    assert after[-1]["reasons"] == [LEAK_SUSPECTED]
+    with pytest.raises(ValueError, match="only a pending or held"):
+        apply_operator_decision(after, "h", False, NOW)
