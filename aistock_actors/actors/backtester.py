@@ -147,4 +147,5 @@ def _completed(
         ),
         champion_window_note=window.note if window is not None else None,
         equity_curve=list(report.candidate.equity_curve),
+        bars_per_year=m.bars_per_year,
     )

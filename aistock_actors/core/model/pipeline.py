@@ -74,6 +74,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
+from aistock_actors.core.backtest.frequency import annualisation_periods, infer_bars_per_year
 from aistock_actors.core.backtest.simulator import (
     BacktestMetrics,
     BacktestResult,
@@ -434,8 +435,13 @@ def simulate_window(
     window: tuple[pd.Timestamp, pd.Timestamp],
     spec: SimulationSpec,
 ) -> BacktestResult:
-    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history."""
+    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history.
+
+    Sharpe, CAGR and turnover are annualised with the bars per year of the whole history's
+    timestamps (``metrics.bars_per_year``): sessions for daily equities, 24/7 for crypto.
+    """
     close = _panel(frames, "close")
+    periods = annualisation_periods(infer_bars_per_year(close.index))
     regimes = market_regimes(close.to_numpy(dtype=np.float64, na_value=np.nan))
     inside = (close.index >= window[0]) & (close.index <= window[1])
     return simulate_frame(
@@ -447,6 +453,7 @@ def simulate_window(
         fill=spec.fill,
         initial_cash=spec.initial_cash,
         regime_labels=regimes[inside],
+        periods_per_year=periods,
     )
 
 
