@@ -33,3 +33,8 @@ class LockHeldError(AutopilotError):
 
 class HaltedError(AutopilotError):
     """An action was refused because the system is halted."""
+
+
+class StrategyError(AutopilotError):
+    """A strategy (built-in or user-written) cannot be loaded or produced unusable output; the
+    message names the strategy."""
