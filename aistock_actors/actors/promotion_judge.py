@@ -228,6 +228,8 @@ class PromotionJudge(SupervisedActor):
             total_return=bt.total_return,
             trade_count=bt.trade_count,
             transition_drawdown=bt.transition_drawdown,
+            deflated_sharpe=bt.deflated_sharpe,
+            trials=bt.trials,
         )
         incumbent = None
         if bt.incumbent_model_id is not None and bt.incumbent_sharpe is not None:

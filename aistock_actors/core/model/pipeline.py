@@ -143,6 +143,8 @@ class OOSEvaluation:
     last
     bar and the exact maximum drawdown
     (:func:`~aistock_actors.core.backtest.curves.downsample_curve`)."""
+    returns: tuple[float, ...] = ()
+    """Per-bar simple returns of the window's account value (for the deflated Sharpe ratio)."""
 
 
 MIN_CHAMPION_WINDOW_BARS = 63
@@ -490,6 +492,7 @@ def _evaluate(
         metrics=result.metrics,
         bars=len(result.equity),
         equity_curve=tuple(downsample_curve(result.index, result.equity)),
+        returns=tuple(float(r) for r in result.returns),
     )
 
 

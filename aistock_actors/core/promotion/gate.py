@@ -20,7 +20,13 @@ Stage 8 (plausibility, issue #14) is an honesty guard, also always evaluated: a 
 ``max_plausible_sharpe`` or a hit rate above ``max_plausible_win_rate`` is far more likely a leak
 (features that see the future, a label in the inputs) than skill, so the candidate is *held*
 (``leak_suspected``, a critical alert) and never auto-promoted; an operator may still
-``--approve`` it after review. The manifest records live in
+``--approve`` it after review.
+
+Stage 9 (deflated Sharpe, issue #14) corrects the selection for every trial ever run on the state
+directory: the deflated Sharpe ratio (the probability that the candidate's Sharpe beats the best
+of that many skill-less trials) must reach ``min_deflated_sharpe``. A backtest that did not
+measure it (an older backtester) leaves the stage ``skipped`` with note ``not_measured``, never
+``passed``. The manifest records live in
 :mod:`aistock_actors.core.promotion.manifest` (re-exported here).
 """
 
@@ -72,6 +78,7 @@ STAGE5_FAILED = "stage5_failed_insufficient_trades"
 STAGE6_FAILED = "stage6_failed_transition_drawdown"
 STAGE6_UNMEASURED = "stage6_failed_transition_drawdown_unmeasured"
 STAGE7_FAILED = "stage7_failed_champion_not_beaten"
+STAGE9_FAILED = "stage9_failed_deflated_sharpe"
 LEAK_SUSPECTED = "leak_suspected"
 """Stage 8's failure code: the result is too good to be true; the candidate is held."""
 
@@ -91,6 +98,10 @@ class CandidateEvaluation(msgspec.Struct, frozen=True, kw_only=True):
     trade_count: int
     transition_drawdown: float | None = None
     """Max drawdown around regime transitions (T2); ``None`` means not measured, which fails."""
+    deflated_sharpe: float | None = None
+    """Deflated Sharpe ratio over every trial so far (stage 9); ``None``: not measured."""
+    trials: int | None = None
+    """The trial count the deflated Sharpe ratio was computed with."""
 
 
 class ChampionWindow(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,6 +136,8 @@ class PromotionThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     """Stage 8: a higher out-of-sample net Sharpe is held as ``leak_suspected``."""
     max_plausible_win_rate: float = 0.8
     """Stage 8: a higher hit rate (share of winning round trips) is held as ``leak_suspected``."""
+    min_deflated_sharpe: float = 0.95
+    """Stage 9: the deflated Sharpe ratio (a probability) must reach this."""
 
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
@@ -182,6 +195,7 @@ _STAGES: dict[int, tuple[str, str]] = {
     6: ("transition_drawdown", STAGE6_FAILED),
     7: ("champion_challenger", STAGE7_FAILED),
     8: ("plausibility", LEAK_SUSPECTED),
+    9: ("deflated_sharpe", STAGE9_FAILED),
 }
 """Stage number -> (name, failure code)."""
 
@@ -298,6 +312,17 @@ def _stage8(c: CandidateEvaluation, t: PromotionThresholds) -> StageResult:
     return _result(8, c.sharpe, thr, ok, note=f"win_rate={c.win_rate}")
 
 
+def _stage9(c: CandidateEvaluation, t: PromotionThresholds) -> StageResult:
+    thr = t.min_deflated_sharpe
+    if c.deflated_sharpe is None:
+        return StageResult(stage=9, name=_STAGES[9][0], value=None, threshold=thr, passed=None,
+                           status="skipped", note="not_measured")
+    if not _finite(c.deflated_sharpe):
+        return _non_finite(9, thr)
+    note = f"trials={c.trials}" if c.trials is not None else None
+    return _result(9, c.deflated_sharpe, thr, _ge(c.deflated_sharpe, thr), note=note)
+
+
 _Check = Callable[[CandidateEvaluation, PromotionThresholds], StageResult]
 _MANUAL_CHECKS: tuple[_Check, ...] = (_stage1, _stage2, _stage3, _stage4, _stage5)
 
@@ -337,6 +362,7 @@ def evaluate_candidate(
     stages.append(_stage6(candidate, thresholds))
     stages.append(_stage7(candidate, thresholds, incumbent, champion_window))
     stages.append(_stage8(candidate, thresholds))
+    stages.append(_stage9(candidate, thresholds))
     reasons = [s.reason for s in stages if s.status == "failed" and s.reason is not None]
     approved = all(s.status != "failed" for s in stages)
     return PromotionDecision(

@@ -162,7 +162,7 @@ def walk_forward_strategy(
         folds=len(splits),
         start=window[0].isoformat(),
         end=window[1].isoformat(),
-        returns=tuple(float(r) for r in result.returns[1:]),
+        returns=tuple(float(r) for r in result.returns),
         train_accuracy=hit_rate(in_sample, fwd),
         test_accuracy=hit_rate(oos, fwd),
     )

@@ -21,6 +21,7 @@ from aistock_actors.core.promotion.gate import (
     STAGE6_FAILED,
     STAGE6_UNMEASURED,
     STAGE7_FAILED,
+    STAGE9_FAILED,
     CandidateEvaluation,
     ChampionWindow,
     PromotionDecision,
@@ -50,6 +51,8 @@ def good(**changes: object) -> CandidateEvaluation:
         total_return=0.40,
         trade_count=120,
         transition_drawdown=0.08,
+        deflated_sharpe=0.97,
+        trials=4,
     )
     return msgspec.structs.replace(base, **changes)
 
@@ -60,11 +63,11 @@ def stage(decision: PromotionDecision, number: int) -> tuple[str, str | None]:
     return result.status, result.reason
 
 
-def test_good_candidate_passes_all_eight_stages() -> None:
+def test_good_candidate_passes_all_nine_stages() -> None:
     decision = evaluate_candidate(good(), T)
     assert decision.approved
     assert decision.reasons == []
-    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert all(s.status == "passed" and s.passed for s in decision.stages)
     assert decision.stages[6].note == "no_incumbent"
 
@@ -195,7 +198,7 @@ def test_disabled_manual_stages_are_skipped_not_passed(enabled: int) -> None:
     assert statuses[:enabled] == ["passed"] * enabled
     assert statuses[enabled:5] == ["skipped"] * (5 - enabled)
     assert all(s.passed is None for s in decision.stages[enabled:5])
-    assert statuses[5:] == ["passed", "passed", "passed"]
+    assert statuses[5:] == ["passed", "passed", "passed", "passed"]
 
 
 def test_three_stages_ignore_trade_count_but_never_the_safety_stages() -> None:
@@ -261,6 +264,8 @@ candidates = st.builds(
     total_return=maybe_bad,
     trade_count=st.integers(min_value=0, max_value=500),
     transition_drawdown=st.one_of(st.none(), maybe_bad),
+    deflated_sharpe=st.one_of(st.none(), maybe_bad),
+    trials=st.one_of(st.none(), st.integers(min_value=1, max_value=1_000)),
 )
 
 
@@ -270,8 +275,9 @@ def test_gate_invariants(
 ) -> None:
     decision = evaluate_candidate(candidate, T, stages_enabled=enabled, incumbent=incumbent)
     evaluated = [s for s in decision.stages if s.status != "skipped"]
-    assert len(decision.stages) == 8
-    assert sum(s.status == "skipped" for s in decision.stages) == 5 - enabled
+    assert len(decision.stages) == 9
+    skipped = 5 - enabled + (candidate.deflated_sharpe is None)
+    assert sum(s.status == "skipped" for s in decision.stages) == skipped
     assert {6, 7, 8} <= {s.stage for s in evaluated}
     assert decision.approved == all(s.passed for s in evaluated)
     assert decision.reasons == [s.reason for s in evaluated if not s.passed]
@@ -453,3 +459,16 @@ def test_a_held_entry_awaits_the_operator_and_can_be_approved() -> None:
     assert after[-1]["reasons"] == [LEAK_SUSPECTED]
     with pytest.raises(ValueError, match="only a pending or held"):
         apply_operator_decision(after, "h", False, NOW)
+
+
+def test_deflated_sharpe_stage_judges_the_probability_and_never_passes_unmeasured() -> None:
+    decision = evaluate_candidate(good(deflated_sharpe=0.7, trials=12), T)
+    assert stage(decision, 9) == ("failed", STAGE9_FAILED)
+    assert decision.stages[8].value == 0.7 and decision.stages[8].threshold == 0.95
+    assert decision.stages[8].note == "trials=12"
+    assert decide_action(decision, "headless", True) == "reject"
+    assert stage(evaluate_candidate(good(deflated_sharpe=0.95), T), 9) == ("passed", None)
+    unmeasured = evaluate_candidate(good(deflated_sharpe=None, trials=None), T)
+    assert unmeasured.stages[8].status == "skipped" and unmeasured.stages[8].passed is None
+    assert unmeasured.stages[8].note == "not_measured"
+    assert stage(evaluate_candidate(good(deflated_sharpe=math.nan), T), 9)[0] == "failed"
