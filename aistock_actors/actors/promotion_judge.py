@@ -48,7 +48,7 @@ import msgspec
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
-    ChampionWindow,
+    ChampionComparison,
     PromotionDecision,
     PromotionThresholds,
     decide_action,
@@ -304,7 +304,7 @@ class PromotionJudge(SupervisedActor):
         )
 
 
-def _window(bt: BacktestCompleted) -> ChampionWindow | None:
+def _window(bt: BacktestCompleted) -> ChampionComparison | None:
     """The bars stage 7 compares on (``None`` from a backtester older than the fields)."""
     if (
         bt.candidate_sharpe_champion_window is None
@@ -312,7 +312,7 @@ def _window(bt: BacktestCompleted) -> ChampionWindow | None:
         or bt.champion_window_out_of_sample is None
     ):
         return None
-    return ChampionWindow(
+    return ChampionComparison(
         candidate_sharpe=bt.candidate_sharpe_champion_window,
         start=bt.champion_window_start or bt.oos_start,
         end=bt.champion_window_end or bt.oos_end,

@@ -7,9 +7,10 @@ Stages 1-5 are the manual's "Multi-Stage Promotion Validation"; ``stages_enabled
 ``stages_enabled`` says: lowering the manual's stage count must not switch them off.
 
 Stage 7 compares the candidate's and the incumbent's Sharpe on the same bars: the Backtester's
-*champion window* (:class:`ChampionWindow`), which is the bars after the incumbent's training end
-when there are enough of them, so that neither model is scored on data it was fitted to. Without
-a window (an older backtest) the candidate's own Sharpe is used, as before.
+*champion window* (:class:`~aistock_actors.core.model.pipeline.ChampionWindow`, handed to the gate
+as a :class:`ChampionComparison`), which is the bars after the incumbent's training end when
+there are enough of them, so that neither model is scored on data it was fitted to. Without a
+window (an older backtest) the candidate's own Sharpe is used, as before.
 
 Every stage fails closed: a NaN or infinite input, an accuracy outside ``[0, 1]`` or an unmeasured
 transition drawdown fails the stage it feeds. Drawdowns are magnitudes; a negative sign convention
@@ -104,8 +105,9 @@ class CandidateEvaluation(msgspec.Struct, frozen=True, kw_only=True):
     """The trial count the deflated Sharpe ratio was computed with."""
 
 
-class ChampionWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """The bars on which stage 7 compares the candidate with the incumbent."""
+class ChampionComparison(msgspec.Struct, frozen=True, kw_only=True):
+    """What stage 7 needs of the backtest's champion window: the bars on which it compares the
+    candidate with the incumbent, and the candidate's Sharpe there."""
 
     candidate_sharpe: float
     """The candidate's Sharpe on these bars (the incumbent's is in its evaluation)."""
@@ -281,7 +283,7 @@ def _stage7(
     c: CandidateEvaluation,
     t: PromotionThresholds,
     incumbent: CandidateEvaluation | None,
-    window: ChampionWindow | None = None,
+    window: ChampionComparison | None = None,
 ) -> StageResult:
     thr = t.champion_margin
     sharpe = c.sharpe if window is None or incumbent is None else window.candidate_sharpe
@@ -344,7 +346,7 @@ def evaluate_candidate(
     thresholds: PromotionThresholds,
     stages_enabled: int = MANUAL_STAGES,
     incumbent: CandidateEvaluation | None = None,
-    champion_window: ChampionWindow | None = None,
+    champion_window: ChampionComparison | None = None,
 ) -> PromotionDecision:
     """Run every stage and return the verdict; all stages are evaluated, none short-circuits.
 

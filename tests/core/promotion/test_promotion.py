@@ -23,7 +23,7 @@ from aistock_actors.core.promotion.gate import (
     STAGE7_FAILED,
     STAGE9_FAILED,
     CandidateEvaluation,
-    ChampionWindow,
+    ChampionComparison,
     PromotionDecision,
     PromotionThresholds,
     apply_operator_decision,
@@ -161,7 +161,7 @@ def test_champion_must_be_beaten_by_the_margin() -> None:
 
 def test_champion_is_compared_on_the_champion_window_not_the_candidate_whole_window() -> None:
     incumbent = good(model_id="champ", sharpe=0.9)  # on the bars after its training end
-    window = ChampionWindow(candidate_sharpe=0.95, start="2024-07-01", end="2024-12-31",
+    window = ChampionComparison(candidate_sharpe=0.95, start="2024-07-01", end="2024-12-31",
                             bars=126, out_of_sample=True)
     # The candidate's whole-window Sharpe (1.2) would beat the incumbent; on the same bars it
     # does not: stage 7 compares like with like, stages 1-6 still judge the whole window.
@@ -182,7 +182,7 @@ def test_champion_is_compared_on_the_champion_window_not_the_candidate_whole_win
 
 
 def test_champion_window_without_incumbent_and_non_finite_window_sharpe() -> None:
-    window = ChampionWindow(candidate_sharpe=math.nan, start="a", end="b", bars=70,
+    window = ChampionComparison(candidate_sharpe=math.nan, start="a", end="b", bars=70,
                             out_of_sample=True)
     decision = evaluate_candidate(good(), T, champion_window=window)
     assert decision.approved and decision.stages[6].note == "no_incumbent"
