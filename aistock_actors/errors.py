@@ -45,3 +45,8 @@ class JobBackendError(AutopilotError, RuntimeError):
 
 class JobCancelledError(AutopilotError):
     """A pooled job was cancelled (the system halted or the process is stopping); abandoned."""
+
+
+class StrategyError(AutopilotError):
+    """A strategy (built-in or user-written) cannot be loaded or produced unusable output; the
+    message names the strategy."""

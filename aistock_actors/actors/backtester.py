@@ -11,6 +11,10 @@ incumbent as one batch of jobs in the process pool; a batch that outlives the st
 killed and the step fails with ``timeout``. The incumbent's training end (``data_end`` in its
 stored metadata) is passed on, so it is scored, and compared with the candidate, on the bars it
 was not trained on when there are enough of them (the pipeline's module docstring).
+
+Every backtested candidate is counted in ``state/promotion/trials.json``
+(:class:`~aistock_actors.store.trials.TrialStore`) and its deflated Sharpe ratio over that count
+goes to the judge (stage 9).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import TrainedModel
+from aistock_actors.core.strategy.selection import deflated_sharpe_ratio
 from aistock_actors.errors import DataError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import (
@@ -34,6 +39,7 @@ from aistock_actors.runtime.jobs import (
     make_mapper,
 )
 from aistock_actors.services import pipeline_params as lifecycle
+from aistock_actors.store.trials import TrialStore
 
 MODEL_INTEGRITY_FAILED = "model_integrity_failed"
 
@@ -118,11 +124,18 @@ class Backtester(PoolActor):
             return self.fail(request, "bar_store_unreadable", str(exc))
         except ValueError as exc:  # too little history for the walk-forward folds
             return self.fail(request, "insufficient_data", str(exc))
-        return _completed(request, report, incumbent)
+        try:  # every backtested candidate is a trial, counted before it can be selected
+            trials = TrialStore(self.ctx.config.state_dir, self.ctx.alerts).add(1)
+        except OSError as exc:
+            return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
+        return _completed(request, report, incumbent, trials)
 
 
 def _completed(
-    request: BacktestModel, report: pipeline.WalkForwardReport, incumbent: TrainedModel | None
+    request: BacktestModel,
+    report: pipeline.WalkForwardReport,
+    incumbent: TrainedModel | None,
+    trials: int,
 ) -> BacktestCompleted:
     m = report.candidate.metrics
     inc = report.incumbent
@@ -160,4 +173,7 @@ def _completed(
         ),
         champion_window_note=window.note if window is not None else None,
         equity_curve=list(report.candidate.equity_curve),
+        bars_per_year=m.bars_per_year,
+        deflated_sharpe=deflated_sharpe_ratio(report.candidate.returns, trials),
+        trials=trials,
     )

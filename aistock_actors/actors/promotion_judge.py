@@ -19,8 +19,10 @@ One judge step, all under the promotion lock (``--approve``/``--reject`` may run
    ``state/promotion/curves/<model id>.json`` (the manifest holds the metrics only) -- then
 4. **Promotion**: ``ensure_not_halted("promotion")`` again immediately before
    ``ModelStore.activate`` (which re-verifies the sha256), then the registry; and audited:
-   ``model_promoted``, ``auto_promotion_rejected``, ``promotion_pending_approval`` or
-   ``promotion_verdict_recorded``, with ``reason`` (the first failure code) and every stage.
+   ``model_promoted``, ``auto_promotion_rejected``, ``promotion_pending_approval``,
+   ``promotion_verdict_recorded`` or ``promotion_held_leak_suspected`` (stage 8: too good to be
+   true; held in every mode with a critical alert, ``--approve`` after review), with ``reason``
+   (the first failure code), ``reasons`` (all of them, also in the alert) and every stage.
 
 A halt at the moment of promoting refuses the promotion (``promotion_refused_halted``, step
 failed) and records no verdict; a candidate whose artifact no longer matches its hash is
@@ -46,7 +48,7 @@ import msgspec
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
-    ChampionWindow,
+    ChampionComparison,
     PromotionDecision,
     PromotionThresholds,
     decide_action,
@@ -82,6 +84,7 @@ VERDICT_ACTIONS = {
     "reject": "auto_promotion_rejected",
     "pending": "promotion_pending_approval",
     "record_only": "promotion_verdict_recorded",
+    "hold": "promotion_held_leak_suspected",
 }
 """Audit action of each verdict."""
 _NOTES_SHOWN = ("no_incumbent", "not_measured", "stage_disabled")
@@ -233,6 +236,8 @@ class PromotionJudge(SupervisedActor):
             total_return=bt.total_return,
             trade_count=bt.trade_count,
             transition_drawdown=bt.transition_drawdown,
+            deflated_sharpe=bt.deflated_sharpe,
+            trials=bt.trials,
         )
         incumbent = None
         if bt.incumbent_model_id is not None and bt.incumbent_sharpe is not None:
@@ -296,9 +301,10 @@ class PromotionJudge(SupervisedActor):
             "stages": {f"stage{s.stage}_{s.name}": s.value for s in decision.stages},
         }
         self.ctx.audit.append(audit_action, self.ctx.name, details)
-        reason = f": {reasons[0]}" if reasons else ""
+        # Every failing stage, not only the first, in the headline and the summary.
+        reason = f": {', '.join(reasons)}" if reasons else ""
         self.ctx.alerts.raise_alert(
-            "info",
+            "critical" if action == "hold" else "info",
             audit_action,
             f"{audit_action}{reason} ({entry['model_id']}, manifest entry {entry['id']})",
             actor=self.ctx.name,
@@ -306,7 +312,7 @@ class PromotionJudge(SupervisedActor):
         )
 
 
-def _window(bt: BacktestCompleted) -> ChampionWindow | None:
+def _window(bt: BacktestCompleted) -> ChampionComparison | None:
     """The bars stage 7 compares on (``None`` from a backtester older than the fields)."""
     if (
         bt.candidate_sharpe_champion_window is None
@@ -314,7 +320,7 @@ def _window(bt: BacktestCompleted) -> ChampionWindow | None:
         or bt.champion_window_out_of_sample is None
     ):
         return None
-    return ChampionWindow(
+    return ChampionComparison(
         candidate_sharpe=bt.candidate_sharpe_champion_window,
         start=bt.champion_window_start or bt.oos_start,
         end=bt.champion_window_end or bt.oos_end,

@@ -264,6 +264,14 @@ class PromotionConfig(_Section, frozen=True, kw_only=True):
     min_trades: Annotated[int, msgspec.Meta(ge=0)] = 30
     max_transition_drawdown: PositiveFraction = 0.20
     champion_margin: Annotated[float, msgspec.Meta(ge=0.0)] = 0.1
+    max_plausible_sharpe: Annotated[float, msgspec.Meta(gt=0.0)] = 5.0
+    """A candidate with a higher out-of-sample net Sharpe is held as ``leak_suspected`` (never
+    auto-promoted; ``--approve`` after review)."""
+    max_plausible_win_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.8
+    """A candidate winning a larger share of its round trips is held as ``leak_suspected``."""
+    min_deflated_sharpe: Fraction = 0.95
+    """Deflated Sharpe ratio (probability the Sharpe beats the best of every trial run so far on
+    this state directory by luck) a candidate needs (stage 9)."""
 
 
 ClassifierKind = Literal["logistic", "hgb"]

@@ -113,6 +113,13 @@ class BacktestCompleted(Reply, frozen=True, kw_only=True):
     backtester
     older than the field. The judge stores it in ``state/promotion/curves/<model id>.json`` (not
     in the manifest); ``supervisor.json``'s step data leaves it out."""
+    bars_per_year: float | None = None
+    """Bars per year inferred from the timestamps, which Sharpe, CAGR and turnover were
+    annualised with (``None`` from an older backtester: 252)."""
+    deflated_sharpe: float | None = None
+    """The candidate's deflated Sharpe ratio over :attr:`trials` (``None``: not measured)."""
+    trials: int | None = None
+    """Candidates ever backtested on this state directory, this one included."""
 
 
 TrainerInbox = TrainModel

@@ -1,11 +1,12 @@
 """Operator decisions on promotions: ``--approve ID``, ``--reject ID``, and what ``--status`` shows.
 
 ``ID`` is a manifest entry's ``id`` (``<model id>@<time>``, printed in the cycle summary and by
-``--status``). Only a ``pending`` entry can be decided; anything else raises ``ValueError`` with
-one clear line. Approving re-verifies the artifact's sha256 against the one recorded in the entry
-before it moves ``models/active/model.json``, and is refused while the system is halted (a
-promotion is a side effect a halt forbids). Both commands hold the promotion lock, so they are
-safe while a daemon's judge step runs, and are audited with actor ``operator``.
+``--status``). Only a ``pending`` or ``held`` (``leak_suspected``) entry can be decided; anything
+else raises ``ValueError`` with one clear line. Approving re-verifies the artifact's sha256 against
+the one recorded in the entry before it moves ``models/active/model.json``, and is refused while
+the system is halted (a promotion is a side effect a halt forbids). Both commands hold the
+promotion lock, so they are safe while a daemon's judge step runs, and are audited with actor
+``operator``.
 
 As in the judge, the ``approved`` status is written before the pointer moves (write-ahead): a
 crash in between leaves an approval whose pointer move the judge's reconcile finishes (never a

@@ -625,3 +625,37 @@ def test_a_judge_step_costs_the_same_with_3000_entries_of_history(
             assert len(manifest(dirs[name])) <= bound  # every step reads a bounded manifest
     empty, full = (sorted(durations[n])[2] for n in ("empty", "history"))
     assert full <= 2 * empty + 0.005, durations  # medians; 5 ms of slack for timer noise
+
+
+def test_an_implausible_candidate_is_held_as_leak_suspected_then_approved_by_the_operator(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    """Sharpe 18 (a one-bar-ahead leak's figure): held in headless mode with a critical alert
+    naming every failing stage, never activated; ``--approve`` still works after review."""
+    config = lifecycle_config(tmp_path)
+    verdict = run_judge(config, store, candidate("m-a", sharpe=18.1))[0]
+    assert verdict["status"] == "held" and verdict["action"] == "hold"
+    assert verdict["reasons"] == ["leak_suspected"]
+    assert active_id(tmp_path) is None
+    entry = entry_of(tmp_path, "m-a")
+    assert entry["stages"][7]["name"] == "plausibility"  # type: ignore[index]
+    assert entry["stages"][7]["value"] == pytest.approx(18.1)  # type: ignore[index]
+    assert "promotion_held_leak_suspected" in alert_codes(tmp_path / "state", "critical")
+    assert len(actions(tmp_path, "promotion_held_leak_suspected")) == 1
+
+    promotion_ops.decide(load_config(config), str(entry["id"]), approve=True)
+    assert active_id(tmp_path) == "m-a"
+
+
+def test_the_alert_lists_every_failing_stage(tmp_path: Path, store: ModelStore) -> None:
+    config = lifecycle_config(tmp_path)
+    promote_a_then_b(config, store)  # m-b active
+    run_judge(config, store, candidate("m-x", sharpe=9.0, incumbent_sharpe=20.0))
+    reasons = entry_of(tmp_path, "m-x")["reasons"]
+    assert reasons == ["stage7_failed_champion_not_beaten", "leak_suspected"]
+    folder = tmp_path / "state" / "alerts" / "critical"
+    messages = [json.loads(p.read_text())["message"] for p in folder.glob("*.json")]
+    assert any(
+        "stage7_failed_champion_not_beaten, leak_suspected" in m and "m-x" in m for m in messages
+    )
+    assert active_id(tmp_path) == "m-b"

@@ -71,6 +71,15 @@ EXPECTED: dict[str, list[str]] = {
         r"^target: within 5% -> wall (PASS|MISS), CPU (PASS|MISS)$",
         r"^fixed cost of the actor path ",
     ],
+    "bench/bench_candidates.py": [
+        r"^6 symbols x 600 bars, loky n_jobs=2$",
+        r"^\| candidate \| OOS net Sharpe \|$",
+        r"^\| ml_horizon_5 \| -?[\d.]+ \|$",
+        r"^\| autocorrelation \| -?[\d.]+ \|$",
+        r"^best: \w+ \(Sharpe -?[\d.]+",
+        r"^single recipe: [\d.]+ s; candidate set: [\d.]+ s; ratio x[\d.]+$",
+        r"^goal: candidate set <= 60 s -> (PASS|MISS)$",
+    ],
     "bench/bench_messages.py": [
         r"^\| set-up \| p50 us \| p99 us \| mean us \| throughput req/s \(msgs/s = 2x\) \|$",
         r"^\| ours, tell-reply \(supervisor <-> actor\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| "

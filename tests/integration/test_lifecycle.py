@@ -32,7 +32,8 @@ from aistock_actors.services import promotion_decisions as promotion_ops
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("policy_gates", "metric_consistency", "overfitting_detection", "return_drawdown_ratio",
-          "min_trade_count", "transition_drawdown", "champion_challenger")
+          "min_trade_count", "transition_drawdown", "champion_challenger", "plausibility",
+          "deflated_sharpe")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,11 @@ def test_planted_pattern_is_promoted_with_every_stage_recorded(promoted: Path) -
     for stage in entry["stages"][:6]:
         assert stage["status"] == "passed" and isinstance(stage["value"], float), stage
     assert entry["stages"][6]["note"] == "no_incumbent"
+    assert entry["stages"][7]["status"] == "passed"  # plausible
+    deflated = entry["stages"][8]
+    assert deflated["status"] == "passed" and deflated["value"] >= 0.95
+    assert deflated["note"] == "trials=1" and entry["backtest"]["trials"] == 1
+    assert entry["backtest"]["bars_per_year"] == pytest.approx(261.0, rel=0.02)
     assert entry["reasons"] == [] and entry["backtest"]["trade_count"] >= 30
     assert active_id(promoted) == entry["model_id"] == entry["training"]["model_id"]
     promoted_audit = [r for r in audit_records(promoted) if r["action"] == "model_promoted"]

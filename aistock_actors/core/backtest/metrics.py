@@ -54,6 +54,10 @@ class BacktestMetrics(msgspec.Struct, frozen=True, kw_only=True):
     """Commission + spread + impact paid, in cash."""
     transition_max_drawdown: float = 0.0
     """Largest drawdown inside a regime-transition window (see ``core.regimes``), T2."""
+    bars_per_year: float = 252.0
+    """The bars per year Sharpe, CAGR and turnover were annualised with (inferred from the
+    timestamps by :func:`~aistock_actors.core.backtest.frequency.infer_bars_per_year` in the
+    walk-forward backtest)."""
 
 
 def _finite(values: npt.ArrayLike) -> FloatArray:
@@ -254,5 +258,6 @@ def _summarize(
         turnover=turnover,
         total_costs=float(total_costs),
         transition_max_drawdown=float(transition_max_drawdown),
+        bars_per_year=float(periods),
     )
     return metrics, returns

@@ -23,6 +23,9 @@ RSI_WINDOW = 14
 BOLLINGER_WINDOW = 20
 VOLUME_WINDOW = 20
 REGIME_MIN_PERIODS = 60
+AUTOCORR_WINDOWS: tuple[int, ...] = (20, 60)
+"""Trailing windows of the lag-1 return autocorrelation (the edge of trending / mean-reverting
+spells: ``ac_w * z_ret_1`` is the autocorrelation's forecast of the next vol-scaled return)."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"ret_{h}" for h in RETURN_HORIZONS),
@@ -38,6 +41,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "close_loc",
     "vol_regime",
     "trend_sign",
+    # Edge features (issue #14): vol-scaled returns, lag-1 autocorrelation and its interaction
+    # with the last return, and that interaction in the volatile regime.
+    "z_ret_1",
+    "z_ret_5",
+    *(f"autocorr_{w}" for w in AUTOCORR_WINDOWS),
+    *(f"autocorr_x_ret_{w}" for w in AUTOCORR_WINDOWS),
+    "autocorr_x_ret_vol_regime",
 )
 """Column order of :func:`build_features`; a trained model records the names it was fitted on."""
 
@@ -119,6 +129,38 @@ def _regime_features(close: pd.Series, vol_20: pd.Series) -> dict[str, pd.Series
     }
 
 
+def rolling_autocorr(ret_1: pd.Series, window: int) -> pd.Series:
+    """Trailing ``window``-bar correlation of ``ret_1[t]`` with ``ret_1[t-1]`` (causal).
+
+    A window with a constant return (flat prices) has no defined correlation: it is 0 there, not
+    NaN or infinite, so a halted symbol neither drops out nor poisons a fit.
+    """
+    lagged = ret_1.shift(1)
+    corr = ret_1.rolling(window, min_periods=window).corr(lagged)
+    spread = ret_1.rolling(window, min_periods=window).std() * lagged.rolling(
+        window, min_periods=window
+    ).std()
+    defined = spread.notna() & lagged.notna()
+    corr = corr.where(np.isfinite(corr), 0.0).where(spread > 0.0, 0.0)
+    return corr.clip(-1.0, 1.0).where(defined)
+
+
+def _edge_features(close: pd.Series, cols: dict[str, pd.Series]) -> dict[str, pd.Series]:
+    """Vol-scaled returns, autocorrelations and their interactions (all from bars ``<= t``)."""
+    log_close = pd.Series(np.log(close.to_numpy(dtype=float)), index=close.index)
+    ret_1 = log_close.diff()
+    vol_20 = cols["vol_20"]
+    z_ret_1 = _safe_ratio(ret_1, vol_20).mask(vol_20 == 0.0, 0.0)
+    z_ret_5 = _safe_ratio(cols["ret_5"], vol_20 * np.sqrt(5.0)).mask(vol_20 == 0.0, 0.0)
+    out: dict[str, pd.Series] = {"z_ret_1": z_ret_1, "z_ret_5": z_ret_5}
+    for w in AUTOCORR_WINDOWS:
+        ac = rolling_autocorr(ret_1, w)
+        out[f"autocorr_{w}"] = ac
+        out[f"autocorr_x_ret_{w}"] = ac * z_ret_1
+    out["autocorr_x_ret_vol_regime"] = out["autocorr_x_ret_20"] * cols["vol_regime"]
+    return out
+
+
 def build_features(df: pd.DataFrame) -> pd.DataFrame:
     """Return the causal feature frame (columns :data:`FEATURE_NAMES`) of one symbol's bars.
 
@@ -130,6 +172,7 @@ def build_features(df: pd.DataFrame) -> pd.DataFrame:
     cols = _price_features(close)
     cols.update(_bar_features(df))
     cols.update(_regime_features(close, cols["vol_20"]))
+    cols.update(_edge_features(close, cols))
     frame = pd.DataFrame({name: cols[name] for name in FEATURE_NAMES}, index=df.index)
     return frame.astype(float)
 

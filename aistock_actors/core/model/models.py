@@ -76,7 +76,8 @@ class ModelParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_selected_fraction: float = 0.02
     """A threshold must keep at least this fraction of held-out signals to be eligible."""
     min_edge_z: float = 2.0
-    """Edge over a coin flip, in standard errors, a threshold needs; else the strictest is used."""
+    """Edge over the majority-side base rate, in standard errors, a threshold needs; else the
+    strictest is used."""
     hgb_max_iter: int = 100
     hgb_max_depth: int = 3
     hgb_learning_rate: float = 0.05
@@ -107,7 +108,7 @@ class ThresholdChoice(NamedTuple):
     coverage: float
     """Share of signals kept."""
     score: float
-    """Best edge found, ``z = 2 (precision - 0.5) sqrt(kept)``, in standard errors (0 if none)."""
+    """Best edge found over the majority-side base rate (:func:`edge_z`), in standard errors."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -324,14 +325,34 @@ def fit_classifier(
     return model
 
 
+def edge_z(precision: float, kept: int, base_rate: float) -> float:
+    """Edge of ``precision`` over ``base_rate`` in standard errors of a ``kept``-signal sample.
+
+    ``(precision - base) / sqrt(base (1 - base) / kept)``; with a base rate of 0.5 this is the
+    coin-flip test ``2 (precision - 0.5) sqrt(kept)``. A degenerate base (0 or 1) gives 0.
+    """
+    base = min(max(base_rate, 0.5), 1.0)
+    if kept <= 0 or base >= 1.0:
+        return 0.0
+    return (precision - base) * math.sqrt(kept) / math.sqrt(base * (1.0 - base))
+
+
 def choose_threshold(
-    confidence: FloatArray, correct: npt.NDArray[np.bool_], params: ModelParams
+    confidence: FloatArray,
+    correct: npt.NDArray[np.bool_],
+    params: ModelParams,
+    *,
+    base_rate: float,
 ) -> ThresholdChoice:
     """Pick the threshold in ``[threshold_min, threshold_max]`` with the most significant edge.
 
-    ``correct[i]`` says whether acting on held-out signal ``i`` paid. Eligible thresholds keep at
-    least ``min_selected_fraction`` of the signals (and 10). If no threshold's edge reaches
-    ``min_edge_z`` the strictest threshold is returned, so a useless model barely trades.
+    ``correct[i]`` says whether acting on held-out signal ``i`` paid. The edge is measured
+    against ``base_rate``, the precision of always betting the majority side of the held-out
+    labels (``max(p_up, 1 - p_up)``, see :func:`majority_rate`), not against a coin flip: in a
+    drifting market "always long" is right more than half of the time without any skill.
+    Eligible thresholds keep at least ``min_selected_fraction`` of the signals (and 10). If no
+    threshold's edge reaches ``min_edge_z`` the strictest threshold is returned, so a useless
+    model barely trades.
     """
     grid = np.round(
         np.arange(
@@ -349,7 +370,7 @@ def choose_threshold(
         if n < min_kept:
             continue
         precision = float(correct[kept].mean())
-        score = 2.0 * (precision - 0.5) * math.sqrt(n)
+        score = edge_z(precision, n, base_rate)
         if score > best.score:
             best = ThresholdChoice(float(tau), precision, n / len(confidence), score)
     if best.score >= params.min_edge_z:
@@ -359,6 +380,14 @@ def choose_threshold(
     precision = float(correct[kept].mean()) if kept.any() else 0.0
     score = best.score if math.isfinite(best.score) else 0.0
     return ThresholdChoice(tau, precision, float(kept.mean()) if len(kept) else 0.0, score)
+
+
+def majority_rate(labels: IntArray) -> float:
+    """``max(p_up, 1 - p_up)`` of 0/1 ``labels``: the no-skill precision (0.5 when empty)."""
+    if len(labels) == 0:
+        return 0.5
+    p_up = float(np.mean(labels))
+    return max(p_up, 1.0 - p_up)
 
 
 def sample_times(index: pd.Index) -> pd.Index:
@@ -548,13 +577,16 @@ def _fit_stack(
     meta = meta_fit[0]
     confidence = np.concatenate(tuning_probs)
     tuned = np.concatenate([correct[test] == 1 for _, test in meta_splits])
-    choice = choose_threshold(confidence, tuned, params)
+    tuned_labels = np.concatenate([y[oof][test] for _, test in meta_splits])
+    base_rate = majority_rate(tuned_labels)
+    choice = choose_threshold(confidence, tuned, params, base_rate=base_rate)
     metrics = {
         "train_accuracy": train_accuracy,
         "test_accuracy": float(correct.mean()),
         "n_samples": float(len(y)),
         "n_oof_samples": float(len(oof)),
         "oof_base_rate": float(y[oof].mean()),
+        "threshold_base_rate": base_rate,
         "meta_precision": choice.precision,
         "meta_coverage": choice.coverage,
         "threshold_score": choice.score,

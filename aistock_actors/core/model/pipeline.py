@@ -25,11 +25,15 @@ its *recipe* (its ``ModelParams`` and seed) refitted fold by fold:
    positions, so a pool sends the panel to each worker once instead of a copy per fold.
 2. Each fold's model emits signals on its test block with ITS OWN stored confidence threshold
    (:meth:`~aistock_actors.core.model.models.TrainedModel.signals`, T6): +1 long, -1 short, 0 none.
-3. **Sizing** (:func:`target_weights`): at every bar, the symbols with a signal share the book
-   equally: each gets ``direction * min(max_position_fraction, max_gross_exposure / n)``, where
-   ``n`` is the number of symbols with a signal at that bar. So no position exceeds the risk
-   config's per-position cap and the gross exposure never exceeds ``max_gross_exposure``; with
-   few signals the book is partly in cash. Symbols without a signal are flat.
+3. **Sizing** (:func:`target_weights`): every signalled symbol holds the same fixed weight,
+   ``direction * min(max_position_fraction, max_gross_exposure / n)`` with ``n`` the number of
+   symbols in the universe
+   (:func:`~aistock_actors.core.strategy.protocol.per_name_weight`, the paper trader's rule
+   too), not renormalised over the symbols that happen to have a signal at that bar: a held
+   position is never resized because another symbol's signal came or went (those resizes were
+   most of the orders and ate the edge). No position exceeds the per-position cap and the gross
+   exposure never exceeds ``max_gross_exposure``; with few signals the book is partly in cash.
+   Symbols without a signal are flat.
 4. The test blocks, concatenated in time order, form one out-of-sample window (every bar from the
    first test bar to the last), simulated by
    :func:`~aistock_actors.core.backtest.simulator.simulate_frame`:
@@ -74,6 +78,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
+from aistock_actors.core.backtest.frequency import annualisation_periods, infer_bars_per_year
 from aistock_actors.core.backtest.simulator import (
     BacktestMetrics,
     BacktestResult,
@@ -86,6 +91,7 @@ from aistock_actors.core.model.features import WARMUP_BARS
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
 from aistock_actors.core.model.validation import purged_walk_forward_splits
+from aistock_actors.core.strategy.protocol import per_name_weight
 from aistock_actors.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -142,6 +148,8 @@ class OOSEvaluation:
     last
     bar and the exact maximum drawdown
     (:func:`~aistock_actors.core.backtest.curves.downsample_curve`)."""
+    returns: tuple[float, ...] = ()
+    """Per-bar simple returns of the window's account value (for the deflated Sharpe ratio)."""
 
 
 MIN_CHAMPION_WINDOW_BARS = 63
@@ -414,14 +422,13 @@ def _rows(positions: IntArray) -> IntArray | slice:
 
 
 def target_weights(index: pd.MultiIndex, direction: Int8Array, sizing: Sizing) -> pd.DataFrame:
-    """Equal-weight, capped target weights (rule 3), as a ``timestamps x symbols`` frame."""
+    """Fixed-weight, capped target weights (rule 3), as a ``timestamps x symbols`` frame."""
     signal = pd.Series(np.asarray(direction, dtype=np.float64), index=index)
-    counts = (signal != 0).groupby(level="timestamp").transform("sum").to_numpy(dtype=float)
-    per_name = np.minimum(
-        sizing.max_position_fraction, sizing.max_gross_exposure / np.maximum(counts, 1.0)
+    n_symbols = max(1, int(index.get_level_values("symbol").nunique()))
+    per_name = min(
+        per_name_weight(n_symbols, sizing.max_position_fraction, sizing.max_gross_exposure), 1.0
     )
-    weights = pd.Series(signal.to_numpy() * np.minimum(per_name, 1.0), index=index)
-    return weights.unstack("symbol").fillna(0.0)
+    return (signal * per_name).unstack("symbol").fillna(0.0)
 
 
 def _panel(frames: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
@@ -434,8 +441,13 @@ def simulate_window(
     window: tuple[pd.Timestamp, pd.Timestamp],
     spec: SimulationSpec,
 ) -> BacktestResult:
-    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history."""
+    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history.
+
+    Sharpe, CAGR and turnover are annualised with the bars per year of the whole history's
+    timestamps (``metrics.bars_per_year``): sessions for daily equities, 24/7 for crypto.
+    """
     close = _panel(frames, "close")
+    periods = annualisation_periods(infer_bars_per_year(close.index))
     regimes = market_regimes(close.to_numpy(dtype=np.float64, na_value=np.nan))
     inside = (close.index >= window[0]) & (close.index <= window[1])
     return simulate_frame(
@@ -447,6 +459,7 @@ def simulate_window(
         fill=spec.fill,
         initial_cash=spec.initial_cash,
         regime_labels=regimes[inside],
+        periods_per_year=periods,
     )
 
 
@@ -483,6 +496,7 @@ def _evaluate(
         metrics=result.metrics,
         bars=len(result.equity),
         equity_curve=tuple(downsample_curve(result.index, result.equity)),
+        returns=tuple(float(r) for r in result.returns),
     )
 
 

@@ -7,31 +7,64 @@ Stages 1-5 are the manual's "Multi-Stage Promotion Validation"; ``stages_enabled
 ``stages_enabled`` says: lowering the manual's stage count must not switch them off.
 
 Stage 7 compares the candidate's and the incumbent's Sharpe on the same bars: the Backtester's
-*champion window* (:class:`ChampionWindow`), which is the bars after the incumbent's training end
-when there are enough of them, so that neither model is scored on data it was fitted to. Without
-a window (an older backtest) the candidate's own Sharpe is used, as before.
+*champion window* (:class:`~aistock_actors.core.model.pipeline.ChampionWindow`, handed to the gate
+as a :class:`ChampionComparison`), which is the bars after the incumbent's training end when
+there are enough of them, so that neither model is scored on data it was fitted to. Without a
+window (an older backtest) the candidate's own Sharpe is used, as before.
 
 Every stage fails closed: a NaN or infinite input, an accuracy outside ``[0, 1]`` or an unmeasured
 transition drawdown fails the stage it feeds. Drawdowns are magnitudes; a negative sign convention
 is normalised with ``abs()`` so that ``-0.25`` is judged as a 25 % drawdown. Comparisons allow a
 ``1e-9`` tolerance so that a value exactly at its threshold passes despite float rounding.
 
-The manifest helpers at the end are pure list transformations; the caller persists the result.
+Stage 8 (plausibility, issue #14) is an honesty guard, also always evaluated: a net Sharpe above
+``max_plausible_sharpe`` or a hit rate above ``max_plausible_win_rate`` is far more likely a leak
+(features that see the future, a label in the inputs) than skill, so the candidate is *held*
+(``leak_suspected``, a critical alert) and never auto-promoted; an operator may still
+``--approve`` it after review.
+
+Stage 9 (deflated Sharpe, issue #14) corrects the selection for every trial ever run on the state
+directory: the deflated Sharpe ratio (the probability that the candidate's Sharpe beats the best
+of that many skill-less trials) must reach ``min_deflated_sharpe``. A backtest that did not
+measure it (an older backtester) leaves the stage ``skipped`` with note ``not_measured``, never
+``passed``. The manifest records live in
+:mod:`aistock_actors.core.promotion.manifest` (re-exported here).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 
+from aistock_actors.core.promotion.manifest import (
+    AWAITING_OPERATOR,
+    Action,
+    ManifestStatus,
+    apply_operator_decision,
+    manifest_entry,
+    mark_rolled_back,
+    pending_entries,
+    status_for_action,
+    utc_iso,
+)
+
+__all__ = [
+    "AWAITING_OPERATOR",
+    "Action",
+    "ManifestStatus",
+    "apply_operator_decision",
+    "manifest_entry",
+    "mark_rolled_back",
+    "pending_entries",
+    "status_for_action",
+    "utc_iso",
+]
+
 StageStatus = Literal["passed", "failed", "skipped"]
 Mode = Literal["manual", "supervised", "headless"]
-Action = Literal["promote", "pending", "record_only", "reject"]
-ManifestStatus = Literal["approved", "rejected", "pending", "rolled_back", "recorded"]
 
 MANUAL_STAGES = 5
 """Number of stages the manual defines; ``stages_enabled`` selects the first N of them."""
@@ -46,6 +79,9 @@ STAGE5_FAILED = "stage5_failed_insufficient_trades"
 STAGE6_FAILED = "stage6_failed_transition_drawdown"
 STAGE6_UNMEASURED = "stage6_failed_transition_drawdown_unmeasured"
 STAGE7_FAILED = "stage7_failed_champion_not_beaten"
+STAGE9_FAILED = "stage9_failed_deflated_sharpe"
+LEAK_SUSPECTED = "leak_suspected"
+"""Stage 8's failure code: the result is too good to be true; the candidate is held."""
 
 
 class CandidateEvaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,10 +99,15 @@ class CandidateEvaluation(msgspec.Struct, frozen=True, kw_only=True):
     trade_count: int
     transition_drawdown: float | None = None
     """Max drawdown around regime transitions (T2); ``None`` means not measured, which fails."""
+    deflated_sharpe: float | None = None
+    """Deflated Sharpe ratio over every trial so far (stage 9); ``None``: not measured."""
+    trials: int | None = None
+    """The trial count the deflated Sharpe ratio was computed with."""
 
 
-class ChampionWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """The bars on which stage 7 compares the candidate with the incumbent."""
+class ChampionComparison(msgspec.Struct, frozen=True, kw_only=True):
+    """What stage 7 needs of the backtest's champion window: the bars on which it compares the
+    candidate with the incumbent, and the candidate's Sharpe there."""
 
     candidate_sharpe: float
     """The candidate's Sharpe on these bars (the incumbent's is in its evaluation)."""
@@ -93,6 +134,12 @@ class PromotionThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     max_transition_drawdown: float = 0.20
     champion_margin: float = 0.1
     """Stage 7: candidate Sharpe must be at least this much above the incumbent's."""
+    max_plausible_sharpe: float = 5.0
+    """Stage 8: a higher out-of-sample net Sharpe is held as ``leak_suspected``."""
+    max_plausible_win_rate: float = 0.8
+    """Stage 8: a higher hit rate (share of winning round trips) is held as ``leak_suspected``."""
+    min_deflated_sharpe: float = 0.95
+    """Stage 9: the deflated Sharpe ratio (a probability) must reach this."""
 
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
@@ -149,6 +196,8 @@ _STAGES: dict[int, tuple[str, str]] = {
     5: ("min_trade_count", STAGE5_FAILED),
     6: ("transition_drawdown", STAGE6_FAILED),
     7: ("champion_challenger", STAGE7_FAILED),
+    8: ("plausibility", LEAK_SUSPECTED),
+    9: ("deflated_sharpe", STAGE9_FAILED),
 }
 """Stage number -> (name, failure code)."""
 
@@ -234,7 +283,7 @@ def _stage7(
     c: CandidateEvaluation,
     t: PromotionThresholds,
     incumbent: CandidateEvaluation | None,
-    window: ChampionWindow | None = None,
+    window: ChampionComparison | None = None,
 ) -> StageResult:
     thr = t.champion_margin
     sharpe = c.sharpe if window is None or incumbent is None else window.candidate_sharpe
@@ -255,6 +304,25 @@ def _stage7(
             f"sharpe candidate={sharpe} incumbent={incumbent.sharpe}"
         )
     return _result(7, margin, thr, _ge(margin, thr), note=note)
+
+
+def _stage8(c: CandidateEvaluation, t: PromotionThresholds) -> StageResult:
+    thr = f"sharpe<={t.max_plausible_sharpe}, win_rate<={t.max_plausible_win_rate}"
+    if not _finite(c.sharpe, c.win_rate):
+        return _non_finite(8, thr)
+    ok = _le(c.sharpe, t.max_plausible_sharpe) and _le(c.win_rate, t.max_plausible_win_rate)
+    return _result(8, c.sharpe, thr, ok, note=f"win_rate={c.win_rate}")
+
+
+def _stage9(c: CandidateEvaluation, t: PromotionThresholds) -> StageResult:
+    thr = t.min_deflated_sharpe
+    if c.deflated_sharpe is None:
+        return StageResult(stage=9, name=_STAGES[9][0], value=None, threshold=thr, passed=None,
+                           status="skipped", note="not_measured")
+    if not _finite(c.deflated_sharpe):
+        return _non_finite(9, thr)
+    note = f"trials={c.trials}" if c.trials is not None else None
+    return _result(9, c.deflated_sharpe, thr, _ge(c.deflated_sharpe, thr), note=note)
 
 
 _Check = Callable[[CandidateEvaluation, PromotionThresholds], StageResult]
@@ -278,7 +346,7 @@ def evaluate_candidate(
     thresholds: PromotionThresholds,
     stages_enabled: int = MANUAL_STAGES,
     incumbent: CandidateEvaluation | None = None,
-    champion_window: ChampionWindow | None = None,
+    champion_window: ChampionComparison | None = None,
 ) -> PromotionDecision:
     """Run every stage and return the verdict; all stages are evaluated, none short-circuits.
 
@@ -295,6 +363,8 @@ def evaluate_candidate(
             stages.append(_skipped(number))
     stages.append(_stage6(candidate, thresholds))
     stages.append(_stage7(candidate, thresholds, incumbent, champion_window))
+    stages.append(_stage8(candidate, thresholds))
+    stages.append(_stage9(candidate, thresholds))
     reasons = [s.reason for s in stages if s.status == "failed" and s.reason is not None]
     approved = all(s.status != "failed" for s in stages)
     return PromotionDecision(
@@ -309,10 +379,14 @@ def evaluate_candidate(
 def decide_action(decision: PromotionDecision, mode: Mode, enable_auto_promotion: bool) -> Action:
     """Map a verdict to what the autopilot does with it in ``mode``.
 
-    A failing candidate is always ``reject``. A passing one is ``record_only`` in manual mode
+    A candidate whose result is implausibly good (stage 8, ``leak_suspected``) is ``hold`` in
+    every mode: never promoted automatically, left for an operator's review. Any other failing
+    candidate is ``reject``. A passing one is ``record_only`` in manual mode
     (verdicts are recorded, never applied), ``pending`` operator approval in supervised mode, and
     promoted in headless mode only when ``enable_auto_promotion`` is set (else ``pending``).
     """
+    if LEAK_SUSPECTED in decision.reasons:
+        return "hold"
     if not decision.approved:
         return "reject"
     match mode:
@@ -324,141 +398,3 @@ def decide_action(decision: PromotionDecision, mode: Mode, enable_auto_promotion
             return "promote" if enable_auto_promotion else "pending"
         case _:
             raise ValueError(f"unknown mode {mode!r}; expected manual, supervised or headless")
-
-
-_STATUS_FOR_ACTION: dict[Action, ManifestStatus] = {
-    "promote": "approved",
-    "pending": "pending",
-    "record_only": "recorded",
-    "reject": "rejected",
-}
-
-
-_MANIFEST_STATUSES: frozenset[str] = frozenset(_STATUS_FOR_ACTION.values()) | {"rolled_back"}
-
-
-def status_for_action(action: Action) -> ManifestStatus:
-    """The manifest status that records ``action`` (``promote`` -> ``approved`` ...)."""
-    return _STATUS_FOR_ACTION[action]
-
-
-def utc_iso(timestamp: str | datetime) -> str:
-    """Normalise an aware datetime or ISO-8601 string to ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``."""
-    if isinstance(timestamp, str):
-        try:
-            moment = datetime.fromisoformat(timestamp)
-        except ValueError as exc:
-            raise ValueError(f"timestamp {timestamp!r} is not ISO-8601") from exc
-    else:
-        moment = timestamp
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"timestamp {timestamp!r} has no timezone; UTC is required")
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _json_float(value: float | None) -> float | None:
-    return value if value is None or math.isfinite(value) else None
-
-
-def _stage_json(stage: StageResult) -> dict[str, object]:
-    return {
-        "stage": stage.stage,
-        "name": stage.name,
-        "value": _json_float(stage.value),
-        "threshold": stage.threshold,
-        "passed": stage.passed,
-        "status": stage.status,
-        "reason": stage.reason,
-        "note": stage.note,
-    }
-
-
-def manifest_entry(
-    decision: PromotionDecision,
-    status: ManifestStatus,
-    timestamp: str | datetime,
-    *,
-    entry_id: str | None = None,
-    extra: dict[str, object] | None = None,
-) -> dict[str, object]:
-    """Build one JSON-ready manifest record of ``decision``.
-
-    ``id`` defaults to ``<model_id>@<time>``, which is what an operator passes to ``--approve``.
-    Non-finite stage values are written as ``null`` (the stage's ``note`` says why). ``extra``
-    keys are added last but may not overwrite the standard keys.
-    """
-    if status not in _MANIFEST_STATUSES:
-        raise ValueError(f"unknown manifest status {status!r}")
-    time = utc_iso(timestamp)
-    entry: dict[str, object] = {
-        "id": entry_id or f"{decision.model_id}@{time}",
-        "model_id": decision.model_id,
-        "time": time,
-        "status": status,
-        "approved_by_gate": decision.approved,
-        "stages_enabled": decision.stages_enabled,
-        "stages": [_stage_json(s) for s in decision.stages],
-        "reasons": list(decision.reasons),
-    }
-    for key, value in (extra or {}).items():
-        if key in entry:
-            raise ValueError(f"extra key {key!r} would overwrite a standard manifest field")
-        entry[key] = value
-    return entry
-
-
-def _find_unique(manifest: list[dict[str, object]], entry_id: str) -> int:
-    matches = [i for i, entry in enumerate(manifest) if entry.get("id") == entry_id]
-    if not matches:
-        raise ValueError(f"no manifest entry with id {entry_id!r}")
-    if len(matches) > 1:
-        raise ValueError(f"{len(matches)} manifest entries share id {entry_id!r}; refusing")
-    return matches[0]
-
-
-def _transition(
-    manifest: list[dict[str, object]],
-    entry_id: str,
-    required: str,
-    new_status: ManifestStatus,
-    timestamp: str | datetime,
-    verb: str,
-    rule: str,
-) -> list[dict[str, object]]:
-    index = _find_unique(manifest, entry_id)
-    current = manifest[index].get("status")
-    if current != required:
-        raise ValueError(
-            f"cannot {verb} manifest entry {entry_id!r}: its status is {current!r}; {rule}"
-        )
-    updated = dict(manifest[index])
-    updated["status"] = new_status
-    updated["decided_at"] = utc_iso(timestamp)
-    return [*manifest[:index], updated, *manifest[index + 1 :]]
-
-
-def apply_operator_decision(
-    manifest: list[dict[str, object]], entry_id: str, approve: bool, timestamp: str | datetime
-) -> list[dict[str, object]]:
-    """Return a new manifest with pending entry ``entry_id`` approved or rejected by an operator.
-
-    Raises ``ValueError`` if the id is unknown, ambiguous, or the entry is not ``pending``.
-    The input list and its dicts are not modified.
-    """
-    verb = "approve" if approve else "reject"
-    new_status: ManifestStatus = "approved" if approve else "rejected"
-    rule = "only a pending entry can be approved or rejected"
-    return _transition(manifest, entry_id, "pending", new_status, timestamp, verb, rule)
-
-
-def mark_rolled_back(
-    manifest: list[dict[str, object]], entry_id: str, timestamp: str | datetime
-) -> list[dict[str, object]]:
-    """Return a new manifest with approved entry ``entry_id`` marked ``rolled_back``."""
-    rule = "only an approved entry can be rolled back"
-    return _transition(manifest, entry_id, "approved", "rolled_back", timestamp, "roll back", rule)
-
-
-def pending_entries(manifest: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The entries awaiting an operator's ``--approve``/``--reject``, oldest first."""
-    return [entry for entry in manifest if entry.get("status") == "pending"]

@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
+from aistock_actors.core.strategy.protocol import per_name_weight
 from aistock_actors.core.trading.costs import CostModel
 from aistock_actors.core.trading.execution import execute_orders
 from aistock_actors.core.trading.ledger import Drawdown as Drawdown  # re-exported
@@ -155,12 +156,17 @@ def advance(
 
 
 def signal_weights(directions: Mapping[str, int], limits: RiskLimits) -> dict[str, float]:
-    """Equal-weight targets of the backtest's sizing rule: signalled symbols share the book."""
+    """The backtest's sizing rule: each signalled symbol holds the same fixed weight,
+    ``min(max_position_fraction, max_gross_exposure / n)`` with ``n`` the symbols in
+    ``directions`` (the universe, flat ones included), never renormalised over the signalled
+    ones (:func:`~aistock_actors.core.strategy.protocol.per_name_weight`)."""
     eff = clamp_to_ceilings(limits)
     active = {s: d for s, d in directions.items() if d != 0}
     if not active:
         return {}
-    per_name = min(eff.max_position_fraction, eff.max_gross_exposure / len(active), 1.0)
+    per_name = min(
+        per_name_weight(len(directions), eff.max_position_fraction, eff.max_gross_exposure), 1.0
+    )
     return {s: math.copysign(per_name, d) for s, d in sorted(active.items())}
 
 

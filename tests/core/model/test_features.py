@@ -155,3 +155,36 @@ def test_latest_features_uses_each_symbols_own_last_bar() -> None:
 def test_empty_panel_is_an_error() -> None:
     with pytest.raises(DataError):
         build_feature_panel({})
+
+
+def _ar1_bars(n: int, phi: float, seed: int) -> pd.DataFrame:
+    """Bars whose log returns are an AR(1) with coefficient ``phi``."""
+    rng = np.random.default_rng(seed)
+    shocks = rng.normal(0.0, 0.01, n)
+    ret = np.zeros(n)
+    for t in range(1, n):
+        ret[t] = phi * ret[t - 1] + shocks[t]
+    df = make_bars(n, seed=seed)
+    close = 100.0 * np.exp(np.cumsum(ret))
+    return df.assign(open=close, high=close * 1.001, low=close * 0.999, close=close)
+
+
+@pytest.mark.parametrize("phi", [0.4, -0.4])
+def test_rolling_autocorrelation_sees_a_planted_ar1(phi: float) -> None:
+    feats = build_features(_ar1_bars(2_000, phi, seed=11)).iloc[WARMUP_BARS:]
+    assert feats["autocorr_60"].mean() == pytest.approx(phi, abs=0.06)
+    assert feats["autocorr_20"].mean() == pytest.approx(phi, abs=0.12)
+    # The interaction forecasts the next vol-scaled return: it correlates with it positively.
+    nxt = feats["z_ret_1"].shift(-1)
+    assert feats["autocorr_x_ret_60"].corr(nxt) > 0.2
+
+
+def test_edge_features_are_bounded_and_zero_on_flat_prices() -> None:
+    df = make_bars(200, seed=5)
+    df.loc[df.index[60:150], ["open", "high", "low", "close"]] = 50.0
+    feats = build_features(df)
+    assert feats["autocorr_20"].iloc[140] == 0.0
+    assert feats["z_ret_1"].iloc[140] == 0.0
+    ac = feats[["autocorr_20", "autocorr_60"]].to_numpy()
+    assert (np.abs(ac[np.isfinite(ac)]) <= 1.0).all()
+    assert not np.isinf(feats.to_numpy()).any()

@@ -18,6 +18,8 @@ from aistock_actors.core.model.models import (
     ModelParams,
     TrainedModel,
     choose_threshold,
+    edge_z,
+    majority_rate,
     train_model,
 )
 
@@ -130,11 +132,29 @@ def test_choose_threshold_prefers_a_significant_edge() -> None:
     rng = np.random.default_rng(0)
     confidence = rng.uniform(0.3, 0.95, 20_000)
     correct = rng.random(20_000) < np.where(confidence >= 0.7, 0.65, 0.45)
-    choice = choose_threshold(confidence, correct, PARAMS)
+    choice = choose_threshold(confidence, correct, PARAMS, base_rate=0.5)
     assert choice.threshold == pytest.approx(0.7, abs=0.02)
     assert choice.precision > 0.6 and choice.score >= PARAMS.min_edge_z
-    noise = choose_threshold(confidence, rng.random(20_000) < 0.5, PARAMS)
+    noise = choose_threshold(confidence, rng.random(20_000) < 0.5, PARAMS, base_rate=0.5)
     assert noise.threshold == pytest.approx(PARAMS.threshold_max)
+
+
+def test_choose_threshold_tests_the_edge_against_the_base_rate_not_a_coin_flip() -> None:
+    # A drifting market: 56 % of labels are "up" and the "signals" are always long, so 56 % of
+    # them are right at every threshold. Against a coin flip that is z ~ 17; against the
+    # majority-side base rate it is no edge at all.
+    rng = np.random.default_rng(1)
+    labels = (rng.random(20_000) < 0.56).astype(np.int64)
+    confidence = rng.uniform(0.3, 0.95, 20_000)
+    correct = labels == 1
+    assert majority_rate(labels) == pytest.approx(0.56, abs=0.01)
+    coin = choose_threshold(confidence, correct, PARAMS, base_rate=0.5)
+    assert coin.score > 10.0  # the old test passed drift for skill
+    honest = choose_threshold(confidence, correct, PARAMS, base_rate=majority_rate(labels))
+    assert honest.threshold == pytest.approx(PARAMS.threshold_max)
+    assert honest.score < PARAMS.min_edge_z
+    assert edge_z(0.6, 100, 0.5) == pytest.approx(2.0)
+    assert edge_z(0.7, 0, 0.5) == 0.0 and edge_z(0.7, 10, 1.0) == 0.0
 
 
 def test_bad_training_inputs(planted: TrainingSet) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aistock_actors.core.promotion.gate import (
+    LEAK_SUSPECTED,
     STAGE1_FAILED,
     STAGE2_FAILED,
     STAGE3_FAILED,
@@ -20,8 +21,9 @@ from aistock_actors.core.promotion.gate import (
     STAGE6_FAILED,
     STAGE6_UNMEASURED,
     STAGE7_FAILED,
+    STAGE9_FAILED,
     CandidateEvaluation,
-    ChampionWindow,
+    ChampionComparison,
     PromotionDecision,
     PromotionThresholds,
     apply_operator_decision,
@@ -49,6 +51,8 @@ def good(**changes: object) -> CandidateEvaluation:
         total_return=0.40,
         trade_count=120,
         transition_drawdown=0.08,
+        deflated_sharpe=0.97,
+        trials=4,
     )
     return msgspec.structs.replace(base, **changes)
 
@@ -59,11 +63,11 @@ def stage(decision: PromotionDecision, number: int) -> tuple[str, str | None]:
     return result.status, result.reason
 
 
-def test_good_candidate_passes_all_seven_stages() -> None:
+def test_good_candidate_passes_all_nine_stages() -> None:
     decision = evaluate_candidate(good(), T)
     assert decision.approved
     assert decision.reasons == []
-    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert all(s.status == "passed" and s.passed for s in decision.stages)
     assert decision.stages[6].note == "no_incumbent"
 
@@ -157,7 +161,7 @@ def test_champion_must_be_beaten_by_the_margin() -> None:
 
 def test_champion_is_compared_on_the_champion_window_not_the_candidate_whole_window() -> None:
     incumbent = good(model_id="champ", sharpe=0.9)  # on the bars after its training end
-    window = ChampionWindow(candidate_sharpe=0.95, start="2024-07-01", end="2024-12-31",
+    window = ChampionComparison(candidate_sharpe=0.95, start="2024-07-01", end="2024-12-31",
                             bars=126, out_of_sample=True)
     # The candidate's whole-window Sharpe (1.2) would beat the incumbent; on the same bars it
     # does not: stage 7 compares like with like, stages 1-6 still judge the whole window.
@@ -178,7 +182,7 @@ def test_champion_is_compared_on_the_champion_window_not_the_candidate_whole_win
 
 
 def test_champion_window_without_incumbent_and_non_finite_window_sharpe() -> None:
-    window = ChampionWindow(candidate_sharpe=math.nan, start="a", end="b", bars=70,
+    window = ChampionComparison(candidate_sharpe=math.nan, start="a", end="b", bars=70,
                             out_of_sample=True)
     decision = evaluate_candidate(good(), T, champion_window=window)
     assert decision.approved and decision.stages[6].note == "no_incumbent"
@@ -194,7 +198,7 @@ def test_disabled_manual_stages_are_skipped_not_passed(enabled: int) -> None:
     assert statuses[:enabled] == ["passed"] * enabled
     assert statuses[enabled:5] == ["skipped"] * (5 - enabled)
     assert all(s.passed is None for s in decision.stages[enabled:5])
-    assert statuses[5:] == ["passed", "passed"]
+    assert statuses[5:] == ["passed", "passed", "passed", "passed"]
 
 
 def test_three_stages_ignore_trade_count_but_never_the_safety_stages() -> None:
@@ -260,6 +264,8 @@ candidates = st.builds(
     total_return=maybe_bad,
     trade_count=st.integers(min_value=0, max_value=500),
     transition_drawdown=st.one_of(st.none(), maybe_bad),
+    deflated_sharpe=st.one_of(st.none(), maybe_bad),
+    trials=st.one_of(st.none(), st.integers(min_value=1, max_value=1_000)),
 )
 
 
@@ -269,9 +275,10 @@ def test_gate_invariants(
 ) -> None:
     decision = evaluate_candidate(candidate, T, stages_enabled=enabled, incumbent=incumbent)
     evaluated = [s for s in decision.stages if s.status != "skipped"]
-    assert len(decision.stages) == 7
-    assert sum(s.status == "skipped" for s in decision.stages) == 5 - enabled
-    assert {6, 7} <= {s.stage for s in evaluated}
+    assert len(decision.stages) == 9
+    skipped = 5 - enabled + (candidate.deflated_sharpe is None)
+    assert sum(s.status == "skipped" for s in decision.stages) == skipped
+    assert {6, 7, 8} <= {s.stage for s in evaluated}
     assert decision.approved == all(s.passed for s in evaluated)
     assert decision.reasons == [s.reason for s in evaluated if not s.passed]
     for s in decision.stages:
@@ -279,6 +286,14 @@ def test_gate_invariants(
         assert (s.status == "failed") == (s.reason is not None)
     if candidate.transition_drawdown is None:
         assert not decision.approved
+    # The honesty guard: an implausible result is never approved, and is held, not rejected.
+    if not (candidate.sharpe <= T.max_plausible_sharpe + 1e-9) or not (
+        candidate.win_rate <= T.max_plausible_win_rate + 1e-9
+    ):
+        assert not decision.approved
+        if math.isfinite(candidate.sharpe) and math.isfinite(candidate.win_rate):
+            assert LEAK_SUSPECTED in decision.reasons
+            assert decide_action(decision, "headless", True) == "hold"
     if decision.approved:
         used = [candidate.sharpe, candidate.max_drawdown, candidate.transition_drawdown]
         assert all(v is not None and math.isfinite(v) for v in used)
@@ -384,7 +399,9 @@ def test_operator_decides_a_pending_entry(approve: bool, status: str) -> None:
     assert [e["id"] for e in pending_entries(after)] == ["d"]
 
 
-@pytest.mark.parametrize(("entry_id", "match"), [("a", "only a pending"), ("b", "'rejected'")])
+@pytest.mark.parametrize(
+    ("entry_id", "match"), [("a", "only a pending or held"), ("b", "'rejected'")]
+)
 def test_only_pending_entries_can_be_decided(entry_id: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         apply_operator_decision(_manifest(), entry_id, True, NOW)
@@ -403,3 +420,55 @@ def test_mark_rolled_back_only_from_approved() -> None:
     assert after[0]["status"] == "rolled_back"
     with pytest.raises(ValueError, match="only an approved"):
         mark_rolled_back(_manifest(), "c", NOW)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"sharpe": 18.1, "total_return": 61.0}, {"win_rate": 0.93}]
+)
+def test_implausible_results_are_held_as_leak_suspected_in_every_mode(
+    changes: dict[str, float],
+) -> None:
+    decision = evaluate_candidate(good(**changes), T)
+    assert not decision.approved
+    assert stage(decision, 8) == ("failed", LEAK_SUSPECTED)
+    assert decision.stages[7].name == "plausibility"
+    assert decision.stages[7].threshold == "sharpe<=5.0, win_rate<=0.8"
+    for mode in ("manual", "supervised", "headless"):
+        assert decide_action(decision, mode, True) == "hold"  # type: ignore[arg-type]
+    assert status_for_action("hold") == "held"
+
+
+def test_every_failing_stage_is_listed_with_the_leak() -> None:
+    decision = evaluate_candidate(good(sharpe=7.0, trade_count=3, transition_drawdown=0.5), T)
+    assert decision.reasons == [STAGE5_FAILED, STAGE6_FAILED, LEAK_SUSPECTED]
+    assert decide_action(decision, "headless", True) == "hold"
+
+
+def test_sharpe_exactly_at_the_plausibility_ceiling_passes() -> None:
+    assert evaluate_candidate(good(sharpe=5.0, win_rate=0.8), T).approved
+    strict = msgspec.structs.replace(T, max_plausible_sharpe=1.0)
+    assert stage(evaluate_candidate(good(), strict), 8) == ("failed", LEAK_SUSPECTED)
+
+
+def test_a_held_entry_awaits_the_operator_and_can_be_approved() -> None:
+    held = evaluate_candidate(good(model_id="leaky", sharpe=18.0), T)
+    manifest = [*_manifest(), manifest_entry(held, "held", NOW, entry_id="h")]
+    assert [e["id"] for e in pending_entries(manifest)] == ["c", "d", "h"]
+    after = apply_operator_decision(manifest, "h", True, NOW)
+    assert after[-1]["status"] == "approved"
+    assert after[-1]["reasons"] == [LEAK_SUSPECTED]
+    with pytest.raises(ValueError, match="only a pending or held"):
+        apply_operator_decision(after, "h", False, NOW)
+
+
+def test_deflated_sharpe_stage_judges_the_probability_and_never_passes_unmeasured() -> None:
+    decision = evaluate_candidate(good(deflated_sharpe=0.7, trials=12), T)
+    assert stage(decision, 9) == ("failed", STAGE9_FAILED)
+    assert decision.stages[8].value == 0.7 and decision.stages[8].threshold == 0.95
+    assert decision.stages[8].note == "trials=12"
+    assert decide_action(decision, "headless", True) == "reject"
+    assert stage(evaluate_candidate(good(deflated_sharpe=0.95), T), 9) == ("passed", None)
+    unmeasured = evaluate_candidate(good(deflated_sharpe=None, trials=None), T)
+    assert unmeasured.stages[8].status == "skipped" and unmeasured.stages[8].passed is None
+    assert unmeasured.stages[8].note == "not_measured"
+    assert stage(evaluate_candidate(good(deflated_sharpe=math.nan), T), 9)[0] == "failed"

@@ -133,11 +133,15 @@ def test_weights_after_a_price_move_use_the_last_price_never_the_entry_price() -
     assert weights["A"] == pytest.approx(25 * 20.0 / 1_250.0)  # at entry it would be 0.2
 
 
-def test_signal_weights_share_the_book_like_the_backtest() -> None:
+def test_signal_weights_are_fixed_per_name_like_the_backtest() -> None:
     limits = RiskLimits(max_position_fraction=0.2, max_gross_exposure=1.0)
     assert signal_weights({"A": 1, "B": -1, "C": 0}, limits) == {"A": 0.2, "B": -0.2}
     many = signal_weights({f"S{i}": 1 for i in range(8)}, limits)
     assert set(many.values()) == {0.125}
+    # The weight depends on the universe (8 symbols), not on how many are signalled: a held
+    # position keeps its size when another signal goes away.
+    fewer = signal_weights({**{f"S{i}": 0 for i in range(7)}, "S7": 1}, limits)
+    assert fewer == {"S7": 0.125}
     loose = RiskLimits(max_position_fraction=0.9, max_gross_exposure=3.0)
     assert signal_weights({"A": 1}, loose) == {"A": HARD_CEILING_POSITION_FRACTION}
 

@@ -1,0 +1,168 @@
+"""Walk-forward out-of-sample test of any Strategy, on the same splits, sizing and simulator as the
+model pipeline.
+
+1. ``features(frames)`` once (they are causal); each row's tradable forward return is the log
+   return from the NEXT bar's open over ``horizon`` bars (fills happen at the next open) and its
+   label window ends at that exit bar.
+2. :func:`~aistock_actors.core.model.validation.purged_walk_forward_splits` cuts the rows into
+   ``n_splits + 1`` blocks; fold ``k`` fits on the purged, embargoed rows before block ``k``
+   (``fit`` never sees a row whose forward return reaches into the test block) and emits weights
+   on block ``k``.
+3. The weights (fractions of a full position, checked by
+   :func:`~aistock_actors.core.strategy.protocol.check_weights`) are sized with the fixed
+   :func:`~aistock_actors.core.strategy.protocol.per_name_weight` and simulated with
+   :func:`~aistock_actors.core.model.pipeline.simulate_window`: next-open fills, costs, bars per
+   year from the timestamps.
+
+Anything a strategy raises, or returns wrong, becomes one :class:`StrategyError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aistock_actors.core.backtest.simulator import BacktestMetrics
+from aistock_actors.core.model.pipeline import SimulationSpec, Sizing, simulate_window
+from aistock_actors.core.model.validation import purged_walk_forward_splits
+from aistock_actors.core.strategy.protocol import (
+    Strategy,
+    check_weights,
+    missing_methods,
+    per_name_weight,
+)
+from aistock_actors.errors import AutopilotError, StrategyError
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyReport:
+    """One strategy's walk-forward out-of-sample result."""
+
+    name: str
+    metrics: BacktestMetrics
+    bars: int
+    """Bars in the out-of-sample window."""
+    folds: int
+    start: str
+    end: str
+    returns: tuple[float, ...]
+    """Per-bar simple returns of the out-of-sample equity (for the deflated Sharpe ratio)."""
+    train_accuracy: float
+    """Hit rate of the last fold's weights on its own training rows (in sample)."""
+    test_accuracy: float
+    """Hit rate of the weights on every test block (out of sample). A hit: a non-zero weight
+    whose sign is the sign of the row's tradable forward return; the gate's stage 3 compares
+    the two, as it does a model's accuracies."""
+
+
+def hit_rate(weights: pd.DataFrame, forward_returns: pd.Series) -> float:
+    """Share of non-zero weights whose sign matches the tradable forward return (0: none)."""
+    stacked = weights.stack(future_stack=True)
+    stacked.index = stacked.index.set_names(["timestamp", "symbol"])
+    fwd = forward_returns.reindex(stacked.index).to_numpy(dtype=np.float64)
+    w = stacked.to_numpy(dtype=np.float64)
+    used = (w != 0.0) & np.isfinite(fwd) & (fwd != 0.0)
+    if not used.any():
+        return 0.0
+    return float((np.sign(w[used]) == np.sign(fwd[used])).mean())
+
+
+def tradable_forward_returns(
+    frames: dict[str, pd.DataFrame], index: pd.MultiIndex, horizon: int
+) -> tuple[pd.Series, pd.Series]:
+    """``(forward_returns, label_end_times)`` on ``index``: ``log(open[t+1+h] / open[t+1])`` and
+    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first)."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 bar, got {horizon}")
+    returns, ends = [], []
+    for symbol in sorted(frames):
+        frame = frames[symbol]
+        log_open = pd.Series(np.log(frame["open"].to_numpy(dtype=float)), index=frame.index)
+        fwd = log_open.shift(-(1 + horizon)) - log_open.shift(-1)
+        end = frame.index.to_series().shift(-(1 + horizon))
+        key = pd.MultiIndex.from_arrays(
+            [frame.index, pd.Index([symbol] * len(frame), dtype=object)],
+            names=["timestamp", "symbol"],
+        )
+        returns.append(pd.Series(fwd.to_numpy(), index=key))
+        ends.append(pd.Series(end.to_numpy(), index=key))
+    fwd_all = pd.concat(returns).reindex(index)
+    end_all = pd.concat(ends).reindex(index)
+    return fwd_all, end_all
+
+
+def _call(name: str, what: str, fn: object, *args: object) -> object:
+    """``fn(*args)``; whatever it raises becomes a :class:`StrategyError` naming the strategy."""
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except AutopilotError:
+        raise
+    except Exception as exc:  # a user strategy may raise anything: name it, keep the cause
+        raise StrategyError(f"strategy {name!r}: {what} raised {exc!r}") from exc
+
+
+def strategy_name(strategy: object) -> str:
+    """The strategy's ``name`` attribute, else its class name."""
+    name = getattr(strategy, "name", None)
+    return name if isinstance(name, str) and name else type(strategy).__name__
+
+
+def walk_forward_strategy(
+    frames: dict[str, pd.DataFrame], strategy: Strategy, *, spec: SimulationSpec, sizing: Sizing
+) -> StrategyReport:
+    """Walk-forward out-of-sample test of ``strategy`` (see the module docstring)."""
+    name = strategy_name(strategy)
+    missing = missing_methods(strategy)
+    if missing:
+        raise StrategyError(f"strategy {name!r}: missing method(s) {missing}")
+    horizon = getattr(strategy, "horizon", None)
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise StrategyError(f"strategy {name!r}: horizon must be an int >= 1, got {horizon!r}")
+    features = _call(name, "features()", strategy.features, frames)
+    if not isinstance(features, pd.DataFrame) or not isinstance(features.index, pd.MultiIndex):
+        raise StrategyError(
+            f"strategy {name!r}: features() must return a DataFrame indexed by "
+            "(timestamp, symbol)"
+        )
+    features = features.sort_index()
+    index = features.index
+    assert isinstance(index, pd.MultiIndex)
+    fwd, ends = tradable_forward_returns(frames, index, horizon)
+    times = pd.DatetimeIndex(index.get_level_values(0))
+    beyond = times.max() + pd.Timedelta(1, "ns")
+    known_end = ends.notna().to_numpy()
+    end_times = pd.DatetimeIndex(ends.where(ends.notna(), beyond))
+    splits = purged_walk_forward_splits(times, end_times, spec.n_splits, spec.embargo)
+    per_name = per_name_weight(len(frames), sizing.max_position_fraction,
+                               sizing.max_gross_exposure)
+    blocks = []
+    state: object = None
+    train = np.empty(0, dtype=np.int64)
+    for train, test in splits:
+        train = train[known_end[train] & np.isfinite(fwd.to_numpy()[train])]
+        state = _call(name, "fit()", strategy.fit, features.iloc[train], fwd.iloc[train])
+        raw = _call(name, "weights()", strategy.weights, features.iloc[test], state)
+        block = check_weights(name, raw)
+        test_times = pd.DatetimeIndex(times[test]).unique()
+        blocks.append(block.reindex(index=test_times).fillna(0.0))
+    in_sample = check_weights(
+        name, _call(name, "weights()", strategy.weights, features.iloc[train], state)
+    )
+    oos = pd.concat(blocks).sort_index()
+    targets = oos * per_name
+    targets = targets.reindex(columns=sorted(frames)).fillna(0.0)
+    window = (pd.Timestamp(targets.index.min()), pd.Timestamp(targets.index.max()))
+    result = simulate_window(frames, targets, window, spec)
+    return StrategyReport(
+        name=name,
+        metrics=result.metrics,
+        bars=len(result.equity),
+        folds=len(splits),
+        start=window[0].isoformat(),
+        end=window[1].isoformat(),
+        returns=tuple(float(r) for r in result.returns),
+        train_accuracy=hit_rate(in_sample, fwd),
+        test_accuracy=hit_rate(oos, fwd),
+    )

@@ -1,0 +1,123 @@
+"""A training cycle's core work with the candidate set vs today's single recipe (issue #14).
+
+Run from the repository root::
+
+    .venv/bin/python bench/bench_candidates.py [--symbols 100] [--bars 2520] [--n-jobs 2] [--smoke]
+
+Data: ``generate_universe(--symbols, --bars, seed=7)``. Both paths use the config's default
+costs, splits and sizing and the same loky job runner (``runtime/jobs.py``, ``--n-jobs``):
+
+* **single recipe** — today's cycle: train the ML candidate on all the data
+  (``train_candidate``) and walk-forward backtest its recipe (``walk_forward_backtest``);
+* **candidate set** — the same, plus the built-in rule strategies
+  (``AutocorrelationStrategy``, ``TimeSeriesMomentum``, ``SmaCross``) each walk-forward tested
+  (``walk_forward_strategy``) as jobs of the same runner.
+
+Prints wall time of each path, their ratio, each candidate's out-of-sample net Sharpe, the best
+candidate and its deflated Sharpe ratio over the set's trials. The goal (candidate set <= 60 s on
+2 cores at 100 x 2,520) is printed as PASS/MISS, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd
+
+from aistock_actors.core.backtest.simulator import CostModel
+from aistock_actors.core.data.sample_data import generate_universe
+from aistock_actors.core.model import pipeline
+from aistock_actors.core.model.models import ModelParams
+from aistock_actors.core.strategy.rules import (
+    AutocorrelationStrategy,
+    SmaCross,
+    TimeSeriesMomentum,
+)
+from aistock_actors.core.strategy.selection import (
+    best_index,
+    deflated_sharpe_ratio,
+)
+from aistock_actors.core.strategy.walkforward import (
+    StrategyReport,
+    walk_forward_strategy,
+)
+from aistock_actors.runtime.jobs import JobRunner, make_mapper
+
+SPEC = pipeline.SimulationSpec(
+    n_splits=4, embargo=5, fill="next_open",
+    costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+    initial_cash=100_000.0,
+)
+SIZING = pipeline.Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)
+GOAL_SECONDS = 60.0
+BUDGET_SECONDS = 3_600.0
+
+
+def rule_job(frames: dict[str, pd.DataFrame], strategy: object) -> StrategyReport:
+    """One rule strategy's walk-forward test (a pool job)."""
+    return walk_forward_strategy(frames, strategy, spec=SPEC, sizing=SIZING)  # type: ignore[arg-type]
+
+
+def single_recipe(frames: dict[str, pd.DataFrame], runner: JobRunner) -> float:
+    """Today's cycle: train + walk-forward backtest of the one ML recipe; its OOS Sharpe."""
+    mapper = make_mapper(runner, BUDGET_SECONDS)
+    params = ModelParams()
+    pipeline.train_candidate(frames, params, 0, "bench", datetime(2026, 1, 1, tzinfo=UTC),
+                             mapper=mapper, hand_over=True)
+    report = pipeline.walk_forward_backtest(frames, model_id="bench", params=params, seed=0,
+                                            spec=SPEC, sizing=SIZING, mapper=mapper)
+    return report.candidate.metrics.sharpe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--bars", type=int, default=2_520)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run")
+    args = parser.parse_args()
+    symbols, bars = (6, 600) if args.smoke else (args.symbols, args.bars)
+    frames = generate_universe(symbols, bars, seed=7)
+    runner = JobRunner("loky", args.n_jobs)
+    print(f"{symbols} symbols x {bars} bars, loky n_jobs={args.n_jobs}")
+    try:
+        # Warm-up at a tiny size (pool workers started, imports done), not timed.
+        single_recipe(generate_universe(4, 500, seed=1), runner)
+        runner.map(rule_job, [(generate_universe(4, 500, seed=1), SmaCross())] * 2,
+                   timeout=BUDGET_SECONDS)
+        started = time.perf_counter()
+        ml_sharpe = single_recipe(frames, runner)
+        single = time.perf_counter() - started
+        started = time.perf_counter()
+        ml_sharpe = single_recipe(frames, runner)
+        rules = (AutocorrelationStrategy(), TimeSeriesMomentum(), SmaCross())
+        reports = runner.map(rule_job, [(frames, s) for s in rules], timeout=BUDGET_SECONDS)
+        candidate_set = time.perf_counter() - started
+    finally:
+        runner.close()
+    names = ["ml_horizon_5", *(r.name for r in reports)]
+    sharpes = [ml_sharpe, *(r.metrics.sharpe for r in reports)]
+    print("| candidate | OOS net Sharpe |")
+    print("|---|---|")
+    for name, sharpe in zip(names, sharpes, strict=True):
+        print(f"| {name} | {sharpe:.2f} |")
+    best = best_index(sharpes)
+    note = ""
+    if best > 0:
+        dsr = deflated_sharpe_ratio(reports[best - 1].returns, n_trials=len(sharpes))
+        note = f", deflated Sharpe {dsr:.3f} over {len(sharpes)} trials"
+    print(f"best: {names[best]} (Sharpe {sharpes[best]:.2f}{note})")
+    print(f"single recipe: {single:.1f} s; candidate set: {candidate_set:.1f} s; "
+          f"ratio x{candidate_set / single:.2f}")
+    verdict = "PASS" if candidate_set <= GOAL_SECONDS else "MISS"
+    print(f"goal: candidate set <= {GOAL_SECONDS:.0f} s -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()
