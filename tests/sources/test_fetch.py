@@ -110,6 +110,7 @@ def test_429_with_retry_after_and_5xx_are_retried(
     report = fetch(config(source, market.url()), store, clock)
     assert report.per_symbol == {SYMBOL[source][1]: 34} and not report.failures
     assert not market.faults  # both faults were served, then retried
+    assert market.times[1] - market.times[0] >= 0.3  # the retry waited the Retry-After
 
 
 def backfilled(source: str, market: FakeMarket, clock: FakeClock, tmp_path: Path) -> BarStore:
