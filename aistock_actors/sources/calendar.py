@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,10 +59,14 @@ class MarketCalendar:
             try:
                 with _quiet():
                     self._cal = xcals.get_calendar(name, start="2000-01-01")
-            except Exception as exc:  # InvalidCalendarName and its kin
+            except xcals.errors.InvalidCalendarName as exc:
                 raise ConfigError(
                     f"data.calendar: unknown calendar {name!r} (an exchange_calendars name such "
                     "as XNYS, or 24/7)"
+                ) from exc
+            except Exception as exc:  # the library's own failure: say which and why
+                raise ConfigError(
+                    f"data.calendar: cannot load calendar {name!r}: {type(exc).__name__}: {exc}"
                 ) from exc
 
     @property
@@ -131,10 +136,18 @@ def _dt(ns: int) -> dt.datetime:
     return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
 
 
+_QUIET_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """exchange_calendars still uses pandas APIs that newer pandas deprecates: not our warning."""
-    with warnings.catch_warnings():
+    """exchange_calendars still uses pandas APIs that newer pandas deprecates: not our warning.
+
+    ``catch_warnings`` swaps the process's filters, so two threads inside it at once (the
+    ingestor and the health reporter each loading a calendar) could restore each other's
+    filters mid-call: the lock serialises every calendar call.
+    """
+    with _QUIET_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield

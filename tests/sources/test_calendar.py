@@ -91,3 +91,4 @@ def test_bar_close_schedule_reads_the_injected_clock() -> None:
     assert until_next() == pytest.approx(3.0)
     clock.advance(3)  # 00:01:05: due now -> the next one is 00:02:05
     assert until_next() == pytest.approx(60.0)
+

@@ -152,3 +152,37 @@ def test_alpaca_keys_never_appear_in_output_alerts_audit_or_status(
     assert any(a.get("code") == "data_fetch_failed" for a in alerts)
     for text in texts:
         assert KEY not in text and SECRET not in text
+
+
+def test_keys_never_reach_metrics_or_the_cycle_summary(
+    market: FakeMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: a cycle whose provider echoes the key fails; /metrics' exposition, the
+    summary and the alert files hold no key."""
+    from prometheus_client import generate_latest
+
+    from aistock_actors.config import load_config
+    from aistock_actors.runtime.child_specs import default_specs
+    from aistock_actors.runtime.supervisor import Supervisor
+
+    monkeypatch.setenv("TEST_ALPACA_KEY", KEY)
+    monkeypatch.setenv("TEST_ALPACA_SECRET", SECRET)
+    market.echo_key = True
+    config = write_config(
+        tmp_path,
+        data={"source": "alpaca", "symbols": ["AAPL"], "timeframe": "1h",
+              "history_start": "2026-01-01", "base_url": market.url(), "calendar": "XNYS",
+              "api_key_env": "TEST_ALPACA_KEY", "api_secret_env": "TEST_ALPACA_SECRET"},
+    )
+    sup = Supervisor(load_config(config), default_specs())
+    sup.start()
+    try:
+        summary = sup.run_once()
+        metrics = generate_latest(sup.telemetry.registry).decode()
+    finally:
+        sup.stop()
+    assert summary is not None and summary.steps[0].status == "failed"
+    assert "***" in repr(summary) and "aistock_" in metrics
+    for text in (repr(summary), metrics,
+                 *(p.read_text() for p in (tmp_path / "state").rglob("*.json*"))):
+        assert KEY not in text and SECRET not in text
