@@ -95,6 +95,25 @@ class MarketCalendar:
             minutes = len(self._cal.minutes_in_range(start, end)) if end >= start else 0
         return int(minutes // (tf_ns // _MINUTE_NS))
 
+    def closed_end(self, now: dt.datetime, tf_ns: int) -> int:
+        """Exclusive bound (ns) of the open times of the bars closed at ``now``.
+
+        A bar opened at ``t`` is closed once ``t + timeframe`` has passed; on an exchange
+        calendar a daily bar (stamped at its session's date, whatever the hour) is closed once
+        its session has closed, so it is not held back until the next midnight.
+        """
+        now_ns = _ns(now)
+        end = now_ns - tf_ns + 1
+        if self._cal is None or tf_ns < _DAY_NS:
+            return end
+        with _quiet():
+            close = self._cal.previous_close(pd.Timestamp(now_ns, unit="ns", tz="UTC"))
+        session_date = pd.Timestamp(int(close.value), unit="ns", tz="UTC").tz_convert(
+            self._cal.tz
+        ).normalize()
+        next_day = int(session_date.tz_localize(None).value) + _DAY_NS  # midnight UTC after it
+        return max(end, next_day)
+
     def open_seconds(self, start: float, end: float) -> float:
         """Seconds the market is open between two Unix times (the market's age of data)."""
         if end <= start:
