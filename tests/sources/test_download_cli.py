@@ -184,3 +184,12 @@ def test_keys_never_reach_metrics_or_the_cycle_summary(
     for text in (repr(summary), metrics,
                  *(p.read_text() for p in (tmp_path / "state").rglob("*.json*"))):
         assert KEY not in text and SECRET not in text
+
+
+def test_csv_without_download_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aistock_actors.cli.app import main
+
+    assert main([str(tmp_path / "none.json"), "--status", "--csv", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "aistock: --csv goes with --download"
