@@ -193,3 +193,14 @@ def test_csv_without_download_is_a_usage_error(
 
     assert main([str(tmp_path / "none.json"), "--status", "--csv", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == "aistock: --csv goes with --download"
+
+
+def test_download_on_a_terminal_shows_a_progress_bar(market: FakeMarket, tmp_path: Path) -> None:
+    from _support.operator_support import run_in_pty
+
+    config = ccxt_config(tmp_path, market.url())
+    code, out = run_in_pty([sys.executable, str(REPO / "supervisor.py"), str(config),
+                            "--download", "--to", "2026-01-03"], cwd=tmp_path)
+    assert code == 0, out
+    assert "download ccxt" in out and "144/144 bars" in out.replace("\x1b", ""), out
+    assert "SOL-USDT: +48 bar(s), 48 stored" in out
