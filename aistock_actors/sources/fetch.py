@@ -104,7 +104,13 @@ async def fetch_into_store(
         name = store_symbol(symbol)
         left = deadline - loop.time()
         if left <= 0:
-            report.failures[name] = "not fetched: the step's time budget was spent"
+            why = "not fetched: the step's time budget was spent on the symbols before it"
+            report.failures[name] = why
+            report.alerts.append(
+                SourceAlert(
+                    "error", "data_fetch_failed", symbol, f"{symbol}: {why}; retried next cycle"
+                )
+            )
             continue
         job = _SymbolFetch(source, store, data, calendar, symbol, report, on_bars)
         try:
