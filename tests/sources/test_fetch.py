@@ -246,10 +246,10 @@ def test_unknown_calendar_and_exchange_are_config_errors() -> None:
 def test_the_step_budget_bounds_the_fetch_and_keeps_what_was_taken(
     market: FakeMarket, clock: FakeClock, tmp_path: Path
 ) -> None:
-    market.delay = 0.4  # a slow provider: 4 pages of BTC alone take longer than the budget
+    market.delay = 0.5  # a slow provider: 4 pages of BTC alone take longer than the budget
     store = BarStore(tmp_path / "bars")
     data = config("ccxt", market.url(), symbols=("BTC/USDT", "ETH/USDT"))
-    report = fetch(data, store, clock, budget=1.0)
+    report = fetch(data, store, clock, budget=1.6)
     assert set(report.failures) == {"BTC-USDT", "ETH-USDT"}
     assert "timed out" in report.failures["BTC-USDT"]
     assert "budget was spent" in report.failures["ETH-USDT"]
