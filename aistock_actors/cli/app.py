@@ -178,6 +178,9 @@ def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
     if args.out is not None and not args.report:
         print("aistock: --out goes with --report", file=sys.stderr)
         return EXIT_USAGE
+    if args.csv is not None and not args.download:
+        print("aistock: --csv goes with --download", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
     try:
         loaded = load_config(args.config)

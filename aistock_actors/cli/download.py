@@ -43,8 +43,9 @@ def download(
     from aistock_actors.core.data.bars import format_csv
     from aistock_actors.runtime.redaction import Redactor
     from aistock_actors.sources.base import TIMEFRAME_NS, store_symbol
+    from aistock_actors.sources.calendar import calendar_name, market_calendar
     from aistock_actors.sources.factory import run_fetch
-    from aistock_actors.sources.fetch import closed_end_ns, iso_date_ns
+    from aistock_actors.sources.fetch import iso_date_ns
     from aistock_actors.store.bars import BarStore
 
     data = loaded.config.data
@@ -56,8 +57,9 @@ def download(
     with DaemonLock(loaded.state_dir, "download"):
         store = BarStore(loaded.state_dir / "bars")
         first = start if start is not None else iso_date_ns(data.history_start)
-        last_wanted = min(closed_end_ns(clock.now(), data.timeframe), end or 2**62)
         tf = TIMEFRAME_NS[data.timeframe]
+        closed = market_calendar(calendar_name(data)).closed_end(clock.now(), tf)
+        last_wanted = min(closed, end or 2**62)
         expected = 0
         for symbol in data.symbols:
             stored = store.last_timestamp(store_symbol(symbol))

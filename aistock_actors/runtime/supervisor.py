@@ -327,7 +327,10 @@ class Supervisor:
             now = self.clock.monotonic()
             if self.cycle is None and not self.halted and now >= next_at:
                 self.begin_cycle()
-                next_at = now + (until_next() if until_next else interval_seconds)
+                gap = until_next() if until_next else interval_seconds
+                if until_next:  # /healthz: no cycle for two of these is unhealthy (weekends too)
+                    self.net.daemon_interval_seconds = max(gap, 60.0)
+                next_at = now + gap
             wait = poll if self.cycle is not None else min(poll, max(0.0, next_at - now))
             self.pump(wait)
 

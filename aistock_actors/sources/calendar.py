@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,10 +59,14 @@ class MarketCalendar:
             try:
                 with _quiet():
                     self._cal = xcals.get_calendar(name, start="2000-01-01")
-            except Exception as exc:  # InvalidCalendarName and its kin
+            except xcals.errors.InvalidCalendarName as exc:
                 raise ConfigError(
                     f"data.calendar: unknown calendar {name!r} (an exchange_calendars name such "
                     "as XNYS, or 24/7)"
+                ) from exc
+            except Exception as exc:  # the library's own failure: say which and why
+                raise ConfigError(
+                    f"data.calendar: cannot load calendar {name!r}: {type(exc).__name__}: {exc}"
                 ) from exc
 
     @property
@@ -89,6 +94,25 @@ class MarketCalendar:
         with _quiet():
             minutes = len(self._cal.minutes_in_range(start, end)) if end >= start else 0
         return int(minutes // (tf_ns // _MINUTE_NS))
+
+    def closed_end(self, now: dt.datetime, tf_ns: int) -> int:
+        """Exclusive bound (ns) of the open times of the bars closed at ``now``.
+
+        A bar opened at ``t`` is closed once ``t + timeframe`` has passed; on an exchange
+        calendar a daily bar (stamped at its session's date, whatever the hour) is closed once
+        its session has closed, so it is not held back until the next midnight.
+        """
+        now_ns = _ns(now)
+        end = now_ns - tf_ns + 1
+        if self._cal is None or tf_ns < _DAY_NS:
+            return end
+        with _quiet():
+            close = self._cal.previous_close(pd.Timestamp(now_ns, unit="ns", tz="UTC"))
+        session_date = pd.Timestamp(int(close.value), unit="ns", tz="UTC").tz_convert(
+            self._cal.tz
+        ).normalize()
+        next_day = int(session_date.tz_localize(None).value) + _DAY_NS  # midnight UTC after it
+        return max(end, next_day)
 
     def open_seconds(self, start: float, end: float) -> float:
         """Seconds the market is open between two Unix times (the market's age of data)."""
@@ -131,10 +155,18 @@ def _dt(ns: int) -> dt.datetime:
     return pd.Timestamp(ns, unit="ns", tz="UTC").to_pydatetime()
 
 
+_QUIET_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """exchange_calendars still uses pandas APIs that newer pandas deprecates: not our warning."""
-    with warnings.catch_warnings():
+    """exchange_calendars still uses pandas APIs that newer pandas deprecates: not our warning.
+
+    ``catch_warnings`` swaps the process's filters, so two threads inside it at once (the
+    ingestor and the health reporter each loading a calendar) could restore each other's
+    filters mid-call: the lock serialises every calendar call.
+    """
+    with _QUIET_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield

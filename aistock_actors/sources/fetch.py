@@ -80,13 +80,6 @@ def iso_date_ns(text: str) -> int:
     return int(moment.timestamp()) * 10**9
 
 
-def closed_end_ns(now: dt.datetime, timeframe: str) -> int:
-    """Exclusive bound of the open times of closed bars: a bar opened at ``t`` is closed when
-    ``t + timeframe <= now``."""
-    now_ns = int(now.timestamp() * 1e6) * 1000
-    return now_ns - TIMEFRAME_NS[timeframe] + 1
-
-
 async def fetch_into_store(
     source: Source,
     store: BarStore,
@@ -101,7 +94,7 @@ async def fetch_into_store(
 ) -> FetchReport:
     """Fetch every ``data.symbols`` into ``store`` within ``budget_seconds`` (see module doc)."""
     report = FetchReport()
-    end = closed_end_ns(now, data.timeframe)
+    end = calendar.closed_end(now, TIMEFRAME_NS[data.timeframe])
     if end_ns is not None:
         end = min(end, end_ns)
     first = iso_date_ns(data.history_start) if start_ns is None else start_ns
@@ -111,7 +104,13 @@ async def fetch_into_store(
         name = store_symbol(symbol)
         left = deadline - loop.time()
         if left <= 0:
-            report.failures[name] = "not fetched: the step's time budget was spent"
+            why = "not fetched: the step's time budget was spent on the symbols before it"
+            report.failures[name] = why
+            report.alerts.append(
+                SourceAlert(
+                    "error", "data_fetch_failed", symbol, f"{symbol}: {why}; retried next cycle"
+                )
+            )
             continue
         job = _SymbolFetch(source, store, data, calendar, symbol, report, on_bars)
         try:

@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +68,8 @@ class FakeMarket:
         generated ones; no bar after them)."""
         self.pairs = [("BTC", "USDT"), ("ETH", "USDT"), ("SOL", "USDT")]
         self.requests: list[tuple[str, dict[str, str], dict[str, str]]] = []
+        self.times: list[float] = []
+        """``time.monotonic()`` of each bar request, in order."""
         self.bar_requests = 0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,6 +196,7 @@ class FakeMarket:
     def _record(self, request: web.Request) -> None:
         with self._lock:
             self.requests.append((request.path, dict(request.query), dict(request.headers)))
+            self.times.append(time.monotonic())
 
     # --- server -----------------------------------------------------------------------------
 

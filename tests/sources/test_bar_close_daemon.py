@@ -68,6 +68,8 @@ def test_one_cycle_per_closed_bar_that_trades_on_it(
         assert first is not None and first.outcome == "succeeded", first
         assert step(first, "ingest").data["bars_added"] == len(SYMBOLS) * (N_BARS - 2)
         assert active_id(tmp_path) is not None  # the planted pattern was promoted
+        # /healthz's "two intervals without a cycle" follows the schedule, not interval_minutes
+        assert sup.net.daemon_interval_seconds == pytest.approx(60.0)
         for n in (1, 2):
             # No bar closed yet: no cycle, however long we wait in real time.
             clock.advance(30)

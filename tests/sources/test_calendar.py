@@ -91,3 +91,18 @@ def test_bar_close_schedule_reads_the_injected_clock() -> None:
     assert until_next() == pytest.approx(3.0)
     clock.advance(3)  # 00:01:05: due now -> the next one is 00:02:05
     assert until_next() == pytest.approx(60.0)
+
+
+
+def test_a_daily_bar_is_closed_when_its_session_closes(xnys: MarketCalendar) -> None:
+    """Alpaca stamps a daily bar at its session's date (04:00/05:00 UTC): it is ingested right
+    after the 16:00 New York close, not held back until the next midnight."""
+    friday_bar = ns(2026, 1, 9, 5)
+    during = xnys.closed_end(dt.datetime(2026, 1, 9, 18, 0, tzinfo=UTC), DAY)
+    after = xnys.closed_end(dt.datetime(2026, 1, 9, 21, 20, tzinfo=UTC), DAY)
+    monday = xnys.closed_end(dt.datetime(2026, 1, 12, 15, 0, tzinfo=UTC), DAY)
+    assert ns(2026, 1, 8, 5) < during <= friday_bar  # Thursday's bar closed, Friday's forming
+    assert friday_bar < after <= ns(2026, 1, 10)
+    assert after <= monday <= ns(2026, 1, 12, 5)  # Monday's bar still forming
+    always = MarketCalendar("24/7").closed_end(dt.datetime(2026, 1, 9, 21, 20, tzinfo=UTC), DAY)
+    assert always == ns(2026, 1, 8, 21, 20) + 1  # 24/7: a day after the bar's open

@@ -133,10 +133,7 @@ def test_alpaca_keys_never_appear_in_output_alerts_audit_or_status(
     assert "data.api_key_env: environment variable TEST_ALPACA_KEY is not set" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
-    ok = cli(config, "--download", "--to", "2026-01-03", cwd=tmp_path, env=env)
-    assert ok.returncode == 0, ok.stderr
-    assert [r for r in market.requests if r[2].get("APCA-API-KEY-ID") == KEY]  # the key was sent
-    market.echo_key = True  # the provider now puts the key in its error message
+    market.echo_key = True  # the provider puts the key it was sent in its error message
     outputs = [
         cli(config, "--download", cwd=tmp_path, env=env),
         cli(config, "--run-once", "--log-level", "DEBUG", cwd=tmp_path, env=env),
@@ -144,6 +141,7 @@ def test_alpaca_keys_never_appear_in_output_alerts_audit_or_status(
         cli(config, "--status", "--json", cwd=tmp_path, env=env),
     ]
     assert outputs[0].returncode == 1 and "***" in outputs[0].stderr
+    assert [r for r in market.requests if r[2].get("APCA-API-KEY-ID") == KEY]  # the key was sent
     assert outputs[1].returncode == 1  # the ingest step failed: nothing fetched
     texts = [o.stdout + o.stderr for o in outputs]
     texts += [p.read_text() for p in (tmp_path / "state").rglob("*") if p.is_file()
@@ -152,3 +150,57 @@ def test_alpaca_keys_never_appear_in_output_alerts_audit_or_status(
     assert any(a.get("code") == "data_fetch_failed" for a in alerts)
     for text in texts:
         assert KEY not in text and SECRET not in text
+
+
+def test_keys_never_reach_metrics_or_the_cycle_summary(
+    market: FakeMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: a cycle whose provider echoes the key fails; /metrics' exposition, the
+    summary and the alert files hold no key."""
+    from prometheus_client import generate_latest
+
+    from aistock_actors.config import load_config
+    from aistock_actors.runtime.child_specs import default_specs
+    from aistock_actors.runtime.supervisor import Supervisor
+
+    monkeypatch.setenv("TEST_ALPACA_KEY", KEY)
+    monkeypatch.setenv("TEST_ALPACA_SECRET", SECRET)
+    market.echo_key = True
+    config = write_config(
+        tmp_path,
+        data={"source": "alpaca", "symbols": ["AAPL"], "timeframe": "1h",
+              "history_start": "2026-01-01", "base_url": market.url(), "calendar": "XNYS",
+              "api_key_env": "TEST_ALPACA_KEY", "api_secret_env": "TEST_ALPACA_SECRET"},
+    )
+    sup = Supervisor(load_config(config), default_specs())
+    sup.start()
+    try:
+        summary = sup.run_once()
+        metrics = generate_latest(sup.telemetry.registry).decode()
+    finally:
+        sup.stop()
+    assert summary is not None and summary.steps[0].status == "failed"
+    assert "***" in repr(summary) and "aistock_" in metrics
+    for text in (repr(summary), metrics,
+                 *(p.read_text() for p in (tmp_path / "state").rglob("*.json*"))):
+        assert KEY not in text and SECRET not in text
+
+
+def test_csv_without_download_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aistock_actors.cli.app import main
+
+    assert main([str(tmp_path / "none.json"), "--status", "--csv", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "aistock: --csv goes with --download"
+
+
+def test_download_on_a_terminal_shows_a_progress_bar(market: FakeMarket, tmp_path: Path) -> None:
+    from _support.operator_support import run_in_pty
+
+    config = ccxt_config(tmp_path, market.url())
+    code, out = run_in_pty([sys.executable, str(REPO / "supervisor.py"), str(config),
+                            "--download", "--to", "2026-01-03"], cwd=tmp_path)
+    assert code == 0, out
+    assert "download ccxt" in out and "144/144 bars" in out.replace("\x1b", ""), out
+    assert "SOL-USDT: +48 bar(s), 48 stored" in out

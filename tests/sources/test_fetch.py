@@ -110,6 +110,7 @@ def test_429_with_retry_after_and_5xx_are_retried(
     report = fetch(config(source, market.url()), store, clock)
     assert report.per_symbol == {SYMBOL[source][1]: 34} and not report.failures
     assert not market.faults  # both faults were served, then retried
+    assert market.times[1] - market.times[0] >= 0.3  # the retry waited the Retry-After
 
 
 def backfilled(source: str, market: FakeMarket, clock: FakeClock, tmp_path: Path) -> BarStore:
@@ -240,3 +241,20 @@ def test_unknown_calendar_and_exchange_are_config_errors() -> None:
         check_source(config("ccxt", "http://x", calendar="NOPE"), ENV)
     with pytest.raises(ConfigError, match=r"data\.exchange: unknown ccxt exchange 'nope'"):
         check_source(config("ccxt", "http://x", exchange="nope"), ENV)
+
+
+def test_the_step_budget_bounds_the_fetch_and_keeps_what_was_taken(
+    market: FakeMarket, clock: FakeClock, tmp_path: Path
+) -> None:
+    market.delay = 0.5  # a slow provider: 4 pages of BTC alone take longer than the budget
+    store = BarStore(tmp_path / "bars")
+    data = config("ccxt", market.url(), symbols=("BTC/USDT", "ETH/USDT"))
+    report = fetch(data, store, clock, budget=1.6)
+    assert set(report.failures) == {"BTC-USDT", "ETH-USDT"}
+    assert "timed out" in report.failures["BTC-USDT"]
+    assert "budget was spent" in report.failures["ETH-USDT"]
+    assert [a.code for a in report.alerts] == ["data_fetch_failed", "data_fetch_failed"]
+    kept = store.count("BTC-USDT")
+    assert 0 < kept < 34  # the pages taken before the deadline were stored
+    market.delay = 0.0
+    assert fetch(data, store, clock).per_symbol == {"BTC-USDT": 34 - kept, "ETH-USDT": 34}
