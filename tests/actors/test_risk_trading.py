@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from _support.paper_support import Rig, activate_model, head, read_json, step_data, trained_model
 from _support.opsupport import alerts_of
+from _support.paper_support import Rig, activate_model, head, read_json, step_data, trained_model
 from _support.support import audit_actions
 
 from aistock_actors.cli import app as cli
