@@ -11,7 +11,9 @@ backoff within the interval, and the outcome comes back as
 later ones are logged) — and the first success after failures raises ``health_report_recovered``
 (info), which resolves it on PagerDuty.
 
-The same report is served on demand at ``GET /report`` by the monitoring server.
+The same report is served on demand at ``GET /report`` by the monitoring server. Besides the
+telemetry it carries what is on disk (:func:`~aistock_actors.services.report_facts.disk_facts`):
+the active model and the open and acknowledged alert counts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered
 from aistock_actors.net.health_post import post_health_report
+from aistock_actors.services.report_facts import disk_facts
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,13 @@ class HealthReporter(WatchedActor):
         net = self.ctx.net
         assert net is not None
         cfg = self.ctx.config.config
-        return build_health_report(
+        report = build_health_report(
             net.telemetry.snapshot(),
             self.ctx.clock.time(),
             cfg.monitoring.max_data_age_seconds,
             max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
         )
+        return {**report, **disk_facts(self.ctx.config)}
 
     def tick(self) -> None:
         """Send a report when one is due and none is in flight."""

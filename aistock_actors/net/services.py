@@ -38,6 +38,7 @@ from aistock_actors.net.watchdog import Watchdog
 from aistock_actors.net.webhooks import WebhookDispatcher
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.runtime.telemetry import Telemetry
+from aistock_actors.services.report_facts import disk_facts
 from aistock_actors.store.alerts import Alert, AlertSink
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ class NetServices:
             mon.max_data_age_seconds,
             self.loaded.config.risk.max_portfolio_drawdown_halt,
             console=Console(self.loaded, self.environ, self.telemetry.clock),
+            facts=lambda: disk_facts(self.loaded),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
