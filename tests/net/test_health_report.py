@@ -117,7 +117,6 @@ def test_monitoring_server_receives_reports_with_every_documented_field(
     sup = ops_supervisor(cfg, probe_class(["ok"] * 10), watchers=(HealthReporter,))
     sup.start()
     try:
-        pump_until(sup, lambda: len(server.requests) >= 1)  # the first report right at start
         for _ in range(2):
             summary = sup.run_once()
             assert summary is not None and summary.outcome == "succeeded"
@@ -143,6 +142,25 @@ def test_monitoring_server_receives_reports_with_every_documented_field(
     assert halted["active_model"] is None and healthy["active_model"] is None
     assert halted["alerts_open"]["critical"] >= 1 and halted["alerts_acknowledged"] == {
         "info": 0, "warning": 0, "error": 0, "critical": 0}
+
+
+def test_run_once_reports_after_its_cycle_not_before(
+    tmp_path: Path, local_server: Callable[..., LocalServer]
+) -> None:
+    """As ``--run-once`` does: one cycle, then stop. Exactly one report, and it covers the cycle
+    (no report of zero counters at start): sent after the cycle by a tick, or by the reporter as
+    it stops, never both."""
+    server = local_server(lambda _r: Answer(202, {}))
+    sup = ops_supervisor(reporter_config(tmp_path, server.url("/health"), interval=300),
+                         probe_class(["ok"]), watchers=(HealthReporter,))
+    sup.start()
+    try:
+        summary = sup.run_once()
+        assert summary is not None and summary.outcome == "succeeded"
+    finally:
+        sup.stop()
+    (report,) = [r.json for r in server.requests]
+    assert report["last_cycle_outcome"] == "succeeded" and report["bars_added"] == 1, report
 
 
 def test_report_and_metrics_carry_the_active_model_and_alert_counts(tmp_path: Path) -> None:
