@@ -77,6 +77,8 @@ SETUP_KILL_SWITCH = {"ls -l state/KILL_SWITCH"}
 OUTPUT_REQUIRED = {"--status | grep", "ls state/alerts/critical/", "jq . state/risk/limits.json"}
 
 COMMANDS = documented(REPO)
+JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
+"""Run as ``jq`` where the real one is missing (``docs_support.jq_main``)."""
 
 
 def skip_reason(command: str) -> str | None:
@@ -99,7 +101,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bin_dir.mkdir()
     _script(bin_dir / "python", f'exec {sys.executable} "$@"')
     if shutil.which("jq") is None:
-        _script(bin_dir / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+        _script(bin_dir / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     return ws
 
 
@@ -311,7 +313,7 @@ def test_jq_stand_in_agrees_with_jq(workspace: Path, tmp_path: Path) -> None:
         pytest.skip("jq is not installed: the stand-in is all there is to compare")
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
-    _script(stand_in / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+    _script(stand_in / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     used = set()
     for command in COMMANDS:
         if "jq" not in command or "python" in command or skip_reason(command) is not None:
