@@ -81,6 +81,8 @@ SETUP_KILL_SWITCH = {"ls -l state/KILL_SWITCH"}
 OUTPUT_REQUIRED = {"--status | grep", "ls state/alerts/critical/", "jq . state/risk/limits.json"}
 
 COMMANDS = documented(REPO)
+JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
+"""Run as ``jq`` where the real one is missing (``docs_support.jq_main``)."""
 
 
 def skip_reason(command: str) -> str | None:

@@ -1,7 +1,8 @@
 """HealthReporter: POSTs the manual's health report to the external monitoring endpoint.
 
 A watcher child (no cycle step): on the supervisor's ticks it checks whether a report is due
-(``headless.health_report_interval_seconds``; the first one right after start), builds it from
+(``headless.health_report_interval_seconds``; the first one once the first cycle has finished, or
+one interval after start, so it never reports a run of zero counters), builds it from
 the telemetry snapshot with :func:`aistock_actors.core.supervision.health.build_health_report`, and
 hands
 the POST to the network loop. It never blocks a cycle: the POST runs on the loop, retried with
@@ -11,7 +12,11 @@ backoff within the interval, and the outcome comes back as
 later ones are logged) — and the first success after failures raises ``health_report_recovered``
 (info), which resolves it on PagerDuty.
 
-The same report is served on demand at ``GET /report`` by the monitoring server.
+When it stops (``--run-once`` after its cycle, a daemon on SIGTERM) it sends one last report if
+a cycle finished since the last one, waiting for it at most a few seconds. The same report is
+served on demand at ``GET /report`` by the monitoring server. Besides the
+telemetry it carries what is on disk (:func:`~aistock_actors.services.report_facts.disk_facts`):
+the active model and the open and acknowledged alert counts.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from aistock_actors.core.supervision.health import build_health_report
 from aistock_actors.messages.control import CheckKillSwitch
 from aistock_actors.messages.ops import HealthReportDelivered, HealthReporterInbox
 from aistock_actors.net.health_post import post_health_report
+from aistock_actors.services.report_facts import disk_facts
 from aistock_actors.sources.calendar import data_age_function
 
 log = logging.getLogger(__name__)
+
+FINAL_REPORT_BUDGET_S = 5.0
+"""Longest wait for the last report when the reporter stops (retries included)."""
 
 
 class HealthReporter(WatchedActor):
@@ -46,6 +55,9 @@ class HealthReporter(WatchedActor):
         self._in_flight_since = 0.0
         self._failures = 0
         self.reports_sent = 0
+        self._started = self.ctx.clock.monotonic()
+        self._reported_cycle: str | None = None
+        """The last finished cycle the newest report covered."""
 
     def handle_other(self, message: Any) -> None:
         match message:
@@ -61,13 +73,14 @@ class HealthReporter(WatchedActor):
         net = self.ctx.net
         assert net is not None
         cfg = self.ctx.config.config
-        return build_health_report(
+        report = build_health_report(
             net.telemetry.snapshot(),
             self.ctx.clock.time(),
             cfg.monitoring.max_data_age_seconds,
             max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
             data_age=self._data_age,
         )
+        return {**report, **disk_facts(self.ctx.config)}
 
     def tick(self) -> None:
         """Send a report when one is due and none is in flight."""
@@ -82,6 +95,10 @@ class HealthReporter(WatchedActor):
             self._in_flight = None
         if now < self._next_due:
             return
+        snap = net.telemetry.snapshot()
+        if snap.last_cycle_id is None and now - self._started < self._interval:
+            return  # nothing has run yet: the first report waits for the first cycle
+        self._reported_cycle = snap.last_cycle_id
         self._next_due = now + self._interval
         self._in_flight_since = now
         self._in_flight = net.tell_when_done(
@@ -95,6 +112,29 @@ class HealthReporter(WatchedActor):
             self.actor_ref,
             lambda reason: HealthReportDelivered(ok=False, attempts=0, error=reason),
         )
+
+    def on_stop(self) -> None:
+        """Send a last report covering the cycles since the newest one (bounded wait)."""
+        net = self.ctx.net
+        if not self._url or net is None or not net.running:
+            return
+        last = net.telemetry.snapshot().last_cycle_id
+        if last is None or last == self._reported_cycle:
+            return
+        budget = min(FINAL_REPORT_BUDGET_S, self._interval)
+        try:
+            future = net.submit(post_health_report(
+                net.session, self._url, self.build_report(),
+                policy=net.retry.within(budget), redact=net.redactor.text))
+            result = future.result(timeout=budget + 1.0)
+        except Exception as exc:  # stopping: log it, never block or fail the stop
+            log.warning("final health report not sent: %r", exc)
+            return
+        if result.ok:
+            self.reports_sent += 1
+            self._reported_cycle = last
+        else:
+            log.warning("final health report not delivered: %s", result.error)
 
     def on_delivered(self, result: HealthReportDelivered) -> None:
         """Alert on a failed report; note a recovery."""

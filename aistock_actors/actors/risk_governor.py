@@ -32,6 +32,7 @@ from aistock_actors.core.risk.ceilings import (
     HARD_CEILING_POSITION_FRACTION,
 )
 from aistock_actors.core.risk.governor import (
+    RISK_CHANGE_PENDING,
     RISK_LIMITS_ADJUSTED,
     Governed,
     RiskState,
@@ -172,6 +173,23 @@ class RiskGovernor(SupervisedActor):
         )
         return self.fail(request, "risk_ceiling_breach", breach)
 
+    def _alert_change(self, action: str, details: dict[str, Any]) -> None:
+        """A limit change (or one waiting for ``--approve``) is a warning alert, so it reaches
+        the webhooks: the manual's "report all decisions to alerts"."""
+        before, after = details.get("before") or {}, details.get("after") or {}
+        key = "max_position_fraction"
+        def shown(limits: object) -> str:
+            value = limits.get(key) if isinstance(limits, dict) else None
+            return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
+
+        moved = f"{key} {shown(before)} -> {shown(after)}"
+        why = details.get("reason") or ", ".join(map(str, details.get("reasons") or []))
+        waiting = f" (waits for --approve {details.get('id')})" if action == RISK_CHANGE_PENDING \
+            else ""
+        self.ctx.alerts.raise_alert(
+            "warning", action, f"{action}: {why}: {moved}{waiting}",
+            actor=self.ctx.name, details=details)
+
     def _audit(
         self,
         governed: Governed,
@@ -184,8 +202,8 @@ class RiskGovernor(SupervisedActor):
             if event.action == RISK_LIMITS_ADJUSTED:
                 details["performance"] = perf
             self.ctx.audit.append(event.action, self.ctx.name, details)
-            if event.action == RISK_LIMITS_ADJUSTED:
-                log.warning("%s: %s", event.action, details.get("reason"))
+            if event.action in (RISK_LIMITS_ADJUSTED, RISK_CHANGE_PENDING):
+                self._alert_change(event.action, details)
         shadow = allocation.mode == "shadow"
         self.ctx.audit.append(
             "allocator_shadow_decision" if shadow else "allocator_decision",

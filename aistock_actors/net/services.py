@@ -38,6 +38,7 @@ from aistock_actors.net.watchdog import Watchdog
 from aistock_actors.net.webhooks import WebhookDispatcher
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.runtime.telemetry import Telemetry
+from aistock_actors.services.report_facts import disk_facts
 from aistock_actors.sources.calendar import data_age_function
 from aistock_actors.store.alerts import Alert, AlertSink
 
@@ -251,6 +252,7 @@ class NetServices:
             self.loaded.config.risk.max_portfolio_drawdown_halt,
             console=Console(self.loaded, self.environ, self.telemetry.clock),
             data_age=data_age_function(self.loaded.config.data),
+            facts=lambda: disk_facts(self.loaded),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -288,6 +288,11 @@ class ActiveModelKeeper:
                 registry.strategies = [s for s in registry.strategies if s.model_id != leaving]
                 self.audit.append("model_deactivated", self.actor, {"model_id": leaving,
                                                                     "why": why})
+                self.alerts.raise_alert(
+                    "error", "model_deactivated",
+                    f"no model active any more: {leaving} left ({why}) and no earlier good model "
+                    "is left to fall back to; paper trading holds no model",
+                    actor=self.actor, details={"model_id": leaving, "why": why})
                 self.notes.append(f"no model active ({leaving} left: {why})")
                 break
             try:

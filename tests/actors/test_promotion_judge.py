@@ -148,6 +148,7 @@ def test_registry_grace_then_removal_falls_back_then_deactivates(
         "model_deactivated",
     ]
     assert "strategy_removed" in alert_codes(tmp_path / "state", "error")
+    assert "model_deactivated" in alert_codes(tmp_path / "state", "error")
     assert "strategy_entered_grace" in alert_codes(tmp_path / "state", "warning")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from _support.opsupport import alerts_of
 from _support.paper_support import Rig, activate_model, head, read_json, step_data, trained_model
 from _support.support import audit_actions
 
@@ -209,6 +210,9 @@ def test_poor_performance_tightens_at_once_and_is_audited(tmp_path: Path) -> Non
     assert {"sharpe_below_0.5", "drawdown_above_0.15"} <= set(change["reasons"])  # type: ignore[arg-type]
     risk = step_data(summary, "risk")
     assert risk["outcome"] == "tightened" and risk["adjustments"] == 1
+    (alert,) = alerts_of(rig.state_dir, "warning", "risk_limits_adjusted")  # notified
+    assert alert["message"] == ("risk_limits_adjusted: tightened_on_poor_performance: "
+                                "max_position_fraction 0.2 -> 0.128"), alert["message"]
     history = read_json(tmp_path / "state" / "risk" / "limits.json")["history"]
     assert history[-1]["reason"] == "tightened_on_poor_performance"
     # The trade step of that cycle marked the newest bar: one more equity point to judge. After
@@ -239,6 +243,8 @@ def test_supervised_expansion_waits_for_approve_by_cli(tmp_path: Path,
     assert risk["outcome"] == "pending" and risk["pending_id"] == "risk-1"
     assert risk["max_position_fraction"] == 0.2
     assert "risk_change_pending" in audit_actions(rig.state_dir)
+    (pending,) = alerts_of(rig.state_dir, "warning", "risk_change_pending")
+    assert pending["message"].endswith("(waits for --approve risk-1)"), pending["message"]
     assert "risk-1" in operator.render_status(operator.status(rig.loaded))
     assert cli.main([str(rig.config), "--approve", "risk-9"]) == 2
     assert cli.main([str(rig.config), "--approve", "risk-1"]) == 0

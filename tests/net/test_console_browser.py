@@ -122,10 +122,11 @@ def test_console_shows_the_status_and_controls_a_running_daemon(
     assert isinstance(paper, dict) and paper["positions"], "the built state has positions"
     wait_until(lambda: float(driver.find_element(By.ID, "equity").get_attribute("data-value")
                              or "nan") == paper["equity"], 5, "the page's equity")
-    rows = driver.find_elements(By.CSS_SELECTOR, "#positions tbody tr")
-    shown = {r.get_attribute("data-symbol"): (float(r.get_attribute("data-quantity") or "nan"),
-                                              float(r.get_attribute("data-weight") or "nan"))
-             for r in rows}
+    # read in one script: the page redraws its rows every second (no stale element between)
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#positions tbody tr')]"
+        ".map(r => [r.dataset.symbol, Number(r.dataset.quantity), Number(r.dataset.weight)])")
+    shown = {symbol: (quantity, weight) for symbol, quantity, weight in rows}
     assert shown == {p["symbol"]: (p["quantity"], p["weight"]) for p in paper["positions"]}
     assert driver.find_element(By.ID, "halt-state").get_attribute("data-halted") == "false"
     assert status["halted"] is False

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from _support.localhttp import Answer, LocalServer, closed_port
 from _support.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
@@ -115,7 +117,6 @@ def test_monitoring_server_receives_reports_with_every_documented_field(
     sup = ops_supervisor(cfg, probe_class(["ok"] * 10), watchers=(HealthReporter,))
     sup.start()
     try:
-        pump_until(sup, lambda: len(server.requests) >= 1)  # the first report right at start
         for _ in range(2):
             summary = sup.run_once()
             assert summary is not None and summary.outcome == "succeeded"
@@ -139,6 +140,61 @@ def test_monitoring_server_receives_reports_with_every_documented_field(
     assert len(halted["audit_head"]) == 64 and halted["audit_head"] != healthy["audit_head"]
     assert "halted: kill_switch_activated" in halted["issues"]
     assert not alerts_of(tmp_path / "state", "warning", "health_report_failed")
+    # from disk: the active model (none here: no judge ran) and open vs acknowledged alerts
+    assert halted["active_model"] is None and healthy["active_model"] is None
+    assert halted["alerts_open"]["critical"] >= 1 and halted["alerts_acknowledged"] == {
+        "info": 0, "warning": 0, "error": 0, "critical": 0}
+
+
+def test_run_once_reports_after_its_cycle_not_before(
+    tmp_path: Path, local_server: Callable[..., LocalServer]
+) -> None:
+    """As ``--run-once`` does: one cycle, then stop. Exactly one report, and it covers the cycle
+    (no report of zero counters at start): sent after the cycle by a tick, or by the reporter as
+    it stops, never both."""
+    server = local_server(lambda _r: Answer(202, {}))
+    sup = ops_supervisor(reporter_config(tmp_path, server.url("/health"), interval=300),
+                         probe_class(["ok"]), watchers=(HealthReporter,))
+    sup.start()
+    try:
+        summary = sup.run_once()
+        assert summary is not None and summary.outcome == "succeeded"
+    finally:
+        sup.stop()
+    (report,) = [r.json for r in server.requests]
+    assert report["last_cycle_outcome"] == "succeeded" and report["bars_added"] == 1, report
+
+
+def test_report_and_metrics_carry_the_active_model_and_alert_counts(tmp_path: Path) -> None:
+    from _support.opsupport import http_get, metric_samples
+
+    from aistock_actors.cli import operator_commands as operator
+    from aistock_actors.config import load_config
+    from aistock_actors.store.models import ModelRecord
+
+    cfg = write_config(tmp_path, monitoring={"listen_port": 0})
+    pointer = tmp_path / "models" / "active" / "model.json"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_bytes(msgspec.json.encode(ModelRecord(
+        model_id="m-7", sha256="0" * 64, created_at=dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+        metrics={}, threshold=0.5, feature_names=["f"], horizon=2)))
+    sup = ops_supervisor(cfg, watchers=())
+    sup.start()
+    try:
+        sup.alerts.raise_alert("critical", "one", "first", notify=False)
+        sup.alerts.raise_alert("critical", "two", "second", notify=False)
+        operator.ack(load_config(cfg), "all")
+        sup.alerts.raise_alert("error", "three", "third", notify=False)
+        base = f"http://127.0.0.1:{sup.net.bound_port}"
+        report = json.loads(http_get(base + "/report")[1])
+        samples = metric_samples(http_get(base + "/metrics")[1].decode())
+    finally:
+        sup.stop()
+    assert report["active_model"] == "m-7"
+    assert report["alerts_open"]["error"] == 1 and report["alerts_open"]["critical"] == 0
+    assert report["alerts_acknowledged"]["critical"] == 2
+    assert samples[("aistock_alerts_open", (("severity", "error"),))] == 1
+    assert samples[("aistock_alerts_acknowledged", (("severity", "critical"),))] == 2
 
 
 @pytest.mark.parametrize("down", ["refused", "hangs"])

@@ -82,6 +82,8 @@ function showPaper(st) {
 function drawChart(curve) {
   const svg = $("chart");
   const ns = "http://www.w3.org/2000/svg";
+  const width = Math.max(svg.clientWidth || 600, 100);  // 1 unit = 1 pixel: text is not stretched
+  svg.setAttribute("viewBox", "0 0 " + width + " 180");
   svg.replaceChildren();
   if (!curve || curve.length < 2) {
     const t = document.createElementNS(ns, "text");
@@ -94,7 +96,7 @@ function drawChart(curve) {
   const dd = values.map((v) => { peak = Math.max(peak, v); return peak > 0 ? 1 - v / peak : 0; });
   const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
   const maxDd = Math.max(...dd) || 1;
-  const x = (i) => (i / (values.length - 1)) * 600;
+  const x = (i) => (i / (values.length - 1)) * width;
   const line = (ys, color, id) => {
     const path = document.createElementNS(ns, "polyline");
     path.setAttribute("points", ys.map((y, i) => x(i).toFixed(1) + "," + y.toFixed(1)).join(" "));
