@@ -50,3 +50,31 @@ class JobCancelledError(AutopilotError):
 class StrategyError(AutopilotError):
     """A strategy (built-in or user-written) cannot be loaded or produced unusable output; the
     message names the strategy."""
+
+
+class UnexpectedMessageError(AutopilotError, TypeError):
+    """An actor received a message its inbox does not declare (a bug: the actor crashes)."""
+
+
+class InjectedFault(AutopilotError, RuntimeError):
+    """The exception an injected ``raise`` or ``on_start`` fault throws (``runtime/faults.py``)."""
+
+
+class PermanentHTTPError(AutopilotError):
+    """An HTTP answer that retrying will not change (a 4xx, a malformed body)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransientHTTPError(TransientNetworkError):
+    """An HTTP answer worth retrying (408, 429, 5xx)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StaleInstanceError(StateError):
+    """This actor instance was replaced by a newer generation; it must not write."""

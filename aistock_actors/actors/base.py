@@ -28,7 +28,7 @@ import msgspec
 import pykka
 
 from aistock_actors.config import LoadedConfig
-from aistock_actors.errors import HaltedError
+from aistock_actors.errors import HaltedError, UnexpectedMessageError
 from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
 from aistock_actors.runtime import faults, logs
@@ -69,10 +69,6 @@ class ActorContext:
     time)."""
     stopping: threading.Event | None = None
     """Set when the supervisor stops (SIGTERM): pool jobs in flight are abandoned."""
-
-
-class UnexpectedMessageError(TypeError):
-    """An actor received a message its inbox does not declare."""
 
 
 class SupervisedActor(pykka.ThreadingActor):

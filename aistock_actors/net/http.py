@@ -27,7 +27,11 @@ from tenacity import (
 )
 
 from aistock_actors.config import MonitoringConfig
-from aistock_actors.errors import AutopilotError, TransientNetworkError
+from aistock_actors.errors import (
+    PermanentHTTPError,
+    TransientHTTPError,
+    TransientNetworkError,
+)
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
 
 T = TypeVar("T")
@@ -36,22 +40,6 @@ MAX_BODY_BYTES = 64 * 1024
 """Answers are read up to this size: a kill switch or a webhook has nothing long to say."""
 
 TRANSIENT_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
-
-
-class PermanentHTTPError(AutopilotError):
-    """An answer that retrying will not change (a 4xx, a malformed body)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class TransientHTTPError(TransientNetworkError):
-    """An HTTP answer worth retrying (408, 429, 5xx)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

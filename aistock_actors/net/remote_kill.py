@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 
+from aistock_actors.errors import PermanentHTTPError
 from aistock_actors.messages.ops import RemoteKillSwitchChecked
-from aistock_actors.net.http import PermanentHTTPError, RetryPolicy, raise_for_status
+from aistock_actors.net.http import RetryPolicy, raise_for_status
 from aistock_actors.net.http import request_with_retry as _request
 
 FAILED_MESSAGE = "kill_switch_check_failed: remote URL unreachable"

@@ -23,6 +23,8 @@ from typing import Literal
 
 import msgspec
 
+from aistock_actors.errors import InjectedFault
+
 log = logging.getLogger(__name__)
 
 ENV_SWITCH = "AISTOCK_FAULT_INJECTION"
@@ -30,10 +32,6 @@ ENV_SWITCH_VALUE = "i-understand-this-breaks-things"
 ENV_PLAN = "AISTOCK_FAULT_PLAN"
 
 FaultKind = Literal["raise", "hang", "slow", "malformed", "on_start", "slow_job"]
-
-
-class InjectedFault(RuntimeError):
-    """The exception an injected ``raise`` or ``on_start`` fault throws."""
 
 
 class MalformedMessage(msgspec.Struct, frozen=True):

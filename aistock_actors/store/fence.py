@@ -17,12 +17,8 @@ from pathlib import Path
 
 import msgspec
 
-from aistock_actors.errors import StateError
+from aistock_actors.errors import StaleInstanceError
 from aistock_actors.store.atomic import atomic_write_json
-
-
-class StaleInstanceError(StateError):
-    """This actor instance was replaced; it must not write."""
 
 
 class _Owner(msgspec.Struct, frozen=True, kw_only=True):
