@@ -38,6 +38,7 @@ from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.store.state import HaltState, write_halt
 
 REPO = Path(__file__).resolve().parents[1]
+JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
 DAEMON_TEST = "run against a real daemon by tests/test_docs.py::test_daemon_commands_run"
 SKIPPED = {
     r"^\./demo\.sh$": ".ci/run runs it (fresh venv, sample data, one cycle)",
@@ -98,7 +99,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bin_dir.mkdir()
     _script(bin_dir / "python", f'exec {sys.executable} "$@"')
     if shutil.which("jq") is None:
-        _script(bin_dir / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+        _script(bin_dir / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     return ws
 
 
@@ -310,7 +311,7 @@ def test_jq_stand_in_agrees_with_jq(workspace: Path, tmp_path: Path) -> None:
         pytest.skip("jq is not installed: the stand-in is all there is to compare")
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
-    _script(stand_in / "jq", f'exec {sys.executable} {REPO / "tests" / "docs_support.py"} "$@"')
+    _script(stand_in / "jq", f'exec {sys.executable} {JQ_STAND_IN} "$@"')
     used = set()
     for command in COMMANDS:
         if "jq" not in command or "python" in command or skip_reason(command) is not None:

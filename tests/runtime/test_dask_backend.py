@@ -19,7 +19,6 @@ import pytest
 from _support.lifecycle_support import lifecycle_config, run_cycle, step, write_planted
 
 from aistock_actors.runtime import job_dask
-from aistock_actors.runtime import jobs as parallel
 from aistock_actors.runtime.jobs import JobBackendError, JobRunner, JobTimeoutError
 
 distributed = pytest.importorskip("distributed")
