@@ -8,7 +8,7 @@ Runs, with the same code as the CI tests (``tests/_support/fault_harness.py``):
 1. **matrix** -- ``tests/faults/test_actor_faults.py`` (8 actors x 5 faults through the production
    wiring, restart intensity and failure cap, the kill switch while each actor hangs) via pytest;
 2. **sigkill** -- a real daemon killed with SIGKILL at ``--kills`` random moments, every state
-   file, the audit chain, the ledger and the manifest checked after each kill (CI: 30 kills);
+   file, the audit chain, the ledger and the manifest checked after each kill (CI: 20 kills);
 3. **soak** -- ``--cycles`` cycles of the production wiring at a tiny interval with ``--faults``
    random injected faults, memory/threads/file handles sampled (CI: 60 cycles, 10 faults).
 

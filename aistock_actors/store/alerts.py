@@ -2,6 +2,9 @@
 
 Severities are ``info``, ``warning``, ``error`` and ``critical``. File names sort by time
 (``20260113T120000.123456Z_<code>_<n>.json``) so the runbook's ``ls -t`` and ``ls | tail`` work.
+Each severity keeps its newest :data:`ALERTS_KEPT` files (a daemon raising an info alert every
+cycle would otherwise fill the folder for ever): every :data:`PRUNE_EVERY` alerts a sink writes,
+the oldest beyond that are deleted (:meth:`AlertSink.prune`; the audit log keeps the history).
 Listeners (webhooks, metrics) are called after the file is on disk; a failing listener never
 loses the alert file nor reaches the caller. With ``redact`` (see
 ``aistock_actors/runtime/redaction.py``)
@@ -27,6 +30,11 @@ Severity = Literal["info", "warning", "error", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error", "critical")
 
 log = logging.getLogger(__name__)
+
+ALERTS_KEPT: dict[Severity, int] = {"info": 1000, "warning": 1000, "error": 5000, "critical": 5000}
+"""How many alert files each severity keeps (the newest)."""
+PRUNE_EVERY = 100
+"""A sink prunes after this many alerts (so pruning costs O(1) per alert on average)."""
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +105,8 @@ class AlertSink:
         )
         with self._lock:
             seq = next(self._counter)
+        if seq % PRUNE_EVERY == PRUNE_EVERY - 1:
+            self.prune()
         safe_code = "".join(c if c.isalnum() or c in "-_" else "_" for c in code)[:60]
         name = f"{now.strftime('%Y%m%dT%H%M%S.%f')}Z_{safe_code}_{os.getpid()}-{seq}.json"
         path = self.root / severity / name
@@ -119,6 +129,22 @@ class AlertSink:
         if notify:
             self._notify(alert)
         return path
+
+    def prune(self) -> int:
+        """Delete the oldest alert files beyond :data:`ALERTS_KEPT` of each severity; return how
+        many. A file that cannot be deleted is left for the next prune."""
+        removed = 0
+        for severity, kept in ALERTS_KEPT.items():
+            files = list_alerts(self.root, severity)
+            for path in files[: max(0, len(files) - kept)]:
+                try:
+                    path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("alert file %s not pruned: %s", path.name, exc)
+        return removed
 
     def _notify(self, alert: Alert) -> None:
         for listener in self._listeners:

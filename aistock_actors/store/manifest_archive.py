@@ -12,8 +12,8 @@ between an entry is in both, and a later batch starting at the same entry rewrit
 file. :func:`read_history` (``--report``) reads the archives and the manifest, one entry per id
 (the manifest's copy wins), ordered by time; so does the runbook's jq line::
 
-    jq -s 'add | unique_by(.id) | sort_by(.time)' state/promotion/archive/manifest-*.json \
-        state/promotion/manifest.json
+    find state/promotion -name 'manifest*.json' -exec cat {} + \
+        | jq -s 'add | unique_by(.id) | sort_by(.time)'
 """
 
 from __future__ import annotations

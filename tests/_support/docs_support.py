@@ -153,6 +153,14 @@ FILTERS: dict[str, Callable[[Any], Iterator[Any]]] = {
         for x in _actions("autopilot_failed", "actor_crashed", "actor_restarted")(v)),
 }
 """Every jq filter the docs use, as Python."""
+SLURPED: dict[str, Callable[[list[Any]], Iterator[Any]]] = {
+    # jq's unique_by sorts by the key and keeps the first of each group; sort_by is stable.
+    "add | unique_by(.id) | sort_by(.time)": lambda vs: _one(sorted(
+        {str(e.get("id")): e for e in reversed(sorted(
+            (e for v in vs for e in v), key=lambda e: str(e.get("id"))))}.values(),
+        key=lambda e: str(e.get("time")))),
+}
+"""Every ``jq -s`` filter the docs use (the input values as one list), as Python."""
 
 
 def _values(text: str) -> Iterator[Any]:
@@ -168,32 +176,32 @@ def _values(text: str) -> Iterator[Any]:
         yield value
 
 
-def jq(filter_: str, text: str, compact: bool = False) -> str:
-    """What ``jq [-c] FILTER`` prints for ``text``."""
-    try:
-        run = FILTERS[filter_]
-    except KeyError:
+def jq(filter_: str, text: str, compact: bool = False, slurp: bool = False) -> str:
+    """What ``jq [-c] [-s] FILTER`` prints for ``text``."""
+    table: dict[str, Any] = SLURPED if slurp else FILTERS
+    if filter_ not in table:
         raise SystemExit(f"jq stand-in: filter {filter_!r} is not in "
                          "tests/_support/docs_support.py FILTERS; add it (and install jq to check "
-                         "it)") from None
+                         "it)")
+    inputs: list[Any] = [list(_values(text))] if slurp else list(_values(text))
     out = []
-    for value in _values(text):
-        for result in run(value):
+    for value in inputs:
+        for result in table[filter_](value):
             out.append(json.dumps(result, separators=(",", ":")) if compact
                        else json.dumps(result, indent=2, ensure_ascii=False))
     return "".join(line + "\n" for line in out)
 
 
 def jq_main(argv: list[str]) -> int:
-    """``jq [-c] FILTER [FILE ...]``."""
-    compact = "-c" in argv
-    args = [a for a in argv if a != "-c"]
+    """``jq [-c] [-s] FILTER [FILE ...]``."""
+    compact, slurp = "-c" in argv, "-s" in argv
+    args = [a for a in argv if a not in ("-c", "-s")]
     if not args:
         raise SystemExit("usage: jq [-c] FILTER [FILE ...]")
     filter_, files = args[0], args[1:]
     text = "".join(Path(f).read_text(encoding="utf-8") for f in files) if files else \
         sys.stdin.read()
-    sys.stdout.write(jq(filter_, text, compact))
+    sys.stdout.write(jq(filter_, text, compact, slurp))
     return 0
 
 

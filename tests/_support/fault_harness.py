@@ -488,6 +488,13 @@ class SigkillStats:
                 for p in (*r.problems, *r.lost)]
 
 
+STARTUP_EVERY = 6
+"""One SIGKILL round in this many kills the daemon during start-up."""
+CYCLE_SLICES = 5
+CYCLE_KILL_SECONDS = 0.35
+"""Kills into a cycle land in successive fifths of its first 0.35 s."""
+
+
 class SigkillLoop:
     """A daemon on ``tmp`` killed with SIGKILL at random moments, restarted, checked."""
 
@@ -510,6 +517,7 @@ class SigkillLoop:
         self.last = check_state(tmp)
         self._mismatch = ""
         self._pending = ""
+        self._cycle_kills = 0
 
     def start(self, log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
@@ -545,15 +553,22 @@ class SigkillLoop:
         proc = self.start(log)
         moment = "startup"
         try:
-            if self.rng.random() < 0.15:  # during interpreter start, lock, actor start
+            # Stratified, not drawn: every STARTUP_EVERY-th round kills during interpreter
+            # start, lock and actor start; the others kill at an offset into the 1st-3rd cycle
+            # taken from successive slices of the ~0.35 s a cycle takes, so a few rounds cover
+            # the start-up and every part of a cycle that many random rounds would.
+            if number % STARTUP_EVERY == 1:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=self.rng.uniform(0.0, 1.2))
             else:
                 moment = "cycle"
-                target = self.rng.randint(1, 3)
+                target = 1 + number % 3
                 self._wait_cycles(proc, log, target)
+                slot = self._cycle_kills % CYCLE_SLICES
+                self._cycle_kills += 1
+                offset = (slot + self.rng.random()) * CYCLE_KILL_SECONDS / CYCLE_SLICES
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=self.rng.uniform(0.0, 0.35))  # a cycle takes ~0.25 s
+                    proc.wait(timeout=offset)  # a cycle takes ~0.25 s
             before = check_state(self.tmp)  # what is on disk now is acknowledged
         finally:
             proc.send_signal(signal.SIGKILL)

@@ -103,6 +103,13 @@ EXPECTED: dict[str, list[str]] = {
         r"^  \[alpaca\] reference \(same client, nothing stored\): 480 bars in [\d.]+ s; "
         r"ours / reference wall time = [\d.]+x$",
     ],
+    "bench/bench_history.py": [
+        r"^12 cycles on 3 x 300 bars in ",
+        r"^\| cycle \| RSS MiB \| judge ms \(median\) \| manifest entries \| manifest kB \|",
+        r"^wall [\d.]+ s, CPU [\d.]+ s, load [\d.]+ -> [\d.]+$",
+        r"^judge time cycle 12 / cycle \d+ = [\d.]+x \(target <= 2x\) -> (PASS|MISS)$",
+        r"^RSS growth cycle \d+ -> 12 = [-+][\d.]+ % \(target <= 10 %\) -> (PASS|MISS)$",
+    ],
 }
 """Per documented script: lines its ``--smoke`` output must contain (regex, multiline)."""
 

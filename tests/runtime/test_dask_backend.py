@@ -19,7 +19,6 @@ import pytest
 from _support.lifecycle_support import lifecycle_config, run_cycle, step, write_planted
 
 from aistock_actors.runtime import job_dask
-from aistock_actors.runtime import jobs as parallel
 from aistock_actors.runtime.jobs import JobBackendError, JobRunner, JobTimeoutError
 
 distributed = pytest.importorskip("distributed")
@@ -151,6 +150,7 @@ def test_dask_backend_without_the_extra_refuses_to_start(
     from _support.support import write_config
 
     from aistock_actors.cli import app as cli
+    from aistock_actors.runtime import jobs as parallel
 
     monkeypatch.setattr(parallel, "dask_available", lambda: False)
     config = write_config(tmp_path, parallel={"backend": "dask"})

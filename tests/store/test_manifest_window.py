@@ -97,8 +97,8 @@ def test_the_documented_jq_line_reads_the_whole_history(tmp_path: Path) -> None:
     store = PromotionStore(tmp_path / "state", None)
     entries = verdicts(300, keep_every=40)
     store.save_manifest(entries)
-    line = ("jq -s 'add | unique_by(.id) | sort_by(.time)' state/promotion/archive/manifest-*.json"
-            " state/promotion/manifest.json")
+    line = ("find state/promotion -name 'manifest*.json' -exec cat {} + "
+            "| jq -s 'add | unique_by(.id) | sort_by(.time)'")
     out = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True,
                          check=True, timeout=30).stdout
     assert [e["id"] for e in json.loads(out)] == [e["id"] for e in entries]
