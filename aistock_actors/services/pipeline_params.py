@@ -12,7 +12,8 @@ import pandas as pd
 from aistock_actors.config import Config, LoadedConfig
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.model.models import ModelParams
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing, select_frames
+from aistock_actors.core.model.pipeline import select_frames
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.runtime.jobs import JobRunner, require_backend
 from aistock_actors.store.bars import BarStore
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.strategy.ml import MetaLabelledStrategy
 from aistock_actors.core.strategy.protocol import Strategy
 from aistock_actors.core.strategy.rules import (

@@ -12,7 +12,7 @@ from aistock_actors.core.backtest.frequency import (
     infer_bars_per_year,
 )
 from aistock_actors.core.backtest.simulator import CostModel
-from aistock_actors.core.model.pipeline import SimulationSpec, simulate_window
+from aistock_actors.core.model.simulation import SimulationSpec, simulate_window
 from aistock_actors.errors import DataError
 
 

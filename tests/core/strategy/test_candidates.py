@@ -14,7 +14,7 @@ from _support.lifecycle_support import planted_frames
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.bars import bars_frame
 from aistock_actors.core.data.sample_data import generate_universe
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.promotion.gate import (
     STAGE9_FAILED,
     CandidateEvaluation,

@@ -12,7 +12,7 @@ from _support.frames_support import ar1_frames
 
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.sample_data import generate_universe
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.promotion.gate import (
     LEAK_SUSPECTED,
     CandidateEvaluation,
