@@ -42,7 +42,7 @@ from aistock_actors.runtime.jobs import JobRunner, make_mapper
 
 SPEC = pipeline.SimulationSpec(
     n_splits=4, embargo=5, fill="next_open",
-    costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+    costs=CostModel(commission_rate=0.0005, half_spread_bps=2.0, impact_bps=200.0),
     initial_cash=100_000.0,
 )
 SIZING = pipeline.Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)

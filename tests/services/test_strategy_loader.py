@@ -24,7 +24,11 @@ from aistock_actors.services.strategy_loader import load_strategy, strategy_fing
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reversal_strategy.py"
 SPEC = SimulationSpec(n_splits=4, embargo=5, fill="next_open",
-                      costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+                      costs=CostModel(
+                          commission_rate=0.0005,
+                          half_spread_bps=2.0,
+                          impact_bps=200.0,
+                      ),
                       initial_cash=100_000.0)
 SIZING = Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)
 
