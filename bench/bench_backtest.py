@@ -139,7 +139,11 @@ def make_panel(n_symbols: int, n_bars: int, seed: int) -> Panel:
 
 def run_ours(p: Panel) -> float:
     res = simulate(p.close, p.target, open_=p.open_, fill="next_open",
-                   costs=CostModel(commission_rate=FEE), initial_cash=CASH)
+                   costs=CostModel(
+                       commission_rate=FEE,
+                       half_spread_bps=0.0,
+                       impact_bps=0.0,
+                   ), initial_cash=CASH)
     return float(res.equity[-1] / CASH - 1.0)
 
 

@@ -9,9 +9,10 @@ costs, splits and sizing and the same loky job runner (``runtime/jobs.py``, ``--
 
 * **single recipe** — today's cycle: train the ML candidate on all the data
   (``train_candidate``) and walk-forward backtest its recipe (``walk_forward_backtest``);
-* **candidate set** — the same, plus the built-in rule strategies
-  (``AutocorrelationStrategy``, ``TimeSeriesMomentum``, ``SmaCross``) each walk-forward tested
-  (``walk_forward_strategy``) as jobs of the same runner.
+* **candidate set** — ``run_candidate_set(default_candidates())``: the ML model at horizons 1, 5
+  and 20 and the built-in rules (``AutocorrelationStrategy``, ``TimeSeriesMomentum``,
+  ``SmaCross``), each walk-forward tested as one job of the same runner (the final fit of the
+  selected candidate on all the data is not included).
 
 Prints wall time of each path, their ratio, each candidate's out-of-sample net Sharpe, the best
 candidate and its deflated Sharpe ratio over the set's trials. The goal (candidate set <= 60 s on
@@ -34,24 +35,14 @@ from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.sample_data import generate_universe
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import ModelParams
-from aistock_actors.core.strategy.rules import (
-    AutocorrelationStrategy,
-    SmaCross,
-    TimeSeriesMomentum,
-)
-from aistock_actors.core.strategy.selection import (
-    best_index,
-    deflated_sharpe_ratio,
-)
-from aistock_actors.core.strategy.walkforward import (
-    StrategyReport,
-    walk_forward_strategy,
-)
+from aistock_actors.core.strategy.candidates import default_candidates, run_candidate_set
+from aistock_actors.core.strategy.rules import SmaCross
+from aistock_actors.core.strategy.walkforward import StrategyReport, walk_forward_strategy
 from aistock_actors.runtime.jobs import JobRunner, make_mapper
 
 SPEC = pipeline.SimulationSpec(
     n_splits=4, embargo=5, fill="next_open",
-    costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+    costs=CostModel(commission_rate=0.0005, half_spread_bps=2.0, impact_bps=200.0),
     initial_cash=100_000.0,
 )
 SIZING = pipeline.Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)
@@ -95,24 +86,21 @@ def main() -> None:
         ml_sharpe = single_recipe(frames, runner)
         single = time.perf_counter() - started
         started = time.perf_counter()
-        ml_sharpe = single_recipe(frames, runner)
-        rules = (AutocorrelationStrategy(), TimeSeriesMomentum(), SmaCross())
-        reports = runner.map(rule_job, [(frames, s) for s in rules], timeout=BUDGET_SECONDS)
+        result = run_candidate_set(frames, default_candidates(), spec=SPEC, sizing=SIZING,
+                                   mapper=make_mapper(runner, BUDGET_SECONDS))
         candidate_set = time.perf_counter() - started
     finally:
         runner.close()
-    names = ["ml_horizon_5", *(r.name for r in reports)]
-    sharpes = [ml_sharpe, *(r.metrics.sharpe for r in reports)]
+    print(f"today's recipe (ml, horizon 5): OOS net Sharpe {ml_sharpe:.2f}")
     print("| candidate | OOS net Sharpe |")
     print("|---|---|")
-    for name, sharpe in zip(names, sharpes, strict=True):
-        print(f"| {name} | {sharpe:.2f} |")
-    best = best_index(sharpes)
-    note = ""
-    if best > 0:
-        dsr = deflated_sharpe_ratio(reports[best - 1].returns, n_trials=len(sharpes))
-        note = f", deflated Sharpe {dsr:.3f} over {len(sharpes)} trials"
-    print(f"best: {names[best]} (Sharpe {sharpes[best]:.2f}{note})")
+    for report in result.reports:
+        print(f"| {report.name} | {report.metrics.sharpe:.2f} |")
+    for name, error in result.errors.items():
+        print(f"| {name} | failed: {error} |")
+    if result.best is not None:
+        print(f"best: {result.best.name} (Sharpe {result.best.metrics.sharpe:.2f}, deflated "
+              f"Sharpe {result.deflated_sharpe:.3f} over {result.trials} trials)")
     print(f"single recipe: {single:.1f} s; candidate set: {candidate_set:.1f} s; "
           f"ratio x{candidate_set / single:.2f}")
     verdict = "PASS" if candidate_set <= GOAL_SECONDS else "MISS"

@@ -104,7 +104,7 @@ class PaperTrader(PaperBookkeeping):
         self.cost_model = CostModel(
             commission_rate=cfg.paper.costs.commission_rate,
             half_spread_bps=cfg.paper.costs.half_spread_bps,
-            impact_coef=cfg.paper.costs.impact_bps,
+            impact_bps=cfg.paper.costs.impact_bps,
         )
         self.config_limits = RiskLimits(
             max_position_fraction=cfg.risk.max_position_fraction,

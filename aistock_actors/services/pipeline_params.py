@@ -10,9 +10,10 @@ from __future__ import annotations
 import pandas as pd
 
 from aistock_actors.config import Config, LoadedConfig
-from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.model.models import ModelParams
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing, select_frames
+from aistock_actors.core.model.pipeline import select_frames
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
+from aistock_actors.core.trading.costs import BPS, CostModel
 from aistock_actors.runtime.jobs import JobRunner, require_backend
 from aistock_actors.store.bars import BarStore
 
@@ -41,7 +42,9 @@ def simulation_spec(config: Config) -> SimulationSpec:
         embargo=config.training.embargo_bars,
         fill=b.fill,
         costs=CostModel(
-            commission_rate=b.commission_rate, spread_bps=b.spread_bps, impact_coef=b.impact_coef
+            commission_rate=b.commission_rate,
+            half_spread_bps=b.spread_bps,
+            impact_bps=b.impact_coef * BPS,  # the config's fraction of notional, in bps
         ),
         initial_cash=b.initial_cash,
     )

@@ -10,20 +10,25 @@ import pytest
 
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.sample_data import generate_universe
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
     PromotionThresholds,
     evaluate_candidate,
 )
 from aistock_actors.core.strategy.rules import SmaCross
+from aistock_actors.core.strategy.selection import deflated_sharpe_ratio
 from aistock_actors.core.strategy.walkforward import walk_forward_strategy
 from aistock_actors.errors import StrategyError
 from aistock_actors.services.strategy_loader import load_strategy, strategy_fingerprint
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reversal_strategy.py"
 SPEC = SimulationSpec(n_splits=4, embargo=5, fill="next_open",
-                      costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+                      costs=CostModel(
+                          commission_rate=0.0005,
+                          half_spread_bps=2.0,
+                          impact_bps=200.0,
+                      ),
                       initial_cash=100_000.0)
 SIZING = Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)
 
@@ -49,10 +54,12 @@ def test_the_example_runs_train_backtest_gate(config_dir: Path) -> None:
                             win_rate=m.win_rate, train_accuracy=report.train_accuracy,
                             test_accuracy=report.test_accuracy, total_return=m.total_return,
                             trade_count=m.trade_count,
-                            transition_drawdown=m.transition_max_drawdown),
+                            transition_drawdown=m.transition_max_drawdown,
+                            deflated_sharpe=deflated_sharpe_ratio(report.returns, 1), trials=1),
         PromotionThresholds(),
     )
-    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [s.stage for s in decision.stages] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert all(s.status != "skipped" for s in decision.stages)
     assert all(s.value is not None or s.note for s in decision.stages)
 
 

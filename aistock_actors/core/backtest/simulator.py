@@ -14,11 +14,13 @@ short, flat, fractional; NaN means 0). Rules, in order of the bar:
 3. **Missing prices.** No trade ever happens at a NaN or non-positive fill price: the order stays
    pending and fills at the first later bar that has a valid price (if the target still differs
    from the executed one). Positions are valued at the last known close.
-4. **Costs**, charged in cash on each fill's traded notional ``|shares| * price``:
-   ``commission_rate`` + ``spread_bps / 1e4`` (half-spread / slippage, paid on every trade; a
-   per-symbol ``symbol_bps`` overrides it, may be negative = price improvement, NaN = default)
-   + ``impact_coef * sqrt(participation)`` where ``participation = |shares| / volume`` of the fill
-   bar (1.0 when volume is missing or zero). Fills happen at the raw price; costs reduce cash.
+4. **Costs** (the system's one :class:`~aistock_actors.core.trading.costs.CostModel`), charged in
+   cash on each fill's traded notional ``|shares| * price``: ``commission_rate`` +
+   ``half_spread_bps / 1e4`` (half-spread / slippage, paid on every trade; a per-symbol
+   ``symbol_bps`` overrides it, may be negative = price improvement, NaN = default) +
+   ``impact_bps / 1e4 * sqrt(participation)`` where ``participation = |shares| / volume`` of the
+   fill bar (1.0 when volume is missing or zero). Fills happen at the raw price; costs reduce
+   cash. Without a cost model: :data:`BACKTEST_DEFAULT_COSTS`.
 5. **Equity** at bar ``t`` = cash + sum(shares * last known close), after that bar's fills. Margin
    is not modelled: cash may go negative (long) or exceed equity (short).
 
@@ -41,6 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -49,6 +52,7 @@ from aistock_actors.core.backtest.engine import FillMode, Fills, prepare
 from aistock_actors.core.backtest.engine import run as run_engine
 from aistock_actors.core.backtest.metrics import BacktestMetrics, _summarize
 from aistock_actors.core.backtest.regime_labels import market_regimes, transition_drawdown
+from aistock_actors.core.trading.costs import CostModel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -65,29 +69,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class CostModel:
-    """Trading costs (see module docstring, rule 4)."""
-
-    commission_rate: float = 0.001
-    """Fraction of traded notional, e.g. 0.001 = 0.1 %."""
-    spread_bps: float = 0.0
-    """Half-spread / slippage in basis points of traded notional, paid on every fill."""
-    impact_coef: float = 0.0
-    """Coefficient of the ``sqrt(participation)`` impact term (needs ``volume``)."""
-    symbol_bps: tuple[float, ...] | None = None
-    """Optional per-symbol replacement of ``spread_bps`` (calibrated bps); NaN keeps the default."""
-
-    def slippage_rates(self, n_symbols: int) -> FloatArray:
-        """Per-symbol slippage as a fraction of notional (``spread_bps`` or its override)."""
-        rates = np.full(n_symbols, self.spread_bps / 1e4, dtype=np.float64)
-        if self.symbol_bps is not None:
-            override = np.asarray(self.symbol_bps, dtype=np.float64)
-            if override.shape != (n_symbols,):
-                raise ValueError(f"symbol_bps needs {n_symbols} values, got {override.shape}")
-            known = np.isfinite(override)
-            rates[known] = override[known] / 1e4
-        return rates
+BACKTEST_DEFAULT_COSTS = CostModel(commission_rate=0.001, half_spread_bps=0.0, impact_bps=0.0)
+"""The simulator's costs when none are given: 0.1 % commission, no spread, no impact."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,15 +209,17 @@ def simulate(
     (per bar) feed ``metrics.transition_max_drawdown``; by default they are the
     :func:`~aistock_actors.core.market.regimes.market_regimes` of ``close``.
     """
-    cost_model = costs if costs is not None else CostModel()
+    cost_model = costs if costs is not None else BACKTEST_DEFAULT_COSTS
     if not (math.isfinite(initial_cash) and initial_cash > 0):
         raise ValueError("initial_cash must be a positive number")
-    if cost_model.impact_coef != 0.0 and volume is None:
+    if cost_model.impact_bps != 0.0 and volume is None:
         raise ValueError("impact_coef needs a volume panel")
     panels = prepare(close, target, open_, volume, fill)
     labels_index, names = _bar_and_symbol_labels(index, symbols, panels.close.shape)
     rates = cost_model.commission_rate + cost_model.slippage_rates(panels.close.shape[1])
-    run = run_engine(panels, rates, cost_model.impact_coef, float(initial_cash), integer_shares)
+    run = run_engine(
+        panels, rates, cost_model.impact_fraction, float(initial_cash), integer_shares
+    )
     trades = _extract_trades(run.trades_input, run.final_shares, run.last_px)
     # By default the regimes of the universe: market_regimes(close), computed faster.
     labels = market_regimes(panels.close, run.close_ok) if regime_labels is None else regime_labels
@@ -287,10 +272,10 @@ def simulate_frame(
             return None
         return frame.reindex(index=idx, columns=cols).to_numpy(dtype=np.float64, na_value=np.nan)
 
-    model = costs if costs is not None else CostModel()
+    model = costs if costs is not None else BACKTEST_DEFAULT_COSTS
     if symbol_bps is not None:
         bps = tuple(float(symbol_bps.get(str(c), math.nan)) for c in cols)
-        model = CostModel(model.commission_rate, model.spread_bps, model.impact_coef, bps)
+        model = msgspec.structs.replace(model, symbol_bps=bps)
     tgt = target.reindex(index=idx, columns=cols).to_numpy(dtype=np.float64, na_value=np.nan)
     return simulate(
         close.to_numpy(dtype=np.float64, na_value=np.nan),

@@ -15,23 +15,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from aistock_actors.core.model.classifiers import (
+    Classifier,
+    ClassifierKind,
+    fit_classifier,
+    meta_matrix,
+    one_thread,
+    positive_proba,
+    take_rows,
+)
+from aistock_actors.core.model.threshold import ThresholdChoice, choose_threshold, majority_rate
 from aistock_actors.core.model.validation import as_int_times, purged_walk_forward_splits
 from aistock_actors.runtime.memory import release_mapped_pages
 
@@ -39,19 +41,6 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-ClassifierKind = Literal["logistic", "hgb"]
-
-_Z_CLIP = 6.0
-"""Standardised features are clipped to +-6 sd so one outlier bar cannot dominate a linear fit."""
-
-
-class Classifier(Protocol):
-    """The part of the scikit-learn classifier API this module relies on."""
-
-    def fit(self, x: FloatArray, y: IntArray) -> object: ...
-
-    def predict_proba(self, x: FloatArray) -> FloatArray: ...
-
 
 class ModelParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Training hyper-parameters (the ``training`` config section can decode straight into it)."""
@@ -97,18 +86,6 @@ class Signals(NamedTuple):
     """-1 short, 0 no trade (filtered or unusable row), +1 long."""
     confidence: FloatArray
     """Meta-labeler probability that acting on the primary's side pays (0 for unusable rows)."""
-
-
-class ThresholdChoice(NamedTuple):
-    """Outcome of :func:`choose_threshold` on held-out meta-labeler predictions."""
-
-    threshold: float
-    precision: float
-    """Share of kept signals whose side was right (0 if none kept)."""
-    coverage: float
-    """Share of signals kept."""
-    score: float
-    """Best edge found over the majority-side base rate (:func:`edge_z`), in standard errors."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
@@ -181,215 +158,6 @@ class TrainedModel:
         return dataclasses.replace(self, confidence_threshold=float(threshold))
 
 
-def positive_proba(classifier: Classifier, x: FloatArray, *, owned: bool = False) -> FloatArray:
-    """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class.
-
-    ``owned``: ``x`` is a private copy the caller no longer needs, which the logistic pipeline
-    may then scale in place (:func:`_scaled_steps`).
-    """
-    classes = list(getattr(classifier, "classes_", []))
-    if 1 not in classes:
-        return np.zeros(len(x))
-    with one_thread():  # a 2-thread team can stall ~0.5-1 s on a busy machine (see one_thread)
-        steps = _scaled_steps(classifier)
-        if steps is None:
-            proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
-        else:
-            scaler, clip, final = steps
-            xt = scaler.transform(x, copy=not _writable(x, owned))
-            _clip_in_place(clip, xt)
-            proba = np.asarray(final.predict_proba(xt), dtype=np.float64)
-    return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
-
-
-def meta_matrix(x: FloatArray, p_up: FloatArray, rows: IntArray | None = None) -> FloatArray:
-    """Meta-labeler inputs: the features, the primary's ``P(up)`` and its distance from 0.5.
-
-    With ``rows``, the features are ``x[rows]``, written straight into the result (C order, as
-    ``np.column_stack`` gives for the C-ordered ``x[rows]``) instead of being copied twice.
-    """
-    if rows is None:
-        return np.column_stack([x, p_up, np.abs(p_up - 0.5)])
-    width = x.shape[1]
-    out = np.empty((len(rows), width + 2), dtype=np.result_type(x, p_up))
-    for start in range(0, len(rows), _COPY_CHUNK_ROWS):
-        chunk = rows[start : start + _COPY_CHUNK_ROWS]
-        out[start : start + len(chunk), :width] = x[chunk]
-    out[:, width] = p_up
-    out[:, width + 1] = np.abs(p_up - 0.5)
-    return out
-
-
-_COPY_CHUNK_ROWS = 65_536
-"""Rows copied at a time by :func:`meta_matrix` (a 10 MB transient instead of the whole copy)."""
-
-
-def _scaled_steps(classifier: Any) -> tuple[StandardScaler, FunctionTransformer, Any] | None:
-    """The steps of a ``StandardScaler -> FunctionTransformer(np.clip) -> estimator`` pipeline
-    (the logistic model of :func:`make_classifier`), else ``None``.
-
-    Such a pipeline is fitted and applied step by step here, with the same calls on the same
-    values as ``Pipeline.fit`` / ``predict_proba`` (the fitted object pickles to the same bytes;
-    ``tests/core/model/test_models_memory.py``), but the scaled copy is clipped IN PLACE and, when
-    the input is a private copy (``owned``), scaled in place too: ``Pipeline`` keeps its input,
-    the scaled copy and the clipped copy alive at once (3 copies of the rows; the largest
-    transient of training), this keeps 1 or 2.
-    """
-    if type(classifier) is not Pipeline or len(classifier.steps) != 3:
-        return None
-    scaler, clip, final = (step for _, step in classifier.steps)
-    if type(scaler) is not StandardScaler or type(clip) is not FunctionTransformer:
-        return None
-    if clip.func is not np.clip or clip.validate or clip.inverse_func is not None:
-        return None
-    return scaler, clip, final
-
-
-def _writable(x: FloatArray, owned: bool) -> bool:
-    """Whether ``x`` may be overwritten: a private, writable, C-ordered float64 copy."""
-    return owned and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable
-
-
-def _clip_in_place(clip: FunctionTransformer, x: FloatArray) -> None:
-    """``clip.transform(x)`` (``np.clip`` with its arguments), written into ``x``."""
-    np.clip(x, **(clip.kw_args or {}), out=x)
-
-
-def _fit_scaled(
-    steps: tuple[StandardScaler, FunctionTransformer, Any], x: FloatArray, y: IntArray, owned: bool
-) -> None:
-    """``Pipeline.fit`` of :func:`_scaled_steps`'s pipeline, with one copy of ``x`` at most.
-
-    The final estimator gets the scaled, clipped rows in C order, as ``Pipeline.fit`` hands
-    them over (a logistic regression makes a C-ordered copy of any other layout); scaling and
-    clipping are element-wise, so the layout they run in changes no value.
-    """
-    scaler, clip, final = steps
-    scaler.fit(x)
-    if _writable(x, owned):
-        xt = x
-    else:  # x's own dtype object when it is float64, as the estimator's C-ordered copy keeps it
-        xt = np.array(x, dtype=None if x.dtype == np.float64 else np.float64, order="C")
-        release_mapped_pages(x)  # the fit reads the copy only
-    xt = scaler.transform(xt, copy=False)
-    clip.fit(xt)
-    _clip_in_place(clip, xt)
-    final.fit(xt, y)
-
-
-def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Classifier:
-    """Return an unfitted scikit-learn classifier of ``kind``."""
-    if kind == "logistic":
-        pipeline: Classifier = make_pipeline(
-            StandardScaler(),
-            FunctionTransformer(np.clip, kw_args={"a_min": -_Z_CLIP, "a_max": _Z_CLIP}),
-            LogisticRegression(C=params.regularization_c, max_iter=2000),
-        )
-        return pipeline
-    boosted: Classifier = HistGradientBoostingClassifier(
-        learning_rate=params.hgb_learning_rate,
-        max_iter=params.hgb_max_iter,
-        max_depth=params.hgb_max_depth,
-        min_samples_leaf=params.hgb_min_samples_leaf,
-        l2_regularization=1.0,
-        early_stopping=False,
-        random_state=seed,
-    )
-    return boosted
-
-
-def fit_classifier(
-    kind: ClassifierKind,
-    x: FloatArray,
-    y: IntArray,
-    params: ModelParams,
-    seed: int,
-    *,
-    owned: bool = False,
-) -> Classifier:
-    """Fit a classifier; a single-class target gets a prior-only model instead of an error.
-
-    ``owned``: ``x`` is a private copy the caller no longer needs (the logistic pipeline then
-    scales it in place, see :func:`_scaled_steps`; the model is the same).
-    """
-    model: Classifier = (
-        DummyClassifier(strategy="prior")
-        if np.unique(y).size < 2
-        else make_classifier(kind, params, seed)
-    )
-    steps = _scaled_steps(model)
-    if steps is None:
-        model.fit(x, y)
-    else:
-        _fit_scaled(steps, x, y, owned)
-    return model
-
-
-def edge_z(precision: float, kept: int, base_rate: float) -> float:
-    """Edge of ``precision`` over ``base_rate`` in standard errors of a ``kept``-signal sample.
-
-    ``(precision - base) / sqrt(base (1 - base) / kept)``; with a base rate of 0.5 this is the
-    coin-flip test ``2 (precision - 0.5) sqrt(kept)``. A degenerate base (0 or 1) gives 0.
-    """
-    base = min(max(base_rate, 0.5), 1.0)
-    if kept <= 0 or base >= 1.0:
-        return 0.0
-    return (precision - base) * math.sqrt(kept) / math.sqrt(base * (1.0 - base))
-
-
-def choose_threshold(
-    confidence: FloatArray,
-    correct: npt.NDArray[np.bool_],
-    params: ModelParams,
-    *,
-    base_rate: float,
-) -> ThresholdChoice:
-    """Pick the threshold in ``[threshold_min, threshold_max]`` with the most significant edge.
-
-    ``correct[i]`` says whether acting on held-out signal ``i`` paid. The edge is measured
-    against ``base_rate``, the precision of always betting the majority side of the held-out
-    labels (``max(p_up, 1 - p_up)``, see :func:`majority_rate`), not against a coin flip: in a
-    drifting market "always long" is right more than half of the time without any skill.
-    Eligible thresholds keep at least ``min_selected_fraction`` of the signals (and 10). If no
-    threshold's edge reaches ``min_edge_z`` the strictest threshold is returned, so a useless
-    model barely trades.
-    """
-    grid = np.round(
-        np.arange(
-            params.threshold_min,
-            params.threshold_max + params.threshold_step / 2,
-            params.threshold_step,
-        ),
-        6,
-    )
-    min_kept = max(10, math.ceil(params.min_selected_fraction * len(confidence)))
-    best = ThresholdChoice(float(params.threshold_max), 0.0, 0.0, -math.inf)
-    for tau in grid:
-        kept = confidence >= tau
-        n = int(kept.sum())
-        if n < min_kept:
-            continue
-        precision = float(correct[kept].mean())
-        score = edge_z(precision, n, base_rate)
-        if score > best.score:
-            best = ThresholdChoice(float(tau), precision, n / len(confidence), score)
-    if best.score >= params.min_edge_z:
-        return best
-    tau = float(params.threshold_max)
-    kept = confidence >= tau
-    precision = float(correct[kept].mean()) if kept.any() else 0.0
-    score = best.score if math.isfinite(best.score) else 0.0
-    return ThresholdChoice(tau, precision, float(kept.mean()) if len(kept) else 0.0, score)
-
-
-def majority_rate(labels: IntArray) -> float:
-    """``max(p_up, 1 - p_up)`` of 0/1 ``labels``: the no-skill precision (0.5 when empty)."""
-    if len(labels) == 0:
-        return 0.5
-    p_up = float(np.mean(labels))
-    return max(p_up, 1.0 - p_up)
-
-
 def sample_times(index: pd.Index) -> pd.Index:
     """Return the observation time of each row (the ``timestamp`` level of a panel)."""
     if isinstance(index, pd.MultiIndex):
@@ -428,32 +196,6 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-_LIMITED = threading.local()
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One BLAS / OpenMP thread for the fits and predictions inside (a no-op inside one).
-
-    These small fits run several times faster than with contended threads, the timing is
-    predictable, and parallelism belongs to the process pool above us. Predictions too: with
-    the default two threads, a small HGB / logistic prediction (~10 ms) now and then took
-    0.5-1.1 s on a busy machine, waiting for the OpenMP / BLAS team's second thread to be
-    scheduled (measured: 1 to 2 calls in 60, on 2 cores at load 3). Entering
-    ``threadpool_limits`` costs ~1.5 ms (it scans the loaded libraries), so a serial
-    :func:`train_model` enters it once for all its fits, and a pool job once for its fit.
-    """
-    if getattr(_LIMITED, "active", False):
-        yield
-        return
-    with threadpool_limits(limits=1):
-        _LIMITED.active = True
-        try:
-            yield
-        finally:
-            _LIMITED.active = False
-
-
 def fit_predict_job(
     kind: ClassifierKind,
     x: FloatArray,
@@ -475,24 +217,6 @@ def fit_predict_job(
         del rows
         rows, owned = take_rows(x, test)
         return positive_proba(clf, rows, owned=owned)
-
-
-def take_rows(x: FloatArray, positions: IntArray) -> tuple[FloatArray, bool]:
-    """``x[positions]`` and whether it is a private copy.
-
-    Consecutive positions of a C-ordered ``x`` give a view of those rows: the same values in
-    the same (C) layout as the copy ``x[positions]`` would make, so a fit or a prediction
-    cannot tell them apart; anything else is copied (``x[positions]``, C-ordered).
-    """
-    n = len(positions)
-    if (
-        n
-        and x.flags.c_contiguous
-        and int(positions[-1]) - int(positions[0]) == n - 1
-        and bool((np.diff(positions) == 1).all())
-    ):
-        return x[int(positions[0]) : int(positions[-1]) + 1], False
-    return x[positions], True
 
 
 def fit_all_job(

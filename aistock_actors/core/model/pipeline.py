@@ -25,15 +25,15 @@ its *recipe* (its ``ModelParams`` and seed) refitted fold by fold:
    positions, so a pool sends the panel to each worker once instead of a copy per fold.
 2. Each fold's model emits signals on its test block with ITS OWN stored confidence threshold
    (:meth:`~aistock_actors.core.model.models.TrainedModel.signals`, T6): +1 long, -1 short, 0 none.
-3. **Sizing** (:func:`target_weights`): every signalled symbol holds the same fixed weight,
-   ``direction * min(max_position_fraction, max_gross_exposure / n)`` with ``n`` the number of
-   symbols in the universe
-   (:func:`~aistock_actors.core.strategy.protocol.per_name_weight`, the paper trader's rule
-   too), not renormalised over the symbols that happen to have a signal at that bar: a held
-   position is never resized because another symbol's signal came or went (those resizes were
-   most of the orders and ate the edge). No position exceeds the per-position cap and the gross
-   exposure never exceeds ``max_gross_exposure``; with few signals the book is partly in cash.
-   Symbols without a signal are flat.
+3. **Sizing** (:func:`~aistock_actors.core.model.simulation.target_weights`): every signalled
+   symbol holds the same fixed weight, ``direction * min(max_position_fraction, max_gross_exposure
+   / n)`` with ``n`` the number of symbols in the universe
+   (:func:`~aistock_actors.core.strategy.protocol.per_name_weight`, the paper trader's rule too),
+   not renormalised over the symbols that happen to have a signal at that bar: a held position is
+   never resized because another symbol's signal came or went (those resizes were most of the
+   orders and ate the edge). No position exceeds the per-position cap and the gross exposure never
+   exceeds ``max_gross_exposure``; with few signals the book is partly in cash. Symbols without a
+   signal are flat.
 4. The test blocks, concatenated in time order, form one out-of-sample window (every bar from the
    first test bar to the last), simulated by
    :func:`~aistock_actors.core.backtest.simulator.simulate_frame`:
@@ -64,10 +64,7 @@ as not evaluated (``incumbent_note``) rather than failing the whole backtest.
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,20 +75,26 @@ import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
-from aistock_actors.core.backtest.frequency import annualisation_periods, infer_bars_per_year
 from aistock_actors.core.backtest.simulator import (
     BacktestMetrics,
-    BacktestResult,
-    CostModel,
-    FillMode,
-    simulate_frame,
 )
-from aistock_actors.core.market.regimes import market_regimes
+from aistock_actors.core.model.champion import (
+    MIN_CHAMPION_WINDOW_BARS,
+    ChampionWindow,
+    after_training_end,
+    champion_window,
+)
 from aistock_actors.core.model.features import WARMUP_BARS
+from aistock_actors.core.model.handover import OFFERING, HandOver, content_key
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
+from aistock_actors.core.model.simulation import (
+    SimulationSpec,
+    Sizing,
+    simulate_window,
+    target_weights,
+)
 from aistock_actors.core.model.validation import purged_walk_forward_splits
-from aistock_actors.core.strategy.protocol import per_name_weight
 from aistock_actors.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -114,27 +117,6 @@ def sequential_map(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], /) -> 
 
 
 @dataclass(frozen=True, kw_only=True)
-class Sizing:
-    """How signals become target weights (rule 3 of the module docstring)."""
-
-    max_position_fraction: float
-    max_gross_exposure: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimulationSpec:
-    """The walk-forward split and the simulator's settings."""
-
-    n_splits: int
-    """Walk-forward folds (test blocks)."""
-    embargo: int
-    """Bars between a training label's end and the test block."""
-    fill: FillMode
-    costs: CostModel
-    initial_cash: float
-
-
-@dataclass(frozen=True, kw_only=True)
 class OOSEvaluation:
     """One model's out-of-sample simulation."""
 
@@ -150,38 +132,6 @@ class OOSEvaluation:
     (:func:`~aistock_actors.core.backtest.curves.downsample_curve`)."""
     returns: tuple[float, ...] = ()
     """Per-bar simple returns of the window's account value (for the deflated Sharpe ratio)."""
-
-
-MIN_CHAMPION_WINDOW_BARS = 63
-"""Fewest bars after the incumbent's training end for the champion window to be those bars only
-(module docstring, **Incumbent**): about one quarter of daily bars. Fewer would make the
-comparison mostly noise (a Sharpe ratio measured on ``n`` daily bars has a standard error of
-about ``sqrt(252 / n)`` annualised: 2.0 at 63 bars, 3.5 at 20), and the registry retires an
-active model on a few failed re-evaluations. It also spaces promotions: a newly promoted model
-is compared on the whole, partly in-sample, window until it has this many unseen bars."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ChampionWindow:
-    """The bars on which the incumbent is scored and compared with the candidate."""
-
-    start: str
-    end: str
-    """First and last bar (ISO-8601)."""
-    bars: int
-    after_training_end: bool
-    """``True``: every bar is strictly after the incumbent's training end (out of sample for
-    both models); ``False``: the candidate's whole out-of-sample window, partly (or wholly)
-    inside the incumbent's training data."""
-    bars_after_training_end: int
-    """Bars of the candidate's out-of-sample window strictly after the incumbent's training end
-    (0 when that end is unknown)."""
-    training_end: str | None
-    """The incumbent's training end as given (``None``: unknown)."""
-    candidate: OOSEvaluation
-    """The candidate on this window (the whole-window evaluation when it is the whole window)."""
-    note: str
-    """What was compared, for the operator (stage 7's note, the manifest, the report)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,80 +190,24 @@ def make_training_set(frames: dict[str, pd.DataFrame], horizon: int) -> Training
     one, else builds it, and keeps what it built for the backtest step when called from
     :func:`train_candidate` with ``hand_over=True`` (see :class:`_HandOver`).
     """
-    data = _HAND_OVER.take(frames, horizon)
+    data = HAND_OVER.take(frames, horizon)
     if data is None:
         data = build_training_set(frames, horizon=horizon)
     else:
         log.info("training set of %d rows taken over from the train step", len(data.features))
-    if _OFFERING.get():
-        _HAND_OVER.offer(frames, horizon, data)
+    if OFFERING.get():
+        HAND_OVER.offer(frames, horizon, data)
     return data
 
 
-_OFFERING: contextvars.ContextVar[bool] = contextvars.ContextVar("offering", default=False)
-"""Set while :func:`train_candidate` builds with ``hand_over=True``."""
-
-
-class _HandOver:
-    """One training set passed from the train step to the backtest step of the same process.
-
-    Both steps build the same training set from the same bars (3.3 s and a ~0.7 GB transient at
-    500 symbols x 2,520 bars). The Trainer keeps the set it built (only a set built here, by
-    :func:`~aistock_actors.core.model.labels.build_training_set`: never one from a replaced seam);
-    the
-    next :func:`make_training_set` with the SAME content (a hash of every frame's symbol, index,
-    columns, dtypes and values, the horizon and the builder) takes it: one use, so the slot holds
-    nothing between cycles once the backtest ran, and a failed training empties it. Different
-    content builds as before. Callers must not write into a training set (nobody does: the pool
-    maps it read-only).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._slot: tuple[bytes, TrainingSet] | None = None
-
-    def offer(self, frames: dict[str, pd.DataFrame], horizon: int, data: TrainingSet) -> None:
-        key = frames_key(frames, horizon)
-        with self._lock:
-            self._slot = (key, data) if key is not None else None
-
-    def take(self, frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet | None:
-        with self._lock:
-            if self._slot is None:
-                return None
-        key = frames_key(frames, horizon)
-        with self._lock:
-            if self._slot is None or key is None or self._slot[0] != key:
-                return None
-            data, self._slot = self._slot[1], None
-            return data
-
-    def clear(self) -> None:
-        with self._lock:
-            self._slot = None
-
-
-_HAND_OVER = _HandOver()
-
-
 def frames_key(frames: dict[str, pd.DataFrame], horizon: int) -> bytes | None:
-    """A digest of the frames' content and ``horizon`` (``None`` for a non-numeric column)."""
-    builder = f"{build_training_set.__module__}.{build_training_set.__qualname__}"
-    digest = hashlib.blake2b(f"{builder};horizon={horizon};".encode(), digest_size=32)
-    for symbol in sorted(frames):
-        frame = frames[symbol]
-        index = frame.index
-        if not isinstance(index, pd.DatetimeIndex):
-            return None
-        head = f"|{symbol}|{len(frame)}|{index.dtype}|{list(frame.columns)}|{list(frame.dtypes)}|"
-        digest.update(head.encode())
-        digest.update(np.ascontiguousarray(index.asi8).data)
-        for column in frame.columns:
-            values = frame[column].to_numpy()
-            if values.dtype.kind not in "fiub":
-                return None
-            digest.update(np.ascontiguousarray(values).data)
-    return digest.digest()
+    """The hand-over key of ``frames`` and ``horizon`` with this module's (patchable)
+    ``build_training_set`` as the builder."""
+    return content_key(frames, horizon, build_training_set)
+
+
+HAND_OVER = HandOver(frames_key)
+"""The train step's training set, kept for the backtest step (:class:`HandOver`)."""
 
 
 def train_candidate(
@@ -331,11 +225,11 @@ def train_candidate(
     The Trainer calls it in its own thread with a pool's mapper and ``hand_over=True``: the
     training set is then kept for the backtest step's :func:`make_training_set` (one use).
     """
-    token = _OFFERING.set(hand_over)
+    token = OFFERING.set(hand_over)
     try:
         data = make_training_set(frames, params.horizon)
     finally:
-        _OFFERING.reset(token)
+        OFFERING.reset(token)
     try:
         return train_model(
             data.features,
@@ -349,7 +243,7 @@ def train_candidate(
         )
     except BaseException:
         if hand_over:
-            _HAND_OVER.clear()  # no backtest follows a failed training: do not keep the set
+            HAND_OVER.clear()  # no backtest follows a failed training: do not keep the set
         raise
 
 
@@ -418,51 +312,6 @@ def _rows(positions: IntArray) -> IntArray | slice:
     return positions
 
 
-# --- sizing and simulation ------------------------------------------------------------------
-
-
-def target_weights(index: pd.MultiIndex, direction: Int8Array, sizing: Sizing) -> pd.DataFrame:
-    """Fixed-weight, capped target weights (rule 3), as a ``timestamps x symbols`` frame."""
-    signal = pd.Series(np.asarray(direction, dtype=np.float64), index=index)
-    n_symbols = max(1, int(index.get_level_values("symbol").nunique()))
-    per_name = min(
-        per_name_weight(n_symbols, sizing.max_position_fraction, sizing.max_gross_exposure), 1.0
-    )
-    return (signal * per_name).unstack("symbol").fillna(0.0)
-
-
-def _panel(frames: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
-    return pd.DataFrame({symbol: frame[column] for symbol, frame in frames.items()}).sort_index()
-
-
-def simulate_window(
-    frames: dict[str, pd.DataFrame],
-    targets: pd.DataFrame,
-    window: tuple[pd.Timestamp, pd.Timestamp],
-    spec: SimulationSpec,
-) -> BacktestResult:
-    """Simulate ``targets`` over the bars of ``window`` (rule 4), regimes from all history.
-
-    Sharpe, CAGR and turnover are annualised with the bars per year of the whole history's
-    timestamps (``metrics.bars_per_year``): sessions for daily equities, 24/7 for crypto.
-    """
-    close = _panel(frames, "close")
-    periods = annualisation_periods(infer_bars_per_year(close.index))
-    regimes = market_regimes(close.to_numpy(dtype=np.float64, na_value=np.nan))
-    inside = (close.index >= window[0]) & (close.index <= window[1])
-    return simulate_frame(
-        close.loc[inside],
-        targets,
-        open_=_panel(frames, "open").loc[inside],
-        volume=_panel(frames, "volume").loc[inside],
-        costs=spec.costs,
-        fill=spec.fill,
-        initial_cash=spec.initial_cash,
-        regime_labels=regimes[inside],
-        periods_per_year=periods,
-    )
-
-
 # --- the walk-forward backtest --------------------------------------------------------------
 
 
@@ -497,76 +346,6 @@ def _evaluate(
         bars=len(result.equity),
         equity_curve=tuple(downsample_curve(result.index, result.equity)),
         returns=tuple(float(r) for r in result.returns),
-    )
-
-
-def _as_index_time(value: str, times: pd.DatetimeIndex) -> pd.Timestamp | None:
-    """``value`` (ISO-8601) in the time zone of ``times`` (UTC assumed for a naive side), or
-    ``None`` if it is not a time."""
-    try:
-        moment = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(moment, pd.Timestamp) or pd.isna(moment):
-        return None
-    if times.tz is None:
-        return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
-    if moment.tzinfo is None:
-        moment = moment.tz_localize("UTC")
-    return moment.tz_convert(times.tz)
-
-
-def after_training_end(index: pd.MultiIndex, training_end: str | None) -> npt.NDArray[np.bool_]:
-    """Which rows of ``index`` are strictly after ``training_end`` (none if it is unknown)."""
-    times = pd.DatetimeIndex(index.get_level_values("timestamp"))
-    end = None if training_end is None else _as_index_time(training_end, times)
-    if end is None:
-        return np.zeros(len(times), dtype=bool)
-    return np.asarray(times > end, dtype=bool)
-
-
-def _window_note(
-    incumbent_id: str, window: tuple[str, str, int], after: bool, unseen: int, end: str | None
-) -> str:
-    span = f"{window[0]} .. {window[1]} ({window[2]} bars)"
-    if after:
-        return (
-            f"incumbent {incumbent_id} and candidate compared on {span}, all after the "
-            f"incumbent's training end {end}"
-        )
-    if end is None:
-        why = "the incumbent's training end is unknown"
-    else:
-        why = (
-            f"only {unseen} bars after the incumbent's training end {end} "
-            f"(fewer than {MIN_CHAMPION_WINDOW_BARS})"
-        )
-    return (
-        f"incumbent {incumbent_id} and candidate compared on the full window {span}: {why}, "
-        "so the incumbent is partly in-sample"
-    )
-
-
-def _champion_window(
-    challenger: OOSEvaluation,
-    incumbent_id: str,
-    index: pd.MultiIndex,
-    unseen: int,
-    training_end: str | None,
-    after: bool,
-) -> ChampionWindow:
-    times = index.get_level_values("timestamp")
-    start, end = pd.Timestamp(times.min()).isoformat(), pd.Timestamp(times.max()).isoformat()
-    bars = challenger.bars
-    return ChampionWindow(
-        start=start,
-        end=end,
-        bars=bars,
-        after_training_end=after,
-        bars_after_training_end=unseen,
-        training_end=training_end,
-        candidate=challenger,
-        note=_window_note(incumbent_id, (start, end, bars), after, unseen, training_end),
     )
 
 
@@ -629,7 +408,7 @@ def walk_forward_backtest(
                 if after and not rows.all()
                 else candidate
             )
-            champion = _champion_window(
+            champion = champion_window(
                 challenger, incumbent.model_id, window, unseen, incumbent_data_end, after
             )
     times = index.get_level_values("timestamp")

@@ -7,7 +7,7 @@ Stages 1-5 are the manual's "Multi-Stage Promotion Validation"; ``stages_enabled
 ``stages_enabled`` says: lowering the manual's stage count must not switch them off.
 
 Stage 7 compares the candidate's and the incumbent's Sharpe on the same bars: the Backtester's
-*champion window* (:class:`~aistock_actors.core.model.pipeline.ChampionWindow`, handed to the gate
+*champion window* (:class:`~aistock_actors.core.model.champion.ChampionWindow`, handed to the gate
 as a :class:`ChampionComparison`), which is the bars after the incumbent's training end when
 there are enough of them, so that neither model is scored on data it was fitted to. Without a
 window (an older backtest) the candidate's own Sharpe is used, as before.

@@ -40,8 +40,11 @@ WEIGHT_TOLERANCE = 1e-9
 class Strategy(Protocol):
     """See the module docstring."""
 
-    name: str
-    horizon: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def horizon(self) -> int: ...
 
     def features(self, frames: dict[str, pd.DataFrame]) -> pd.DataFrame: ...
 

@@ -11,7 +11,7 @@ model pipeline.
 3. The weights (fractions of a full position, checked by
    :func:`~aistock_actors.core.strategy.protocol.check_weights`) are sized with the fixed
    :func:`~aistock_actors.core.strategy.protocol.per_name_weight` and simulated with
-   :func:`~aistock_actors.core.model.pipeline.simulate_window`: next-open fills, costs, bars per
+   :func:`~aistock_actors.core.model.simulation.simulate_window`: next-open fills, costs, bars per
    year from the timestamps.
 
 Anything a strategy raises, or returns wrong, becomes one :class:`StrategyError` naming it.
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from aistock_actors.core.backtest.simulator import BacktestMetrics
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing, simulate_window
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing, simulate_window
 from aistock_actors.core.model.validation import purged_walk_forward_splits
 from aistock_actors.core.strategy.protocol import (
     Strategy,

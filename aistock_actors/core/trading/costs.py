@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 Side = Literal["buy", "sell"]
 BPS = 10_000.0
@@ -22,14 +24,39 @@ MAX_SLIPPAGE_BPS = 5_000.0
 
 
 class CostModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Predicts the cost of a trade from its size relative to the bar's traded value."""
+    """Predicts the cost of a trade from its size relative to the bar's traded value.
+
+    The one cost model of the system: the paper trader's fills and the backtest simulator
+    (:mod:`aistock_actors.core.backtest.simulator`, which charges ``commission_rate`` plus the
+    half spread plus ``impact_bps x sqrt(participation)`` on each fill's notional) both take it.
+    """
 
     commission_rate: float = 0.0005
     """Commission as a fraction of traded notional (5 bps)."""
     half_spread_bps: float = 2.0
     """Half the quoted spread, paid on every fill."""
-    impact_coef: float = 50.0
-    """Impact in bps at 100 % participation; impact = ``coef x sqrt(participation)``."""
+    impact_bps: float = 50.0
+    """Impact in bps at 100 % participation; impact = ``impact_bps x sqrt(participation)``."""
+    symbol_bps: tuple[float, ...] | None = None
+    """Per-symbol replacement of ``half_spread_bps`` in the backtest (calibrated bps; NaN keeps
+    the default; negative = price improvement)."""
+
+    @property
+    def impact_fraction(self) -> float:
+        """``impact_bps`` as a fraction of notional (the simulator's unit)."""
+        return self.impact_bps / BPS
+
+    def slippage_rates(self, n_symbols: int) -> npt.NDArray[np.float64]:
+        """Per-symbol half spread as a fraction of notional (``half_spread_bps`` or its
+        ``symbol_bps`` override); ``ValueError`` if the override has the wrong length."""
+        rates = np.full(n_symbols, self.half_spread_bps / BPS, dtype=np.float64)
+        if self.symbol_bps is not None:
+            override = np.asarray(self.symbol_bps, dtype=np.float64)
+            if override.shape != (n_symbols,):
+                raise ValueError(f"symbol_bps needs {n_symbols} values, got {override.shape}")
+            known = np.isfinite(override)
+            rates[known] = override[known] / BPS
+        return rates
 
     def slippage_bps(self, notional: float, bar_volume_notional: float) -> float:
         """Modelled price slippage (half spread + impact), in ``[0, MAX_SLIPPAGE_BPS]``.
@@ -42,7 +69,7 @@ class CostModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         else:
             participation = 1.0
         spread = self.half_spread_bps if self.half_spread_bps > 0.0 else 0.0
-        coef = self.impact_coef if self.impact_coef > 0.0 else 0.0
+        coef = self.impact_bps if self.impact_bps > 0.0 else 0.0
         return min(spread + coef * math.sqrt(participation), MAX_SLIPPAGE_BPS)
 
     def predicted_cost_bps(self, notional: float, bar_volume_notional: float) -> float:

@@ -36,7 +36,7 @@ def test_three_bar_long_then_flat_with_commission_and_spread_to_the_cent() -> No
         col(100, 105, 108),
         col(1.0, 0.0, 0.0),
         open_=col(99, 100, 110),
-        costs=CostModel(commission_rate=0.001, spread_bps=10.0),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=10.0, impact_bps=0.0),
         initial_cash=10_000.0,
     )
     assert np.round(res.equity, 2).tolist() == [10_000.00, 10_480.00, 10_958.00]
@@ -71,7 +71,7 @@ def test_three_bar_fill_at_close() -> None:
         col(100, 105, 110),
         col(1.0, 0.0, 0.0),
         fill="close",
-        costs=CostModel(commission_rate=0.001, spread_bps=10.0),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=10.0, impact_bps=0.0),
         initial_cash=10_000.0,
     )
     assert np.round(res.equity, 2).tolist() == [9_980.00, 10_459.00, 10_459.00]
@@ -86,7 +86,7 @@ def test_short_round_trip() -> None:
         col(100, 95, 92),
         col(-1.0, 0.0, 0.0),
         open_=col(99, 100, 90),
-        costs=CostModel(commission_rate=0.001),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=0.0, impact_bps=0.0),
         initial_cash=10_000.0,
     )
     assert np.round(res.equity, 2).tolist() == [10_000.00, 10_490.00, 10_981.00]
@@ -107,7 +107,7 @@ def test_flip_splits_the_reversal_cost_between_the_two_trades() -> None:
         col(100, 105, 108, 101),
         col(1.0, -1.0, 0.0, 0.0),
         open_=col(99, 100, 110, 100),
-        costs=CostModel(commission_rate=0.001),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=0.0, impact_bps=0.0),
         initial_cash=10_000.0,
         integer_shares=True,
     )
@@ -128,7 +128,7 @@ def test_resizing_on_the_same_side_is_one_trade_with_average_entry() -> None:
         col(100, 120, 130, 111),
         col(0.5, 1.0, 0.0, 0.0),
         open_=col(99, 100, 125, 110),
-        costs=CostModel(commission_rate=0.0),
+        costs=CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0),
         initial_cash=10_000.0,
     )
     assert res.fills[:, 0] == pytest.approx([0, 50, 40, -90])
@@ -149,7 +149,7 @@ def test_constant_target_is_buy_and_hold_without_rebalancing() -> None:
         close,
         np.full(close.shape, 0.5),
         open_=open_,
-        costs=CostModel(commission_rate=0.001),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=0.0, impact_bps=0.0),
         initial_cash=100_000.0,
     )
     assert np.count_nonzero(res.fills) == 2  # one entry per symbol, never rebalanced
@@ -168,7 +168,11 @@ def test_nan_prices_defer_orders_and_value_at_last_known_price() -> None:
     open_ = np.array([[NAN, 20], [NAN, 20], [10, 20], [10.5, 20], [NAN, 20], [12.5, 20]])
     target = np.array([[1.0, 0], [1.0, 0], [1.0, 0], [0.0, 0], [0.0, 0], [0.0, 0]])
     res = simulate(
-        close, target, open_=open_, costs=CostModel(commission_rate=0.0), initial_cash=10_000.0
+        close, target, open_=open_, costs=CostModel(
+            commission_rate=0.0,
+            half_spread_bps=0.0,
+            impact_bps=0.0,
+        ), initial_cash=10_000.0
     )
     assert res.fills[:, 0].tolist() == [0, 0, 1_000, 0, 0, -1_000]  # buy at bar 2, sell at bar 5
     assert res.equity.tolist() == [10_000, 10_000, 10_000, 11_000, 11_000, 12_500]
@@ -190,7 +194,12 @@ def test_per_symbol_bps_override_and_negative_costs() -> None:
         target,
         open_=close,
         initial_cash=10_000.0,
-        costs=CostModel(commission_rate=0.0, spread_bps=10.0, symbol_bps=(NAN, -5.0)),
+        costs=CostModel(
+            commission_rate=0.0,
+            half_spread_bps=10.0,
+            impact_bps=0.0,
+            symbol_bps=(NAN, -5.0),
+        ),
     )
     # 5,000 notional each: default 10 bps -> 5.00; override -5 bps (price improvement) -> -2.50
     assert res.costs[1] == pytest.approx([5.0, -2.5])
@@ -200,7 +209,7 @@ def test_per_symbol_bps_override_and_negative_costs() -> None:
 def test_sqrt_participation_impact() -> None:
     close = col(100, 100, 100)
     volume = np.array([[1_000.0], [1_000.0], [NAN]])
-    costs = CostModel(commission_rate=0.0, impact_coef=0.1)
+    costs = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=1000.0)
     res = simulate(
         close, col(1.0, 0.0, 0.0), open_=close, volume=volume, initial_cash=10_000.0, costs=costs
     )
@@ -218,7 +227,7 @@ def test_integer_shares_truncate_toward_zero() -> None:
         col(-1.0, -1.0),
         open_=col(30, 30),
         initial_cash=1_000.0,
-        costs=CostModel(commission_rate=0.0),
+        costs=CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0),
         integer_shares=True,
     )
     assert res.positions[1, 0] == -33.0  # -1,000 / 30 = -33.3
@@ -232,7 +241,12 @@ def test_integer_shares_truncate_toward_zero() -> None:
         ({"open_": None}, "open"),
         ({"fill": "vwap"}, "fill"),
         ({"initial_cash": 0.0}, "initial_cash"),
-        ({"costs": CostModel(symbol_bps=(1.0, 2.0))}, "symbol_bps"),
+        ({"costs": CostModel(
+            commission_rate=0.001,
+            half_spread_bps=0.0,
+            impact_bps=0.0,
+            symbol_bps=(1.0, 2.0),
+        )}, "symbol_bps"),
         ({"symbols": ("a", "b")}, "symbols"),
         ({"index": np.arange(4)}, "index"),
     ],
@@ -248,7 +262,11 @@ def test_frame_wrapper_aligns_and_labels() -> None:
     close = pd.DataFrame({"AAA": [10.0, 11, 12, 13], "BBB": [20.0, 20, 21, 22]}, index=idx)
     target = pd.DataFrame({"BBB": [0.5, 0.5, 0.0, 0.0]}, index=idx)  # AAA missing -> flat
     res = simulate_frame(
-        close, target, open_=close, symbol_bps={"BBB": 7.0}, costs=CostModel(commission_rate=0.0)
+        close, target, open_=close, symbol_bps={"BBB": 7.0}, costs=CostModel(
+            commission_rate=0.0,
+            half_spread_bps=0.0,
+            impact_bps=0.0,
+        )
     )
     assert res.symbols == ("AAA", "BBB")
     assert res.equity_series().index.equals(idx)
@@ -266,7 +284,7 @@ def test_transition_drawdown_metric_uses_given_labels() -> None:
         np.ones_like(close),
         fill="close",
         regime_labels=labels,
-        costs=CostModel(commission_rate=0.0),
+        costs=CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0),
     )
     assert res.metrics.transition_max_drawdown == pytest.approx(0.25)
 
@@ -291,7 +309,7 @@ def test_equity_change_equals_sum_of_trade_pnls(seed: int, fill: str, integer: b
         target,
         open_=open_,
         fill=fill,  # type: ignore[arg-type]
-        costs=CostModel(commission_rate=0.001, spread_bps=3.0),
+        costs=CostModel(commission_rate=0.001, half_spread_bps=3.0, impact_bps=0.0),
         integer_shares=integer,
         initial_cash=50_000.0,
     )
@@ -310,7 +328,11 @@ def test_large_panel_runs_fast() -> None:
     monthly = np.sign(rng.normal(size=(n_bars // 21 + 1, n_sym))) / n_sym
     target = np.repeat(monthly, 21, axis=0)[:n_bars]
     start = time.perf_counter()
-    res = simulate(close, target, open_=open_, costs=CostModel(spread_bps=5.0))
+    res = simulate(close, target, open_=open_, costs=CostModel(
+        commission_rate=0.001,
+        half_spread_bps=5.0,
+        impact_bps=0.0,
+    ))
     elapsed = time.perf_counter() - start
     assert res.equity.shape == (n_bars,) and res.positions.shape == (n_bars, n_sym)
     assert elapsed < 5.0  # ~0.05 s on a laptop; generous for loaded CI machines

@@ -141,11 +141,23 @@ def assert_matches_oracle(ours: backtest.BacktestResult, ref: Any) -> None:
     assert (ours.symbols, ours.initial_cash) == (ref.symbols, ref.initial_cash)
 
 
+def unified(
+    commission_rate: float = 0.001,
+    spread_bps: float = 0.0,
+    impact_coef: float = 0.0,
+    symbol_bps: tuple[float, ...] | None = None,
+) -> Any:
+    """The oracle's cost arguments (its own CostModel's fields and units) as the system's one
+    CostModel: half spread in bps, impact in bps at 100 % participation."""
+    return backtest.CostModel(commission_rate=commission_rate, half_spread_bps=spread_bps,
+                              impact_bps=impact_coef * 1e4, symbol_bps=symbol_bps)
+
+
 def run_both(seed: int) -> Any:
     close, target, kwargs, costs = make_case(seed)
     with warnings.catch_warnings():  # a rare case's account blows up: same numbers, not warnings
         warnings.simplefilter("ignore", RuntimeWarning)
-        ours = backtest.simulate(close, target, costs=backtest.CostModel(*costs), **kwargs)
+        ours = backtest.simulate(close, target, costs=unified(*costs), **kwargs)
         ref = ORACLE.simulate(close, target, costs=ORACLE.CostModel(*costs), **kwargs)
     assert_matches_oracle(ours, ref)
     return ref
@@ -194,7 +206,7 @@ def test_a_long_multi_symbol_run_matches_the_oracle(fill: str, integer: bool) ->
     volume = np.full(close.shape, 5_000.0)
     args = {"open_": open_, "volume": volume, "fill": fill, "integer_shares": integer}
     cost = (0.001, 2.0, 0.05, tuple([NAN, -1.0] * 20))
-    ours = backtest.simulate(close, weight, costs=backtest.CostModel(*cost), **args)
+    ours = backtest.simulate(close, weight, costs=unified(*cost), **args)
     ref = ORACLE.simulate(close, weight, costs=ORACLE.CostModel(*cost), **args)
     assert len(ref.trades) > 500  # a real workout: many round trips and flips
     assert_matches_oracle(ours, ref)
@@ -247,9 +259,11 @@ def test_invalid_inputs_raise_like_the_oracle(kwargs: dict[str, Any]) -> None:
     def call(module: Any) -> str:
         args: dict[str, Any] = {"target": np.zeros((3, 1)), "open_": np.ones((3, 1))} | kwargs
         if args.get("costs") == "symbol_bps":
-            args["costs"] = module.CostModel(symbol_bps=(1.0, 2.0))
+            args["costs"] = (unified(0.001, symbol_bps=(1.0, 2.0)) if module is backtest
+                             else module.CostModel(symbol_bps=(1.0, 2.0)))
         elif args.get("costs") == "impact":
-            args["costs"] = module.CostModel(impact_coef=0.1)
+            args["costs"] = (unified(0.001, impact_coef=0.1) if module is backtest
+                             else module.CostModel(impact_coef=0.1))
         try:
             module.simulate(np.ones((3, 1)), **args)
         except ValueError as exc:

@@ -118,7 +118,7 @@ def test_sma_crossover_matches_backtesting_py() -> None:
         our_targets(close, start=SLOW),
         open_=data["Open"].to_numpy(),
         fill="next_open",
-        costs=CostModel(commission_rate=COMMISSION),
+        costs=CostModel(commission_rate=COMMISSION, half_spread_bps=0.0, impact_bps=0.0),
         initial_cash=CASH,
         integer_shares=True,
     )

@@ -64,7 +64,11 @@ def test_non_finite_values_are_dropped_and_bad_input_is_refused() -> None:
 
 def test_walk_forward_backtest_carries_the_downsampled_oos_equity_curve() -> None:
     spec = pipeline.SimulationSpec(n_splits=4, embargo=5, fill="next_open",
-                                   costs=CostModel(0.0005, 2.0, 0.0), initial_cash=100_000.0)
+                                   costs=CostModel(
+                                       commission_rate=0.0005,
+                                       half_spread_bps=2.0,
+                                       impact_bps=0.0,
+                                   ), initial_cash=100_000.0)
     report = pipeline.walk_forward_backtest(
         planted_frames(n_symbols=4, n_bars=560), model_id="c", params=ModelParams(horizon=1),
         seed=0, spec=spec, sizing=pipeline.Sizing(max_position_fraction=0.2,

@@ -12,7 +12,7 @@ from aistock_actors.core.backtest.frequency import (
     infer_bars_per_year,
 )
 from aistock_actors.core.backtest.simulator import CostModel
-from aistock_actors.core.model.pipeline import SimulationSpec, simulate_window
+from aistock_actors.core.model.simulation import SimulationSpec, simulate_window
 from aistock_actors.errors import DataError
 
 
@@ -77,7 +77,11 @@ def test_the_backtest_annualises_with_the_inferred_frequency() -> None:
     frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close,
                           "volume": 1e6}, index=index)
     targets = pd.DataFrame({"X": 1.0}, index=index)
-    spec = SimulationSpec(n_splits=2, embargo=0, fill="close", costs=CostModel(0.0),
+    spec = SimulationSpec(n_splits=2, embargo=0, fill="close", costs=CostModel(
+        commission_rate=0.0,
+        half_spread_bps=0.0,
+        impact_bps=0.0,
+    ),
                           initial_cash=100_000.0)
     result = simulate_window({"X": frame}, targets, (index[0], index[-1]), spec)
     bpy = result.metrics.bars_per_year

@@ -14,14 +14,8 @@ import pytest
 from _support.frames_support import ar1_frames
 
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
-from aistock_actors.core.model.models import (
-    ModelParams,
-    TrainedModel,
-    choose_threshold,
-    edge_z,
-    majority_rate,
-    train_model,
-)
+from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
+from aistock_actors.core.model.threshold import choose_threshold, edge_z, majority_rate
 
 CREATED = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
 PARAMS = ModelParams(horizon=1, n_splits=4, embargo=2)

@@ -1,6 +1,6 @@
 """The logistic pipeline is fitted and applied step by step with fewer copies: the SAME model.
 
-``core.models`` fits ``StandardScaler -> clip -> LogisticRegression`` without
+``core.model.classifiers`` fits ``StandardScaler -> clip -> LogisticRegression`` without
 ``Pipeline.fit``'s three live copies of the rows (its input, the scaled copy, the clipped copy):
 the scaled copy is clipped in place, and a private input (``owned``) is scaled in place. These
 tests pin that the fitted object pickles to the same bytes as ``Pipeline.fit``'s, whatever the
@@ -18,7 +18,7 @@ import joblib
 import numpy as np
 import pytest
 
-from aistock_actors.core.model import models
+from aistock_actors.core.model import classifiers
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.runtime import memory
 
@@ -51,19 +51,19 @@ def test_the_step_by_step_fit_pickles_to_the_bytes_of_pipeline_fit(tmp_path: Pat
     x, y = _data()
     for name, (rows, owned) in _layouts(x, tmp_path).items():
         target = y[: len(rows)]
-        reference = models.make_classifier("logistic", PARAMS, 0)
+        reference = classifiers.make_classifier("logistic", PARAMS, 0)
         reference.fit(np.array(rows, copy=True) if owned else rows, target)
-        fitted = models.fit_classifier("logistic", rows, target, PARAMS, 0, owned=owned)
+        fitted = classifiers.fit_classifier("logistic", rows, target, PARAMS, 0, owned=owned)
         assert pickle.dumps(fitted) == pickle.dumps(reference), name
 
 
 def test_predictions_are_bit_identical_and_inputs_untouched(tmp_path: Path) -> None:
     x, y = _data()
-    model = models.fit_classifier("logistic", x, y, PARAMS, 0)
+    model = classifiers.fit_classifier("logistic", x, y, PARAMS, 0)
     for name, (rows, owned) in _layouts(x, tmp_path).items():
         before = np.array(rows, copy=True)
         expected = model.predict_proba(before)[:, 1]
-        got = models.positive_proba(model, rows, owned=owned)
+        got = classifiers.positive_proba(model, rows, owned=owned)
         assert got.tobytes() == expected.tobytes(), name
         if not owned:
             assert np.array_equal(rows, before), name  # only a private copy is overwritten
@@ -71,13 +71,14 @@ def test_predictions_are_bit_identical_and_inputs_untouched(tmp_path: Path) -> N
 
 def test_other_classifiers_are_fitted_and_applied_as_before() -> None:
     x, y = _data(3_000)
-    hgb = models.fit_classifier("hgb", x, y, PARAMS, 0, owned=True)
-    reference = models.make_classifier("hgb", PARAMS, 0)
+    hgb = classifiers.fit_classifier("hgb", x, y, PARAMS, 0, owned=True)
+    reference = classifiers.make_classifier("hgb", PARAMS, 0)
     reference.fit(x, y)
-    assert models.positive_proba(hgb, x).tobytes() == reference.predict_proba(x)[:, 1].tobytes()
-    assert models._scaled_steps(hgb) is None
-    single = models.fit_classifier("logistic", x, np.zeros(len(x), np.int64), PARAMS, 0)
-    assert np.array_equal(models.positive_proba(single, x), np.zeros(len(x)))  # prior-only
+    expected = reference.predict_proba(x)[:, 1].tobytes()
+    assert classifiers.positive_proba(hgb, x).tobytes() == expected
+    assert classifiers._scaled_steps(hgb) is None
+    single = classifiers.fit_classifier("logistic", x, np.zeros(len(x), np.int64), PARAMS, 0)
+    assert np.array_equal(classifiers.positive_proba(single, x), np.zeros(len(x)))  # prior-only
 
 
 def test_meta_matrix_of_rows_equals_the_stacked_copy() -> None:
@@ -85,7 +86,7 @@ def test_meta_matrix_of_rows_equals_the_stacked_copy() -> None:
     rows = np.sort(np.random.default_rng(1).choice(len(x), 3_000, replace=False))
     p_up = np.random.default_rng(2).random(len(rows))
     expected = np.column_stack([x[rows], p_up, np.abs(p_up - 0.5)])
-    got = models.meta_matrix(x, p_up, rows)
+    got = classifiers.meta_matrix(x, p_up, rows)
     assert got.tobytes() == expected.tobytes()
     assert got.flags.c_contiguous and expected.flags.c_contiguous
 
@@ -94,11 +95,11 @@ def test_take_rows_views_consecutive_rows_of_a_c_ordered_array_only() -> None:
     x, _ = _data(1_000)
     c = np.ascontiguousarray(x)
     consecutive = np.arange(100, 400, dtype=np.int64)
-    view, owned = models.take_rows(c, consecutive)
+    view, owned = classifiers.take_rows(c, consecutive)
     assert not owned and np.shares_memory(view, c) and view.flags.c_contiguous
     assert np.array_equal(view, c[consecutive])
     for array, positions in ((x, consecutive), (c, np.array([1, 5, 6], dtype=np.int64))):
-        copy, owned = models.take_rows(array, positions)
+        copy, owned = classifiers.take_rows(array, positions)
         assert owned and not np.shares_memory(copy, array) and copy.flags.c_contiguous
         assert np.array_equal(copy, array[positions])
 
@@ -118,11 +119,11 @@ def test_a_logistic_fit_keeps_fewer_copies_than_pipeline_fit(owned: bool) -> Non
     x, y = _data(150_000)
     rows = np.ascontiguousarray(x) if owned else x
     nbytes = rows.nbytes
-    pipeline_peak = _peak(models.make_classifier("logistic", PARAMS, 0).fit, rows.copy(), y)
+    pipeline_peak = _peak(classifiers.make_classifier("logistic", PARAMS, 0).fit, rows.copy(), y)
     # Pipeline.fit: the scaled and the clipped copy on top of its input (Fortran input: also
     # the estimator's C-ordered copy of the clipped rows)
     assert pipeline_peak > 1.9 * nbytes
-    peak = _peak(models.fit_classifier, "logistic", rows, y, PARAMS, 0, owned=owned)
+    peak = _peak(classifiers.fit_classifier, "logistic", rows, y, PARAMS, 0, owned=owned)
     # owned: the scaler's own statistics pass (a float mask, X - mean) only; else one copy too
     assert peak < (1.3 if owned else 1.4) * nbytes
 

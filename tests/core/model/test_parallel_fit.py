@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from _support.frames_support import ar1_frames
 
-from aistock_actors.core.model import models, pipeline
+from aistock_actors.core.model import classifiers, models, pipeline
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, serial_map, train_model
 from aistock_actors.runtime.jobs import JobRunner, JobTimeoutError, deadline_mapper, make_mapper
@@ -52,7 +52,7 @@ def _assert_same_model(a: TrainedModel, b: TrainedModel, features: pd.DataFrame)
     x = a.feature_matrix(features)
     p_a, p_b = a.primary_proba(features), b.primary_proba(features)
     assert np.array_equal(p_a, p_b)
-    meta_x = models.meta_matrix(x, p_a)
+    meta_x = classifiers.meta_matrix(x, p_a)
     assert np.array_equal(a.meta.predict_proba(meta_x), b.meta.predict_proba(meta_x))
     sa, sb = a.signals(features), b.signals(features)
     assert np.array_equal(sa.direction, sb.direction)
@@ -111,27 +111,27 @@ def test_the_job_order_does_not_change_the_model(data: TrainingSet) -> None:
 def test_training_set_is_handed_over_once_for_the_same_content() -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline._HAND_OVER.clear()
+    pipeline.HAND_OVER.clear()
     try:
         pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
         copies = {symbol: frame.copy() for symbol, frame in frames.items()}
         handed = pipeline.make_training_set(copies, 1)  # equal content, other objects: taken
-        assert pipeline._HAND_OVER.take(frames, 1) is None  # one use
+        assert pipeline.HAND_OVER.take(frames, 1) is None  # one use
         rebuilt = pipeline.make_training_set(frames, 1)
         assert rebuilt is not handed
         pd.testing.assert_frame_equal(handed.features, rebuilt.features)
         pd.testing.assert_series_equal(handed.labels, rebuilt.labels)
 
         pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=True)
-        assert pipeline._HAND_OVER.take(frames, 2) is None  # another horizon
+        assert pipeline.HAND_OVER.take(frames, 2) is None  # another horizon
         changed = {symbol: frame.copy() for symbol, frame in frames.items()}
         changed["S01"].iloc[-1, changed["S01"].columns.get_loc("volume")] += 1.0
-        assert pipeline._HAND_OVER.take(changed, 1) is None  # one value differs
+        assert pipeline.HAND_OVER.take(changed, 1) is None  # one value differs
         fewer = dict(list(frames.items())[:2])
-        assert pipeline._HAND_OVER.take(fewer, 1) is None
-        assert pipeline._HAND_OVER.take(frames, 1) is not None
+        assert pipeline.HAND_OVER.take(fewer, 1) is None
+        assert pipeline.HAND_OVER.take(frames, 1) is not None
     finally:
-        pipeline._HAND_OVER.clear()
+        pipeline.HAND_OVER.clear()
 
 
 def test_only_a_set_built_by_the_real_builder_is_handed_over(
@@ -139,7 +139,7 @@ def test_only_a_set_built_by_the_real_builder_is_handed_over(
 ) -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline._HAND_OVER.clear()
+    pipeline.HAND_OVER.clear()
 
     def planted(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
         return build_training_set(frames, horizon=horizon)
@@ -147,12 +147,12 @@ def test_only_a_set_built_by_the_real_builder_is_handed_over(
     with monkeypatch.context() as patch:  # a replaced seam (e.g. shuffled labels): never kept
         patch.setattr(pipeline, "make_training_set", planted)
         pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline._HAND_OVER.take(frames, 1) is None
+    assert pipeline.HAND_OVER.take(frames, 1) is None
 
     with monkeypatch.context() as patch:  # another builder: another key
         patch.setattr(pipeline, "build_training_set", planted)
         pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline._HAND_OVER.take(frames, 1) is None
+    assert pipeline.HAND_OVER.take(frames, 1) is None
 
     def broken(*_args: object, **_kwargs: object) -> TrainedModel:
         raise RuntimeError("fit failed")
@@ -161,19 +161,19 @@ def test_only_a_set_built_by_the_real_builder_is_handed_over(
         patch.setattr(pipeline, "train_model", broken)
         with pytest.raises(RuntimeError, match="fit failed"):
             pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline._HAND_OVER.take(frames, 1) is None
+    assert pipeline.HAND_OVER.take(frames, 1) is None
 
     pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
     pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=True)  # taken, kept
-    assert pipeline._HAND_OVER.take(frames, 1) is not None
+    assert pipeline.HAND_OVER.take(frames, 1) is not None
 
 
 def test_without_hand_over_nothing_is_kept() -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline._HAND_OVER.clear()
+    pipeline.HAND_OVER.clear()
     pipeline.train_candidate(frames, params, 0, "m-1", CREATED)
-    assert pipeline._HAND_OVER.take(frames, 1) is None
+    assert pipeline.HAND_OVER.take(frames, 1) is None
 
 
 def test_frames_key_covers_index_and_values() -> None:

@@ -19,7 +19,11 @@ from aistock_actors.core.model.models import ModelParams
 
 PARAMS = ModelParams(horizon=1)
 SPEC = pipeline.SimulationSpec(n_splits=4, embargo=5, fill="next_open",
-                               costs=CostModel(0.0005, 2.0, 0.0), initial_cash=100_000.0)
+                               costs=CostModel(
+                                   commission_rate=0.0005,
+                                   half_spread_bps=2.0,
+                                   impact_bps=0.0,
+                               ), initial_cash=100_000.0)
 SIZING = pipeline.Sizing(max_position_fraction=0.2, max_gross_exposure=1.0)
 
 

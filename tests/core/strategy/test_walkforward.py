@@ -12,7 +12,7 @@ from _support.frames_support import ar1_frames
 
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.sample_data import generate_universe
-from aistock_actors.core.model.pipeline import SimulationSpec, Sizing
+from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.promotion.gate import (
     LEAK_SUSPECTED,
     CandidateEvaluation,
@@ -36,7 +36,7 @@ SPEC = SimulationSpec(
     n_splits=4,
     embargo=5,
     fill="next_open",
-    costs=CostModel(commission_rate=0.0005, spread_bps=2.0, impact_coef=0.02),
+    costs=CostModel(commission_rate=0.0005, half_spread_bps=2.0, impact_bps=200.0),
     initial_cash=100_000.0,
 )
 """The config's default backtest costs and splits."""

@@ -17,7 +17,7 @@ from aistock_actors.core.trading.costs import (
     record_fill,
 )
 
-MODEL = CostModel(commission_rate=0.0005, half_spread_bps=2.0, impact_coef=50.0)
+MODEL = CostModel(commission_rate=0.0005, half_spread_bps=2.0, impact_bps=50.0)
 
 
 def test_predicted_cost_is_spread_plus_square_root_impact() -> None:
@@ -34,7 +34,7 @@ def test_fill_price_moves_against_the_trader() -> None:
     assert MODEL.fill_price("buy", 100.0, 0.0, 1e6) == pytest.approx(100.02)
     assert MODEL.fill_price("sell", 100.0, 0.0, 1e6) == pytest.approx(99.98)
     assert MODEL.commission(-10.0, 100.0) == pytest.approx(0.5)
-    absurd = CostModel(impact_coef=1e9)
+    absurd = CostModel(impact_bps=1e9)
     assert absurd.fill_price("sell", 100.0, 1e6, 1.0) > 0.0
 
 

@@ -36,8 +36,8 @@ from aistock_actors.core.trading.ledger import (
     reconcile,
 )
 
-FREE = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_coef=0.0)
-MODEL = CostModel(commission_rate=0.001, half_spread_bps=5.0, impact_coef=50.0)
+FREE = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0)
+MODEL = CostModel(commission_rate=0.001, half_spread_bps=5.0, impact_bps=50.0)
 
 
 def bar(open_: float, volume: float = 1e9, close: float | None = None) -> Bar:
@@ -344,7 +344,7 @@ def _assert_fills_within_ceilings(
         CostModel,
         commission_rate=st.floats(0.0, 0.01),
         half_spread_bps=st.floats(0.0, 50.0),
-        impact_coef=st.floats(0.0, 500.0),
+        impact_bps=st.floats(0.0, 500.0),
     ),
     steps=st.lists(
         st.tuples(

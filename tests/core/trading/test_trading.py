@@ -45,7 +45,7 @@ from aistock_actors.core.trading.ledger import (
 )
 
 DAY = 86_400 * 10**9
-FREE = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_coef=0.0)
+FREE = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0)
 NEVER = lambda: False  # noqa: E731
 
 
@@ -196,7 +196,7 @@ def _check_fill_ceilings(before: LedgerState, state: LedgerState, limits: RiskLi
                      max_notional_per_symbol=st.floats(0.0, 3e6),
                      max_gross_exposure=st.floats(0.0, 3.0)),
     model=st.builds(CostModel, commission_rate=st.floats(0.0, 0.01),
-                    half_spread_bps=st.floats(0.0, 50.0), impact_coef=st.floats(0.0, 500.0)),
+                    half_spread_bps=st.floats(0.0, 50.0), impact_bps=st.floats(0.0, 500.0)),
     days=st.lists(st.tuples(st.tuples(*(st.sampled_from([-1, 0, 0, 1]),) * 3),
                             st.tuples(*(st.floats(0.6, 1.5),) * 3),
                             st.tuples(*(st.floats(0.0, 1e6),) * 3),

@@ -1,0 +1,230 @@
+"""The scikit-learn classifiers of the model and how they are fitted and applied, lean on memory.
+
+Split from :mod:`aistock_actors.core.model.models` (which trains the primary + meta-labeler stack):
+the classifier kinds, the in-place scaled logistic pipeline, ``P(class 1)`` of any fitted
+classifier, the meta-labeler's input matrix, row views and the one-thread limit for small fits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from aistock_actors.runtime.memory import release_mapped_pages
+
+if TYPE_CHECKING:
+    from aistock_actors.core.model.models import ModelParams
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ClassifierKind = Literal["logistic", "hgb"]
+
+_Z_CLIP = 6.0
+"""Standardised features are clipped to +-6 sd so one outlier bar cannot dominate a linear fit."""
+
+
+class Classifier(Protocol):
+    """The part of the scikit-learn classifier API this module relies on."""
+
+    def fit(self, x: FloatArray, y: IntArray) -> object: ...
+
+    def predict_proba(self, x: FloatArray) -> FloatArray: ...
+
+
+def positive_proba(classifier: Classifier, x: FloatArray, *, owned: bool = False) -> FloatArray:
+    """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class.
+
+    ``owned``: ``x`` is a private copy the caller no longer needs, which the logistic pipeline
+    may then scale in place (:func:`_scaled_steps`).
+    """
+    classes = list(getattr(classifier, "classes_", []))
+    if 1 not in classes:
+        return np.zeros(len(x))
+    with one_thread():  # a 2-thread team can stall ~0.5-1 s on a busy machine (see one_thread)
+        steps = _scaled_steps(classifier)
+        if steps is None:
+            proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
+        else:
+            scaler, clip, final = steps
+            xt = scaler.transform(x, copy=not _writable(x, owned))
+            _clip_in_place(clip, xt)
+            proba = np.asarray(final.predict_proba(xt), dtype=np.float64)
+    return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
+
+
+def meta_matrix(x: FloatArray, p_up: FloatArray, rows: IntArray | None = None) -> FloatArray:
+    """Meta-labeler inputs: the features, the primary's ``P(up)`` and its distance from 0.5.
+
+    With ``rows``, the features are ``x[rows]``, written straight into the result (C order, as
+    ``np.column_stack`` gives for the C-ordered ``x[rows]``) instead of being copied twice.
+    """
+    if rows is None:
+        return np.column_stack([x, p_up, np.abs(p_up - 0.5)])
+    width = x.shape[1]
+    out = np.empty((len(rows), width + 2), dtype=np.result_type(x, p_up))
+    for start in range(0, len(rows), _COPY_CHUNK_ROWS):
+        chunk = rows[start : start + _COPY_CHUNK_ROWS]
+        out[start : start + len(chunk), :width] = x[chunk]
+    out[:, width] = p_up
+    out[:, width + 1] = np.abs(p_up - 0.5)
+    return out
+
+
+_COPY_CHUNK_ROWS = 65_536
+"""Rows copied at a time by :func:`meta_matrix` (a 10 MB transient instead of the whole copy)."""
+
+
+def _scaled_steps(classifier: Any) -> tuple[StandardScaler, FunctionTransformer, Any] | None:
+    """The steps of a ``StandardScaler -> FunctionTransformer(np.clip) -> estimator`` pipeline
+    (the logistic model of :func:`make_classifier`), else ``None``.
+
+    Such a pipeline is fitted and applied step by step here, with the same calls on the same
+    values as ``Pipeline.fit`` / ``predict_proba`` (the fitted object pickles to the same bytes;
+    ``tests/core/model/test_models_memory.py``), but the scaled copy is clipped IN PLACE and, when
+    the input is a private copy (``owned``), scaled in place too: ``Pipeline`` keeps its input,
+    the scaled copy and the clipped copy alive at once (3 copies of the rows; the largest
+    transient of training), this keeps 1 or 2.
+    """
+    if type(classifier) is not Pipeline or len(classifier.steps) != 3:
+        return None
+    scaler, clip, final = (step for _, step in classifier.steps)
+    if type(scaler) is not StandardScaler or type(clip) is not FunctionTransformer:
+        return None
+    if clip.func is not np.clip or clip.validate or clip.inverse_func is not None:
+        return None
+    return scaler, clip, final
+
+
+def _writable(x: FloatArray, owned: bool) -> bool:
+    """Whether ``x`` may be overwritten: a private, writable, C-ordered float64 copy."""
+    return owned and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable
+
+
+def _clip_in_place(clip: FunctionTransformer, x: FloatArray) -> None:
+    """``clip.transform(x)`` (``np.clip`` with its arguments), written into ``x``."""
+    np.clip(x, **(clip.kw_args or {}), out=x)
+
+
+def _fit_scaled(
+    steps: tuple[StandardScaler, FunctionTransformer, Any], x: FloatArray, y: IntArray, owned: bool
+) -> None:
+    """``Pipeline.fit`` of :func:`_scaled_steps`'s pipeline, with one copy of ``x`` at most.
+
+    The final estimator gets the scaled, clipped rows in C order, as ``Pipeline.fit`` hands
+    them over (a logistic regression makes a C-ordered copy of any other layout); scaling and
+    clipping are element-wise, so the layout they run in changes no value.
+    """
+    scaler, clip, final = steps
+    scaler.fit(x)
+    if _writable(x, owned):
+        xt = x
+    else:  # x's own dtype object when it is float64, as the estimator's C-ordered copy keeps it
+        xt = np.array(x, dtype=None if x.dtype == np.float64 else np.float64, order="C")
+        release_mapped_pages(x)  # the fit reads the copy only
+    xt = scaler.transform(xt, copy=False)
+    clip.fit(xt)
+    _clip_in_place(clip, xt)
+    final.fit(xt, y)
+
+
+def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Classifier:
+    """Return an unfitted scikit-learn classifier of ``kind``."""
+    if kind == "logistic":
+        pipeline: Classifier = make_pipeline(
+            StandardScaler(),
+            FunctionTransformer(np.clip, kw_args={"a_min": -_Z_CLIP, "a_max": _Z_CLIP}),
+            LogisticRegression(C=params.regularization_c, max_iter=2000),
+        )
+        return pipeline
+    boosted: Classifier = HistGradientBoostingClassifier(
+        learning_rate=params.hgb_learning_rate,
+        max_iter=params.hgb_max_iter,
+        max_depth=params.hgb_max_depth,
+        min_samples_leaf=params.hgb_min_samples_leaf,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=seed,
+    )
+    return boosted
+
+
+def fit_classifier(
+    kind: ClassifierKind,
+    x: FloatArray,
+    y: IntArray,
+    params: ModelParams,
+    seed: int,
+    *,
+    owned: bool = False,
+) -> Classifier:
+    """Fit a classifier; a single-class target gets a prior-only model instead of an error.
+
+    ``owned``: ``x`` is a private copy the caller no longer needs (the logistic pipeline then
+    scales it in place, see :func:`_scaled_steps`; the model is the same).
+    """
+    model: Classifier = (
+        DummyClassifier(strategy="prior")
+        if np.unique(y).size < 2
+        else make_classifier(kind, params, seed)
+    )
+    steps = _scaled_steps(model)
+    if steps is None:
+        model.fit(x, y)
+    else:
+        _fit_scaled(steps, x, y, owned)
+    return model
+
+
+_LIMITED = threading.local()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One BLAS / OpenMP thread for the fits and predictions inside (a no-op inside one).
+
+    These small fits run several times faster than with contended threads, the timing is
+    predictable, and parallelism belongs to the process pool above us. Predictions too: with
+    the default two threads, a small HGB / logistic prediction (~10 ms) now and then took
+    0.5-1.1 s on a busy machine, waiting for the OpenMP / BLAS team's second thread to be
+    scheduled (measured: 1 to 2 calls in 60, on 2 cores at load 3). Entering
+    ``threadpool_limits`` costs ~1.5 ms (it scans the loaded libraries), so a serial
+    :func:`train_model` enters it once for all its fits, and a pool job once for its fit.
+    """
+    if getattr(_LIMITED, "active", False):
+        yield
+        return
+    with threadpool_limits(limits=1):
+        _LIMITED.active = True
+        try:
+            yield
+        finally:
+            _LIMITED.active = False
+
+
+def take_rows(x: FloatArray, positions: IntArray) -> tuple[FloatArray, bool]:
+    """``x[positions]`` and whether it is a private copy.
+
+    Consecutive positions of a C-ordered ``x`` give a view of those rows: the same values in
+    the same (C) layout as the copy ``x[positions]`` would make, so a fit or a prediction
+    cannot tell them apart; anything else is copied (``x[positions]``, C-ordered).
+    """
+    n = len(positions)
+    if (
+        n
+        and x.flags.c_contiguous
+        and int(positions[-1]) - int(positions[0]) == n - 1
+        and bool((np.diff(positions) == 1).all())
+    ):
+        return x[int(positions[0]) : int(positions[-1]) + 1], False
+    return x[positions], True
