@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from aistock_actors.errors import JobCancelledError, JobTimeoutError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
-from aistock_actors.runtime.memory import trim_heap
+from aistock_actors.runtime.memory import install_core_hooks, trim_heap
 
 log = logging.getLogger("aistock_actors.runtime.jobs")
 
@@ -146,6 +146,7 @@ def call_job(fn: Callable[..., R], job: tuple[Any, ...]) -> R:
     job's freed heap back to the OS (an idle worker would otherwise keep its peak)."""
     import joblib
 
+    install_core_hooks()  # the fit may drop pages of its memory-mapped arguments
     args = [joblib.load(a.path, mmap_mode="r") if isinstance(a, MappedArg) else a for a in job]
     try:
         return fn(*args)

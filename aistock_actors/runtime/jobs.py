@@ -75,6 +75,7 @@ from aistock_actors.runtime.job_support import (
     job_name,
     release_memory,
 )
+from aistock_actors.runtime.memory import install_core_hooks
 
 __all__ = [
     "BACKENDS",
@@ -120,6 +121,7 @@ class JobRunner:
     def __init__(
         self, backend: Backend = "loky", n_jobs: int = 2, scheduler_address: str | None = None
     ) -> None:
+        install_core_hooks()  # inline jobs and the training set built in this process
         if backend not in BACKENDS:
             raise ValueError(
                 f"unknown parallel backend {backend!r}; expected 'loky', 'dask' or 'inline'"

@@ -53,3 +53,10 @@ def release_mapped_pages(array: npt.NDArray[Any]) -> None:
                     handle.madvise(mmap.MADV_DONTNEED)
             return
         base = base.base
+
+
+def install_core_hooks() -> None:
+    """Let the pure model code (``core/model/memory_hints.py``) call these two functions."""
+    from aistock_actors.core.model import memory_hints
+
+    memory_hints.install(release_mapped_pages, trim_heap)

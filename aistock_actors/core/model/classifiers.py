@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from aistock_actors.runtime.memory import release_mapped_pages
+from aistock_actors.core.model.memory_hints import release_pages
 
 if TYPE_CHECKING:
     from aistock_actors.core.model.models import ModelParams
@@ -131,7 +131,7 @@ def _fit_scaled(
         xt = x
     else:  # x's own dtype object when it is float64, as the estimator's C-ordered copy keeps it
         xt = np.array(x, dtype=None if x.dtype == np.float64 else np.float64, order="C")
-        release_mapped_pages(x)  # the fit reads the copy only
+        release_pages(x)  # the fit reads the copy only
     xt = scaler.transform(xt, copy=False)
     clip.fit(xt)
     _clip_in_place(clip, xt)

@@ -14,8 +14,8 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from aistock_actors.core.model.features import build_features, validate_ohlcv
+from aistock_actors.core.model.memory_hints import trim_heap
 from aistock_actors.errors import DataError
-from aistock_actors.runtime.memory import trim_heap
 
 LabelMethod = Literal["direction", "triple_barrier"]
 

@@ -33,9 +33,9 @@ from aistock_actors.core.model.classifiers import (
     positive_proba,
     take_rows,
 )
+from aistock_actors.core.model.memory_hints import release_pages
 from aistock_actors.core.model.threshold import ThresholdChoice, choose_threshold, majority_rate
 from aistock_actors.core.model.validation import as_int_times, purged_walk_forward_splits
-from aistock_actors.runtime.memory import release_mapped_pages
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def fit_predict_job(
     with one_thread():
         rows, owned = take_rows(x, train)
         if owned:
-            release_mapped_pages(x)  # the fit reads the copy only
+            release_pages(x)  # the fit reads the copy only
         clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned)
         del rows
         rows, owned = take_rows(x, test)
@@ -291,7 +291,7 @@ def _fit_stack(
     p_up = np.concatenate(oof_probs)
     correct = ((p_up >= 0.5) == (y[oof] == 1)).astype(np.int64)
     meta_x = meta_matrix(x, p_up, oof)
-    release_mapped_pages(x)  # the meta-labeler's fits read meta_x only
+    release_pages(x)  # the meta-labeler's fits read meta_x only
     meta_splits = purged_walk_forward_splits(
         start[oof], end[oof], params.meta_splits, params.embargo
     )
