@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from aistock_actors import __version__
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import LoadedConfig, load_config
 from aistock_actors.config.sections import Mode
 from aistock_actors.errors import (
@@ -41,6 +40,7 @@ from aistock_actors.errors import (
     ModelIntegrityError,
 )
 from aistock_actors.runtime.logs import setup_logging
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.lock import DaemonLock
 from aistock_actors.store.state import CycleSummary
 

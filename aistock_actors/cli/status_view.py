@@ -1,14 +1,14 @@
 """``--status`` for people: a one-screen rich view on a terminal, plain lines anywhere else.
 
-On a terminal the :class:`~aistock_actors.cli.operator_commands.Status` is drawn as panels and
+On a terminal the :class:`~aistock_actors.services.operator_actions.Status` is drawn as panels and
 tables with
 colour: halted or running and why, the kill switch, failures against the cap, the last cycle's
 steps with outcome and duration, the active model and its backtest, pending approvals, the paper
 account and its positions, the risk limits against the hard ceilings, and the newest critical and
 error alerts. Anywhere else (a pipe, a file, cron mail, ``grep``) it prints
-:func:`~aistock_actors.cli.operator_commands.render_status`'s plain lines: no ANSI codes, one fact
-per line,
-the lines the runbook and the tests grep for. ``--status --json`` prints the same data as JSON.
+:func:`~aistock_actors.services.operator_actions.render_status`'s plain lines: no ANSI codes,
+one fact per line, the lines the runbook and the tests grep for. ``--status --json`` prints the
+same data as JSON.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
-from aistock_actors.cli.operator_commands import (
+from aistock_actors.runtime.redaction import escape_control
+from aistock_actors.services.operator_actions import (
     Status,
     degraded_suffix,
     render_status,
     step_detail,
 )
-from aistock_actors.runtime.redaction import escape_control
 
 if TYPE_CHECKING:  # rich loads only when a terminal gets the rich view
     from rich.console import RenderableType

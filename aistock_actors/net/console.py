@@ -97,7 +97,7 @@ class Console:
                                      "img-src 'self' data:; style-src 'self'"})
 
     async def status(self, _request: web.Request) -> web.Response:
-        from aistock_actors.cli import operator_commands as operator
+        from aistock_actors.services import operator_actions as operator
 
         st = await asyncio.to_thread(operator.status, self.loaded, self.clock)
         return web.Response(body=msgspec.json.encode(st), content_type="application/json",
@@ -190,18 +190,18 @@ class Console:
     # --- the actions (worker thread) ---------------------------------------------------------
 
     def _kill(self, _target: str) -> tuple[int, str]:
-        from aistock_actors.cli import operator_commands as operator
+        from aistock_actors.services import operator_actions as operator
 
         return 200, operator.kill(self.loaded, WEB)
 
     def _unkill(self, _target: str) -> tuple[int, str]:
-        from aistock_actors.cli import operator_commands as operator
+        from aistock_actors.services import operator_actions as operator
 
         message, still_halted = operator.unkill(self.loaded, WEB)
         return (409 if still_halted else 200), message
 
     def _resume(self, _target: str) -> tuple[int, str]:
-        from aistock_actors.cli import operator_commands as operator
+        from aistock_actors.services import operator_actions as operator
 
         message, ok = operator.resume(self.loaded, WEB)
         return (200 if ok else 409), message
@@ -228,7 +228,7 @@ class Console:
             return 409, str(exc)
 
     def _ack(self, target: str) -> tuple[int, str]:
-        from aistock_actors.cli import operator_commands as operator
+        from aistock_actors.services import operator_actions as operator
 
         try:
             return 200, operator.ack(self.loaded, target, WEB, self.clock)

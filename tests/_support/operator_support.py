@@ -16,10 +16,10 @@ from typing import Any
 from _support.lifecycle_support import lifecycle_config, planted_frames, run_cycle
 from _support.paper_support import trading_specs
 from _support.support import pump_until
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.core.data.sample_data import write_universe_csvs
 from aistock_actors.runtime.supervisor import Supervisor
+from aistock_actors.services import operator_actions as operator
 
 FIRST_BARS = 560
 TRADING_CYCLES = 16

@@ -12,7 +12,6 @@ from _support.paper_support import Rig, activate_model, head, read_json, step_da
 from _support.support import audit_actions
 
 from aistock_actors.cli import app as cli
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.core.trading.costs import CostModel
 from aistock_actors.core.trading.ledger import (
     Bar,
@@ -23,6 +22,7 @@ from aistock_actors.core.trading.ledger import (
     portfolio_weights,
     reconcile,
 )
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.ledger import PaperStore, calibrated_costs
 
 SMALL_WINDOW = {"min_observations": 3, "performance_window": 20}

@@ -20,13 +20,13 @@ from _support.support import alert_codes, audit_actions, pump_until
 
 from aistock_actors.actors.base import ActorContext
 from aistock_actors.actors.paper_trader import PaperTrader
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.trading.ledger import LedgerState, reconcile
 from aistock_actors.messages import Message
 from aistock_actors.messages.trading import PaperTraded, TradePaper
 from aistock_actors.runtime import faults
 from aistock_actors.runtime.faults import FaultPlan, FaultSpec
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.bars import BarStore

@@ -12,8 +12,8 @@ import pytest
 from _support.operator_support import operator_state
 from _support.support import write_config
 
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.services.promotion_decisions import active_model_why
 from aistock_actors.store.alerts import ACK_FILE, AlertSink, acknowledge, alert_counts
 

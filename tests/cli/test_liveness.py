@@ -16,9 +16,9 @@ import pytest
 from _support.support import write_config
 from _support.waiting import wait_until
 
-from aistock_actors.cli.liveness import STALE_AFTER_S, liveness
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 from aistock_actors.runtime.clock import FakeClock
+from aistock_actors.services.liveness import STALE_AFTER_S, liveness
 from aistock_actors.store.lock import DaemonLock
 
 REPO = Path(__file__).resolve().parents[2]

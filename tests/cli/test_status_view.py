@@ -15,12 +15,12 @@ from _support.operator_support import operator_state, run_in_pty
 from _support.support import write_config
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.cli import status_view
 from aistock_actors.config import load_config
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, BacktestModel
 from aistock_actors.runtime.supervisor import ChildSpec
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.state import HaltState, write_halt
 
 REPO = Path(__file__).resolve().parents[2]

@@ -47,12 +47,12 @@ from _support.support import alert_codes, pump_until
 from _support.waiting import wait_until
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.core.supervision.policy import FAILURE_ALERT_CODES, SKIP_ON_FAILURE
 from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.runtime.faults import FaultPlan, FaultSpec
 from aistock_actors.runtime.supervisor import Supervisor
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.state import CycleSummary
 
 KINDS = ("raise", "hang", "slow", "malformed", "on_start")

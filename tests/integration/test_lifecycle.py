@@ -24,10 +24,10 @@ from _support.lifecycle_support import (
 )
 from _support.support import alert_codes
 
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.labels import TrainingSet
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.services import promotion_decisions as promotion_ops
 
 REPO = Path(__file__).resolve().parents[2]

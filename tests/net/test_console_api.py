@@ -19,9 +19,9 @@ import pytest
 from _support.opsupport import http_get, ops_supervisor
 from _support.support import write_config
 
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.runtime.supervisor import Supervisor
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.alerts import AlertSink
 
 TOKEN_ENV = "AISTOCK_TEST_CONSOLE_TOKEN"

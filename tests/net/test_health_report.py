@@ -168,8 +168,8 @@ def test_run_once_reports_after_its_cycle_not_before(
 def test_report_and_metrics_carry_the_active_model_and_alert_counts(tmp_path: Path) -> None:
     from _support.opsupport import http_get, metric_samples
 
-    from aistock_actors.cli import operator_commands as operator
     from aistock_actors.config import load_config
+    from aistock_actors.services import operator_actions as operator
     from aistock_actors.store.models import ModelRecord
 
     cfg = write_config(tmp_path, monitoring={"listen_port": 0})

@@ -11,8 +11,8 @@ from _support.support import probe_class, pump_until, write_config
 from _support.waiting import wait_until
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
+from aistock_actors.services import operator_actions as operator
 
 
 def test_metrics_match_status_and_healthz_turns_503_on_halt(tmp_path: Path) -> None:

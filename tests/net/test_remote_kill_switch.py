@@ -13,10 +13,10 @@ from _support.opsupport import FAST_MONITORING, alerts_of, ops_supervisor
 from _support.support import audit_actions, probe_class, pump_until, write_config
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.errors import PermanentHTTPError, TransientHTTPError
 from aistock_actors.net.remote_kill import FAILED_MESSAGE, parse_kill_switch
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.state import read_halt
 
 INTERVAL = 1.0

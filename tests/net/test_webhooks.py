@@ -15,7 +15,6 @@ from _support.support import probe_class, pump_until, write_config
 from _support.waiting import wait_until
 
 from aistock_actors.actors.kill_switch import KillSwitchWatcher
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config, parse_config
 from aistock_actors.net.http import RetryPolicy
 from aistock_actors.net.payloads import (
@@ -27,6 +26,7 @@ from aistock_actors.net.payloads import (
 )
 from aistock_actors.net.webhooks import WebhookDispatcher
 from aistock_actors.runtime.redaction import Redactor
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.alerts import Alert
 
 ROUTING_KEY = "R0UTINGfakeKEY000000000000000001"

@@ -17,9 +17,9 @@ from _support.support import (
 )
 from _support.waiting import wait_until
 
-from aistock_actors.cli import operator_commands as operator
 from aistock_actors.config import load_config
 from aistock_actors.runtime.supervisor import Supervisor
+from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.state import load_supervisor_state, read_halt
 
 

@@ -276,7 +276,7 @@ def _costs(loaded: LoadedConfig) -> CostData:
 
 
 def _status(loaded: LoadedConfig) -> tuple[dict[str, Any] | None, str | None]:
-    from aistock_actors.cli import operator_commands as operator
+    from aistock_actors.services import operator_actions as operator
 
     try:
         return msgspec.to_builtins(operator.status(loaded)), None

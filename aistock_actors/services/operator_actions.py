@@ -1,4 +1,5 @@
-"""Operator commands that act on the state directory without a running daemon.
+"""Operator actions on the state directory, for the CLI and the web console alike (no daemon
+needed).
 
 ``--kill``, ``--unkill``, ``--resume``, ``--ack``, ``--status`` and ``--audit-verify``
 (``--approve`` and ``--reject`` are in :mod:`aistock_actors.services.promotion_decisions`). Each
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aistock_actors.cli.liveness import Liveness, liveness
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.supervision import policy
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
+from aistock_actors.services.liveness import Liveness, liveness
 from aistock_actors.store.alerts import (
     Alert,
     AlertSink,
