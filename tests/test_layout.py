@@ -49,3 +49,27 @@ def test_top_level_holds_only_packages_and_the_entry_modules() -> None:
     for sub in PACKAGE.iterdir():
         if sub.is_dir() and sub.name != "__pycache__":
             assert (sub / "__init__.py").exists(), f"{sub.name}/ is not a package"
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    big = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in _sources()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert big == {}, f"split these by responsibility (> {MAX_MODULE_LINES} lines): {big}"
+
+
+def test_every_class_name_is_defined_once() -> None:
+    import ast
+
+    seen: dict[str, list[str]] = {}
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(str(path.relative_to(PACKAGE.parent)))
+    twice = {name: where for name, where in seen.items() if len(where) > 1}
+    assert twice == {}, f"one name, one meaning: {twice}"

@@ -2,7 +2,8 @@
 
 Used by the PromotionJudge at every judge step (and by ``--approve`` to register a promotion),
 always under the promotion lock (:meth:`PromotionStore.locked`). The pure rules live in
-``core/registry.py`` and ``core/rollback.py``; this module applies them to the files.
+``core/promotion/registry.py`` and ``core/promotion/rollback.py``; this module applies them to
+the files.
 
 **Registry.** One strategy slot, ``primary``, holds the active model. Each judge step re-evaluates
 it: it *passes* when the Backtester's fresh evaluation of the incumbent on this cycle's champion
@@ -10,15 +11,13 @@ window passes promotion stage 1 (Sharpe and drawdown gates), *fails* when that e
 not, and is *missing* when the incumbent was not evaluated this cycle (e.g. its features are no
 longer available). The champion window is the bars after the incumbent's training end once there
 are enough of them (:data:`~aistock_actors.core.model.pipeline.MIN_CHAMPION_WINDOW_BARS`), so a
-model
-that degrades is judged on data it was not fitted to; before that it is the candidate's whole
+model that degrades is judged on data it was not fitted to; before that it is the candidate's whole
 out-of-sample window, partly the incumbent's own training data (the audit event's
 ``champion_window_note`` says which). Failures and misses both count; after
 :data:`~aistock_actors.core.promotion.registry.PROMOTION_GRACE_CYCLES` in a row the strategy is
-removed,
-which RETIRES the model: ``models/active/model.json`` falls back to the most recent previously
-active model that was neither retired nor rolled back (it is re-registered with a clean counter),
-and if there is none, no model is active (the pointer is moved aside to
+removed, which RETIRES the model: ``models/active/model.json`` falls back to the most recent
+previously active model that was neither retired nor rolled back (it is re-registered with a
+clean counter), and if there is none, no model is active (the pointer is moved aside to
 ``models/active/deactivated.json``; paper trading then holds no model). Cycles in which the judge
 step does not run (training or backtest failed) do not touch the registry.
 
@@ -26,8 +25,7 @@ step does not run (training or backtest failed) do not touch the registry.
 records the active model's per-bar paper returns since its promotion, they are compared with what
 its promotion backtest promised (total return over the backtest's bars, from its ``approved``
 manifest entry) by :func:`~aistock_actors.core.promotion.rollback.should_rollback`. On degradation
-beyond
-``headless.degradation_threshold_pct`` the previous good model is re-activated (or none), the
+beyond ``headless.degradation_threshold_pct`` the previous good model is re-activated (or none), the
 entry becomes ``rolled_back``, and ``auto_rollback_on_degradation`` is audited and alerted.
 
 Every pointer change is preceded by ``ensure_not_halted`` and followed by writing the manifest
@@ -57,7 +55,6 @@ between leaves the record ahead of the pointer. Reconcile finishes it:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aistock_actors.core.promotion.gate import (
@@ -76,6 +73,7 @@ from aistock_actors.core.promotion.rollback import (
 from aistock_actors.errors import ModelIntegrityError, StateError
 from aistock_actors.messages.model import BacktestCompleted
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
+from aistock_actors.services.manifest_entries import interrupted_promotion, mark_entry
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.models import ModelRecord, ModelStore
@@ -183,7 +181,7 @@ class ActiveModelKeeper:
                                    "previous_model_id": active.model_id if active else None}
         self.ensure_not_halted("promotion")
         if entry.get("action") == "promote" and "decided_at" not in entry and not auto_promotion:
-            _mark(entry, "pending", "interrupted_promotion")
+            mark_entry(entry, "pending", "interrupted_promotion")
             self.commit(manifest, registry)
             self.audit.append("interrupted_promotion_pending_approval", self.actor, details)
             self.notes.append(f"{model_id}: interrupted promotion left for --approve")
@@ -194,7 +192,7 @@ class ActiveModelKeeper:
         except (ModelIntegrityError, StateError) as exc:
             self.alerts.raise_alert("critical", "model_integrity_failed", str(exc),
                                     actor=self.actor, details=details)
-            _mark(entry, "rejected", "model_integrity_failed")
+            mark_entry(entry, "rejected", "model_integrity_failed")
             self.commit(manifest, registry)
             self.audit.append("interrupted_promotion_not_activated", self.actor,
                               {**details, "reason": "model_integrity_failed", "error": str(exc)})
@@ -385,40 +383,3 @@ class ActiveModelKeeper:
         self.commit(manifest, registry)
         return True
 
-
-def _approved_at(entry: dict[str, Any]) -> datetime:
-    """When an entry was approved: the operator's ``decided_at``, else the verdict's ``time``."""
-    stamp = entry.get("decided_at") or entry.get("time")
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def interrupted_promotion(
-    manifest: Manifest, registry: RegistryFile, active_model_id: str | None
-) -> dict[str, Any] | None:
-    """The ``approved`` entry whose pointer move was interrupted, or ``None``.
-
-    That is the most recently approved entry (operator approvals count from their decision)
-    when its model is not the active one and was neither retired nor rolled back. Only the most
-    recent approval is considered: an older one was superseded, and a model that left the
-    pointer (rollback, retirement) is in ``registry.excluded()``.
-    """
-    approved = [(i, e) for i, e in enumerate(manifest) if e.get("status") == "approved"]
-    if not approved:
-        return None
-    _, entry = max(approved, key=lambda pair: (_approved_at(pair[1]), pair[0]))
-    model_id = entry.get("model_id")
-    if not isinstance(model_id, str) or model_id == active_model_id:
-        return None
-    if model_id in registry.excluded():
-        return None
-    return entry
-
-
-def _mark(entry: dict[str, Any], status: str, reason: str) -> None:
-    """Change a manifest entry's status and add the reason (as the judge's ``_mark``)."""
-    entry["status"] = status
-    entry["reasons"] = [*entry.get("reasons", []), reason]
