@@ -96,6 +96,8 @@ class Supervisor(CycleDriver, ChildRestarts, HaltLatch):
         self.audit = AuditLog(
             self.state_dir / "audit" / "log.jsonl", redact=self.redactor.details, clock=clock,
             anchor=anchor_for(loaded),  # #17: the keyed head outside state/
+            max_bytes=self.cfg.security.audit_max_bytes,  # #18: rotation keeps it bounded
+            keep_files=self.cfg.security.audit_keep_files,
         )
         self.alerts = AlertSink(
             self.state_dir / "alerts", redact=self.redactor.details, clock=clock
