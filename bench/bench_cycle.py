@@ -162,6 +162,8 @@ def run_cycle(
 ) -> Run:
     for name in ("state", "models"):
         shutil.rmtree(work / name, ignore_errors=True)
+    for head in work.glob("audit-head-*.json"):  # a new state/ starts a new anchored chain
+        head.unlink()
     config = write_config(work, data, backend, n_jobs)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if root != ROOT:  # another checkout of the code (e.g. `git archive HEAD`): import it first

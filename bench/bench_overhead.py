@@ -102,6 +102,8 @@ def write_config(work: Path, data: Path, n_jobs: int) -> Path:
 def fresh(work: Path) -> None:
     for name in ("state", "models"):
         shutil.rmtree(work / name, ignore_errors=True)
+    for head in work.glob("audit-head-*.json"):  # a new state/ starts a new anchored chain
+        head.unlink()
 
 
 def tree_cpu() -> float:

@@ -246,7 +246,7 @@ class PaperBookkeeping(SupervisedActor):
     def flatten(self, why: str) -> None:
         """Close everything at the next price (the one trade allowed after a halt)."""
         state = self.ledger
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.symbols()}
+        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
         bars, stamp = flatten_bars(new_bars(arrays, state.as_of_ns), arrays)
         prices = {s: b.close for s, b in bars.items()}
         key = self.ctx.clock.now().isoformat()

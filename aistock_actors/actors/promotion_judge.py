@@ -75,6 +75,7 @@ from aistock_actors.store.promotion import (
     PromotionStore,
     RegistryFile,
 )
+from aistock_actors.store.risk import allowed_exposure_scale
 from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,10 @@ class PromotionJudge(SupervisedActor):
         registry = self.promo.load_registry()
         keeper.reconcile(manifest, registry, auto_promotion=self.auto_promotion())
         rolled_back = headless.auto_rollback_on_degradation and keeper.check_degradation(
-            manifest, registry, headless.degradation_threshold_pct
+            manifest,
+            registry,
+            headless.degradation_threshold_pct,
+            allowed_exposure_scale(self.ctx.config),  # #17: per unit of the exposure allowed
         )
         if not rolled_back:
             keeper.reevaluate(manifest, registry, backtest)

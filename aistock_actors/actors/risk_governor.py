@@ -118,7 +118,7 @@ class RiskGovernor(SupervisedActor):
             cycle_id=request.cycle_id,
             now=utc_now(),
         )
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.symbols()}
+        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
         regime = latest_regime(close_panel(arrays))
         allocation = allocate(regime, None, governed.state.limits, cfg.allocator)
         state = msgspec.structs.replace(

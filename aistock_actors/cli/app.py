@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SYMBOL",
         help="remove SYMBOL's stored bars after --after DATE (audited; not while a daemon runs)",
     )
+    action.add_argument(  # #17: the one-time upgrade step for artifacts written before signing
+        "--sign-unsigned-models",
+        action="store_true",
+        help="sign stored models that have no signature yet and still match their sha256 "
+        "(audited; run once after the upgrade)",
+    )
     parser.add_argument(
         "--after", metavar="DATE", default=None, help="with --drop-bars: ISO date or datetime"
     )
@@ -244,6 +250,11 @@ def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         message, ok = operator.audit_verify(loaded)
         print(message)
         return EXIT_OK if ok else EXIT_AUDIT_BROKEN
+    if args.sign_unsigned_models:
+        from aistock_actors.cli.model_commands import sign_unsigned_models
+
+        print(sign_unsigned_models(loaded))
+        return EXIT_OK
     if args.drop_bars is not None:
         from aistock_actors.cli.bar_commands import drop_bars
 

@@ -366,6 +366,10 @@ class SecurityConfig(_Section, frozen=True, kw_only=True):
     folder. Must lie outside the state and models folders."""
     integrity_key_env: EnvName | None = None
     """Environment variable holding the key (at least 32 characters); wins when set."""
+    audit_max_bytes: Annotated[int, msgspec.Meta(ge=4096, le=2**40)] = 32 * 2**20
+    """The audit log is rotated (``log.<NNNNNN>.jsonl``, chain carried on) at this size."""
+    audit_keep_files: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 10
+    """Rotated audit files kept; older ones are deleted (the log stays bounded)."""
 
 
 class Config(_Section, frozen=True, kw_only=True):

@@ -104,6 +104,8 @@ class Supervisor:
             redact=self.redactor.details,
             clock=clock,
             anchor=anchor_for(loaded),  # #17: the keyed head outside state/
+            max_bytes=self.cfg.security.audit_max_bytes,  # #18: rotation keeps it bounded
+            keep_files=self.cfg.security.audit_keep_files,
         )
         self.alerts = AlertSink(
             self.state_dir / "alerts", redact=self.redactor.details, clock=clock

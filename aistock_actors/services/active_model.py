@@ -321,7 +321,11 @@ class ActiveModelKeeper:
     # --- degradation rollback ------------------------------------------------------------------
 
     def check_degradation(
-        self, manifest: Manifest, registry: RegistryFile, threshold_pct: float
+        self,
+        manifest: Manifest,
+        registry: RegistryFile,
+        threshold_pct: float,
+        exposure_scale: float = 1.0,
     ) -> bool:
         """Roll the active model back if its paper record falls short of its backtest.
 
@@ -343,7 +347,7 @@ class ActiveModelKeeper:
         except (KeyError, TypeError, ValueError):
             return False
         live = LivePerformance(model_id=active.model_id, bar_returns=list(performance.returns))
-        verdict = should_rollback(expected, live, threshold_pct)
+        verdict = should_rollback(expected, live, threshold_pct, exposure_scale=exposure_scale)
         if verdict.reason == "invalid_live_returns":
             self.alerts.raise_alert("warning", "paper_performance_invalid",
                                     f"{self.promo.performance_path}: unusable returns; "
@@ -366,6 +370,7 @@ class ActiveModelKeeper:
             "realised_return": verdict.realised_return,
             "observations": verdict.observations,
             "threshold_pct": threshold_pct,
+            "exposure_scale": verdict.exposure_scale,
         }
         self.audit.append(AUTO_ROLLBACK, self.actor, details)
         self.alerts.raise_alert(

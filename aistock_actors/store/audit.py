@@ -10,6 +10,11 @@ A crash mid-write can leave a torn last line (no trailing newline). Readers skip
 the next append truncates it first (it was never acknowledged) and records
 ``audit_torn_tail_discarded``.
 
+Rotation (#18, ``max_bytes``): when the log reaches its size it is renamed ``log.<NNNNNN>.jsonl``
+and the new log starts with an ``audit_log_rotated`` record whose ``prev`` is the hash of the old
+file's last line, so the chain runs on across files; only the newest ``keep_files`` rotated files
+are kept (a bounded log). :func:`verify_audit_log` walks the kept files in order.
+
 With an :class:`~aistock_actors.store.audit_anchor.AuditAnchor` (#17) every append also rewrites
 the keyed head record kept outside the state folder, and :func:`verify_audit_log` checks the log
 against it: a cut tail, a deleted log or a recomputed chain no longer verify.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -106,8 +112,12 @@ class AuditLog:
         redact: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         anchor: AuditAnchor | None = None,
+        max_bytes: int | None = None,
+        keep_files: int = 20,
     ) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.keep_files = keep_files
         self._lock = threading.Lock()
         self._redact = redact
         self.clock = clock
@@ -130,8 +140,8 @@ class AuditLog:
             payload = self._redact(payload)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
-        with self._lock, open(self.path, "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        with self._lock:
+            handle = self._open_locked()
             try:
                 last, end_complete, torn = _last_complete_line(handle)
                 prev = line_hash(last) if last is not None else GENESIS
@@ -145,6 +155,11 @@ class AuditLog:
                     handle.seek(0, os.SEEK_END)
                     handle.write(note + b"\n")
                     prev = line_hash(note)
+                full = self.max_bytes is not None and last is not None and (
+                    handle.seek(0, os.SEEK_END) >= self.max_bytes
+                )
+                if full:
+                    handle, prev = self._rotate(handle, prev)
                 record = AuditRecord(
                     ts=utc_now_iso(self.clock),
                     action=action,
@@ -164,15 +179,66 @@ class AuditLog:
                     self.anchor.write(count + 1, self.head)
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
         if created:
             fsync_dir(self.path.parent)
         return record
+
+    def _open_locked(self) -> Any:
+        """Open and flock the CURRENT log (another process may have rotated it meanwhile)."""
+        while True:
+            handle = open(self.path, "a+b")  # noqa: SIM115 (closed by append)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return handle
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+    def _rotate(self, old: Any, prev: str) -> tuple[Any, str]:
+        """Rename the full log aside, start the next one chained to it; prune the oldest."""
+        kept = rotated_files(self.path)
+        number = _rotation_number(kept[-1]) + 1 if kept else 1
+        target = self.path.with_name(f"{self.path.stem}.{number:06d}{self.path.suffix}")
+        os.replace(self.path, target)
+        new = open(self.path, "a+b")  # noqa: SIM115 (closed by append)
+        fcntl.flock(new.fileno(), fcntl.LOCK_EX)
+        fcntl.flock(old.fileno(), fcntl.LOCK_UN)
+        old.close()
+        note = self._encode("audit_log_rotated", "audit", {"previous_file": target.name}, prev)
+        new.write(note + b"\n")
+        self._known = None
+        for stale in [*kept, target][: max(0, len(kept) + 1 - self.keep_files)]:
+            stale.unlink(missing_ok=True)
+        fsync_dir(self.path.parent)
+        return new, line_hash(note)
 
     def _encode(self, action: str, actor: str, details: dict[str, Any], prev: str) -> bytes:
         record = AuditRecord(
             ts=utc_now_iso(self.clock), action=action, actor=actor, details=details, prev=prev
         )
         return _ENCODER.encode(record)
+
+
+_ROTATED = re.compile(r"\.(\d{6})$")
+
+
+def _rotation_number(path: Path) -> int:
+    match = _ROTATED.search(path.stem)
+    return int(match.group(1)) if match else 0
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """The rotated parts of the log at ``path`` (``log.000001.jsonl`` ...), oldest first."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = [p for p in path.parent.glob(f"{path.stem}.*{path.suffix}")
+             if _ROTATED.search(p.stem)]
+    return sorted(found, key=_rotation_number)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
@@ -228,29 +294,34 @@ def verify_audit_log(path: Path, anchor: AuditAnchor | None = None) -> AuditVeri
 
 
 def _verify_chain(path: Path) -> tuple[AuditVerification, list[str]]:
+    """Walk the kept rotated files and the log in order; the current log's line hashes."""
+    path = Path(path)
+    files = [*rotated_files(path), *([path] if path.exists() else [])]
     hashes: list[str] = []
-    if not Path(path).exists():
-        return AuditVerification(ok=True, records=0), hashes
-    prev = GENESIS
+    prev: str | None = None  # the oldest kept file may continue a pruned one
     count = 0
-    for number, line, complete in iter_lines(path):
-        if not complete:
-            return AuditVerification(ok=True, records=count, torn_tail=True), hashes
-        try:
-            record = _RECORD_DECODER.decode(line)
-        except msgspec.DecodeError as exc:
-            return AuditVerification(
-                ok=False, records=count, first_broken_line=number, reason=f"unreadable: {exc}"
-            ), hashes
-        if record.prev != prev:
-            return AuditVerification(
-                ok=False,
-                records=count,
-                first_broken_line=number,
-                reason="hash chain broken: this line's 'prev' does not match the line before it "
-                "(that line or this one was edited, removed or inserted)",
-            ), hashes
-        prev = line_hash(line)
-        hashes.append(prev)
-        count += 1
+    for part in files:
+        hashes = []
+        where = "" if part == path else f"{part.name}: "
+        for number, line, complete in iter_lines(part):
+            if not complete:
+                return AuditVerification(ok=True, records=count, torn_tail=True), hashes
+            try:
+                record = _RECORD_DECODER.decode(line)
+            except msgspec.DecodeError as exc:
+                return AuditVerification(ok=False, records=count, first_broken_line=number,
+                                         reason=f"{where}unreadable: {exc}"), hashes
+            if prev is None:
+                prev = record.prev if record.action == "audit_log_rotated" else GENESIS
+            if record.prev != prev:
+                return AuditVerification(
+                    ok=False,
+                    records=count,
+                    first_broken_line=number,
+                    reason=f"{where}hash chain broken: this line's 'prev' does not match the line "
+                    "before it (that line or this one was edited, removed or inserted)",
+                ), hashes
+            prev = line_hash(line)
+            hashes.append(prev)
+            count += 1
     return AuditVerification(ok=True, records=count), hashes

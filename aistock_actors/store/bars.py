@@ -107,20 +107,20 @@ class BarStore:
             raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
         return self.root / f"{symbol}.npz"
 
-    def stored_symbols(self) -> list[str]:
-        """Symbols with a data file, readable or not, sorted."""
+    def symbols(self) -> list[str]:
+        """Symbols with stored history, sorted (readable or not: see :meth:`readable_symbols`)."""
         if not self.root.is_dir():
             return []
         return sorted(p.stem for p in self.root.glob("*.npz") if is_valid_symbol(p.stem))
 
-    def symbols(self) -> list[str]:
-        """Symbols with READABLE stored history, sorted.
+    def readable_symbols(self) -> list[str]:
+        """Symbols whose stored history can be read, sorted.
 
         A symbol whose file and ``.bak`` are both unreadable is left out (logged), so one garbled
         ``bars/<SYM>.npz`` fails that symbol only (#17); ingesting it reports the problem.
         """
         readable = []
-        for symbol in self.stored_symbols():
+        for symbol in self.symbols():
             try:
                 self._read(symbol)
             except StateError as exc:
@@ -147,7 +147,7 @@ class BarStore:
 
     def total_bars(self) -> int:
         """Number of stored bars over all symbols."""
-        return sum(self.count(symbol) for symbol in self.symbols())
+        return sum(self.count(symbol) for symbol in self.readable_symbols())
 
     def load(self, symbol: str) -> pd.DataFrame:
         """Bars of ``symbol``: UTC DatetimeIndex ``timestamp``, float64 columns open..volume.
@@ -161,7 +161,7 @@ class BarStore:
 
     def load_many(self, symbols: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
         """``{symbol: load(symbol)}`` for ``symbols`` (default: every stored symbol)."""
-        chosen = self.symbols() if symbols is None else list(symbols)
+        chosen = self.readable_symbols() if symbols is None else list(symbols)
         return {symbol: self.load(symbol) for symbol in chosen}
 
     def append(

@@ -39,7 +39,7 @@ from aistock_actors.errors import StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
-from aistock_actors.store.audit import read_audit
+from aistock_actors.store.audit import read_audit, rotated_files
 from aistock_actors.store.journal import JOURNAL_NAME, FillJournal
 from aistock_actors.store.state_file import load_state
 
@@ -215,11 +215,15 @@ class PaperStore:
                         {"fills": len(state.fills)})
 
     def _audit_shows_trading(self) -> bool:
+        log_path = self.state_dir / "audit" / "log.jsonl"
         try:
-            records, _ = read_audit(self.state_dir / "audit" / "log.jsonl")
+            for part in [*rotated_files(log_path), log_path]:
+                records, _ = read_audit(part)
+                if any(r.action in TRADING_ACTIONS for r in records):
+                    return True
         except (OSError, StateError):
             return True  # cannot tell: assume the worst
-        return any(r.action in TRADING_ACTIONS for r in records)
+        return False
 
     def _quarantine(self, path: Path, problem: str) -> None:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%S%fZ")

@@ -163,6 +163,10 @@ class ModelStore:
 
     def _write_signed(self, path: Path, model_id: str, data: bytes) -> None:
         atomic_write_bytes(path, data, keep_backup=False)
+        self.write_signature(path, model_id, data)
+
+    def write_signature(self, path: Path, model_id: str, data: bytes) -> None:
+        """Write ``<path>.sig``: this key's HMAC of ``data`` as model ``model_id``'s artifact."""
         signature = self.key.sign(_purpose(model_id), data).encode()
         atomic_write_bytes(signature_path(path), signature, keep_backup=False)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -21,11 +21,14 @@ from aistock_actors.core.risk.ceilings import (
     HARD_CEILING_POSITION_FRACTION,
 )
 from aistock_actors.core.risk.governor import OperatorDecision, PendingRiskChange, RiskState
-from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
+from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings, exposure_scale
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import atomic_write_json, backup_path
 from aistock_actors.store.ledger import utc_now
 from aistock_actors.store.state_file import load_state
+
+if TYPE_CHECKING:
+    from aistock_actors.config.loading import LoadedConfig
 
 RISK_DIR = "risk"
 RISK_ID = re.compile(r"risk-[0-9]{1,9}")
@@ -199,3 +202,16 @@ def risk_status(state_dir: Path) -> RiskStatus | None:
         last_change=f"{last.at} {last.reason}" if last else "",
         changes=len(state.history),
     )
+
+
+def allowed_exposure_scale(loaded: LoadedConfig) -> float:
+    """#17: the share of the configured exposure the limits in force allow (1.0 before the
+    RiskGovernor's first step); the rollback rule scales the backtest's expectation by it."""
+    risk = loaded.config.risk
+    configured = RiskLimits(
+        max_position_fraction=risk.max_position_fraction,
+        max_notional_per_symbol=risk.max_notional_per_symbol,
+        max_gross_exposure=risk.max_gross_exposure,
+    )
+    state = load_risk_state(loaded.state_dir, None)
+    return exposure_scale(state.effective, configured) if state is not None else 1.0

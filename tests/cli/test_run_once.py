@@ -49,10 +49,18 @@ def test_bad_csv_is_rejected_with_file_row_reason_and_good_symbols_ingest(tmp_pa
     assert cli(config, "--run-once", cwd=tmp_path).returncode == 0
     bad = data_dir / "SYM001.csv"
     lines = bad.read_text().splitlines()
+    # The next business day (a 2099 bar is now refused as a bar from the future, #17), priced
+    # like the last bar so no jump check fires.
+    nxt = "2015-03-13"
+    assert lines[-1].split(",")[0] < nxt
+    close = lines[-1].split(",")[4]
     # Append a new bar whose high is below its low: SYM001's update must be rejected whole.
-    bad.write_text("\n".join([*lines, "2099-01-01,10,9,11,10,100"]) + "\n")
+    bad.write_text("\n".join([*lines, f"{nxt},{close},{close},{float(close) * 1.01},{close},100"])
+                   + "\n")
     good = data_dir / "SYM000.csv"
-    good.write_text(good.read_text() + "2099-01-01,10,11,9,10,100\n")
+    good_close = good.read_text().splitlines()[-1].split(",")[4]
+    good.write_text(good.read_text() + f"{nxt},{good_close},{good_close},{good_close},"
+                    f"{good_close},100\n")
 
     result = cli(config, "--run-once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -108,9 +108,10 @@ def test_a_garbled_bar_file_without_bak_fails_that_symbol_only(tmp_path: Path) -
     assert ingest["step_status"] == "ok" and ingest["symbols_rejected"] == ["SYM001"]
     assert step_data(summary, "trade")["step_status"] == "ok"
     store = BarStore(bars)
-    assert store.symbols() == ["SYM000", "SYM002", "SYM003"]
-    assert store.stored_symbols() == ["SYM000", "SYM001", "SYM002", "SYM003"]
-    assert all(store.count(s) == 201 for s in store.symbols())
+    assert store.readable_symbols() == ["SYM000", "SYM002", "SYM003"]
+    assert store.symbols() == ["SYM000", "SYM001", "SYM002", "SYM003"]
+    assert all(store.count(s) == 201 for s in store.readable_symbols())
+    assert sorted(store.load_many()) == ["SYM000", "SYM002", "SYM003"]
 
 
 def test_mixed_time_zones_in_one_csv_are_noted(tmp_path: Path) -> None:

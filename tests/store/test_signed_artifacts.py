@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.errors import ConfigError, ModelIntegrityError, StateError
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.signing import IntegrityKey, load_signed, save_signed, signature_path
+
+SUPERVISOR = Path(__file__).resolve().parents[2] / "supervisor.py"
 
 
 class _Planted:
@@ -125,3 +130,32 @@ def test_config_refuses_a_key_inside_the_state_folder(tmp_path: Path) -> None:
     }))
     with pytest.raises(ConfigError, match=r"integrity_key_file: .* lies inside state_dir"):
         load_config(config)
+
+
+def test_sign_unsigned_models_signs_only_what_matches_its_sha256(
+    tmp_path: Path, model: TrainedModel
+) -> None:
+    """The audited upgrade step for artifacts stored before signing (#17)."""
+    models = tmp_path / "models"
+    store = ModelStore(models)
+    store.put(model)
+    store.put(dataclasses.replace(model, model_id="m2"))
+    for model_id in ("m1", "m2"):
+        signature_path(store.artifact_path(model_id)).unlink()  # as written before #17
+    tampered = store.artifact_path("m2")
+    tampered.write_bytes(tampered.read_bytes() + b"x")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"state_dir": str(tmp_path / "state"),
+                                  "models_dir": str(models)}))
+    done = subprocess.run([sys.executable, str(SUPERVISOR), str(config),
+                           "--sign-unsigned-models"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "signed 1 model(s); refused 1 whose bytes do not match their sha256: m2")
+    assert ModelStore(models).load("m1").model_id == "m1"
+    with pytest.raises(ModelIntegrityError):
+        ModelStore(models).load("m2")
+    last = json.loads((tmp_path / "state" / "audit" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["action"] == "models_signed"
+    assert last["details"] == {"signed": ["m1"], "refused": ["m2"]}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from aistock_actors.core.data.bars import FIELDS, _check_order, _check_values, _parse_number
+from aistock_actors.core.data.bar_fields import check_values, parse_number
+from aistock_actors.core.data.bars import FIELDS, check_order
 
 
 def check_arrays(
@@ -41,12 +42,12 @@ def check_arrays(
     i = int(np.argmax(bad))
     row = tuple(float(x) for x in vals[i])
     for name, number in zip(FIELDS, row, strict=True):
-        problem = _parse_number(repr(number), name)
+        problem = parse_number(repr(number), name)
         if isinstance(problem, str):
             return i, problem
-    reason = _check_values(*row)
+    reason = check_values(*row)
     if reason is None:
         previous = (int(ts[i - 1]), i + 1) if i else None  # "line" = 1-based bar, header-less
-        checked = _check_order((int(ts[i]), row), previous, after)
+        checked = check_order((int(ts[i]), row), previous, after)
         reason = checked if isinstance(checked, str) else "rejected"
     return i, reason

@@ -11,6 +11,11 @@ The rule, for ``n`` bars of live data since promotion:
   ``headless.degradation_threshold_pct``; the tolerance keeps float rounding from rolling back a
   model that exactly meets its expectation).
 
+Per unit of the exposure actually allowed (#17): when the risk governor held the model under
+tighter limits than its backtest ran with, ``mu`` is scaled by ``exposure_scale`` (the allowed
+share of the backtest's exposure, in ``[0, 1]``), so the governor's own cut does not count as the
+model's shortfall.
+
 Too few bars never roll back (one bad day is noise). Unusable live data (NaN, inf, a bar return
 below -100 %) never rolls back either -- it is reported with its own reason so the actor can
 alert; rolling back on corrupt data would only swap models for no reason.
@@ -64,6 +69,8 @@ class RollbackVerdict(msgspec.Struct, frozen=True, kw_only=True):
     realised_return: float
     """Realised cumulative return over ``observations`` bars (0.0 when unusable)."""
     threshold_pct: float
+    exposure_scale: float = 1.0
+    """Share of the backtest's exposure the limits allowed; the expectation was scaled by it."""
 
 
 def expected_from_backtest(model_id: str, total_return: float, bars: int) -> ExpectedPerformance:
@@ -100,9 +107,12 @@ def should_rollback(
     live: LivePerformance,
     threshold_pct: float,
     min_observations: int = 20,
+    exposure_scale: float = 1.0,
 ) -> RollbackVerdict:
     """Apply the module's degradation rule; raises ``ValueError`` on inconsistent arguments."""
     _validate(expected, live, threshold_pct, min_observations)
+    if not (math.isfinite(exposure_scale) and 0.0 <= exposure_scale <= 1.0):
+        raise ValueError(f"exposure_scale must lie in [0, 1], got {exposure_scale!r}")
     n = len(live.bar_returns)
     if not all(math.isfinite(r) and r >= -1.0 for r in live.bar_returns):
         return RollbackVerdict(
@@ -113,8 +123,9 @@ def should_rollback(
             expected_return=0.0,
             realised_return=0.0,
             threshold_pct=threshold_pct,
+            exposure_scale=exposure_scale,
         )
-    expected_return = (1.0 + expected.mean_bar_return) ** n - 1.0
+    expected_return = (1.0 + expected.mean_bar_return * exposure_scale) ** n - 1.0
     realised_return = math.prod(1.0 + r for r in live.bar_returns) - 1.0
     shortfall = expected_return - realised_return
     reason: RollbackReason
@@ -132,6 +143,7 @@ def should_rollback(
         expected_return=expected_return,
         realised_return=realised_return,
         threshold_pct=threshold_pct,
+        exposure_scale=exposure_scale,
     )
 
 

@@ -290,6 +290,22 @@ def check_order_against_limits(
     return OrderCheck(allowed_quantity=math.copysign(allowed, order_quantity), violations=[binding])
 
 
+def exposure_scale(effective: RiskLimits, configured: RiskLimits) -> float:
+    """Share of the configured exposure the effective limits allow, in ``[0, 1]`` (#17).
+
+    The tighter of position size and gross exposure; the rollback rule scales the backtest's
+    expectation by it (the backtest ran at the configured limits).
+    """
+    eff, cfg = clamp_to_ceilings(effective), clamp_to_ceilings(configured)
+    ratios = [
+        eff.max_position_fraction / cfg.max_position_fraction
+        if cfg.max_position_fraction > 0 else 1.0,
+        eff.max_gross_exposure / cfg.max_gross_exposure if cfg.max_gross_exposure > 0 else 1.0,
+    ]
+    scale = min(1.0, *ratios)
+    return max(0.0, scale) if math.isfinite(scale) else 1.0
+
+
 def cap_target_weights(
     weights: Mapping[str, float],
     equity: float,
