@@ -48,7 +48,6 @@ import msgspec
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
-    ChampionComparison,
     PromotionDecision,
     PromotionThresholds,
     decide_action,
@@ -63,15 +62,19 @@ from aistock_actors.messages.promotion import (
     CandidateJudged,
     JudgeCandidate,
     PromotionJudgeInbox,
-    StageSummary,
 )
 from aistock_actors.services.active_model import ActiveModelKeeper
+from aistock_actors.services.manifest_entries import mark_entry
+from aistock_actors.services.verdicts import (
+    champion_comparison,
+    entry_extra,
+    stage_line,
+    stage_summaries,
+)
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.promotion import (
-    EQUITY_CURVE_KEY,
     KEEP_EQUITY_CURVES,
     LOCK_TIMEOUT_SECONDS,
-    STRATEGY_ID,
     PromotionStore,
     RegistryFile,
 )
@@ -88,7 +91,6 @@ VERDICT_ACTIONS = {
     "hold": "promotion_held_leak_suspected",
 }
 """Audit action of each verdict."""
-_NOTES_SHOWN = ("no_incumbent", "not_measured", "stage_disabled")
 STARTUP_LOCK_SECONDS = 1.0
 """Longest wait for the promotion lock at start-up (a start must not hang behind a holder)."""
 
@@ -208,7 +210,7 @@ class PromotionJudge(SupervisedActor):
             decision,
             status_for_action(action),
             self.ctx.clock.now(),
-            extra=_entry_extra(request, trained, backtest, mode, action),
+            extra=entry_extra(request, trained, backtest, mode, action),
         )
         failed = action == "promote" and not self._verify_candidate(trained, entry)
         self._store_curve(entry, backtest)  # before the entry: a recorded entry has its curve
@@ -220,7 +222,7 @@ class PromotionJudge(SupervisedActor):
             try:
                 self._activate(trained, registry, keeper)
             except HaltedError:  # halted after the write-ahead: leave it to the operator
-                _mark(entry, "pending", "halted_before_activation")
+                mark_entry(entry, "pending", "halted_before_activation")
                 keeper.commit(manifest, registry)
                 raise
             keeper.commit(manifest, registry)
@@ -249,7 +251,9 @@ class PromotionJudge(SupervisedActor):
                 candidate, model_id=bt.incumbent_model_id, sharpe=bt.incumbent_sharpe
             )
         stages = self.ctx.config.config.headless.promotion_validation_stages
-        return evaluate_candidate(candidate, self.thresholds, stages, incumbent, _window(bt))
+        return evaluate_candidate(
+            candidate, self.thresholds, stages, incumbent, champion_comparison(bt)
+        )
 
     def _store_curve(self, entry: dict[str, Any], backtest: BacktestCompleted) -> None:
         """Write the candidate's backtest equity curve file if its entry keeps one (approved or
@@ -277,7 +281,7 @@ class PromotionJudge(SupervisedActor):
             self.ctx.alerts.raise_alert(
                 "critical", "model_integrity_failed", str(exc), actor=self.ctx.name
             )
-            _mark(entry, "rejected", "model_integrity_failed")
+            mark_entry(entry, "rejected", "model_integrity_failed")
             return False
         return True
 
@@ -314,76 +318,6 @@ class PromotionJudge(SupervisedActor):
             actor=self.ctx.name,
             details=details,
         )
-
-
-def _window(bt: BacktestCompleted) -> ChampionComparison | None:
-    """The bars stage 7 compares on (``None`` from a backtester older than the fields)."""
-    if (
-        bt.candidate_sharpe_champion_window is None
-        or bt.champion_window_bars is None
-        or bt.champion_window_out_of_sample is None
-    ):
-        return None
-    return ChampionComparison(
-        candidate_sharpe=bt.candidate_sharpe_champion_window,
-        start=bt.champion_window_start or bt.oos_start,
-        end=bt.champion_window_end or bt.oos_end,
-        bars=bt.champion_window_bars,
-        out_of_sample=bt.champion_window_out_of_sample,
-    )
-
-
-def _mark(entry: dict[str, Any], status: str, reason: str) -> None:
-    """Change a manifest entry's status and add the reason."""
-    entry["status"] = status
-    entry["reasons"] = [*entry["reasons"], reason]
-
-
-def _entry_extra(
-    request: JudgeCandidate,
-    trained: ModelTrained,
-    bt: BacktestCompleted,
-    mode: str,
-    action: str,
-) -> dict[str, object]:
-    skip = {"request_id", "actor", "generation", "type"}
-    # The equity curve goes to its own file (PromotionJudge._store_curve), not the manifest.
-    backtest = {k: v for k, v in msgspec.structs.asdict(bt).items()
-                if k not in skip and k != EQUITY_CURVE_KEY}
-    training = {k: v for k, v in msgspec.structs.asdict(trained).items() if k not in skip}
-    return {
-        "cycle_id": request.request_id.rsplit(":", 1)[0],
-        "sha256": trained.sha256,
-        "mode": mode,
-        "action": action,
-        "strategy_id": STRATEGY_ID,
-        "backtest": backtest,
-        "training": training,
-    }
-
-
-def stage_summaries(decision: PromotionDecision) -> list[StageSummary]:
-    """The decision's stages as message structs."""
-    return [
-        StageSummary(
-            stage=s.stage,
-            name=s.name,
-            status=s.status,
-            value=s.value,
-            threshold=str(s.threshold),
-        )
-        for s in decision.stages
-    ]
-
-
-def stage_line(decision: PromotionDecision) -> str:
-    """Every stage's value on one line, e.g. ``s1 policy_gates=0.82 passed | ...``."""
-    parts = []
-    for s in decision.stages:
-        value = "n/a" if s.value is None else f"{s.value:.4g}"
-        note = f" ({s.note})" if s.note in _NOTES_SHOWN else ""
-        parts.append(f"s{s.stage} {s.name}={value} {s.status}{note}")
-    return " | ".join(parts)
 
 
 def _judged(
