@@ -84,8 +84,16 @@ from aistock_actors.core.model.champion import (
     after_training_end,
     champion_window,
 )
-from aistock_actors.core.model.features import WARMUP_BARS
 from aistock_actors.core.model.handover import OFFERING, HandOver, content_key
+from aistock_actors.core.model.history import (
+    min_history_bars as min_history_bars,
+)
+from aistock_actors.core.model.history import (
+    select_frames as select_frames,
+)
+from aistock_actors.core.model.history import (
+    window_bounds as window_bounds,
+)
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
 from aistock_actors.core.model.simulation import (
@@ -95,7 +103,6 @@ from aistock_actors.core.model.simulation import (
     target_weights,
 )
 from aistock_actors.core.model.validation import purged_walk_forward_splits
-from aistock_actors.errors import DataError
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -157,30 +164,6 @@ class WalkForwardReport:
 
 
 # --- data and training ----------------------------------------------------------------------
-
-
-def select_frames(
-    frames: dict[str, pd.DataFrame], *, max_symbols: int, max_bars: int
-) -> dict[str, pd.DataFrame]:
-    """At most ``max_symbols`` symbols (most bars first, ties by name), last ``max_bars`` each."""
-    if not frames:
-        raise DataError("no stored bars: nothing to train on")
-    ranked = sorted(frames, key=lambda s: (-len(frames[s]), s))[:max_symbols]
-    return {symbol: frames[symbol].iloc[-max_bars:] for symbol in sorted(ranked)}
-
-
-def min_history_bars(params: ModelParams, outer_splits: int) -> int:
-    """Bars the longest symbol needs before a candidate can be trained AND backtested.
-
-    Each of the ``outer_splits + 1`` walk-forward blocks must hold enough labelled bars for the
-    first fold's own inner purged splits (``params.n_splits + 1`` blocks, each longer than the
-    embargo plus the label horizon), on top of the features' warm-up. With the defaults
-    (horizon 5, embargo 5, 5 inner and 4 outer splits) that is 495 bars, about two years of
-    daily data.
-    """
-    gap = params.embargo + params.horizon
-    inner = (params.n_splits + 1) * (gap + 2)
-    return WARMUP_BARS + params.horizon + (outer_splits + 1) * (inner + gap)
 
 
 def make_training_set(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
@@ -245,15 +228,6 @@ def train_candidate(
         if hand_over:
             HAND_OVER.clear()  # no backtest follows a failed training: do not keep the set
         raise
-
-
-def window_bounds(frames: dict[str, pd.DataFrame]) -> tuple[str, str]:
-    """First and last timestamp over all frames, ISO-8601."""
-    starts = [f.index[0] for f in frames.values() if len(f)]
-    ends = [f.index[-1] for f in frames.values() if len(f)]
-    if not starts:
-        raise DataError("every selected symbol is empty")
-    return pd.Timestamp(min(starts)).isoformat(), pd.Timestamp(max(ends)).isoformat()
 
 
 # --- jobs run in the pool -------------------------------------------------------------------
