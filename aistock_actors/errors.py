@@ -78,3 +78,11 @@ class TransientHTTPError(TransientNetworkError):
 
 class StaleInstanceError(StateError):
     """This actor instance was replaced by a newer generation; it must not write."""
+
+
+class ModelUnavailableError(AutopilotError):
+    """The active model cannot be used this cycle (a reason code and a message)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

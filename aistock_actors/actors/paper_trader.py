@@ -64,7 +64,7 @@ from aistock_actors.core.trading.ledger import (
     ledger_equity,
     reconcile,
 )
-from aistock_actors.errors import ModelIntegrityError, StateError
+from aistock_actors.errors import ModelIntegrityError, ModelUnavailableError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
 from aistock_actors.store.bars import BarStore
@@ -75,14 +75,6 @@ from aistock_actors.store.risk import trading_limits
 from aistock_actors.store.signing import IntegrityKey
 
 log = logging.getLogger(__name__)
-
-
-class ModelUnavailableError(Exception):
-    """The active model cannot be used this cycle (reason, message)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class PaperTrader(PaperBookkeeping):
