@@ -65,7 +65,7 @@ from aistock_actors.store.state import HaltState, SupervisorState
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISOR = str(REPO / "supervisor.py")
 
-N_SYMBOLS = 4
+N_SYMBOLS = 8  # with fewer, a 300-bar fold cannot show the planted edge over the base rate
 FIRST_BARS = 300
 MAX_BARS = 2000
 
