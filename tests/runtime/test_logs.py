@@ -90,7 +90,7 @@ def test_secrets_are_masked_in_log_records(
     config = _secret_config(tmp_path, monkeypatch)
     original = getattr(Supervisor, method)
 
-    def careless(self: Supervisor, *args: object) -> object:
+    def careless(self: Supervisor, *args: object, **kwargs: object) -> object:
         logging.getLogger("aistock_actors.careless").error("calling with token %s", SECRET)
         if method == "run_daemon":
             return None  # one loop is enough: the filter is what is under test

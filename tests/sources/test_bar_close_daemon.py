@@ -25,7 +25,7 @@ from aistock_actors.runtime.supervisor import Supervisor
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 N_BARS = 560
-SYMBOLS = [f"P0{i}" for i in range(4)]
+SYMBOLS = [f"P0{i}" for i in range(8)]  # enough planted symbols to show the edge over the base rate
 
 
 @pytest.fixture
@@ -57,6 +57,10 @@ def test_one_cycle_per_closed_bar_that_trades_on_it(
             "calendar": "24/7",
         },
         daemon={"schedule": "on_bar_close", "bar_close_delay_seconds": 2},
+        # The planted AR(1) pattern annualised over 525,600 one-minute bars a year is a Sharpe of
+        # ~200: the plausibility stage would rightly hold it as leak_suspected. This test is about
+        # the schedule, so it lets the planted pattern through instead of approving it by hand.
+        promotion={"max_plausible_sharpe": 1000.0, "max_plausible_win_rate": 1.0},
     )
     sup = Supervisor(load_config(config), default_specs(), clock=clock)
     sup.start()

@@ -30,7 +30,7 @@ step = st.tuples(
     cash=st.floats(1e5, 2e7),
     steps=st.lists(step, min_size=1, max_size=6),
     costs=st.builds(CostModel, commission_rate=st.floats(0.0, 0.01),
-                    half_spread_bps=st.floats(0.0, 100.0), impact_coef=st.floats(0.0, 2_000.0)),
+                    half_spread_bps=st.floats(0.0, 100.0), impact_bps=st.floats(0.0, 2_000.0)),
     volume=st.floats(1e3, 1e9),
     limits=st.builds(RiskLimits, max_position_fraction=st.floats(0.01, 0.9),
                      max_notional_per_symbol=st.floats(1e4, 5e6)),
