@@ -197,7 +197,7 @@ def direct(config: Path) -> tuple[dict[str, float], str]:
         frames, model_id=candidate.model_id, params=candidate.params, seed=cfg.training.seed,
         spec=lifecycle.simulation_spec(cfg), sizing=lifecycle.sizing(cfg), incumbent=None,
         mapper=make_mapper(runner, lifecycle.job_budget(cfg, "backtest")))
-    backtest = _completed(BacktestModel(request_id="backtest", candidate=trained), report, None)
+    backtest = _completed(BacktestModel(request_id="backtest", candidate=trained), report, None, 1)
     del frames
     steps["backtest"] = time.perf_counter() - t
 
