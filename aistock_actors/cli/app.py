@@ -326,7 +326,9 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     """Build and start the production supervisor, sharing the signal handlers' stop event."""
     from aistock_actors.runtime.child_specs import default_specs
     from aistock_actors.runtime.supervisor import Supervisor
+    from aistock_actors.services import model_hygiene
     from aistock_actors.services.pipeline_params import check_parallel
+    from aistock_actors.store.models import ModelStore
 
     check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
     from aistock_actors.config.safety_paths import check_safety_paths
@@ -337,6 +339,13 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     check_data_source(loaded)  # a missing key variable or unknown calendar: one line, no actor
     supervisor = Supervisor(loaded, default_specs())
     supervisor.stop_event = stop
+    # No cycle runs yet: a model folder an interrupted cycle left (no verdict names it) goes now.
+    model_hygiene.remove_orphans(
+        ModelStore(loaded.models_dir, supervisor.alerts),
+        loaded.state_dir,
+        supervisor.audit,
+        supervisor.state,
+    )
     supervisor.start()
     return supervisor
 
