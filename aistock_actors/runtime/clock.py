@@ -27,6 +27,7 @@ __all__ = [
     "epoch_ns",
     "from_epoch_ns",
     "iso_utc",
+    "market_iso",
     "utc",
 ]
 
@@ -50,6 +51,12 @@ def epoch_ns(value: dt.datetime) -> int:
 def from_epoch_ns(ns: int) -> dt.datetime:
     """The aware UTC datetime of int64 nanoseconds since the epoch (to the microsecond)."""
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def market_iso(clock: Clock) -> str | None:
+    """The market time a replay drives (ISO-8601 UTC with a ``Z``), or None on a live clock:
+    the ``as_of`` of audit records and alerts."""
+    return iso_utc(clock.market_now()) if clock.is_simulated() else None
 
 
 def iso_utc(value: dt.datetime, timespec: str = "seconds") -> str:
