@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Command 1 of the README: create the environment, install, and run one cycle on sample data.
-# Needs only Python 3.11+ and pip. Re-running is safe: setup is skipped when already done,
-# sample data is generated only once, and each run adds a cycle (ingesting only new bars).
+# Command 1 of the README: create the environment, install, generate the sample data once
+# (20 symbols x 1,500 business days), and replay it bar by bar through real cycles: a candidate
+# every 21 bars, the promotion gate, adaptive risk and paper trading, as a daemon would have run
+# them over those years. Prints the summary at the end. Needs only Python 3.11+ and pip.
+# Re-running is safe: setup is skipped when already done, an interrupted replay continues, and
+# a finished one prints its summary again.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY="${PYTHON:-python3}"
@@ -11,4 +14,9 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
 .venv/bin/python -m aistock_actors.cli.sample_data --out data/sample --symbols 20 --bars 1500 --seed 7
-exec .venv/bin/python supervisor.py configs/demo.json --run-once "$@"
+if [ -e state/supervisor.json ] && [ ! -e state/replay.json ]; then
+  echo "demo: state/ holds an earlier run that is not a replay; move it aside first:" \
+    "mv state state.old && mv models models.old" >&2
+  exit 2
+fi
+exec .venv/bin/python supervisor.py configs/demo.json --replay "$@"

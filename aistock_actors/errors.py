@@ -86,3 +86,7 @@ class ModelUnavailableError(AutopilotError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ReplayError(AutopilotError):
+    """A replay cannot run as asked (dates outside the data, a state directory it must not use)."""

@@ -45,7 +45,10 @@ SKIPPED = {
     r"configs/(crypto|alpaca)\.json|^export APCA_": "needs a real exchange or an Alpaca account "
     "over the internet; tests/sources/test_download_cli.py runs --download and "
     "tests/sources/test_bar_close_daemon.py the on_bar_close daemon against local fakes",
-    r"^\./demo\.sh$": ".ci/run runs it (fresh venv, sample data, one cycle)",
+    r"^\./demo\.sh$": ".ci/run runs it (fresh venv, sample data, the whole replay)",
+    r"--replay|jq '\.replay": "tests/cli/test_replay.py replays into a state directory of its "
+    "own (this workspace holds a daemon's history, which a replay refuses) and reads the "
+    "replay key of --status --json",
     r"^\./test\.sh$": ".ci/run runs it (it is this test suite)",
     r"^(systemctl|journalctl) ": "needs systemd as PID 1 with the unit installed (not in a "
     "container or CI); tests/ops/test_service_managers.py checks ops/systemd/aistock.service "

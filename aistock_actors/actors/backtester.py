@@ -125,7 +125,8 @@ class Backtester(PoolActor):
         except ValueError as exc:  # too little history for the walk-forward folds
             return self.fail(request, "insufficient_data", str(exc))
         try:  # every backtested candidate is a trial, counted before it can be selected
-            trials = TrialStore(self.ctx.config.state_dir, self.ctx.alerts).add(1)
+            store = TrialStore(self.ctx.config.state_dir, self.ctx.alerts)
+            trials = store.add(1, candidate=candidate.model_id)  # once per candidate
         except OSError as exc:
             return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
         return _completed(request, report, incumbent, trials)

@@ -18,6 +18,7 @@ from aistock_actors.errors import ConfigError, DataError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.data import BarsIngested, DataIngestorInbox, IngestBars
 from aistock_actors.runtime import progress
+from aistock_actors.runtime.clock import epoch_ns
 from aistock_actors.sources.fetch import describe
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import BarLimits, IngestReport, ingest_directory
@@ -47,12 +48,15 @@ class DataIngestor(SupervisedActor):
         if self.ctx.config.config.data.source != "csv":
             return self.fetch(request)
         csv_dir = self.ctx.config.csv_dir
+        clock = self.ctx.clock  # a replay's market clock: later rows are not written yet
+        bound = epoch_ns(clock.market_now()) if clock.is_simulated() else None
         try:
             report = ingest_directory(
                 csv_dir,
                 self.store,
                 limits=self._limits(),
                 track=lambda files: progress.track(files, "ingest", "files"),
+                not_after_ns=bound,
             )
         except DataError as exc:
             return self.fail(request, "no_data", str(exc))

@@ -26,6 +26,7 @@ from aistock_actors.runtime.jobs import (
     JobTimeoutError,
     deadline_mapper,
 )
+from aistock_actors.services import model_hygiene, training_cadence
 from aistock_actors.services import pipeline_params as lifecycle
 
 
@@ -47,6 +48,9 @@ class Trainer(PoolActor):
         if self.ctx.halt_flag.is_set():
             return self.fail(request, "halted", "system halted; nothing trained")
         cfg = self.ctx.config.config
+        skip = self._not_due(request)
+        if skip is not None:
+            return skip
         params = lifecycle.model_params(cfg)
         # The step's budget runs from here: building the training set (in this thread), then the
         # two batches of model fits (in the pool, side by side; a hung fit is killed).
@@ -113,3 +117,21 @@ class Trainer(PoolActor):
             data_start=start,
             data_end=end,
         )
+
+    def _not_due(self, request: TrainModel) -> LifecycleSkipped | None:
+        """The retraining cadence (``training.retrain_every_bars``): a skip when no training is
+        due; when one is, old rejected candidates are pruned before the new one joins them."""
+        loaded = self.ctx.config
+        try:
+            due = training_cadence.check(loaded.config, self.bars, self.models)
+        except StateError:
+            return None  # unreadable bars: the training path reports it
+        if not due.due:
+            return LifecycleSkipped(
+                request_id=request.request_id, reason=due.reason, detail=due.detail
+            )
+        keep = loaded.config.models.keep_rejected
+        model_hygiene.prune_rejected(
+            self.models, loaded.state_dir, keep, self.ctx.audit, self.ctx.name
+        )
+        return None

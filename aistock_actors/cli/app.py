@@ -39,6 +39,7 @@ from aistock_actors.errors import (
     LockHeldError,
     ModelIntegrityError,
 )
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.runtime.logs import setup_logging
 from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.lock import DaemonLock
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--audit-verify", action="store_true", help="verify the audit log's hash chain"
     )
     action.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay the CSV folder's history bar by bar through real cycles (a simulated "
+        "market clock), then print a summary; run again to continue after a stop or halt",
+    )
+    action.add_argument(
         "--approve",
         metavar="ID",
         help="activate the pending promotion with manifest entry ID "
@@ -137,10 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill the bar store from data.source (ccxt, alpaca); re-runs fetch only what is new",
     )
     parser.add_argument(
-        "--from", dest="from_date", default=None, metavar="DATE", help="with --download: ISO date"
+        "--from",
+        dest="from_date",
+        default=None,
+        metavar="DATE",
+        help="first market date of a period (ISO date or date-time, UTC): with --download the "
+        "first bar to fetch; with --replay the first bar to replay (default: the first date "
+        "with enough history to train)",
     )
     parser.add_argument(
-        "--to", dest="to_date", default=None, metavar="DATE", help="with --download: ISO date"
+        "--to",
+        dest="to_date",
+        default=None,
+        metavar="DATE",
+        help="last market date of a period (ISO date or date-time, UTC; a bare date is the "
+        "whole day): with --download the last bar to fetch; with --replay the last bar to "
+        "replay (default: the last bar)",
     )
     parser.add_argument(
         "--csv",
@@ -159,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --report: where to write the HTML (default: report.html)",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+        "--log-level",
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="default INFO (ERROR with --replay: a cycle per bar would flood the terminal)",
     )
     parser.add_argument(
         "--log-format",
@@ -187,7 +209,11 @@ def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
     if args.csv is not None and not args.download:
         print("aistock: --csv goes with --download", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(args.log_level, args.log_format or ("json" if args.daemon else "text"))
+    if (args.from_date or args.to_date) and not (args.replay or args.download):
+        print("aistock: --from and --to go with --replay or --download", file=sys.stderr)
+        return EXIT_USAGE
+    level = args.log_level or ("ERROR" if args.replay else "INFO")
+    setup_logging(level, args.log_format or ("json" if args.daemon else "text"))
     try:
         loaded = load_config(args.config)
         if mode is not None and mode != loaded.config.mode:
@@ -211,6 +237,10 @@ def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
 def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     if args.run_once:
         return run_once(loaded)
+    if args.replay:
+        from aistock_actors.cli import replay_command  # the replay loads the whole runtime
+
+        return replay_command.run_replay(loaded, args.from_date, args.to_date)
     if args.daemon:
         minutes = args.interval_minutes or loaded.config.daemon.interval_minutes
         on_bar_close = args.interval_minutes is None and (
@@ -322,11 +352,15 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor:
+def _start_supervisor(
+    loaded: LoadedConfig, stop: threading.Event, clock: Clock = SYSTEM_CLOCK
+) -> Supervisor:
     """Build and start the production supervisor, sharing the signal handlers' stop event."""
     from aistock_actors.runtime.child_specs import default_specs
     from aistock_actors.runtime.supervisor import Supervisor
+    from aistock_actors.services import model_hygiene
     from aistock_actors.services.pipeline_params import check_parallel
+    from aistock_actors.store.models import ModelStore
 
     check_parallel(loaded.config)  # a missing optional extra is a config error, before any actor
     from aistock_actors.config.safety_paths import check_safety_paths
@@ -335,8 +369,15 @@ def _start_supervisor(loaded: LoadedConfig, stop: threading.Event) -> Supervisor
     from aistock_actors.cli.download import check_data_source
 
     check_data_source(loaded)  # a missing key variable or unknown calendar: one line, no actor
-    supervisor = Supervisor(loaded, default_specs())
+    supervisor = Supervisor(loaded, default_specs(), clock=clock)
     supervisor.stop_event = stop
+    # No cycle runs yet: a model folder an interrupted cycle left (no verdict names it) goes now.
+    model_hygiene.remove_orphans(
+        ModelStore(loaded.models_dir, supervisor.alerts),
+        loaded.state_dir,
+        supervisor.audit,
+        supervisor.state,
+    )
     supervisor.start()
     return supervisor
 

@@ -23,6 +23,7 @@ from aistock_actors.services.operator_actions import (
     Status,
     degraded_suffix,
     render_status,
+    replay_line,
     step_detail,
 )
 
@@ -151,6 +152,9 @@ def _overview(st: Status) -> RenderableType:
     restarts = ", ".join(f"{k}={v}" for k, v in sorted(st.restarts.items())) or "none"
     grid.add_row("actor restarts", _e(restarts))
     grid.add_row("not built yet", ", ".join(st.not_built) or "nothing")
+    replay = replay_line(st)
+    if replay is not None:
+        grid.add_row("replay", _e(replay))
     return _panel(grid, "aistock", "red" if st.halted or st.kill_switch else "green")
 
 

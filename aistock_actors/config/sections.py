@@ -299,6 +299,9 @@ class TrainingConfig(_Section, frozen=True, kw_only=True):
     """Meta-labeler (confidence) model."""
     regularization_c: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)] = 0.05
     """Inverse L2 strength of logistic models (smaller = more regularised)."""
+    retrain_every_bars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 21
+    """Train a candidate when this many new bar times arrived since the newest one (or there is
+    none); other cycles skip train, backtest and judge (a month of daily bars by default)."""
 
 
 class BacktestConfig(_Section, frozen=True, kw_only=True):
@@ -316,6 +319,14 @@ class BacktestConfig(_Section, frozen=True, kw_only=True):
     """Market impact: ``impact_coef * sqrt(shares / bar volume)`` of traded notional."""
     initial_cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e12)] = 100_000.0
     """Starting equity of the simulated account."""
+
+
+class ModelsConfig(_Section, frozen=True, kw_only=True):
+    """What stays in the ``models`` folder (the artifact store's hygiene)."""
+
+    keep_rejected: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 20
+    """Newest candidates kept that were rejected, only recorded or never judged; older ones are
+    pruned and audited (approved, pending, held, once-active and the newest are always kept)."""
 
 
 class ParallelConfig(_Section, frozen=True, kw_only=True):
@@ -391,6 +402,7 @@ class Config(_Section, frozen=True, kw_only=True):
     promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
     monitoring: MonitoringConfig = msgspec.field(default_factory=MonitoringConfig)
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
+    models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
     backtest: BacktestConfig = msgspec.field(default_factory=BacktestConfig)
     parallel: ParallelConfig = msgspec.field(default_factory=ParallelConfig)
     security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)

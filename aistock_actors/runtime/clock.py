@@ -19,7 +19,17 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock", "iso_utc", "utc"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "FakeClock",
+    "SystemClock",
+    "epoch_ns",
+    "from_epoch_ns",
+    "iso_utc",
+    "market_iso",
+    "utc",
+]
 
 
 def utc(value: dt.datetime) -> dt.datetime:
@@ -27,6 +37,26 @@ def utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def epoch_ns(value: dt.datetime) -> int:
+    """``value`` in int64 nanoseconds since the epoch (UTC), exactly (bar timestamps' unit)."""
+    delta = utc(value) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def from_epoch_ns(ns: int) -> dt.datetime:
+    """The aware UTC datetime of int64 nanoseconds since the epoch (to the microsecond)."""
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def market_iso(clock: Clock) -> str | None:
+    """The market time a replay drives (ISO-8601 UTC with a ``Z``), or None on a live clock:
+    the ``as_of`` of audit records and alerts."""
+    return iso_utc(clock.market_now()) if clock.is_simulated() else None
 
 
 def iso_utc(value: dt.datetime, timespec: str = "seconds") -> str:

@@ -28,8 +28,10 @@ def utc_now_iso(clock: Clock = SYSTEM_CLOCK) -> str:
 
 
 def new_cycle_id(sequence: int, clock: Clock = SYSTEM_CLOCK) -> str:
-    """A sortable, unique-per-state-dir cycle id, e.g. ``c20261121T002300Z-0042``."""
-    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    """A sortable, unique-per-state-dir cycle id, e.g. ``c20261121T002300Z-0042``, stamped with
+    the market time: the wall time in a live daemon, the bar a replay is at (so a replay's
+    model and order ids do not depend on when it ran)."""
+    stamp = clock.market_now().strftime("%Y%m%dT%H%M%SZ")
     return f"c{stamp}-{sequence:04d}"
 
 

@@ -48,6 +48,7 @@ from aistock_actors.store.state import (
 
 if TYPE_CHECKING:  # loaded lazily: pandas and friends cost --kill/--unkill their latency
     from aistock_actors.services import risk_decisions as trading_ops
+    from aistock_actors.store import replay as replay_store
 
 
 def _audit(loaded: LoadedConfig) -> AuditLog:
@@ -242,6 +243,8 @@ class Status(msgspec.Struct, kw_only=True):
     """One line: why the active model is active, or why there is none."""
     recent_verdicts: list[dict[str, Any]] = []
     """The newest promotion verdicts with every stage, newest first."""
+    replay: replay_store.ReplayState | None = None
+    """A replay's cursor and summary (``state/replay.json``); None outside a replay."""
 
 
 def status(loaded: LoadedConfig, clock: Clock = SYSTEM_CLOCK) -> Status:
@@ -286,6 +289,7 @@ def status(loaded: LoadedConfig, clock: Clock = SYSTEM_CLOCK) -> Status:
         daemon=liveness(state_dir, clock),
         active_model_why=promotion_ops.active_model_why(active, verdicts),
         recent_verdicts=verdicts,
+        replay=_replay(state_dir),
     )
 
 
@@ -296,6 +300,28 @@ def step_detail(step: StepRecord) -> str:
         for k, v in step.data.items()
         if v is not None and not isinstance(v, (list, dict))
     )
+
+
+def _replay(state_dir: Path) -> replay_store.ReplayState | None:
+    from aistock_actors.store import replay as replay_store
+
+    try:
+        return replay_store.load_replay(state_dir)
+    except ValueError:  # both copies unreadable: --replay says so; --status shows the rest
+        return None
+
+
+def replay_line(st: Status) -> str | None:
+    """``replay: complete, 1005 of 1005 bars (2016-11-21 .. 2020-10-01), 2 promotions``."""
+    rp = st.replay
+    if rp is None:
+        return None
+    done = (rp.done or "")[:10] or "not started"
+    line = f"{rp.status}, {rp.steps_done} of {rp.steps_total} bars ({rp.first_step[:10]} .. {done})"
+    if rp.summary is not None and rp.summary.account is not None:
+        line += (f", {len(rp.summary.promotions)} promotion(s), paper equity "
+                 f"{rp.summary.account.final_equity:,.0f}")
+    return line
 
 
 def degraded_suffix(cycles_degraded: int) -> str:
@@ -348,6 +374,9 @@ def render_status(st: Status) -> str:
         lines.append(f"why:                  {st.active_model_why}")
     lines.extend(trading_ops.render_trading(st.paper, st.risk))
     lines.append(f"not built yet:        {', '.join(st.not_built) or 'nothing'}")
+    replay = replay_line(st)
+    if replay is not None:
+        lines.append(f"replay:               {replay}")
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, market_iso
 from aistock_actors.store.atomic import atomic_write_json
 
 Severity = Literal["info", "warning", "error", "critical"]
@@ -41,6 +41,9 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True):
     """One alert as written to disk."""
 
     ts: str
+    """Wall time of the alert."""
+    as_of: str | None = None
+    """The market time while a replay drives it (:meth:`Clock.is_simulated`), else null."""
     severity: Severity
     code: str
     message: str
@@ -97,6 +100,7 @@ class AlertSink:
             message, details = masked["message"], masked["details"]
         alert = Alert(
             ts=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            as_of=market_iso(self.clock),
             severity=severity,
             code=code,
             message=message,

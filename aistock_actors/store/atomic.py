@@ -3,6 +3,11 @@
 The previous version of a file is kept as ``<name>.bak`` so that a file that is later found corrupt
 (a bug, a bad disk, a hand edit) can be recovered. A crash at any instant leaves ``path`` either
 the complete old or the complete new content, and ``.bak`` always a complete earlier version.
+
+The fsyncs guard against a power cut or a kernel crash, not against the process dying: a killed
+process (even by SIGKILL) loses nothing the kernel already holds. A market replay, whose state is
+rebuilt from history and which writes dozens of files per simulated bar, turns them off for its
+process (:func:`sync_to_disk`); the write order, the renames and the ``.bak`` files stay.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ from typing import Any
 
 import msgspec
 
+_SYNC = [True]
+"""Whether writes are fsynced (a one-element list: a process-wide switch, no global statement)."""
+
+
+def sync_to_disk(enabled: bool) -> None:
+    """fsync state writes in this process (the default), or not (a replay: see the module doc)."""
+    _SYNC[0] = enabled
+
+
+def syncing() -> bool:
+    """Whether writes are fsynced in this process."""
+    return _SYNC[0]
+
 
 def backup_path(path: Path) -> Path:
     """Return the ``.bak`` sibling of ``path`` (``manifest.json`` -> ``manifest.json.bak``)."""
@@ -24,6 +42,8 @@ def backup_path(path: Path) -> Path:
 
 def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (a rename) to disk; a no-op where the OS does not allow it."""
+    if not _SYNC[0]:
+        return
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -82,7 +102,8 @@ def _write_replace(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if _SYNC[0]:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

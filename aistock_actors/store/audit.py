@@ -1,7 +1,8 @@
 """Append-only, hash-chained audit log: ``state/audit/log.jsonl``.
 
 One JSON object per line with ``ts``, ``action``, ``actor``, ``details`` and ``prev`` — the
-sha256 of the previous line's bytes (64 zeros for the first line). A record is written and
+sha256 of the previous line's bytes (64 zeros for the first line) — and, while a replay drives
+the market clock, ``as_of``: the market time beside the wall time ``ts``. A record is written and
 fsynced before :meth:`AuditLog.append` returns, so an action reported done is on disk. Several
 processes may append (the daemon and an operator's ``--kill``): an exclusive ``flock`` on the file
 serialises them and the chain is always extended from the line actually on disk.
@@ -33,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
-from aistock_actors.store.atomic import fsync_dir
+from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc, market_iso
+from aistock_actors.store.atomic import fsync_dir, syncing
 
 if TYPE_CHECKING:
     from aistock_actors.store.audit_anchor import AuditAnchor
@@ -53,10 +54,13 @@ def line_hash(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
-class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One audit line."""
 
     ts: str
+    """Wall time of the record."""
+    as_of: str | None = None
+    """The market time, while a replay drives it (:meth:`Clock.is_simulated`); absent live."""
     action: str
     actor: str
     details: dict[str, Any]
@@ -162,6 +166,7 @@ class AuditLog:
                     handle, prev = self._rotate(handle, prev)
                 record = AuditRecord(
                     ts=utc_now_iso(self.clock),
+                    as_of=market_iso(self.clock),
                     action=action,
                     actor=actor,
                     details=payload,
@@ -172,7 +177,8 @@ class AuditLog:
                 handle.seek(0, os.SEEK_END)
                 handle.write(line + b"\n")
                 handle.flush()
-                os.fsync(handle.fileno())
+                if syncing():  # off only in a replay's process (store/atomic.py)
+                    os.fsync(handle.fileno())
                 self._known = (handle.tell(), count + 1)
                 self.head = line_hash(line)
                 if self.anchor is not None:  # under the flock: heads are written in order
@@ -218,7 +224,12 @@ class AuditLog:
 
     def _encode(self, action: str, actor: str, details: dict[str, Any], prev: str) -> bytes:
         record = AuditRecord(
-            ts=utc_now_iso(self.clock), action=action, actor=actor, details=details, prev=prev
+            ts=utc_now_iso(self.clock),
+            as_of=market_iso(self.clock),
+            action=action,
+            actor=actor,
+            details=details,
+            prev=prev,
         )
         return _ENCODER.encode(record)
 

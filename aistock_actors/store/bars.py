@@ -318,3 +318,16 @@ def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float
             logger.warning("stored bars %s are corrupt (%s); using %s", path, errors[0], candidate)
         return result
     raise StateError(f"stored bars {path} are unreadable and so is its backup: {'; '.join(errors)}")
+
+
+def closes_at(store: BarStore, times: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``times x symbols`` closes of every stored symbol (NaN where a symbol has no bar then)."""
+    columns: list[NDArray[np.float64]] = []
+    for symbol in store.symbols():
+        ts, values = store.arrays(symbol)
+        if not len(ts):
+            columns.append(np.full(len(times), np.nan))
+            continue
+        at = np.minimum(np.searchsorted(ts, times), len(ts) - 1)
+        columns.append(np.where(ts[at] == times, values[at, 3], np.nan))
+    return np.column_stack(columns) if columns else np.empty((len(times), 0))

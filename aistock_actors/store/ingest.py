@@ -36,11 +36,20 @@ from aistock_actors.core.data.bars import (
     format_timestamp,
     parse,
     parse_header,
+    row_timestamp,
 )
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
 
-__all__ = ["BarLimits", "IngestReport", "Rejection", "RowProblem", "ingest_directory"]
+__all__ = [
+    "BarLimits",
+    "IngestReport",
+    "Rejection",
+    "RowProblem",
+    "csv_timestamps",
+    "ingest_directory",
+    "parse_until",
+]
 
 MAX_PRICE = 1e7
 """No listed share trades above this (USD): a larger price is a data error, not a market move."""
@@ -100,6 +109,7 @@ def ingest_directory(
     *,
     limits: BarLimits | None = None,
     track: Callable[[list[Path]], Iterable[Path]] = iter,
+    not_after_ns: int | None = None,
 ) -> IngestReport:
     """Add the new bars of every ``*.csv`` in ``csv_dir`` (sorted by name) to ``store``.
 
@@ -108,6 +118,10 @@ def ingest_directory(
     folder is missing or holds no CSV file, and ``StateError`` if the store cannot be written
     (then the next run re-parses whatever this one could not record). ``track`` wraps the file
     list (the CLI's progress bar).
+
+    ``not_after_ns`` (a replay's market clock): rows with a later timestamp are treated as not
+    written yet, exactly like an unterminated last line: the cursor stops before the first of
+    them and a later run reads them once the clock has passed them.
     """
     files = _csv_files(Path(csv_dir))
     cursors = store.cursors()
@@ -123,7 +137,7 @@ def ingest_directory(
             rejections.append(Rejection(symbol, str(path), [RowProblem(None, reason)]))
             continue
         owners[symbol] = path
-        outcome = _ingest_file(path, symbol, store, cursors.get(symbol), limits)
+        outcome = _ingest_file(path, symbol, store, cursors.get(symbol), limits, not_after_ns)
         notes.extend(outcome.notes)
         if outcome.rejection is not None:
             rejections.append(outcome.rejection)
@@ -142,6 +156,21 @@ def ingest_directory(
     )
 
 
+def csv_timestamps(csv_dir: Path) -> dict[str, NDArray[np.int64]]:
+    """Every symbol's bar times in ``csv_dir`` (the rows that parse; a file that cannot be read
+    has none), for a replay's plan. Raises ``DataError`` like :func:`ingest_directory`."""
+    found: dict[str, NDArray[np.int64]] = {}
+    for path in _csv_files(Path(csv_dir)):
+        symbol = path.stem.upper()
+        if symbol in found or not is_valid_symbol(symbol):
+            continue
+        try:
+            found[symbol] = parse(path.read_bytes()).timestamps
+        except OSError:
+            found[symbol] = np.empty(0, dtype=np.int64)
+    return found
+
+
 def _csv_files(csv_dir: Path) -> list[Path]:
     if not csv_dir.is_dir():
         raise DataError(f"CSV folder {csv_dir} does not exist or is not a folder")
@@ -155,7 +184,12 @@ def _csv_files(csv_dir: Path) -> list[Path]:
 
 
 def _ingest_file(
-    path: Path, symbol: str, store: BarStore, cursor: FileCursor | None, limits: BarLimits | None
+    path: Path,
+    symbol: str,
+    store: BarStore,
+    cursor: FileCursor | None,
+    limits: BarLimits | None,
+    bound: int | None,
 ) -> _Outcome:
     def reject(problems: list[RowProblem]) -> _Outcome:
         return _Outcome(rejection=Rejection(symbol, str(path), problems))
@@ -173,10 +207,12 @@ def _ingest_file(
     matches = cursor is not None and _cursor_matches(cursor, path.name, data, last)
     resume = cursor if matches else None
     if resume is not None:  # parse only the appended tail; it must be newer than the store
-        parsed = parse(data, offset=resume.offset, lines_before=resume.lines, after=last)
+        parsed, hidden = parse_until(
+            data, bound, offset=resume.offset, lines_before=resume.lines, after=last
+        )
         new_ts, new_values, new_rows = parsed.timestamps, parsed.values, parsed.rows
     else:
-        parsed = parse(data)
+        parsed, hidden = parse_until(data, bound)
         new_ts, new_values, notes = _newer_than_stored(path.name, parsed, store, symbol, last)
         new_rows = parsed.rows[parsed.timestamps > last] if last is not None else parsed.rows
     if parsed.problems:
@@ -187,7 +223,7 @@ def _ingest_file(
         if implausible:
             return reject(implausible)
     grew = resume is None or parsed.consumed > resume.offset  # said when new lines arrive
-    zones = time_zones(data, parsed.consumed) if grew else []
+    zones = _zones_seen(data, parsed.consumed, resume.offset if resume else 0) if grew else []
     if len(zones) > 1:
         notes.append(f"{path.name}: mixed time zones in the timestamp column ({', '.join(zones)});"
                      " each is converted to UTC, so two bars may fall on one date: check the "
@@ -200,7 +236,8 @@ def _ingest_file(
     except DataError as exc:
         return reject([RowProblem(None, f"store refused the bars: {exc}")])
     last = store.last_timestamp(symbol)
-    notes.extend(_file_notes(path.name, data, parsed, last, cursor))
+    if not hidden:  # rows the replay clock has not reached are no "empty file" or torn line
+        notes.extend(_file_notes(path.name, data, parsed, last, cursor))
     if resume is not None and parsed.consumed == resume.offset:
         new_cursor = msgspec.structs.replace(resume, size=len(data))  # nothing new: skip hashing
     else:
@@ -209,6 +246,20 @@ def _ingest_file(
 
 
 _ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def _zones_seen(data: bytes, end: int, start: int) -> list[str]:
+    """The zones of the first data line and of the lines ``data[start:end]`` just read: a new
+    line in another zone than the file's first is noted without re-reading the whole file at
+    every append (a replay appends one line per file per step)."""
+    if start <= 0:
+        return time_zones(data, end)
+    second = data.find(b"\n", data.find(b"\n") + 1) + 1  # the end of the first data line
+    found = time_zones(data, second) if 0 < second <= start else []
+    for zone in time_zones(data, end, start):
+        if zone not in found:
+            found.append(zone)
+    return found
 
 
 def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
@@ -277,6 +328,80 @@ def implausible_bars(
                 break
         prev = float(bar[_CLOSE])
     return problems
+
+
+def parse_until(
+    data: bytes,
+    bound: int | None,
+    *,
+    offset: int = 0,
+    lines_before: int = 0,
+    after: int | None = None,
+) -> tuple[ParsedBars, bool]:
+    """:func:`parse` of the lines up to the first bar newer than ``bound``; ``(parsed, hidden)``
+    where ``hidden`` says that rows after the bound exist (then ``consumed`` stops before them).
+
+    The lines are read in growing chunks from ``offset``, so a replay step that reveals one bar
+    parses a few lines, not the rest of the file. Rows after the bound do not exist yet: their
+    problems are not this run's either.
+    """
+    if bound is None:
+        return parse(data, offset=offset, lines_before=lines_before, after=after), False
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE) + 1
+    first = int(np.searchsorted(ends, offset, side="right"))  # first line end after offset
+    chunk = 4  # a replay step usually reveals one bar
+    while True:
+        last = first + chunk - 1
+        cut = int(ends[last]) if last < len(ends) else len(data)
+        parsed = parse(data[:cut], offset=offset, lines_before=lines_before, after=after)
+        row = _first_row_after(data, ends, parsed, bound)
+        if row is not None:  # 1-based line: it starts where line row - 1 ends
+            return _before_row(parsed, row, int(ends[row - 2])), True
+        if cut == len(data):
+            return parsed, False
+        chunk *= 4
+
+
+def _before_row(parsed: ParsedBars, row: int, stop: int) -> ParsedBars:
+    """``parsed`` cut before line ``row`` (which starts at byte ``stop``): exactly the parse of
+    the bytes before it, since a row's checks look only at the rows before it."""
+    keep = parsed.rows < row
+    return ParsedBars(
+        timestamps=parsed.timestamps[keep],
+        values=parsed.values[keep],
+        rows=parsed.rows[keep],
+        problems=tuple(p for p in parsed.problems if p.row is None or p.row < row),
+        consumed=stop,
+        lines=row - 1,
+        pending=False,
+    )
+
+
+def _first_row_after(
+    data: bytes, ends: NDArray[np.int64], parsed: ParsedBars, bound: int
+) -> int | None:
+    """The first line holding a bar newer than ``bound``: a good row, or a bad one whose own
+    timestamp says it is not written yet at the bound."""
+    later = np.flatnonzero(parsed.timestamps > bound)
+    first = int(parsed.rows[later[0]]) if len(later) else None
+    bad = [p.row for p in parsed.problems if p.row is not None and p.row > 1]
+    if not bad:
+        return first
+    try:
+        columns = parse_header(data[: int(ends[0])].decode("utf-8").removeprefix("\ufeff").strip())
+    except (DataError, UnicodeDecodeError):
+        return first
+    for line in bad:
+        if first is not None and line > first:
+            break
+        text = data[int(ends[line - 2]) : int(ends[line - 1])].decode("utf-8", "replace")
+        ts = row_timestamp(text.rstrip("\r\n"), columns)
+        if ts is not None and ts > bound:
+            return line
+    return first
+
+
+_NEWLINE = ord("\n")
 
 
 def _sha256(data: bytes, end: int) -> str:

@@ -101,3 +101,24 @@ class DaemonLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def lock_holder(state_dir: Path) -> str | None:
+    """Who holds ``state/daemon.lock`` right now (``pid N (daemon)``), or None; creates nothing.
+
+    For a command that must refuse a busy state directory before writing anything to it.
+    """
+    path = Path(state_dir) / "daemon.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -52,6 +52,21 @@ def write_planted(tmp: Path, **kwargs: Any) -> None:
     write_universe_csvs(tmp / "data", planted_frames(**kwargs))
 
 
+def add_bars(tmp: Path, n: int = 1) -> None:
+    """Append ``n`` flat business-day bars to every CSV in ``tmp/data``: with a new bar the next
+    cycle trains again (the retraining cadence trains nothing on unchanged data)."""
+    for path in sorted((tmp / "data").glob("*.csv")):
+        last = path.read_text().rstrip("\n").rsplit("\n", 1)[-1].split(",")
+        day, close, volume = pd.Timestamp(last[0]), float(last[4]), last[5]
+        rows = []
+        for _ in range(n):
+            day = day + pd.offsets.BDay(1)
+            rows.append(f"{day.date().isoformat()},{close},{close * 1.001:.4f},"
+                        f"{close * 0.999:.4f},{close},{volume}\n")
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(rows))
+
+
 def lifecycle_config(tmp: Path, *, mode: str = "headless", backend: str = "inline",
                      **sections: Any) -> Path:
     """A config under ``tmp`` for lifecycle tests (horizon 1, generous step timeouts)."""

@@ -70,6 +70,7 @@ def build(root: Path) -> Path:
     frames = planted_frames(n_bars=FIRST_BARS + BARS_PER_CYCLE * TRADING_CYCLES)
     _grow(root, frames, FIRST_BARS)
     run_cycle(_config(root, min_trades=1_000_000))  # the gate rejects it: a rejected verdict
+    _grow(root, frames, FIRST_BARS + 1)  # a new bar: the next cycle trains a candidate again
     config = _config(root)
     summary, _ = run_cycle(config)
     assert summary.outcome == "succeeded", summary

@@ -33,6 +33,8 @@ def write_config(tmp: Path, **sections: Any) -> Path:
             "shutdown_timeout_seconds": 2,
             "step_timeouts": {"ingest": 5},
         },
+        # Tests show a few bars at a time: a candidate per new bar, as before the cadence.
+        "training": {"retrain_every_bars": 1},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

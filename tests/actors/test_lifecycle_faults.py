@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from _support.lifecycle_support import (
+    add_bars,
     assert_all_json_loads,
     audit_records,
     lifecycle_config,
@@ -65,6 +66,7 @@ def test_fault_restarts_actor_counts_failure_and_keeps_active_model(
     for name in ("data", "state", "models"):
         shutil.copytree(template / name, tmp_path / name)
     shutil.copy2(template / "integrity.key", tmp_path / "integrity.key")  # signs the models
+    add_bars(tmp_path)  # a new bar: this cycle trains, backtests and judges
     stepname = STEP_OF[actor]
     config = lifecycle_config(tmp_path, step_timeouts={stepname: 1.5} if fault == "hang" else {})
     before = pointer(tmp_path)

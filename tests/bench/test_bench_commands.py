@@ -80,6 +80,14 @@ EXPECTED: dict[str, list[str]] = {
         r"^single recipe: [\d.]+ s; candidate set: [\d.]+ s; ratio x[\d.]+$",
         r"^goal: candidate set <= 60 s -> (PASS|MISS)$",
     ],
+    "bench/bench_replay.py": [
+        r"^demo replay: 4 symbols x 520 bars, configs/demo\.json",
+        r"^  wall [\d.]+ s, CPU [\d.]+ s, \d+ steps: \d+ trained \([\d.]+ s\), \d+ did not ",
+        r"^  peak RSS \(process tree\) per 250 steps: 1-250: \d+ MiB",
+        r"^target: demo replay wall [\d.]+ s <= 180 s -> (PASS|MISS)$",
+        r"^no-training cycle, N=4: median [\d.]+ ms, p90 [\d.]+ ms over \d+ steps ",
+        r"^  median per step \(ms\): ingest [\d.]+, train [\d.]+, .* trade [\d.]+$",
+    ],
     "bench/bench_messages.py": [
         r"^\| set-up \| p50 us \| p99 us \| mean us \| throughput req/s \(msgs/s = 2x\) \|$",
         r"^\| ours, tell-reply \(supervisor <-> actor\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| "

@@ -158,3 +158,33 @@ def test_deleting_the_lock_file_neither_admits_a_second_daemon_nor_goes_unnotice
         assert halt["reason"] == "daemon_lock_lost" and "daemon.lock" in halt["message"]
     finally:
         assert stop(proc) == 0
+
+
+def test_daemon_on_unchanged_data_stores_no_artifact_for_ten_cycles(tmp_path: Path) -> None:
+    """The retraining cadence: with no new bar a cycle trains nothing and stores no model
+    artifact, manifest entry or alert; its summary says why."""
+    from _support.fault_harness import reliability_config, write_bars
+
+    write_bars(tmp_path, 300)
+    config = reliability_config(tmp_path, training={"retrain_every_bars": 21})
+    state_dir = tmp_path / "state"
+    manifest = state_dir / "promotion" / "manifest.json"
+
+    def files(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+    proc = start_daemon(tmp_path, config)
+    try:
+        wait_for(lambda: cycles_total(state_dir) >= 1, 90, "the first cycle (it trains)")
+        models, alerts = files(tmp_path / "models"), files(state_dir / "alerts")
+        entries = json.loads(manifest.read_text())
+        assert len(entries) == 1
+        wait_for(lambda: cycles_total(state_dir) >= 11, 90, "ten more cycles")
+    finally:
+        assert stop(proc) == 0
+    assert files(tmp_path / "models") == models
+    assert files(state_dir / "alerts") == alerts
+    assert json.loads(manifest.read_text()) == entries
+    last = json.loads((state_dir / "supervisor.json").read_text())["last_cycle"]
+    train = next(s for s in last["steps"] if s["name"] == "train")
+    assert train["status"] == "ok" and train["data"]["reason"] == "no_new_bar", train

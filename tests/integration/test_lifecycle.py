@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from _support.lifecycle_support import (
     active_id,
+    add_bars,
     assert_all_json_loads,
     audit_records,
     lifecycle_config,
@@ -51,6 +52,7 @@ def clone(template: Path, tmp: Path, **config: object) -> Path:
     for name in ("data", "state", "models"):
         shutil.copytree(template / name, tmp / name)
     shutil.copy2(template / "integrity.key", tmp / "integrity.key")  # the models' signing key
+    add_bars(tmp)  # one new bar, so the cycle trains a challenger (the retraining cadence)
     return lifecycle_config(tmp, **config)  # type: ignore[arg-type]
 
 
@@ -96,7 +98,8 @@ def test_challenger_not_beating_the_incumbent_is_rejected(promoted: Path, tmp_pa
     backtest = step(summary, "backtest").data
     assert backtest["incumbent_model_id"] == active_id(tmp_path)
     assert backtest["incumbent_sharpe"] is not None
-    # Trained on these very bars: compared on the full window, and the note says why.
+    # Trained on these bars but the last, which has no label yet: compared on the full window,
+    # and the note says why.
     assert backtest["champion_window_out_of_sample"] is False
     assert backtest["champion_window_bars"] == backtest["bars"]
     assert backtest["candidate_sharpe_champion_window"] == backtest["sharpe"]
@@ -185,6 +188,7 @@ def test_supervised_mode_waits_for_operator_approve_and_reject(tmp_path: Path) -
     write_planted(tmp_path)
     config = lifecycle_config(tmp_path, mode="supervised")
     first, _ = run_cycle(config)
+    add_bars(tmp_path)
     second, _ = run_cycle(config)
     ids = [step(s, "judge").data["entry_id"] for s in (first, second)]
     assert [e["status"] for e in manifest(tmp_path)] == ["pending", "pending"]

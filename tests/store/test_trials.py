@@ -34,3 +34,13 @@ def test_a_lost_count_restarts_with_a_critical_alert(tmp_path: Path) -> None:
     store.path.with_name("trials.json.bak").write_text("garbage")
     assert store.count() == 0
     assert "state_file_unrecoverable" in alert_codes(tmp_path, "critical")
+
+
+def test_a_candidate_backtested_again_after_an_interrupted_cycle_counts_once(
+    tmp_path: Path,
+) -> None:
+    store = TrialStore(tmp_path, None)
+    assert store.add(1, candidate="m-c20200101T000000Z-0001") == 1
+    assert store.add(1, candidate="m-c20200101T000000Z-0001") == 1  # the same candidate again
+    assert store.add(1, candidate="m-c20200102T000000Z-0002") == 2
+    assert store.add(1) == 3

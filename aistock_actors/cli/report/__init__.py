@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aistock_actors.cli.report.data import collect
-from aistock_actors.cli.report.page import SECTIONS, Rendered, page
+from aistock_actors.cli.report.page import SECTIONS, Rendered, page, replay
 from aistock_actors.config import LoadedConfig
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
 from aistock_actors.store.atomic import atomic_write_bytes
@@ -40,6 +40,8 @@ def build_report(loaded: LoadedConfig, now: datetime | None = None) -> tuple[str
     """The report's HTML and its rendered sections."""
     data = collect(loaded, now or SYSTEM_CLOCK.now())
     sections = [render(data) for render in SECTIONS]
+    if data.replay.state is not None or data.replay.problem:  # a replay's state directory
+        sections.insert(1, replay(data))
     return page(data, sections), sections
 
 

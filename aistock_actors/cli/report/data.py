@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+import numpy as np
 
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.risk.ceilings import (
@@ -112,6 +113,18 @@ class CostData(Section):
 
 
 @dataclass
+class ReplayData(Section):
+    """A replay's cursor and summary, and the equal-weight buy-and-hold it is measured against."""
+
+    state: Any = None
+    """The replay's ``ReplayState`` (``state/replay.json``); None outside a replay."""
+    times: list[str] = field(default_factory=list)
+    """Market times of the replayed bars."""
+    benchmark: list[float] = field(default_factory=list)
+    """Equal-weight buy-and-hold equity at each of :attr:`times`."""
+
+
+@dataclass
 class ReportData:
     """Everything the report draws."""
 
@@ -125,6 +138,8 @@ class ReportData:
     risk: RiskData
     regimes: RegimeData
     costs: CostData
+    replay: ReplayData = field(default_factory=ReplayData)
+    """In a replay, every time the report shows is a market date (cycle ids carry them)."""
 
 
 def _guarded(make: Callable[[], T], empty: Callable[[str], T]) -> T:
@@ -275,6 +290,45 @@ def _costs(loaded: LoadedConfig) -> CostData:
     )
 
 
+def _replay(loaded: LoadedConfig) -> ReplayData:
+    from aistock_actors.core.data.bars import format_timestamp
+    from aistock_actors.core.replay.plan import parse_date
+    from aistock_actors.core.replay.summary import buy_and_hold_curve
+    from aistock_actors.store.bars import BarStore, closes_at
+    from aistock_actors.store.replay import load_replay
+
+    state = load_replay(loaded.state_dir)
+    if state is None or state.done is None:
+        return ReplayData(state=state)
+    store = BarStore(loaded.state_dir / "bars")
+    stored = [store.arrays(symbol)[0] for symbol in store.symbols()]
+    times = np.unique(np.concatenate(stored)) if stored else np.empty(0, dtype=np.int64)
+    times = times[(times >= parse_date(state.first_step)) & (times <= parse_date(state.done))]
+    costs = loaded.config.paper.costs
+    curve = buy_and_hold_curve(closes_at(store, times), loaded.config.paper.initial_cash,
+                               costs.commission_rate + costs.half_spread_bps / 10_000.0)
+    return ReplayData(
+        state=state,
+        times=[format_timestamp(int(t)) for t in times],
+        benchmark=[float(v) for v in curve] if curve is not None else [],
+    )
+
+
+def _on_market_dates(model: ModelData, risk: RiskData) -> None:
+    """A replay's verdicts and risk changes at the market date their cycle ran (its id carries
+    it), not at the wall time the replay happened to reach it."""
+    from aistock_actors.core.replay.summary import cycle_date
+
+    model.manifest = [
+        {**entry, "time": cycle_date(str(entry.get("cycle_id", ""))) or entry.get("time")}
+        for entry in model.manifest
+    ]
+    risk.history = [
+        msgspec.structs.replace(change, at=cycle_date(change.cycle_id) or change.at)
+        for change in risk.history
+    ]
+
+
 def _status(loaded: LoadedConfig) -> tuple[dict[str, Any] | None, str | None]:
     from aistock_actors.services import operator_actions as operator
 
@@ -287,7 +341,7 @@ def _status(loaded: LoadedConfig) -> tuple[dict[str, Any] | None, str | None]:
 def collect(loaded: LoadedConfig, now: datetime) -> ReportData:
     """Read every section's data from ``loaded``'s state and models folders."""
     status, status_problem = _status(loaded)
-    return ReportData(
+    data = ReportData(
         generated_at=now,
         config_path=str(loaded.path),
         state_dir=str(loaded.state_dir),
@@ -298,7 +352,11 @@ def collect(loaded: LoadedConfig, now: datetime) -> ReportData:
         risk=_guarded(lambda: _risk(loaded), lambda p: RiskData(problem=p)),
         regimes=_guarded(lambda: _regimes(loaded), lambda p: RegimeData(problem=p)),
         costs=_guarded(lambda: _costs(loaded), lambda p: CostData(problem=p)),
+        replay=_guarded(lambda: _replay(loaded), lambda p: ReplayData(problem=p)),
     )
+    if data.replay.state is not None:
+        _on_market_dates(data.model, data.risk)
+    return data
 
 
 def parse_times(values: Sequence[str]) -> Any | None:

@@ -147,6 +147,50 @@ def summary(data: ReportData) -> Rendered:
     return Rendered("summary", "Summary", body, True)
 
 
+def replay(data: ReportData) -> Rendered:
+    """A replay: what the autopilot did over the market period, and its paper account against
+    an equal-weight buy-and-hold of the same symbols (every time in this report is a market
+    date)."""
+    rp, title = data.replay, "Replay"
+    if rp.problem:
+        return Rendered("replay", title, problem(rp.problem), False)
+    state = rp.state
+    if state is None or state.summary is None:
+        return Rendered("replay", title, empty(
+            "The replay has not finished a run yet: its summary is written when it ends, "
+            "stops or halts."), False)
+    s = state.summary
+
+    def events(items: list[Any]) -> str:
+        return e(", ".join(f"{x.what} on {x.date}" for x in items) or "none")
+
+    rows = [
+        ("market period", f"{e(s.period_start)} .. {e(s.period_end)} "
+                          f"({s.steps_done} of {s.steps_total} bars, {e(state.status)})"),
+        ("cycles", f"{s.cycles} ({s.cycles_failed} failed, {s.cycles_degraded} degraded)"),
+        ("candidates trained", str(s.candidates)),
+        ("promotions", events(s.promotions) if s.promotions else
+         "none: no candidate passed the promotion gate"),
+        ("rejections", e(", ".join(f"{k} {v}" for k, v in s.rejections.items()) or "none")),
+        ("risk changes", e(", ".join(f"{k} {v}" for k, v in s.risk_changes.items()) or "none")),
+        ("rollbacks", events(s.rollbacks)),
+        ("retirements", events(s.retirements)),
+        ("halts", events(s.halts)),
+    ]
+    accounts = [("paper account", s.account), ("equal-weight buy-and-hold", s.benchmark)]
+    figures = table(
+        ["", "final equity", "total return", "CAGR", "Sharpe", "max drawdown", "turnover",
+         "costs", "trades"],
+        [(e(name), f"${a.final_equity:,.0f}", f"{a.total_return:.2%}", f"{a.cagr:.2%}",
+          f"{a.sharpe:.2f}", f"{a.max_drawdown:.2%}", f"{a.turnover:.1f}x", f"${a.costs:,.0f}",
+          str(a.trades)) for name, a in accounts if a is not None],
+    )
+    note = ("<p class='note'>Every time in this report is a market date: verdicts and risk "
+            "changes are placed at the bar their cycle ran on.</p>")
+    plot = img(plots.replay_equity(rp, data.equity), title) if rp.times else ""
+    return Rendered("replay", title, note + kv_table(rows) + figures + plot, True)
+
+
 def equity(data: ReportData) -> Rendered:
     """Paper equity and drawdown."""
     eq = data.equity

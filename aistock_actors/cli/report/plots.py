@@ -18,6 +18,7 @@ from aistock_actors.cli.report.data import (
     EquityData,
     ModelData,
     RegimeData,
+    ReplayData,
     RiskData,
     parse_times,
 )
@@ -169,6 +170,40 @@ def verdict_backtests(data: ModelData) -> bytes:
 
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def replay_equity(replay: ReplayData, paper: EquityData) -> bytes:
+    """A replay's paper equity against the equal-weight buy-and-hold, on market dates, with its
+    promotions, rollbacks and halts marked; their drawdowns below."""
+    fig, (top, bottom) = _figure(2, 5.6, [2.0, 1.0])
+    curves = [(paper.times, paper.equity, "paper account", "#1f77b4"),
+              (replay.times, replay.benchmark, "equal-weight buy-and-hold", "#7f7f7f")]
+    for times, values, label, color in curves:
+        if len(values) >= 2:
+            x, y = _x(times), np.asarray(values, dtype=float)
+            top.plot(x, y, color=color, lw=1.6, label=label)
+            peak = np.maximum.accumulate(y)
+            bottom.plot(x, (y / peak - 1.0) * 100.0, color=color, lw=1, label=label)
+    summary = replay.state.summary if replay.state is not None else None
+    marks = [] if summary is None else [
+        *[(e.date, "#2ca02c", "promotion") for e in summary.promotions],
+        *[(e.date, "#9467bd", "rollback") for e in summary.rollbacks],
+        *[(e.date, "#d62728", "halt") for e in summary.halts],
+    ]
+    seen: set[str] = set()
+    for date, color, label in marks:
+        when = parse_times([date])
+        if when is None:
+            continue
+        top.axvline(when[0], color=color, ls="--", lw=1.2,
+                    label=None if label in seen else label)
+        seen.add(label)
+    top.set_ylabel("equity ($)")
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title("market dates of the replay", fontsize=9)
+    bottom.set_ylabel("drawdown (%)")
+    _dates(bottom, _x(replay.times or paper.times))
+    return _png(fig)
 
 
 def risk_history(data: RiskData) -> bytes:

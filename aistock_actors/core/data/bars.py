@@ -169,6 +169,17 @@ def parse(
     return _result(ts_list, value_list, rows, problems, consumed=end, lines=lines, pending=pending)
 
 
+def row_timestamp(line: str, columns: Columns) -> int | None:
+    """The timestamp (ns) of a CSV row whose timestamp field parses, even if another field does
+    not (a replay's clock decides from it whether a bad row is written yet); else None."""
+    fields = line.split(",")
+    position = columns.positions[0]
+    if position >= len(fields):
+        return None
+    ts = _parse_timestamp(_clean(fields[position]))
+    return ts if isinstance(ts, int) else None
+
+
 def bars_frame(timestamps: NDArray[np.int64], values: NDArray[np.float64]) -> pd.DataFrame:
     """Build the project's bar frame: UTC DatetimeIndex ``timestamp``, float64 value columns."""
     index = pd.DatetimeIndex(np.asarray(timestamps, dtype="datetime64[ns]"), name="timestamp")
