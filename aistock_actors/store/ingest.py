@@ -20,7 +20,6 @@ one ``2099-01-01`` row never reaches the store. A file that shrank since the las
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from aistock_actors.core.data.bars import (
-    FIELDS,
     ParsedBars,
     RowProblem,
     format_timestamp,
@@ -40,6 +38,18 @@ from aistock_actors.core.data.bars import (
 )
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
+from aistock_actors.store.ingest_checks import (
+    BarLimits as BarLimits,
+)
+from aistock_actors.store.ingest_checks import (
+    _last_close as _last_close,
+)
+from aistock_actors.store.ingest_checks import (
+    _zones_seen as _zones_seen,
+)
+from aistock_actors.store.ingest_checks import (
+    implausible_bars as implausible_bars,
+)
 
 __all__ = [
     "BarLimits",
@@ -50,20 +60,6 @@ __all__ = [
     "ingest_directory",
     "parse_until",
 ]
-
-MAX_PRICE = 1e7
-"""No listed share trades above this (USD): a larger price is a data error, not a market move."""
-MAX_VOLUME = 1e13
-"""No bar trades more shares than this."""
-
-
-class BarLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """What a plausible new bar satisfies (``data.*`` in the config; #17)."""
-
-    not_after_ns: int
-    """Latest acceptable timestamp: the clock's market time plus the tolerance."""
-    max_relative_jump: float = 3.0
-    """Open and close within ``[1 / (1 + j), 1 + j]`` times the previous close."""
 
 
 class Rejection(msgspec.Struct, frozen=True):
@@ -245,89 +241,6 @@ def _ingest_file(
     return _Outcome(added=added, cursor=new_cursor, notes=notes)
 
 
-_ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
-
-
-def _zones_seen(data: bytes, end: int, start: int) -> list[str]:
-    """The zones of the first data line and of the lines ``data[start:end]`` just read: a new
-    line in another zone than the file's first is noted without re-reading the whole file at
-    every append (a replay appends one line per file per step)."""
-    if start <= 0:
-        return time_zones(data, end)
-    second = data.find(b"\n", data.find(b"\n") + 1) + 1  # the end of the first data line
-    found = time_zones(data, second) if 0 < second <= start else []
-    for zone in time_zones(data, end, start):
-        if zone not in found:
-            found.append(zone)
-    return found
-
-
-def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
-    """The distinct zone spellings of the timestamp column in ``data[start:end]`` (``naive``,
-    ``Z``, ``+02:00``...), in order of first appearance (#17: mixed zones are noted)."""
-    try:
-        header, _, _ = data.partition(b"\n")
-        column = parse_header(header.decode("utf-8", "replace")).positions[0]
-    except DataError:
-        return []
-    body = data[max(start, len(header) + 1):end].decode("utf-8", "replace")
-    seen: list[str] = []
-    for line in body.splitlines():
-        fields = line.split(",")
-        if len(fields) <= column or not fields[column].strip():
-            continue
-        stamp = fields[column].strip().strip('"')
-        match = _ZONE.search(stamp) if "T" in stamp or " " in stamp else None
-        zone = match.group(1) if match else "naive"
-        if zone not in seen:
-            seen.append(zone)
-    return seen
-
-
-def _last_close(store: BarStore, symbol: str) -> float | None:
-    if store.last_timestamp(symbol) is None:
-        return None
-    _, values = store.arrays(symbol)
-    return float(values[-1, _CLOSE]) if len(values) else None
-
-
-_OPEN, _CLOSE, _VOLUME = FIELDS.index("open"), FIELDS.index("close"), FIELDS.index("volume")
-
-
-def implausible_bars(
-    timestamps: NDArray[np.int64],
-    values: NDArray[np.float64],
-    rows: NDArray[np.int64],
-    previous_close: float | None,
-    limits: BarLimits,
-) -> list[RowProblem]:
-    """Up to five reasons why new bars cannot be real (future, impossible, a jump), by row."""
-    problems: list[RowProblem] = []
-    bound = 1.0 + limits.max_relative_jump
-    prev = previous_close
-    for ts, bar, row in zip(timestamps.tolist(), values, rows.tolist(), strict=True):
-        reason = None
-        prices = bar[:_VOLUME]
-        if ts > limits.not_after_ns:
-            reason = (f"bar from the future: {format_timestamp(ts)} is later than the clock's "
-                      f"{format_timestamp(limits.not_after_ns)} (tolerance included)")
-        elif not np.isfinite(bar).all() or prices.max() > MAX_PRICE or bar[_VOLUME] > MAX_VOLUME:
-            reason = (f"impossible magnitude: price up to {prices.max():.6g} (max {MAX_PRICE:g}) "
-                      f"or volume {bar[_VOLUME]:.6g} (max {MAX_VOLUME:g})")
-        elif prev is not None:
-            for name, price in (("open", bar[_OPEN]), ("close", bar[_CLOSE])):
-                ratio = float(price) / prev
-                if not 1.0 / bound <= ratio <= bound:
-                    reason = (f"implausible jump: {name} {float(price):.6g} is {ratio:.3g}x the "
-                              f"previous close {prev:.6g} (data.max_relative_jump "
-                              f"{limits.max_relative_jump:g})")
-                    break
-        if reason is not None:
-            problems.append(RowProblem(int(row), reason))
-            if len(problems) >= 5:
-                break
-        prev = float(bar[_CLOSE])
-    return problems
 
 
 def parse_until(
