@@ -26,8 +26,7 @@ from aistock_actors.core.promotion.retention import models_to_prune, orphans
 from aistock_actors.errors import StateError
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.audit import AuditLog
-from aistock_actors.store.models import (
-    ModelStore,
+from aistock_actors.store.model_folders import (
     activated_ids,
     newest_candidate,
     remove_model,
@@ -35,6 +34,7 @@ from aistock_actors.store.models import (
     sweep_removals,
     unreadable_ids,
 )
+from aistock_actors.store.models import ModelStore
 from aistock_actors.store.state import SupervisorState
 
 log = logging.getLogger(__name__)

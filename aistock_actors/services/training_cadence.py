@@ -10,7 +10,8 @@ from __future__ import annotations
 from aistock_actors.config import Config
 from aistock_actors.core.supervision.cadence import TrainingDue, bars_since, training_due
 from aistock_actors.store.bars import BarStore
-from aistock_actors.store.models import ModelStore, newest_candidate
+from aistock_actors.store.model_folders import newest_candidate
+from aistock_actors.store.models import ModelStore
 
 
 def check(config: Config, bars: BarStore, models: ModelStore) -> TrainingDue:
