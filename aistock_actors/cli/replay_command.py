@@ -18,13 +18,8 @@ import threading
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from aistock_actors.cli.app import (
-    EXIT_HALTED,
-    EXIT_LOCKED,
-    EXIT_OK,
-    EXIT_USAGE,
-    _start_supervisor,
-)
+from aistock_actors.cli.exit_codes import EXIT_HALTED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from aistock_actors.cli.runs import _start_supervisor
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.replay.summary import Account, ReplaySummary, market_date
 from aistock_actors.errors import DataError, ReplayError

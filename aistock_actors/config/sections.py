@@ -2,35 +2,54 @@
 
 Every section rejects unknown keys and bounds its values (``msgspec.Meta``); the docstring under
 each field is its description in the README's generated config reference
-(``aistock_actors/config/reference.py``). Decoding, error messages and the hard-ceiling clamps are
-in
-``config_loading.py``; ``aistock_actors.config`` exports both.
+(``aistock_actors/config/reference.py``). The shared base and value types are in ``base.py``, the
+market-data sections in ``data_sections.py``; decoding, error messages and the hard-ceiling clamps
+in ``loading.py``; ``aistock_actors.config`` exports them all.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 import msgspec
 
+from aistock_actors.config.base import (
+    ConfigSection as ConfigSection,
+)
+from aistock_actors.config.base import (
+    Count as Count,
+)
+from aistock_actors.config.base import (
+    EnvName as EnvName,
+)
+from aistock_actors.config.base import (
+    Fraction as Fraction,
+)
+from aistock_actors.config.base import (
+    Mode as Mode,
+)
+from aistock_actors.config.base import (
+    PositiveFraction as PositiveFraction,
+)
+from aistock_actors.config.base import (
+    Seconds as Seconds,
+)
+from aistock_actors.config.data_sections import (
+    DaemonConfig as DaemonConfig,
+)
+from aistock_actors.config.data_sections import (
+    DataConfig as DataConfig,
+)
+from aistock_actors.config.data_sections import (
+    DataSource as DataSource,
+)
+from aistock_actors.config.data_sections import (
+    Timeframe as Timeframe,
+)
 from aistock_actors.core.risk.allocator import AllocatorParams
 
-Mode = Literal["manual", "supervised", "headless"]
-Fraction = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-PositiveFraction = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
-Seconds = Annotated[float, msgspec.Meta(gt=0.0, le=7 * 86400.0)]
-Count = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-EnvName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
-"""The NAME of an environment variable (secrets come from the environment, never the file)."""
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-
-class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every config section: frozen, keyword-only, unknown keys rejected."""
-
-
-class NotificationWebhooks(_Section, frozen=True, kw_only=True):
+class NotificationWebhooks(ConfigSection, frozen=True, kw_only=True):
     """Where WARNING, ERROR and CRITICAL alerts are sent (``aistock_actors/net/webhooks.py``).
 
     Each URL (and the routing key) may instead come from an environment variable named by the
@@ -60,7 +79,7 @@ class NotificationWebhooks(_Section, frozen=True, kw_only=True):
     """Environment variables each holding one apprise URL (added to ``apprise``)."""
 
 
-class HeadlessConfig(_Section, frozen=True, kw_only=True):
+class HeadlessConfig(ConfigSection, frozen=True, kw_only=True):
     """The manual's ``headless`` section."""
 
     enable_auto_promotion: bool = True
@@ -97,7 +116,7 @@ class HeadlessConfig(_Section, frozen=True, kw_only=True):
     """How often health reports are POSTed."""
 
 
-class StepTimeouts(_Section, frozen=True, kw_only=True):
+class StepTimeouts(ConfigSection, frozen=True, kw_only=True):
     """Seconds each step of a cycle may take before it counts as a hung, failed step."""
 
     ingest: Seconds = 300.0
@@ -114,7 +133,7 @@ class StepTimeouts(_Section, frozen=True, kw_only=True):
     """Paper trading the active model."""
 
 
-class SupervisionConfig(_Section, frozen=True, kw_only=True):
+class SupervisionConfig(ConfigSection, frozen=True, kw_only=True):
     """The manual's ``supervision`` section plus the supervisor's OTP-style knobs."""
 
     notification_webhooks: NotificationWebhooks = msgspec.field(
@@ -139,71 +158,7 @@ class SupervisionConfig(_Section, frozen=True, kw_only=True):
     """A watcher (kill-switch watcher, health reporter) busy longer on one message is restarted."""
 
 
-class DaemonConfig(_Section, frozen=True, kw_only=True):
-    """Schedule of ``--daemon`` mode."""
-
-    interval_minutes: Annotated[float, msgspec.Meta(gt=0.0, le=7 * 24 * 60.0)] = 60.0
-    """Minutes between the starts of two cycles (``--interval-minutes`` overrides)."""
-    schedule: Literal["interval", "on_bar_close"] = "interval"
-    """``interval``: every ``interval_minutes``; ``on_bar_close``: one cycle shortly after each
-    bar of ``data.timeframe`` closes on ``data.calendar`` (``--interval-minutes`` still wins)."""
-    bar_close_delay_seconds: Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)] = 5.0
-    """With ``on_bar_close``: seconds after a bar's close the cycle starts (the provider's lag)."""
-
-
-DataSource = Literal["csv", "ccxt", "alpaca"]
-Timeframe = Literal["1m", "5m", "15m", "1h", "1d"]
-
-
-class DataConfig(_Section, frozen=True, kw_only=True):
-    """Where market data comes from: a CSV folder (default) or a provider (``sources/``)."""
-
-    csv_dir: str = "data"
-    """A folder of ``<SYMBOL>.csv`` files (relative to the working directory)."""
-    future_tolerance_seconds: Seconds = 86400.0
-    """A bar stamped later than the clock's (market) time plus this is refused (#17)."""
-    max_relative_jump: Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)] = 3.0
-    """A new bar whose open or close is more than ``1 + this`` times (or less than its inverse)
-    the previous close is refused as a data error (#17)."""
-    source: DataSource = "csv"
-    """``csv``: the folder above; ``ccxt``: a crypto exchange (public bars, no key); ``alpaca``:
-    US equities from Alpaca's market-data API (keys from the environment)."""
-    symbols: tuple[str, ...] = ()
-    """Provider symbols to fetch (``BTC/USDT``, ``AAPL``); stored as ``BTC-USDT``, ``AAPL``."""
-    timeframe: Timeframe = "1d"
-    """Bar length fetched from the provider."""
-    history_start: str = "2022-01-01"
-    """ISO date the first run backfills from."""
-    exchange: str = "binance"
-    """With ``ccxt``: the exchange id (any of ``ccxt.exchanges``)."""
-    base_url: str | None = None
-    """Override the provider's endpoint (a gateway, a testnet, tests); null: the provider's own."""
-    api_key_env: EnvName | None = None
-    """Environment variable holding the API key (required by ``alpaca``, optional for ``ccxt``)."""
-    api_secret_env: EnvName | None = None
-    """Environment variable holding the API secret."""
-    calendar: str | None = None
-    """An ``exchange_calendars`` name (``XNYS``, ``XLON``...) or ``24/7``; null: ``24/7`` for
-    ``ccxt``, ``XNYS`` otherwise."""
-    feed: Literal["iex", "sip"] = "iex"
-    """With ``alpaca``: the bar feed (``iex`` is free; ``sip`` needs a subscription)."""
-    page_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
-    """Bars asked per request (the provider may return fewer)."""
-    request_timeout_seconds: Seconds = 10.0
-    """Timeout of one provider request."""
-    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
-    """Attempts per provider request (429 waits ``Retry-After``); all inside the ingest timeout."""
-
-    def __post_init__(self) -> None:
-        if self.source != "csv" and not self.symbols:
-            raise ValueError(f"data.source {self.source!r} needs data.symbols (a non-empty list)")
-        if not _ISO_DATE.fullmatch(self.history_start):
-            raise ValueError(f"data.history_start {self.history_start!r} is not an ISO date")
-        if self.source == "alpaca" and not (self.api_key_env and self.api_secret_env):
-            raise ValueError("data.source 'alpaca' needs data.api_key_env and data.api_secret_env")
-
-
-class RiskConfig(_Section, frozen=True, kw_only=True):
+class RiskConfig(ConfigSection, frozen=True, kw_only=True):
     """Initial risk limits; values above the hard ceilings are clamped, never honoured."""
 
     max_position_fraction: PositiveFraction = 0.20
@@ -222,7 +177,7 @@ class RiskConfig(_Section, frozen=True, kw_only=True):
     """Fewer paper returns than this: the adaptive rules leave the limits alone."""
 
 
-class PaperCostsConfig(_Section, frozen=True, kw_only=True):
+class PaperCostsConfig(ConfigSection, frozen=True, kw_only=True):
     """The paper fills' cost model (defaults match the ``backtest`` section's)."""
 
     commission_rate: Annotated[float, msgspec.Meta(ge=0.0, le=0.05)] = 0.0005
@@ -233,7 +188,7 @@ class PaperCostsConfig(_Section, frozen=True, kw_only=True):
     """Market impact in bps at 100 % of the bar's volume; ``impact_bps x sqrt(participation)``."""
 
 
-class PaperConfig(_Section, frozen=True, kw_only=True):
+class PaperConfig(ConfigSection, frozen=True, kw_only=True):
     """The PaperTrader: the simulated account and how its orders fill."""
 
     initial_cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e12)] = 100_000.0
@@ -252,7 +207,7 @@ class PaperConfig(_Section, frozen=True, kw_only=True):
     costs: PaperCostsConfig = msgspec.field(default_factory=PaperCostsConfig)
 
 
-class PromotionConfig(_Section, frozen=True, kw_only=True):
+class PromotionConfig(ConfigSection, frozen=True, kw_only=True):
     """Thresholds of the promotion gate (the manual's five stages plus our additions)."""
 
     min_sharpe: float = 0.6
@@ -278,7 +233,7 @@ ClassifierKind = Literal["logistic", "hgb"]
 Bars = Annotated[int, msgspec.Meta(ge=0, le=250)]
 
 
-class TrainingConfig(_Section, frozen=True, kw_only=True):
+class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     """The training recipe of the model lifecycle (the Trainer; the Backtester refits it)."""
 
     horizon: Annotated[int, msgspec.Meta(ge=1, le=250)] = 5
@@ -304,7 +259,7 @@ class TrainingConfig(_Section, frozen=True, kw_only=True):
     none); other cycles skip train, backtest and judge (a month of daily bars by default)."""
 
 
-class BacktestConfig(_Section, frozen=True, kw_only=True):
+class BacktestConfig(ConfigSection, frozen=True, kw_only=True):
     """The walk-forward out-of-sample backtest of each candidate."""
 
     n_splits: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
@@ -321,7 +276,7 @@ class BacktestConfig(_Section, frozen=True, kw_only=True):
     """Starting equity of the simulated account."""
 
 
-class ModelsConfig(_Section, frozen=True, kw_only=True):
+class ModelsConfig(ConfigSection, frozen=True, kw_only=True):
     """What stays in the ``models`` folder (the artifact store's hygiene)."""
 
     keep_rejected: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 20
@@ -329,7 +284,7 @@ class ModelsConfig(_Section, frozen=True, kw_only=True):
     pruned and audited (approved, pending, held, once-active and the newest are always kept)."""
 
 
-class ParallelConfig(_Section, frozen=True, kw_only=True):
+class ParallelConfig(ConfigSection, frozen=True, kw_only=True):
     """Where CPU-heavy training and backtesting run."""
 
     n_jobs: Annotated[int, msgspec.Meta(ge=1, le=256)] = 2
@@ -343,7 +298,7 @@ class ParallelConfig(_Section, frozen=True, kw_only=True):
     package installed); null: a local cluster of ``n_jobs`` workers on 127.0.0.1."""
 
 
-class MonitoringConfig(_Section, frozen=True, kw_only=True):
+class MonitoringConfig(ConfigSection, frozen=True, kw_only=True):
     """The monitoring HTTP server and the retry policy of every outgoing HTTP call."""
 
     listen_host: str = "127.0.0.1"
@@ -369,7 +324,7 @@ class MonitoringConfig(_Section, frozen=True, kw_only=True):
     ``Authorization: Bearer <token>`` to ``POST /api/kill`` ...); null or unset: read-only."""
 
 
-class SecurityConfig(_Section, frozen=True, kw_only=True):
+class SecurityConfig(ConfigSection, frozen=True, kw_only=True):
     """Hardening (#17): the key that signs artifacts and anchors the audit chain."""
 
     integrity_key_file: str | None = None
@@ -383,7 +338,7 @@ class SecurityConfig(_Section, frozen=True, kw_only=True):
     """Rotated audit files kept; older ones are deleted (the log stays bounded)."""
 
 
-class Config(_Section, frozen=True, kw_only=True):
+class Config(ConfigSection, frozen=True, kw_only=True):
     """The whole config file."""
 
     mode: Mode = "headless"
