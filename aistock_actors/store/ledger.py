@@ -41,7 +41,7 @@ from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.audit import read_audit, rotated_files
 from aistock_actors.store.journal import JOURNAL_NAME, FillJournal
-from aistock_actors.store.state_file import load_state
+from aistock_actors.store.state_file import load_state, try_decode
 
 PAPER_DIR = "paper"
 TRADING_ACTIONS = frozenset({"paper_orders_executed", "positions_flattened"})
@@ -162,9 +162,9 @@ class PaperStore:
         Afterwards the journal ends at the returned ledger (a crash window closed, or a journal
         started for a ledger that had none).
         """
-        main, main_problem = _decode_ledger(self.ledger_path)
+        main, main_problem = try_decode(self.ledger_path, LedgerState)
         backup = backup_path(self.ledger_path)
-        bak, bak_problem = (None, None) if main is not None else _decode_ledger(backup)
+        bak, bak_problem = (None, None) if main is not None else try_decode(backup, LedgerState)
         if main is None and main_problem is not None:
             self._quarantine(self.ledger_path, main_problem)
         if main is None and bak is None and bak_problem is not None:
@@ -366,15 +366,3 @@ def paper_status(state_dir: Path) -> PaperStatus | None:
     )
 
 
-def _decode_ledger(path: Path) -> tuple[LedgerState | None, str | None]:
-    """(ledger, None), (None, None) when missing, or (None, what is wrong with it)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
-    try:
-        return msgspec.json.decode(raw, type=LedgerState), None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return None, f"corrupt: {exc}"

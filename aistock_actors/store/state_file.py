@@ -19,7 +19,8 @@ from aistock_actors.store.atomic import backup_path
 T = TypeVar("T")
 
 
-def _try_decode(path: Path, type_: type[T]) -> tuple[T | None, str | None]:
+def try_decode(path: Path, type_: type[T]) -> tuple[T | None, str | None]:
+    """(value, None), (None, None) when the file is missing, or (None, what is wrong with it)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -45,13 +46,13 @@ def load_state(
     A missing file (first run) silently yields ``default()``.
     """
     path = Path(path)
-    value, problem = _try_decode(path, type_)
+    value, problem = try_decode(path, type_)
     if value is not None:
         return value
     backup = backup_path(path)
     if problem is None and not backup.exists():
         return default()
-    bak_value, bak_problem = _try_decode(backup, type_)
+    bak_value, bak_problem = try_decode(backup, type_)
     if bak_value is not None:
         if alerts is not None:
             alerts.raise_alert(
