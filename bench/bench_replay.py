@@ -193,7 +193,7 @@ def demo(symbols: int, bars: int, keep: bool) -> None:
 def no_training_cycle(symbols: int, bars: int, keep: bool) -> None:
     """In this process, the same code as ``--replay`` (plan, supervisor, the replay loop), so
     each cycle's summary gives the time of every step too."""
-    from aistock_actors.cli.app import _start_supervisor
+    from aistock_actors.cli.runs import _start_supervisor
     from aistock_actors.config import load_config
     from aistock_actors.runtime import replay as replay_runtime
     from aistock_actors.runtime.clock import SystemClock, iso_utc

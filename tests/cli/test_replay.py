@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _support.fault_harness import check_state, reliability_config, write_bars
+from _support.fault_harness import N_SYMBOLS, check_state, reliability_config, write_bars
 from _support.waiting import wait_until
 
 from aistock_actors.cli.app import main
@@ -123,7 +123,7 @@ def test_replay_runs_the_whole_loop_and_reports_it(reference: Path, tmp_path: Pa
     state = replay_state(reference)
     summary = state["summary"]
     assert summary["candidates"] >= 5 and summary["promotions"], summary
-    assert summary["account"]["trades"] > 0 and summary["benchmark"]["trades"] == 4
+    assert summary["account"]["trades"] > 0 and summary["benchmark"]["trades"] == N_SYMBOLS
     records = [json.loads(line) for line in
                (reference / "state" / "audit" / "log.jsonl").read_text().splitlines()]
     cycles = [r for r in records if r["action"] == "cycle_succeeded"]
