@@ -281,7 +281,9 @@ def test_live_daemon_on_a_tmpfs_that_fills_up_or_turns_read_only(
                        "/healthz to report the resource halt")
             assert http_get(url + "/healthz")[0] == 503
             assert proc.poll() is None  # halted, not dead
-            assert "CRITICAL" in text() and f"[{STATE_WRITE_FAILED}]" in text()
+            # the halt is served before its alert line is logged: wait for the line, bounded
+            wait_until(lambda: "CRITICAL" in text() and f"[{STATE_WRITE_FAILED}]" in text(), 10,
+                       "the critical state_write_failed line in the daemon log")
             if filler is not None:
                 assert not (state_dir / "HALTED").exists()
                 (state_dir / "KILL_SWITCH").touch()  # an empty file needs no space: it works
