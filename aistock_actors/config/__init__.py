@@ -48,7 +48,7 @@ from aistock_actors.config.sections import (
     SupervisionConfig,
     TrainingConfig,
 )
-from aistock_actors.core.risk.allocator import AllocatorParams
+from aistock_actors.core.risk.allocator_params import AllocatorParams
 
 __all__ = [
     "AllocatorParams",

@@ -46,7 +46,7 @@ from aistock_actors.config.data_sections import (
 from aistock_actors.config.data_sections import (
     Timeframe as Timeframe,
 )
-from aistock_actors.core.risk.allocator import AllocatorParams
+from aistock_actors.core.risk.allocator_params import AllocatorParams
 
 
 class NotificationWebhooks(ConfigSection, frozen=True, kw_only=True):
