@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.model.pipeline import min_history_bars
+from aistock_actors.core.replay import account as accounts
 from aistock_actors.core.replay import summary as figures
 from aistock_actors.core.replay.plan import ReplayWindow, parse_date, resolve_window
 from aistock_actors.errors import ReplayError
@@ -265,12 +266,12 @@ def collect_summary(
         ledger = paper.load_ledger()
         curve = [(_ns(t), v) for t, v in ledger.equity_curve]
         fills = [(f.quantity, f.price, f.reference_price, f.commission) for f in ledger.fills]
-        account = figures.paper_account(curve, ledger.initial_cash, fills)
+        account = accounts.paper_account(curve, ledger.initial_cash, fills)
     if len(steps):
         costs = cfg.paper.costs
         entry_cost = costs.commission_rate + costs.half_spread_bps / 10_000.0
         closes = closes_at(BarStore(state_dir / "bars"), steps)
-        benchmark = figures.buy_and_hold(steps, closes, cfg.paper.initial_cash, entry_cost)
+        benchmark = accounts.buy_and_hold(steps, closes, cfg.paper.initial_cash, entry_cost)
     return figures.ReplaySummary(
         period_start=figures.market_date(state.first_step),
         period_end=figures.market_date(state.done) if state.done else None,

@@ -292,8 +292,8 @@ def _costs(loaded: LoadedConfig) -> CostData:
 
 def _replay(loaded: LoadedConfig) -> ReplayData:
     from aistock_actors.core.data.bars import format_timestamp
+    from aistock_actors.core.replay.account import buy_and_hold_curve
     from aistock_actors.core.replay.plan import parse_date
-    from aistock_actors.core.replay.summary import buy_and_hold_curve
     from aistock_actors.store.bars import BarStore, closes_at
     from aistock_actors.store.replay import load_replay
 

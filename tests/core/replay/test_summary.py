@@ -9,15 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from aistock_actors.core.replay.account import buy_and_hold, paper_account
 from aistock_actors.core.replay.plan import DAY_NS, parse_date
-from aistock_actors.core.replay.summary import (
-    buy_and_hold,
-    cycle_date,
-    cycle_time_ns,
-    lifecycle,
-    market_date,
-    paper_account,
-)
+from aistock_actors.core.replay.summary import cycle_date, cycle_time_ns, lifecycle, market_date
 
 T0 = parse_date("2020-01-01")
 
