@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from _support.localhttp import ThreadedServer
+
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 TF_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
 ALPACA_TF = {"1Min": "1m", "5Min": "5m", "15Min": "15m", "1Hour": "1h", "1Day": "1d"}
@@ -38,7 +40,7 @@ def bar_values(symbol: str, t_ms: int, tf_ms: int) -> tuple[float, float, float,
     return o, max(o, c) + 0.5, min(o, c) - 0.5, c, 10.0 + i % 5
 
 
-class FakeMarket:
+class FakeMarket(ThreadedServer):
     """See the module docstring."""
 
     def __init__(
@@ -72,10 +74,7 @@ class FakeMarket:
         """``time.monotonic()`` of each bar request, in order."""
         self.bar_requests = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        super().__init__(self.add_routes)
 
     # --- the data ---------------------------------------------------------------------------
 
@@ -203,42 +202,10 @@ class FakeMarket:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeMarket:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        assert ready.wait(10), "fake market did not start"
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        loop.run_until_complete(self._serve(ready))
-        loop.close()
-
-    async def _serve(self, ready: threading.Event) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/v2/stocks/bars", self._alpaca_bars)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(runner.addresses[0][1])
-        self._stop = asyncio.Event()
-        ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
-
-    def stop(self) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
 
 def _ms(text: str) -> int:

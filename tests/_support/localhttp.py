@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -47,27 +47,22 @@ class Answer:
 Responder = Callable[[Recorded], Answer]
 
 
-class LocalServer:
-    """An aiohttp server on 127.0.0.1:<free port>, in a thread; see the module docstring."""
+class ThreadedServer:
+    """An aiohttp application on 127.0.0.1:<free port>, served by its own loop in a thread;
+    ``add_routes`` puts the routes on the application (a subclass passes its own method)."""
 
-    def __init__(self, responder: Responder | None = None) -> None:
-        self.responder: Responder = responder or (lambda _r: Answer(200, {"ok": True}))
-        self.requests: list[Recorded] = []
-        self._cond = threading.Condition()
+    def __init__(self, add_routes: Callable[[web.Application], None]) -> None:
+        self._add_routes = add_routes
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self.port = 0
 
-    def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> LocalServer:
+    def start(self) -> Self:
         ready = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self._thread.start()
-        assert ready.wait(10), "local server did not start"
+        assert ready.wait(10), f"{type(self).__name__} did not start"
         return self
 
     def _run(self, ready: threading.Event) -> None:
@@ -78,7 +73,7 @@ class LocalServer:
 
     async def _serve(self, ready: threading.Event) -> None:
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._add_routes(app)
         # Short shutdown: a test's slow answer must not hold up teardown.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -91,6 +86,29 @@ class LocalServer:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class LocalServer(ThreadedServer):
+    """An aiohttp server on 127.0.0.1:<free port>, in a thread; see the module docstring."""
+
+    def __init__(self, responder: Responder | None = None) -> None:
+        self.responder: Responder = responder or (lambda _r: Answer(200, {"ok": True}))
+        self.requests: list[Recorded] = []
+        self._cond = threading.Condition()
+        super().__init__(self.add_routes)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -110,13 +128,6 @@ class LocalServer:
         if isinstance(answer.body, bytes):
             return web.Response(status=answer.status, body=answer.body)
         return web.json_response(answer.body, status=answer.status)
-
-    def stop(self) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
     def wait_for(
         self, predicate: Callable[[list[Recorded]], bool], timeout: float = 10.0
