@@ -43,6 +43,7 @@ from aistock_actors.store.signing import IntegrityKey
 
 if TYPE_CHECKING:
     from aistock_actors.net.services import NetServices
+    from aistock_actors.runtime.handover import HandOver
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class ActorContext:
     time)."""
     stopping: threading.Event | None = None
     """Set when the supervisor stops (SIGTERM): pool jobs in flight are abandoned."""
+    hand_over: HandOver | None = None
+    """The supervisor's one train -> backtest hand-over (``runtime/handover.py``); None: every
+    step builds what it needs itself."""
 
 
 class SupervisedActor(pykka.ThreadingActor):

@@ -262,10 +262,13 @@ def _walk(path: str) -> Any:
         fields = getattr(info, "fields", None)
         if fields is None:
             return None
-        match = [f for f in fields if f.encode_name == part]
+        name, _, indices = part.partition("[")  # "strategies[0]": an item of a list
+        match = [f for f in fields if f.encode_name == name]
         if not match:
             return None
         info = match[0].type
+        for _ in range(indices.count("]")):
+            info = getattr(_unwrap(info), "item_type", None)
     return info
 
 
@@ -285,7 +288,7 @@ def _allowed_keys(path: str) -> str:
 
 def _allowed_range(path: str) -> str:
     info = _unwrap(_walk(path))
-    if info is None:
+    if info is None or isinstance(info, msgspec.inspect.StructType):
         return ""
     if isinstance(info, msgspec.inspect.DictType):  # only reached for a bad key
         info = info.key_type

@@ -91,6 +91,8 @@ def _nested_structs(struct: type[msgspec.Struct]) -> tuple[type[msgspec.Struct],
             pending.extend(info.types)
         elif isinstance(info, msgspec.inspect.DictType):
             pending.append(info.value_type)
+        elif isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+            pending.append(info.item_type)
     return tuple(found)
 
 
@@ -105,6 +107,12 @@ def _type_text(info: Any) -> tuple[str, str]:
         return "null", ""
     if isinstance(info, msgspec.inspect.LiteralType):
         return "string", " \\| ".join(f"`{v}`" for v in info.values)
+    if isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+        item = info.item_type
+        if isinstance(item, msgspec.inspect.StructType):
+            fields = ", ".join(f"`{f.encode_name}`" for f in item.fields)
+            return "list", f"each an object with {fields}"
+        return "list", f"each {' — '.join(p for p in _type_text(item) if p)}"
     if isinstance(info, msgspec.inspect.DictType):
         keys = _type_text(info.key_type)[1] or "any string"
         item = info.value_type

@@ -9,7 +9,7 @@ in ``loading.py``; ``aistock_actors.config`` exports them all.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -233,6 +233,24 @@ ClassifierKind = Literal["logistic", "hgb"]
 Bars = Annotated[int, msgspec.Meta(ge=0, le=250)]
 
 
+CandidateName = Literal[
+    "ml", "ml_h1", "ml_h5", "ml_h20", "autocorrelation", "time_series_momentum", "sma_cross"
+]
+"""A built-in candidate of the training cycle (``services/strategy_candidates.py``)."""
+STRATEGY_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class UserStrategyConfig(ConfigSection, frozen=True, kw_only=True):
+    """A user strategy of the candidate set (``examples/README.md``)."""
+
+    path: Annotated[str, msgspec.Meta(pattern=STRATEGY_PATH, max_length=300)]
+    """``module:Class``, looked up in the config file's folder, then among installed packages
+    (never in the state directory)."""
+    params: dict[str, Any] = {}
+    """Keyword arguments of the class; ``int``/``float``/``str``/``bool`` ones are type-checked
+    when the strategy is loaded."""
+
+
 class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     """The training recipe of the model lifecycle (the Trainer; the Backtester refits it)."""
 
@@ -257,6 +275,20 @@ class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     retrain_every_bars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 21
     """Train a candidate when this many new bar times arrived since the newest one (or there is
     none); other cycles skip train, backtest and judge (a month of daily bars by default)."""
+    candidates: tuple[CandidateName, ...] = ("ml",)
+    """The pre-registered candidate set: ``ml`` alone (default) trains today's ML recipe at
+    ``horizon``; any other set is walk-forward tested side by side, the best stored as a strategy
+    artifact (``ml_h1``/``ml_h5``/``ml_h20``: the ML model at 1/5/20 bars; rules
+    ``autocorrelation``, ``time_series_momentum``, ``sma_cross``)."""
+    strategies: tuple[UserStrategyConfig, ...] = ()
+    """User strategies that join the candidate set (each one more trial)."""
+
+    def __post_init__(self) -> None:
+        if not self.candidates and not self.strategies:
+            raise ValueError("candidates: empty, and no strategies: nothing to train")
+        twice = sorted({c for c in self.candidates if self.candidates.count(c) > 1})
+        if twice:
+            raise ValueError(f"candidates: {twice} named more than once")
 
 
 class BacktestConfig(ConfigSection, frozen=True, kw_only=True):

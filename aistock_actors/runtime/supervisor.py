@@ -58,6 +58,7 @@ from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock
 from aistock_actors.runtime.cycle_driver import CycleDriver
 from aistock_actors.runtime.cycle_run import CycleRun
 from aistock_actors.runtime.halt_latch import HaltLatch
+from aistock_actors.runtime.handover import HandOver
 from aistock_actors.runtime.redaction import Redactor
 from aistock_actors.runtime.restarts import ChildRestarts
 from aistock_actors.runtime.schedule import bar_close_schedule
@@ -117,8 +118,8 @@ class Supervisor:
         """Set (by a signal handler or a test) to end ``run_once``/``run_daemon``."""
         self.stopping = threading.Event()
         """Set when :meth:`stop` begins: pool jobs in flight are cancelled (``jobs.py``)."""
-        self.clock = clock
-        self.rng = rng
+        self.clock, self.rng = clock, rng
+        self.hand_over = HandOver()  # the Trainer's results for the Backtester (this process)
         # Writes refused by a read-only or full state directory wait there for a retry.
         self.writes = StateWriter(
             self.state_dir, self.audit, self.alerts, clock.monotonic,
@@ -234,6 +235,7 @@ class Supervisor:
             net=self.net,
             clock=self.clock,
             stopping=self.stopping,
+            hand_over=self.hand_over,
         )
 
     # --- lifecycle ---------------------------------------------------------------------------

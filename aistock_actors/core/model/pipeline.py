@@ -84,7 +84,7 @@ from aistock_actors.core.model.champion import (
     after_training_end,
     champion_window,
 )
-from aistock_actors.core.model.handover import OFFERING, HandOver, content_key
+from aistock_actors.core.model.handover import CURRENT, OFFERING, TrainingSetHandOver, content_key
 from aistock_actors.core.model.history import (
     min_history_bars as min_history_bars,
 )
@@ -169,28 +169,23 @@ class WalkForwardReport:
 def make_training_set(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
     """Features and direction labels of every symbol (the seam tests use to plant faults).
 
-    Takes the training set the train step handed over for the same bars and horizon if there is
-    one, else builds it, and keeps what it built for the backtest step when called from
-    :func:`train_candidate` with ``hand_over=True`` (see :class:`_HandOver`).
+    Takes the set the train step handed over for the same bars and horizon (the ``hand_over``
+    of :func:`walk_forward_backtest`), else builds it; offers it from :func:`train_candidate`.
     """
-    data = HAND_OVER.take(frames, horizon)
+    hand_over = CURRENT.get()
+    data = hand_over.take(frames, horizon, build_training_set) if hand_over else None
     if data is None:
         data = build_training_set(frames, horizon=horizon)
     else:
         log.info("training set of %d rows taken over from the train step", len(data.features))
-    if OFFERING.get():
-        HAND_OVER.offer(frames, horizon, data)
+    if hand_over is not None and OFFERING.get():
+        hand_over.offer(frames, horizon, data, build_training_set)
     return data
 
 
 def frames_key(frames: dict[str, pd.DataFrame], horizon: int) -> bytes | None:
-    """The hand-over key of ``frames`` and ``horizon`` with this module's (patchable)
-    ``build_training_set`` as the builder."""
+    """The hand-over key of ``frames`` and ``horizon`` (this module's patchable builder)."""
     return content_key(frames, horizon, build_training_set)
-
-
-HAND_OVER = HandOver(frames_key)
-"""The train step's training set, kept for the backtest step (:class:`HandOver`)."""
 
 
 def train_candidate(
@@ -201,18 +196,18 @@ def train_candidate(
     created_at: datetime,
     *,
     mapper: Mapper = sequential_map,
-    hand_over: bool = False,
+    hand_over: TrainingSetHandOver | None = None,
 ) -> TrainedModel:
     """Train the candidate on all of ``frames``; its fits are jobs of ``mapper``.
 
-    The Trainer calls it in its own thread with a pool's mapper and ``hand_over=True``: the
-    training set is then kept for the backtest step's :func:`make_training_set` (one use).
+    The Trainer calls it in its own thread with a pool's mapper and its ``hand_over``: the
+    training set is then kept there for the backtest step's :func:`make_training_set` (one use).
     """
-    token = OFFERING.set(hand_over)
+    tokens = CURRENT.set(hand_over), OFFERING.set(hand_over is not None)
     try:
         data = make_training_set(frames, params.horizon)
     finally:
-        OFFERING.reset(token)
+        CURRENT.reset(tokens[0]), OFFERING.reset(tokens[1])
     try:
         return train_model(
             data.features,
@@ -225,8 +220,8 @@ def train_candidate(
             mapper=mapper,
         )
     except BaseException:
-        if hand_over:
-            HAND_OVER.clear()  # no backtest follows a failed training: do not keep the set
+        if hand_over is not None:
+            hand_over.clear()  # no backtest follows a failed training: do not keep the set
         raise
 
 
@@ -339,14 +334,20 @@ def walk_forward_backtest(
     incumbent: TrainedModel | None = None,
     incumbent_data_end: str | None = None,
     mapper: Mapper = sequential_map,
+    hand_over: TrainingSetHandOver | None = None,
 ) -> WalkForwardReport:
     """Walk-forward out-of-sample backtest of a recipe (see the module docstring).
 
     ``incumbent_data_end`` is the incumbent's training end (ISO-8601; ``None``: unknown, the
     incumbent is then scored on the whole window). The fold fits and the incumbent's signals
-    are one batch of independent jobs for ``mapper``.
+    are one batch of independent jobs for ``mapper``; ``hand_over`` may hold the train step's
+    training set for these bars.
     """
-    data = make_training_set(frames, params.horizon)
+    token = CURRENT.set(hand_over)
+    try:
+        data = make_training_set(frames, params.horizon)
+    finally:
+        CURRENT.reset(token)
     fold_jobs = _fold_jobs(data, params, seed, spec)
     positions = np.sort(np.concatenate([job[4] for job in fold_jobs]))
     index = data.features.index[positions]

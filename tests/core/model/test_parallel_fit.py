@@ -18,6 +18,8 @@ from _support.frames_support import ar1_frames
 from aistock_actors.core.model import classifiers, models, pipeline
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, serial_map, train_model
+from aistock_actors.core.model.handover import CURRENT
+from aistock_actors.runtime.handover import HandOver
 from aistock_actors.runtime.jobs import JobRunner, JobTimeoutError, deadline_mapper, make_mapper
 
 CREATED = datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
@@ -108,30 +110,39 @@ def test_the_job_order_does_not_change_the_model(data: TrainingSet) -> None:
     )
 
 
+def _build(hand_over: HandOver, frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
+    """``make_training_set`` as the backtest step calls it: with the hand-over in effect."""
+    token = CURRENT.set(hand_over)
+    try:
+        return pipeline.make_training_set(frames, horizon)
+    finally:
+        CURRENT.reset(token)
+
+
 def test_training_set_is_handed_over_once_for_the_same_content() -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline.HAND_OVER.clear()
+    hand_over = HandOver()
     try:
-        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
+        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=hand_over)
         copies = {symbol: frame.copy() for symbol, frame in frames.items()}
-        handed = pipeline.make_training_set(copies, 1)  # equal content, other objects: taken
-        assert pipeline.HAND_OVER.take(frames, 1) is None  # one use
-        rebuilt = pipeline.make_training_set(frames, 1)
+        handed = _build(hand_over, copies, 1)  # equal content, other objects: taken
+        assert hand_over.take(frames, 1, pipeline.build_training_set) is None  # one use
+        rebuilt = _build(hand_over, frames, 1)
         assert rebuilt is not handed
         pd.testing.assert_frame_equal(handed.features, rebuilt.features)
         pd.testing.assert_series_equal(handed.labels, rebuilt.labels)
 
-        pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=True)
-        assert pipeline.HAND_OVER.take(frames, 2) is None  # another horizon
+        pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=hand_over)
+        assert hand_over.take(frames, 2, pipeline.build_training_set) is None  # another horizon
         changed = {symbol: frame.copy() for symbol, frame in frames.items()}
         changed["S01"].iloc[-1, changed["S01"].columns.get_loc("volume")] += 1.0
-        assert pipeline.HAND_OVER.take(changed, 1) is None  # one value differs
+        assert hand_over.take(changed, 1, pipeline.build_training_set) is None  # a value
         fewer = dict(list(frames.items())[:2])
-        assert pipeline.HAND_OVER.take(fewer, 1) is None
-        assert pipeline.HAND_OVER.take(frames, 1) is not None
+        assert hand_over.take(fewer, 1, pipeline.build_training_set) is None
+        assert hand_over.take(frames, 1, pipeline.build_training_set) is not None
     finally:
-        pipeline.HAND_OVER.clear()
+        hand_over.clear()
 
 
 def test_only_a_set_built_by_the_real_builder_is_handed_over(
@@ -139,20 +150,20 @@ def test_only_a_set_built_by_the_real_builder_is_handed_over(
 ) -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline.HAND_OVER.clear()
+    hand_over = HandOver()
 
     def planted(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
         return build_training_set(frames, horizon=horizon)
 
     with monkeypatch.context() as patch:  # a replaced seam (e.g. shuffled labels): never kept
         patch.setattr(pipeline, "make_training_set", planted)
-        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline.HAND_OVER.take(frames, 1) is None
+        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=hand_over)
+    assert hand_over.take(frames, 1, pipeline.build_training_set) is None
 
     with monkeypatch.context() as patch:  # another builder: another key
         patch.setattr(pipeline, "build_training_set", planted)
-        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline.HAND_OVER.take(frames, 1) is None
+        pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=hand_over)
+    assert hand_over.take(frames, 1, pipeline.build_training_set) is None
 
     def broken(*_args: object, **_kwargs: object) -> TrainedModel:
         raise RuntimeError("fit failed")
@@ -160,20 +171,20 @@ def test_only_a_set_built_by_the_real_builder_is_handed_over(
     with monkeypatch.context() as patch:  # a failed training keeps nothing
         patch.setattr(pipeline, "train_model", broken)
         with pytest.raises(RuntimeError, match="fit failed"):
-            pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    assert pipeline.HAND_OVER.take(frames, 1) is None
+            pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=hand_over)
+    assert hand_over.take(frames, 1, pipeline.build_training_set) is None
 
-    pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=True)
-    pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=True)  # taken, kept
-    assert pipeline.HAND_OVER.take(frames, 1) is not None
+    pipeline.train_candidate(frames, params, 0, "m-1", CREATED, hand_over=hand_over)
+    pipeline.train_candidate(frames, params, 0, "m-2", CREATED, hand_over=hand_over)  # taken, kept
+    assert hand_over.take(frames, 1, pipeline.build_training_set) is not None
 
 
 def test_without_hand_over_nothing_is_kept() -> None:
     frames = ar1_frames(3, 300, phi=0.2, seed=5)
     params = ModelParams(horizon=1, n_splits=2, meta_splits=1, embargo=1)
-    pipeline.HAND_OVER.clear()
+    hand_over = HandOver()
     pipeline.train_candidate(frames, params, 0, "m-1", CREATED)
-    assert pipeline.HAND_OVER.take(frames, 1) is None
+    assert hand_over.take(frames, 1, pipeline.build_training_set) is None
 
 
 def test_frames_key_covers_index_and_values() -> None:
