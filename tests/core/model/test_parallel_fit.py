@@ -16,9 +16,9 @@ import pytest
 from _support.frames_support import ar1_frames
 
 from aistock_actors.core.model import classifiers, models, pipeline
+from aistock_actors.core.model.handover import CURRENT
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, serial_map, train_model
-from aistock_actors.core.model.handover import CURRENT
 from aistock_actors.runtime.handover import HandOver
 from aistock_actors.runtime.jobs import JobRunner, JobTimeoutError, deadline_mapper, make_mapper
 
