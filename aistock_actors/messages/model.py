@@ -31,6 +31,12 @@ class ModelTrained(Reply, frozen=True, kw_only=True):
     data_start: str
     data_end: str
     """First and last bar of the training data (ISO-8601)."""
+    strategy: str | None = None
+    """The selected candidate of a candidate-set cycle (``None``: the single ML recipe)."""
+    candidates: dict[str, float] = {}
+    """Every candidate that ran -> its out-of-sample net Sharpe."""
+    failed_candidates: dict[str, str] = {}
+    """Every candidate that failed -> its one-line error."""
 
 
 class LifecycleSkipped(Reply, frozen=True, kw_only=True):

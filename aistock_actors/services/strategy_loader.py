@@ -82,7 +82,17 @@ def _import_from(module: str, folder: Path | None, state_dir: Path | None) -> Mo
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    _pickle_by_value(user)
     return user
+
+
+def _pickle_by_value(module: ModuleType) -> None:
+    """Let the job runner's workers (loky, dask: both pickle with ``cloudpickle``, which joblib
+    requires) receive the module's classes by value: the module's name exists only in this
+    process, so pickling by reference would fail there."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Layout under ``root`` (the ``models/`` folder)::
 
-    <id>/model.joblib           the pickled TrainedModel
+    <id>/model.joblib           the pickled TrainedModel or StrategyModel (core/strategy/artifact)
     <id>/model.joblib.sig       its HMAC-SHA256 under the out-of-tree key (``store/signing.py``)
     <id>/metadata.json          ModelRecord: id, sha256 of model.joblib, created_at, metrics, ...
     active/model.json           the active model's ModelRecord, or a NoActiveModel saying why
@@ -47,6 +47,9 @@ from aistock_actors.store.state_file import load_state
 
 if TYPE_CHECKING:  # scikit-learn and joblib load only when a model is (de)serialised
     from aistock_actors.core.model.models import TrainedModel
+    from aistock_actors.core.strategy.artifact import StrategyModel
+
+    Artifact = TrainedModel | StrategyModel
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +159,7 @@ class ModelStore:
         """``models/active/history.json``: activations, oldest first."""
         return self.root / ACTIVE_DIR / "history.json"
 
-    def save(self, model: TrainedModel, path: Path) -> str:
+    def save(self, model: Artifact, path: Path) -> str:
         """Atomically write ``model`` (and its signature) to ``path``; return its sha256.
 
         Writes nothing else (T7).
@@ -174,7 +177,7 @@ class ModelStore:
         signature = self.key.sign(_purpose(model_id), data).encode()
         atomic_write_bytes(signature_path(path), signature, keep_backup=False)
 
-    def put(self, model: TrainedModel, metadata: Mapping[str, Any] | None = None) -> ModelRecord:
+    def put(self, model: Artifact, metadata: Mapping[str, Any] | None = None) -> ModelRecord:
         """Store ``model`` as ``<id>/model.joblib`` + ``<id>/metadata.json``; never activates it.
 
         ``metadata`` is stored under ``extra``, except a ``"metrics"`` mapping in it, which is
@@ -241,17 +244,18 @@ class ModelStore:
         self._verified_bytes(self.artifact_path(model_id), model_id, record.sha256)
         return record
 
-    def _load_verified(self, model_id: str, expected: str) -> TrainedModel:
+    def _load_verified(self, model_id: str, expected: str) -> Artifact:
         path = self.artifact_path(model_id)
         self._verified_bytes(path, model_id, expected)  # raises before anything is unpickled
         from aistock_actors.core.model.models import TrainedModel
+        from aistock_actors.core.strategy.artifact import StrategyModel
 
-        model = load_signed(path, self.key, _purpose(model_id), TrainedModel)
-        if model.model_id != model_id:
-            raise ModelIntegrityError(f"{path}: does not hold TrainedModel {model_id!r}")
+        model: object = load_signed(path, self.key, _purpose(model_id), object)
+        if not isinstance(model, TrainedModel | StrategyModel) or model.model_id != model_id:
+            raise ModelIntegrityError(f"{path}: does not hold model artifact {model_id!r}")
         return model
 
-    def load(self, model_id: str) -> TrainedModel:
+    def load(self, model_id: str) -> Artifact:
         """Verify the artifact's sha256, then unpickle; :class:`ModelIntegrityError` on mismatch."""
         return self._load_verified(model_id, self.record(model_id).sha256)
 
@@ -289,7 +293,7 @@ class ModelStore:
             except OSError as exc:
                 log.warning("cannot write the no-model pointer %s: %s", self.pointer_path, exc)
 
-    def load_active(self) -> tuple[ModelRecord, TrainedModel] | None:
+    def load_active(self) -> tuple[ModelRecord, Artifact] | None:
         """Return the active record and its verified model, or ``None`` if none is active."""
         record = self.active_record()
         if record is None:

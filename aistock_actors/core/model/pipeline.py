@@ -198,16 +198,15 @@ def train_candidate(
     mapper: Mapper = sequential_map,
     hand_over: TrainingSetHandOver | None = None,
 ) -> TrainedModel:
-    """Train the candidate on all of ``frames``; its fits are jobs of ``mapper``.
-
-    The Trainer calls it in its own thread with a pool's mapper and its ``hand_over``: the
-    training set is then kept there for the backtest step's :func:`make_training_set` (one use).
-    """
-    tokens = CURRENT.set(hand_over), OFFERING.set(hand_over is not None)
+    """Train the candidate on all of ``frames``; its fits are jobs of ``mapper``. With a
+    ``hand_over`` (the Trainer's) the training set is kept there for the backtest step's
+    :func:`make_training_set` (one use)."""
+    token, offering = CURRENT.set(hand_over), OFFERING.set(hand_over is not None)
     try:
         data = make_training_set(frames, params.horizon)
     finally:
-        CURRENT.reset(tokens[0]), OFFERING.reset(tokens[1])
+        CURRENT.reset(token)
+        OFFERING.reset(offering)
     try:
         return train_model(
             data.features,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aistock_actors.core.backtest.curves import downsample_curve
 from aistock_actors.core.backtest.simulator import BacktestMetrics
 from aistock_actors.core.model.simulation import SimulationSpec, Sizing, simulate_window
 from aistock_actors.core.model.validation import purged_walk_forward_splits
@@ -55,6 +56,11 @@ class StrategyReport:
     """Hit rate of the weights on every test block (out of sample). A hit: a non-zero weight
     whose sign is the sign of the row's tradable forward return; the gate's stage 3 compares
     the two, as it does a model's accuracies."""
+    targets: pd.DataFrame | None = None
+    """The sized out-of-sample target weights (``timestamps x symbols``; the champion window
+    re-simulates a slice of them)."""
+    equity_curve: tuple[tuple[str, float], ...] = ()
+    """The window's account value per bar, downsampled like a model's."""
 
 
 def hit_rate(weights: pd.DataFrame, forward_returns: pd.Series) -> float:
@@ -109,11 +115,11 @@ def strategy_name(strategy: object) -> str:
     return name if isinstance(name, str) and name else type(strategy).__name__
 
 
-def walk_forward_strategy(
-    frames: dict[str, pd.DataFrame], strategy: Strategy, *, spec: SimulationSpec, sizing: Sizing
-) -> StrategyReport:
-    """Walk-forward out-of-sample test of ``strategy`` (see the module docstring)."""
-    name = strategy_name(strategy)
+def checked_features(
+    name: str, strategy: Strategy, frames: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """``strategy.features(frames)``, sorted, or a :class:`StrategyError` naming it (a missing
+    method, a bad horizon, features not indexed by ``(timestamp, symbol)``)."""
     missing = missing_methods(strategy)
     if missing:
         raise StrategyError(f"strategy {name!r}: missing method(s) {missing}")
@@ -126,7 +132,42 @@ def walk_forward_strategy(
             f"strategy {name!r}: features() must return a DataFrame indexed by "
             "(timestamp, symbol)"
         )
-    features = features.sort_index()
+    return features.sort_index()
+
+
+def fit_on_all(frames: dict[str, pd.DataFrame], strategy: Strategy) -> object:
+    """Fit ``strategy`` on every row of ``frames`` whose tradable forward return is known (the
+    artifact a cycle stores); whatever it raises becomes a :class:`StrategyError` naming it."""
+    name = strategy_name(strategy)
+    features = checked_features(name, strategy, frames)
+    index = features.index
+    assert isinstance(index, pd.MultiIndex)
+    fwd, ends = tradable_forward_returns(frames, index, strategy.horizon)
+    rows = (ends.notna() & np.isfinite(fwd)).to_numpy()
+    return _call(name, "fit()", strategy.fit, features[rows], fwd[rows])
+
+
+def latest_weights(
+    frames: dict[str, pd.DataFrame], strategy: Strategy, state: object
+) -> dict[str, float]:
+    """The strategy's checked weights (fractions of a full position) at the newest bar time of
+    ``frames``, per symbol; symbols without a weight there are flat."""
+    name = strategy_name(strategy)
+    features = checked_features(name, strategy, frames)
+    weights = check_weights(name, _call(name, "weights()", strategy.weights, features, state))
+    if weights.empty:
+        return {}
+    last = weights.sort_index().iloc[-1]
+    return {str(symbol): float(w) for symbol, w in last.items() if str(symbol) in frames}
+
+
+def walk_forward_strategy(
+    frames: dict[str, pd.DataFrame], strategy: Strategy, *, spec: SimulationSpec, sizing: Sizing
+) -> StrategyReport:
+    """Walk-forward out-of-sample test of ``strategy`` (see the module docstring)."""
+    name = strategy_name(strategy)
+    features = checked_features(name, strategy, frames)
+    horizon = strategy.horizon
     index = features.index
     assert isinstance(index, pd.MultiIndex)
     fwd, ends = tradable_forward_returns(frames, index, horizon)
@@ -165,4 +206,6 @@ def walk_forward_strategy(
         returns=tuple(float(r) for r in result.returns),
         train_accuracy=hit_rate(in_sample, fwd),
         test_accuracy=hit_rate(oos, fwd),
+        targets=targets,
+        equity_curve=tuple(downsample_curve(result.index, result.equity)),
     )
