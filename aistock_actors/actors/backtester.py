@@ -12,6 +12,14 @@ killed and the step fails with ``timeout``. The incumbent's training end (``data
 stored metadata) is passed on, so it is scored, and compared with the candidate, on the bars it
 was not trained on when there are enough of them (the pipeline's module docstring).
 
+A :class:`~aistock_actors.core.strategy.artifact.StrategyModel` candidate (a candidate-set
+cycle) is scored by its walk-forward report, handed over from the Trainer in-process or
+recomputed (:func:`~aistock_actors.core.strategy.walkforward.walk_forward_strategy`) after a
+restart; the incumbent, a TrainedModel or a StrategyModel, is compared on the champion window the
+same way (:mod:`aistock_actors.core.strategy.incumbent`). The reply is the same
+:class:`BacktestCompleted`. The single ML recipe's backtest cannot score a strategy incumbent:
+it says so in ``incumbent_note``.
+
 Every backtested candidate is counted in ``state/promotion/trials.json``
 (:class:`~aistock_actors.store.trials.TrialStore`) and its deflated Sharpe ratio over that count
 goes to the judge (stage 9).
@@ -22,8 +30,9 @@ from __future__ import annotations
 from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import TrainedModel
+from aistock_actors.core.strategy.artifact import StrategyModel
 from aistock_actors.core.strategy.selection import deflated_sharpe_ratio
-from aistock_actors.errors import DataError, ModelIntegrityError, StateError
+from aistock_actors.errors import DataError, ModelIntegrityError, StateError, StrategyError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import (
     BacktestCompleted,
@@ -39,6 +48,7 @@ from aistock_actors.runtime.jobs import (
     make_mapper,
 )
 from aistock_actors.services import pipeline_params as lifecycle
+from aistock_actors.services import strategy_backtest
 from aistock_actors.store.trials import TrialStore
 
 MODEL_INTEGRITY_FAILED = "model_integrity_failed"
@@ -84,18 +94,66 @@ class Backtester(PoolActor):
             return self.fail(request, "model_unreadable", str(exc))
         incumbent = None if active is None or active[0].model_id == trained.model_id else active[1]
         data_end = active[0].extra.get("data_end") if active is not None else None
-        return self._run(
-            request, candidate, incumbent, data_end if isinstance(data_end, str) else None
+        end = data_end if isinstance(data_end, str) else None
+        if isinstance(candidate, StrategyModel):
+            return self._strategy_run(request, candidate, incumbent, end)
+        return self._run(request, candidate, incumbent, end)
+
+    def _strategy_run(
+        self,
+        request: BacktestModel,
+        candidate: StrategyModel,
+        incumbent: TrainedModel | StrategyModel | None,
+        incumbent_data_end: str | None,
+    ) -> Reply:
+        loaded = self.ctx.config
+        cfg = loaded.config
+        mapper = progress.tracked_mapper(
+            make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest")), "backtest", "jobs"
         )
+        try:
+            frames = lifecycle.load_frames(loaded, self.bars)
+            scored = strategy_backtest.score(
+                loaded, frames, candidate, incumbent, incumbent_data_end,
+                self.ctx.hand_over, mapper,
+            )
+        except ModelIntegrityError as exc:  # a user strategy's source changed since training
+            self.ctx.alerts.raise_alert(
+                "critical", MODEL_INTEGRITY_FAILED, str(exc), actor=self.ctx.name
+            )
+            self.ctx.audit.append(MODEL_INTEGRITY_FAILED, self.ctx.name, {"error": str(exc)})
+            return self.fail(request, "model_integrity", str(exc))
+        except StrategyError as exc:
+            return self.fail(request, "strategy_failed", str(exc))
+        except JobTimeoutError as exc:
+            return self.fail(request, "timeout", str(exc))
+        except JobCancelledError as exc:
+            return self.fail(request, "cancelled", str(exc))
+        except JobBackendError as exc:
+            return self.fail(request, "backend_unavailable", str(exc))
+        except DataError as exc:
+            return self.fail(request, "no_data", str(exc))
+        except StateError as exc:
+            return self.fail(request, "bar_store_unreadable", str(exc))
+        except ValueError as exc:
+            return self.fail(request, "insufficient_data", str(exc))
+        try:  # the Trainer counted every candidate under this id: this adds nothing then
+            trials = TrialStore(loaded.state_dir, self.ctx.alerts).add(
+                1, candidate=candidate.model_id
+            )
+        except OSError as exc:
+            return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
+        return _completed(request, scored, trials)
 
     def _run(
         self,
         request: BacktestModel,
         candidate: TrainedModel,
-        incumbent: TrainedModel | None,
+        incumbent: TrainedModel | StrategyModel | None,
         incumbent_data_end: str | None = None,
     ) -> Reply:
         cfg = self.ctx.config.config
+        model_incumbent = incumbent if isinstance(incumbent, TrainedModel) else None
         mapper = progress.tracked_mapper(
             make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest")), "backtest", "jobs"
         )
@@ -108,9 +166,10 @@ class Backtester(PoolActor):
                 seed=cfg.training.seed,
                 spec=lifecycle.simulation_spec(cfg),
                 sizing=lifecycle.sizing(cfg),
-                incumbent=incumbent,
+                incumbent=model_incumbent,
                 incumbent_data_end=incumbent_data_end,
                 mapper=mapper,
+                hand_over=self.ctx.hand_over,
             )
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
@@ -129,21 +188,26 @@ class Backtester(PoolActor):
             trials = store.add(1, candidate=candidate.model_id)  # once per candidate
         except OSError as exc:
             return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
-        return _completed(request, report, incumbent, trials)
+        note = report.incumbent_note
+        if incumbent is not None and model_incumbent is None:
+            note = strategy_backtest.not_scored_by_recipe(incumbent.model_id)
+        scored = strategy_backtest.Scored(
+            candidate=report.candidate, folds=report.folds, start=report.start, end=report.end,
+            incumbent_id=incumbent.model_id if incumbent is not None else None,
+            incumbent=report.incumbent, champion=report.champion, incumbent_note=note,
+        )
+        return _completed(request, scored, trials)
 
 
 def _completed(
-    request: BacktestModel,
-    report: pipeline.WalkForwardReport,
-    incumbent: TrainedModel | None,
-    trials: int,
+    request: BacktestModel, scored: strategy_backtest.Scored, trials: int
 ) -> BacktestCompleted:
-    m = report.candidate.metrics
-    inc = report.incumbent
-    window = report.champion
+    m = scored.candidate.metrics
+    inc = scored.incumbent
+    window = scored.champion
     return BacktestCompleted(
         request_id=request.request_id,
-        model_id=report.candidate.model_id,
+        model_id=scored.candidate.model_id,
         sharpe=m.sharpe,
         max_drawdown=m.max_drawdown,
         win_rate=m.win_rate,
@@ -154,16 +218,16 @@ def _completed(
         exposure=m.exposure,
         turnover=m.turnover,
         total_costs=m.total_costs,
-        bars=report.candidate.bars,
-        folds=report.folds,
-        oos_start=report.start,
-        oos_end=report.end,
-        incumbent_model_id=incumbent.model_id if incumbent is not None else None,
+        bars=scored.candidate.bars,
+        folds=scored.folds,
+        oos_start=scored.start,
+        oos_end=scored.end,
+        incumbent_model_id=scored.incumbent_id,
         incumbent_sharpe=inc.metrics.sharpe if inc is not None else None,
         incumbent_max_drawdown=inc.metrics.max_drawdown if inc is not None else None,
         incumbent_total_return=inc.metrics.total_return if inc is not None else None,
         incumbent_trade_count=inc.metrics.trade_count if inc is not None else None,
-        incumbent_note=report.incumbent_note,
+        incumbent_note=scored.incumbent_note,
         incumbent_data_end=window.training_end if window is not None else None,
         champion_window_start=window.start if window is not None else None,
         champion_window_end=window.end if window is not None else None,
@@ -173,8 +237,8 @@ def _completed(
             window.candidate.metrics.sharpe if window is not None else None
         ),
         champion_window_note=window.note if window is not None else None,
-        equity_curve=list(report.candidate.equity_curve),
+        equity_curve=list(scored.candidate.equity_curve),
         bars_per_year=m.bars_per_year,
-        deflated_sharpe=deflated_sharpe_ratio(report.candidate.returns, trials),
+        deflated_sharpe=deflated_sharpe_ratio(scored.candidate.returns, trials),
         trials=trials,
     )

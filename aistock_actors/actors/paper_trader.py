@@ -44,6 +44,7 @@ from aistock_actors.actors.paper_book import PaperBookkeeping
 from aistock_actors.core.model.features import latest_features
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
+from aistock_actors.core.strategy.artifact import StrategyModel
 from aistock_actors.core.trading.costs import CostModel
 from aistock_actors.core.trading.cycle import (
     Advance,
@@ -64,9 +65,15 @@ from aistock_actors.core.trading.ledger import (
     ledger_equity,
     reconcile,
 )
-from aistock_actors.errors import ModelIntegrityError, ModelUnavailableError, StateError
+from aistock_actors.errors import (
+    ModelIntegrityError,
+    ModelUnavailableError,
+    StateError,
+    StrategyError,
+)
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
+from aistock_actors.services.strategy_targets import strategy_targets
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
 from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
@@ -222,6 +229,8 @@ class PaperTrader(PaperBookkeeping):
                 (state, []),
                 ModelUnavailableError("model_features", str(exc)),
             )
+        except (StrategyError, ModelIntegrityError) as exc:  # a strategy artifact that fails
+            return "model unavailable", (state, []), ModelUnavailableError("strategy", str(exc))
         state, orders = plan_cycle(
             state,
             weights,
@@ -255,7 +264,7 @@ class PaperTrader(PaperBookkeeping):
         )
         return "no active model: flattening", (state, list(orders)), None
 
-    def _active_model(self) -> TrainedModel | None:
+    def _active_model(self) -> TrainedModel | StrategyModel | None:
         try:
             loaded = self.models.load_active()
         except ModelIntegrityError as exc:
@@ -271,10 +280,14 @@ class PaperTrader(PaperBookkeeping):
         return loaded[1] if loaded is not None else None
 
     def _targets(
-        self, model: TrainedModel, state: LedgerState, bars: NewBars, limits: RiskLimits
+        self, model: TrainedModel | StrategyModel, state: LedgerState, bars: NewBars,
+        limits: RiskLimits,
     ) -> dict[str, float]:
         """Target weights: signals on the symbols with a bar at ``as_of``, sized, then capped."""
         frames = self.bars.load_many(sorted(bars.latest_closes))
+        if isinstance(model, StrategyModel):  # services/strategy_targets.py
+            return strategy_targets(model, self.ctx.config, frames, ledger_equity(state),
+                                    bars.latest_closes, limits)
         features = latest_features(frames)
         if features.empty:
             return {}
