@@ -252,6 +252,8 @@ def explain_validation_error(message: str) -> str:
         allowed = _allowed_keys(path)
         return f"{full}: unknown key (allowed keys{' under ' + path if path else ''}: {allowed})"
     hint = _allowed_range(path)
+    if hint == "struct" and not text.startswith("Expected"):  # a section's own check failed
+        hint = ""
     return f"{path or '(top level)'}: {text}{f' (allowed: {hint})' if hint else ''}"
 
 
@@ -288,7 +290,7 @@ def _allowed_keys(path: str) -> str:
 
 def _allowed_range(path: str) -> str:
     info = _unwrap(_walk(path))
-    if info is None or isinstance(info, msgspec.inspect.StructType):
+    if info is None:
         return ""
     if isinstance(info, msgspec.inspect.DictType):  # only reached for a bad key
         info = info.key_type

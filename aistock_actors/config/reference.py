@@ -157,6 +157,9 @@ def rows(struct: type[msgspec.Struct] | None = None, prefix: str = "") -> list[s
         type_name, allowed = _type_text(field.type)
         doc = EXTRA_DOCS.get(key) or docs.get(struct.__name__, {}).get(field.name, "")
         out.append(f"| `{key}` | {type_name} | {_default_text(field)} | {allowed} | {doc} |")
+        item = getattr(field.type, "item_type", None)  # a list of objects: their keys too
+        if isinstance(item, msgspec.inspect.StructType):
+            out.extend(rows(item.cls, prefix=f"{key}[]."))
     return out
 
 

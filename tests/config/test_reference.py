@@ -38,6 +38,9 @@ def leaf_keys(struct: type[msgspec.Struct], prefix: str = "") -> list[str]:
             keys += leaf_keys(field.type.cls, f"{prefix}{field.encode_name}.")
         else:
             keys.append(f"{prefix}{field.encode_name}")
+            item = getattr(field.type, "item_type", None)  # a list of objects: their keys too
+            if isinstance(item, msgspec.inspect.StructType):
+                keys += leaf_keys(item.cls, f"{prefix}{field.encode_name}[].")
     return keys
 
 
