@@ -228,6 +228,10 @@ def main(argv: Sequence[str] | None = None, mode: Mode | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    if args.run_once or args.daemon or args.replay:  # a user strategy that cannot load: exit 2
+        from aistock_actors.services.strategy_candidates import check_configured
+
+        check_configured(loaded)
     if args.run_once:
         return run_once(loaded)
     if args.replay:

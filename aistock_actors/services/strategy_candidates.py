@@ -23,7 +23,7 @@ from aistock_actors.core.strategy.rules import (
     SmaCross,
     TimeSeriesMomentum,
 )
-from aistock_actors.errors import ModelIntegrityError, StrategyError
+from aistock_actors.errors import ConfigError, ModelIntegrityError, StrategyError
 from aistock_actors.services.strategy_loader import load_strategy, strategy_fingerprint
 
 ML_ONLY: tuple[str, ...] = ("ml",)
@@ -85,6 +85,17 @@ def configured_candidates(loaded: LoadedConfig) -> list[Candidate]:
     if twice:
         raise StrategyError(f"training.strategies: candidate name(s) {twice} used twice")
     return out
+
+
+def check_configured(loaded: LoadedConfig) -> None:
+    """Load every configured user strategy once before the daemon starts: one that does not load
+    is a :class:`ConfigError` naming the config file, its key and its path (exit 2)."""
+    if not loaded.config.training.strategies:
+        return
+    try:
+        configured_candidates(loaded)
+    except StrategyError as exc:
+        raise ConfigError(f"{loaded.path}: {exc}") from None
 
 
 def resolve_strategy(artifact: StrategyModel, loaded: LoadedConfig) -> Strategy:

@@ -5,6 +5,8 @@ naming the key."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,21 @@ def test_user_strategies_load_from_the_configs_folder(tmp_path: Path) -> None:
     assert [c.spec.name for c in candidates] == ["sma_cross", "fade_big_moves"]
     user = candidates[1].spec
     assert user.path == "reversal_strategy:FadeBigMoves" and len(user.source_sha256) == 64
+
+
+def test_a_user_strategy_that_does_not_load_stops_run_once_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "reversal_strategy.py").write_text(
+        (REPO / "examples" / "reversal_strategy.py").read_text())
+    config = {"state_dir": str(tmp_path / "state"), "models_dir": str(tmp_path / "models"),
+              "data": {"csv_dir": str(tmp_path / "data")},
+              "training": {"strategies": [
+                  {"path": "reversal_strategy:FadeBigMoves", "params": {"window": "forty"}}]}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, str(REPO / "supervisor.py"), str(path), "--run-once"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "config error" in line]
+    assert len(lines) == 1 and "training.strategies[0]" in lines[0]
+    assert "param 'window' must be int, got str 'forty'" in lines[0]
+    assert not (tmp_path / "state" / "supervisor.json").exists()  # nothing ran
