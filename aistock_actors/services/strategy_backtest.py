@@ -9,6 +9,7 @@ the Backtester turns into ``BacktestCompleted``, for this path and the ML recipe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ from aistock_actors.services.strategy_candidates import resolve_strategy
 
 if TYPE_CHECKING:
     from aistock_actors.runtime.handover import HandOver
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +87,9 @@ def score(
     config = loaded.config
     strategy = resolve_strategy(candidate, loaded)
     report = hand_over.take_report(candidate.model_id, frames) if hand_over else None
-    if report is None:
+    if report is not None:
+        log.info("walk-forward report of %s taken over from the train step", candidate.model_id)
+    else:  # none handed over (a restart): recompute it as a job of the step's pool
         job = (frames, strategy, pipeline_params.simulation_spec(config),
                pipeline_params.sizing(config))
         outcome: StrategyReport | str = mapper(candidate_job, [job])[0]

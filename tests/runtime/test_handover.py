@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from _support.frames_support import ar1_frames
-from _support.lifecycle_support import write_planted
+from _support.lifecycle_support import lifecycle_config, run_cycle, step, write_planted
 from _support.support import write_config
 
 from aistock_actors.config import load_config
@@ -49,3 +51,14 @@ def test_one_hand_over_per_supervisor_reaches_trainer_and_backtester(tmp_path: P
     trainer, backtester = first.children["trainer"], first.children["backtester"]
     assert first._context(trainer).hand_over is first._context(backtester).hand_over
     assert first._context(trainer).hand_over is first.hand_over
+
+
+@pytest.mark.parametrize("candidates", [["ml"], ["autocorrelation", "sma_cross"]])
+def test_the_backtester_takes_what_the_trainer_handed_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, candidates: list[str]
+) -> None:
+    write_planted(tmp_path)
+    caplog.set_level(logging.INFO)
+    summary, _ = run_cycle(lifecycle_config(tmp_path, training={"candidates": candidates}))
+    assert step(summary, "backtest").status == "ok"
+    assert "taken over from the train step" in caplog.text
