@@ -17,8 +17,8 @@ cycle) is scored by its walk-forward report, handed over from the Trainer in-pro
 recomputed (:func:`~aistock_actors.core.strategy.walkforward.walk_forward_strategy`) after a
 restart; the incumbent, a TrainedModel or a StrategyModel, is compared on the champion window the
 same way (:mod:`aistock_actors.core.strategy.incumbent`). The reply is the same
-:class:`BacktestCompleted`. The single ML recipe's backtest cannot score a strategy incumbent:
-it says so in ``incumbent_note``.
+:class:`BacktestCompleted`. The single ML recipe's backtest scores a strategy incumbent by the
+sign of its weights (:class:`~aistock_actors.core.strategy.incumbent.PanelSignals`).
 
 Every backtested candidate is counted in ``state/promotion/trials.json``
 (:class:`~aistock_actors.store.trials.TrialStore`) and its deflated Sharpe ratio over that count
@@ -27,13 +27,18 @@ goes to the judge (stage 9).
 
 from __future__ import annotations
 
+import typing
+
+import pandas as pd
+
 from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.strategy.artifact import StrategyModel
+from aistock_actors.core.strategy.incumbent import PanelSignals
 from aistock_actors.core.strategy.selection import deflated_sharpe_ratio
 from aistock_actors.errors import DataError, ModelIntegrityError, StateError, StrategyError
-from aistock_actors.messages import Reply, Request
+from aistock_actors.messages import Reply, Request, StepFailed
 from aistock_actors.messages.model import (
     BacktestCompleted,
     BacktesterInbox,
@@ -85,11 +90,7 @@ class Backtester(PoolActor):
             candidate = self.models.load(trained.model_id)
             active = self.models.load_active()
         except ModelIntegrityError as exc:
-            self.ctx.alerts.raise_alert(
-                "critical", MODEL_INTEGRITY_FAILED, str(exc), actor=self.ctx.name
-            )
-            self.ctx.audit.append(MODEL_INTEGRITY_FAILED, self.ctx.name, {"error": str(exc)})
-            return self.fail(request, "model_integrity", str(exc))
+            return self._integrity_failed(request, exc)
         except StateError as exc:
             return self.fail(request, "model_unreadable", str(exc))
         incumbent = None if active is None or active[0].model_id == trained.model_id else active[1]
@@ -98,6 +99,26 @@ class Backtester(PoolActor):
         if isinstance(candidate, StrategyModel):
             return self._strategy_run(request, candidate, incumbent, end)
         return self._run(request, candidate, incumbent, end)
+
+    def _as_signals(
+        self, frames: dict[str, pd.DataFrame], incumbent: StrategyModel
+    ) -> tuple[TrainedModel | None, str | None]:
+        """A strategy incumbent in the ML recipe's backtest (see
+        :class:`~aistock_actors.core.strategy.incumbent.PanelSignals`), or why it is not scored
+        (its source changed: ``ModelIntegrityError`` propagates, fail closed)."""
+        targets = strategy_backtest.incumbent_targets(self.ctx.config, frames, incumbent)
+        if isinstance(targets, str):
+            return None, targets
+        return typing.cast(TrainedModel, PanelSignals(incumbent.model_id, targets)), None
+
+    def _integrity_failed(self, request: BacktestModel, exc: ModelIntegrityError) -> StepFailed:
+        """An artifact (or a user strategy's source) is not what was recorded: critical alert,
+        audit record, failed step (fail closed)."""
+        self.ctx.alerts.raise_alert(
+            "critical", MODEL_INTEGRITY_FAILED, str(exc), actor=self.ctx.name
+        )
+        self.ctx.audit.append(MODEL_INTEGRITY_FAILED, self.ctx.name, {"error": str(exc)})
+        return self.fail(request, "model_integrity", str(exc))
 
     def _strategy_run(
         self,
@@ -118,11 +139,7 @@ class Backtester(PoolActor):
                 self.ctx.hand_over, mapper,
             )
         except ModelIntegrityError as exc:  # a user strategy's source changed since training
-            self.ctx.alerts.raise_alert(
-                "critical", MODEL_INTEGRITY_FAILED, str(exc), actor=self.ctx.name
-            )
-            self.ctx.audit.append(MODEL_INTEGRITY_FAILED, self.ctx.name, {"error": str(exc)})
-            return self.fail(request, "model_integrity", str(exc))
+            return self._integrity_failed(request, exc)
         except StrategyError as exc:
             return self.fail(request, "strategy_failed", str(exc))
         except JobTimeoutError as exc:
@@ -153,12 +170,15 @@ class Backtester(PoolActor):
         incumbent_data_end: str | None = None,
     ) -> Reply:
         cfg = self.ctx.config.config
-        model_incumbent = incumbent if isinstance(incumbent, TrainedModel) else None
         mapper = progress.tracked_mapper(
             make_mapper(self.runner, lifecycle.job_budget(cfg, "backtest")), "backtest", "jobs"
         )
+        model_incumbent = incumbent if isinstance(incumbent, TrainedModel) else None
+        note: str | None = None
         try:
             frames = lifecycle.load_frames(self.ctx.config, self.bars)
+            if isinstance(incumbent, StrategyModel):  # scored by the sign of its weights
+                model_incumbent, note = self._as_signals(frames, incumbent)
             report = pipeline.walk_forward_backtest(
                 frames,
                 model_id=candidate.model_id,
@@ -171,6 +191,8 @@ class Backtester(PoolActor):
                 mapper=mapper,
                 hand_over=self.ctx.hand_over,
             )
+        except ModelIntegrityError as exc:  # a strategy incumbent's source changed
+            return self._integrity_failed(request, exc)
         except JobTimeoutError as exc:
             return self.fail(request, "timeout", str(exc))
         except JobCancelledError as exc:  # a halt or a stop: the step is abandoned, nothing kept
@@ -188,9 +210,7 @@ class Backtester(PoolActor):
             trials = store.add(1, candidate=candidate.model_id)  # once per candidate
         except OSError as exc:
             return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
-        note = report.incumbent_note
-        if incumbent is not None and model_incumbent is None:
-            note = strategy_backtest.not_scored_by_recipe(incumbent.model_id)
+        note = note or report.incumbent_note
         scored = strategy_backtest.Scored(
             candidate=report.candidate, folds=report.folds, start=report.start, end=report.end,
             incumbent_id=incumbent.model_id if incumbent is not None else None,

@@ -53,12 +53,6 @@ class Scored:
     champion: ChampionWindow | None
 
 
-def not_scored_by_recipe(incumbent_id: str) -> str:
-    """Why the single ML recipe's backtest leaves a strategy incumbent unscored."""
-    return (f"incumbent {incumbent_id} not evaluated: it is a strategy artifact and this "
-            "cycle trains the single ML recipe (training.candidates = [\"ml\"])")
-
-
 def incumbent_targets(
     loaded: LoadedConfig, frames: dict[str, pd.DataFrame], incumbent: TrainedModel | StrategyModel
 ) -> pd.DataFrame | str:

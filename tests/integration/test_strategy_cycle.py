@@ -94,6 +94,20 @@ def test_a_winning_rule_is_stored_as_a_strategy_model_promoted_and_traded(
     assert _trials(tmp_path) == 2 * len(RULES)
 
 
+def test_the_single_ml_recipe_scores_a_strategy_incumbent(
+    rules_promoted: Path, tmp_path: Path
+) -> None:
+    clone(rules_promoted, tmp_path)
+    incumbent = active_id(tmp_path)
+    summary, _ = run_cycle(strategy_config(tmp_path, ["ml"]))  # back to today's default
+    assert step(summary, "train").data["strategy"] is None  # a TrainedModel this time
+    backtest = step(summary, "backtest")
+    assert backtest.status == "ok", backtest.detail
+    assert backtest.data["incumbent_model_id"] == incumbent
+    assert backtest.data["incumbent_sharpe"] is not None, backtest.data["incumbent_note"]
+    assert step(summary, "judge").status == "ok"
+
+
 def test_the_example_user_strategy_runs_train_backtest_gate_trade(tmp_path: Path) -> None:
     write_user_modules(tmp_path)
     write_data(tmp_path)

@@ -20,7 +20,7 @@ from aistock_actors.core.strategy.rules import AutocorrelationStrategy, SmaCross
 from aistock_actors.core.strategy.walkforward import fit_on_all, walk_forward_strategy
 from aistock_actors.runtime.handover import HandOver
 from aistock_actors.services import pipeline_params
-from aistock_actors.services.strategy_backtest import not_scored_by_recipe, score
+from aistock_actors.services.strategy_backtest import score
 
 CREATED = datetime(2024, 1, 2, tzinfo=UTC)
 FRAMES = planted_frames(n_symbols=4, n_bars=400)
@@ -68,8 +68,3 @@ def test_an_incumbent_of_either_kind_is_scored_after_its_training_end(
     assert window is not None and window.after_training_end
     assert window.bars == 150 and window.start > data_end  # the unseen bars only
     assert window.candidate.bars == window.bars  # the candidate re-simulated on them too
-
-
-def test_the_ml_recipe_says_it_cannot_score_a_strategy_incumbent() -> None:
-    assert "strategy artifact" in not_scored_by_recipe("inc")
-    assert "incumbent inc not evaluated" in not_scored_by_recipe("inc")

@@ -24,7 +24,7 @@ from aistock_actors.core.model.champion import (
     champion_window,
 )
 from aistock_actors.core.model.features import build_feature_panel
-from aistock_actors.core.model.models import TrainedModel
+from aistock_actors.core.model.models import Signals, TrainedModel
 from aistock_actors.core.model.pipeline import OOSEvaluation
 from aistock_actors.core.model.simulation import (
     SimulationSpec,
@@ -77,6 +77,24 @@ def strategy_targets_panel(
     per_name = per_name_weight(len(frames), sizing.max_position_fraction,
                                sizing.max_gross_exposure)
     return weights * min(per_name, 1.0)
+
+
+@dataclass(frozen=True)
+class PanelSignals:
+    """A strategy incumbent as the ML recipe's backtest scores a TrainedModel: ``signals(rows)``
+    gives the sign of its precomputed target weights on those ``(timestamp, symbol)`` rows (the
+    recipe sizes every signal at the full per-name weight, so a fractional weight is scored at
+    full size in its direction)."""
+
+    model_id: str
+    targets: pd.DataFrame
+
+    def signals(self, features: pd.DataFrame) -> Signals:
+        stacked = self.targets.stack(future_stack=True)
+        stacked.index = stacked.index.set_names(["timestamp", "symbol"])
+        weights = stacked.reindex(features.index).fillna(0.0).to_numpy(dtype=np.float64)
+        direction = np.sign(weights).astype(np.int8)
+        return Signals(direction=direction, confidence=np.abs(direction).astype(np.float64))
 
 
 def _evaluate(
