@@ -38,6 +38,7 @@ from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.strategy.candidates import default_candidates, run_candidate_set
 from aistock_actors.core.strategy.rules import SmaCross
 from aistock_actors.core.strategy.walkforward import StrategyReport, walk_forward_strategy
+from aistock_actors.runtime.handover import HandOver
 from aistock_actors.runtime.jobs import JobRunner, make_mapper
 
 SPEC = pipeline.SimulationSpec(
@@ -59,10 +60,12 @@ def single_recipe(frames: dict[str, pd.DataFrame], runner: JobRunner) -> float:
     """Today's cycle: train + walk-forward backtest of the one ML recipe; its OOS Sharpe."""
     mapper = make_mapper(runner, BUDGET_SECONDS)
     params = ModelParams()
+    hand_over = HandOver()  # as the supervisor gives it to the Trainer and the Backtester
     pipeline.train_candidate(frames, params, 0, "bench", datetime(2026, 1, 1, tzinfo=UTC),
-                             mapper=mapper, hand_over=True)
+                             mapper=mapper, hand_over=hand_over)
     report = pipeline.walk_forward_backtest(frames, model_id="bench", params=params, seed=0,
-                                            spec=SPEC, sizing=SIZING, mapper=mapper)
+                                            spec=SPEC, sizing=SIZING, mapper=mapper,
+                                            hand_over=hand_over)
     return report.candidate.metrics.sharpe
 
 

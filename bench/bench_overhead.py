@@ -66,9 +66,11 @@ from aistock_actors.messages.promotion import JudgeCandidate  # noqa: E402
 from aistock_actors.messages.risk import AssessRisk  # noqa: E402
 from aistock_actors.messages.trading import TradePaper  # noqa: E402
 from aistock_actors.runtime.child_specs import default_specs  # noqa: E402
+from aistock_actors.runtime.handover import HandOver  # noqa: E402
 from aistock_actors.runtime.jobs import deadline_mapper, make_mapper  # noqa: E402
 from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
 from aistock_actors.services import pipeline_params as lifecycle  # noqa: E402
+from aistock_actors.services.strategy_backtest import scored_from_report  # noqa: E402
 from aistock_actors.store.alerts import AlertSink  # noqa: E402
 from aistock_actors.store.audit import AuditLog  # noqa: E402
 from aistock_actors.store.bars import BarStore  # noqa: E402
@@ -174,12 +176,13 @@ def direct(config: Path) -> tuple[dict[str, float], str]:
 
     t = time.perf_counter()
     models = ModelStore(loaded.models_dir, alerts)
+    hand_over = HandOver()  # the supervisor's one, as the Trainer and Backtester share it
     params = lifecycle.model_params(cfg)
     frames = lifecycle.load_frames(loaded, bars)
     start, end = pipeline.window_bounds(frames)
     model = pipeline.train_candidate(
         frames, params, cfg.training.seed, f"m-{cycle}", datetime.now(UTC),
-        mapper=deadline_mapper(runner, lifecycle.job_budget(cfg, "train")), hand_over=True)
+        mapper=deadline_mapper(runner, lifecycle.job_budget(cfg, "train")), hand_over=hand_over)
     record = models.put(model, {"data_start": start, "data_end": end, "symbols": sorted(frames),
                                 "seed": cfg.training.seed})
     trained = ModelTrained(request_id="train", model_id=record.model_id, sha256=record.sha256,
@@ -196,8 +199,9 @@ def direct(config: Path) -> tuple[dict[str, float], str]:
     report = pipeline.walk_forward_backtest(
         frames, model_id=candidate.model_id, params=candidate.params, seed=cfg.training.seed,
         spec=lifecycle.simulation_spec(cfg), sizing=lifecycle.sizing(cfg), incumbent=None,
-        mapper=make_mapper(runner, lifecycle.job_budget(cfg, "backtest")))
-    backtest = _completed(BacktestModel(request_id="backtest", candidate=trained), report, None, 1)
+        mapper=make_mapper(runner, lifecycle.job_budget(cfg, "backtest")), hand_over=hand_over)
+    backtest = _completed(BacktestModel(request_id="backtest", candidate=trained),
+                          scored_from_report(report, None), 1)
     del frames
     steps["backtest"] = time.perf_counter() - t
 

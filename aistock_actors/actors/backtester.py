@@ -210,13 +210,10 @@ class Backtester(PoolActor):
             trials = store.add(1, candidate=candidate.model_id)  # once per candidate
         except OSError as exc:
             return self.fail(request, "trials_unwritable", f"trial count not recorded: {exc!r}")
-        note = note or report.incumbent_note
-        scored = strategy_backtest.Scored(
-            candidate=report.candidate, folds=report.folds, start=report.start, end=report.end,
-            incumbent_id=incumbent.model_id if incumbent is not None else None,
-            incumbent=report.incumbent, champion=report.champion, incumbent_note=note,
+        incumbent_id = incumbent.model_id if incumbent is not None else None
+        return _completed(
+            request, strategy_backtest.scored_from_report(report, incumbent_id, note), trials
         )
-        return _completed(request, scored, trials)
 
 
 def _completed(

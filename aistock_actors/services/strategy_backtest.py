@@ -19,7 +19,7 @@ import pandas as pd
 from aistock_actors.config import LoadedConfig
 from aistock_actors.core.model.champion import ChampionWindow
 from aistock_actors.core.model.models import TrainedModel
-from aistock_actors.core.model.pipeline import OOSEvaluation
+from aistock_actors.core.model.pipeline import OOSEvaluation, WalkForwardReport
 from aistock_actors.core.strategy.artifact import StrategyModel
 from aistock_actors.core.strategy.candidates import candidate_job
 from aistock_actors.core.strategy.incumbent import (
@@ -51,6 +51,15 @@ class Scored:
     incumbent: OOSEvaluation | None
     incumbent_note: str | None
     champion: ChampionWindow | None
+
+
+def scored_from_report(
+    report: WalkForwardReport, incumbent_id: str | None, note: str | None = None
+) -> Scored:
+    """The ML recipe's walk-forward report as :class:`Scored` (``note`` overrides its own)."""
+    return Scored(candidate=report.candidate, folds=report.folds, start=report.start,
+                  end=report.end, incumbent_id=incumbent_id, incumbent=report.incumbent,
+                  champion=report.champion, incumbent_note=note or report.incumbent_note)
 
 
 def incumbent_targets(
