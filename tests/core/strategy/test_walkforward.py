@@ -59,11 +59,12 @@ def evaluation(report: StrategyReport) -> CandidateEvaluation:
 
 
 def test_the_autocorrelation_rule_finds_the_demo_signal_after_costs() -> None:
-    """The demo data (20 x 1,500, seed 7): out-of-sample NET Sharpe 0.87 (issue #14's goal is
-    1.0; this is the honest figure) and the default gate passes it."""
+    """The demo data (20 x 1,500, seed 7): out-of-sample NET Sharpe 1.90 (issue #14's goal is
+    1.0; the rule's design was chosen on seeds 1-6, this is seed 7 as it came out, see
+    bench/README.md section 11) and the default gate passes it."""
     frames = generate_universe(20, 1_500, 7)
     report = walk_forward_strategy(frames, AutocorrelationStrategy(), spec=SPEC, sizing=SIZING)
-    assert report.metrics.sharpe == pytest.approx(0.87, abs=0.05)
+    assert report.metrics.sharpe == pytest.approx(1.90, abs=0.05)
     assert report.metrics.total_costs > 0.0
     assert report.metrics.bars_per_year == pytest.approx(261.0, rel=0.01)
     decision = evaluate_candidate(evaluation(report), PromotionThresholds())
