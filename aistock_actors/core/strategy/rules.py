@@ -69,6 +69,24 @@ class AutocorrelationStrategy:
     horizon: int = 1
     name: str = "autocorrelation"
 
+    def __post_init__(self) -> None:
+        problems = [
+            f"{key} must be {rule}, got {value!r}"
+            for key, value, ok, rule in (
+                ("halflife", self.halflife, isinstance(self.halflife, int)
+                 and not isinstance(self.halflife, bool) and self.halflife >= 1, "an int >= 1"),
+                ("entry_bps", self.entry_bps, _finite(self.entry_bps) and self.entry_bps > 0,
+                 "a number > 0"),
+                ("full_at", self.full_at, _finite(self.full_at) and self.full_at >= 1,
+                 "a number >= 1"),
+                ("cost_bps", self.cost_bps, _finite(self.cost_bps) and self.cost_bps >= 0,
+                 "a number >= 0"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError(f"{self.name}: " + "; ".join(problems))
+
     def features(self, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         log_ret = pd.DataFrame(np.log(close_panel(frames))).diff()
         residual = log_ret.sub(log_ret.mean(axis=1), axis=0)
@@ -105,6 +123,12 @@ class AutocorrelationFit:
     """False: the rule lost money net of costs on the training rows, so the fold stays flat."""
     train_net_pnl: float
     """Sum over the training rows of weight x forward return minus costs (in return units)."""
+
+
+def _finite(value: object) -> bool:
+    """A real number (not a bool), finite."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
 
 
 def ew_autocorrelation(residual: pd.DataFrame, halflife: int) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The built-in rules: features are causal (future bars never change a past value), the
 autocorrelation rule's estimator and strength-sized hysteresis, and its cost-aware ``fit``, which
-learns only from the training rows it is given."""
+learns only from the training rows it is given; bad parameters are one error naming each."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from aistock_actors.core.strategy.rules import (
     unstack,
 )
 from aistock_actors.core.strategy.walkforward import tradable_forward_returns
+from aistock_actors.errors import StrategyError
+from aistock_actors.services.strategy_loader import load_strategy
 
 RULES = (AutocorrelationStrategy(), TimeSeriesMomentum(), SmaCross())
 
@@ -145,3 +147,30 @@ def test_the_strength_sized_weights_are_fractions_of_a_full_position() -> None:
     smallest_entry = rule.entry_bps / (rule.full_at * rule.entry_bps)
     assert sizes[sizes > 0.0].min() >= smallest_entry - 1e-12
     assert weights.columns.tolist() == sorted(unstack(features, "forecast").columns)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"halflife": 0}, "autocorrelation: halflife must be an int >= 1, got 0"),
+        ({"halflife": 2.5}, "halflife must be an int >= 1, got 2.5"),
+        ({"entry_bps": -1.0}, "entry_bps must be a number > 0, got -1.0"),
+        ({"entry_bps": float("nan")}, "entry_bps must be a number > 0, got nan"),
+        ({"full_at": 0.5, "cost_bps": -2}, "full_at must be a number >= 1, got 0.5; "
+                                           "cost_bps must be a number >= 0, got -2"),
+    ],
+)
+def test_bad_autocorrelation_params_are_one_error_naming_each(
+    params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        AutocorrelationStrategy(**params)  # type: ignore[arg-type]
+
+
+def test_the_loader_names_the_rule_and_the_bad_param() -> None:
+    path = "aistock_actors.core.strategy.rules:AutocorrelationStrategy"
+    with pytest.raises(StrategyError, match=r"strategy '.*rules:AutocorrelationStrategy': "
+                       r"constructor raised ValueError\('autocorrelation: halflife must be an "
+                       r"int >= 1, got 0'\)"):
+        load_strategy(path, {"halflife": 0})
+    assert load_strategy(path, {"halflife": 10}).name == "autocorrelation"
