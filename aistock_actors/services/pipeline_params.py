@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from aistock_actors.config import Config, LoadedConfig
+from aistock_actors.core.backtest.simulator import FillLimits
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.model.pipeline import select_frames
 from aistock_actors.core.model.simulation import SimulationSpec, Sizing
@@ -35,7 +36,9 @@ def model_params(config: Config) -> ModelParams:
 
 
 def simulation_spec(config: Config) -> SimulationSpec:
-    """Walk-forward split and simulator settings from ``backtest`` (embargo from ``training``)."""
+    """Walk-forward split and simulator settings from ``backtest`` (embargo from ``training``),
+    with the paper trader's fill limits (``paper.max_volume_share``, ``paper.min_order_notional``):
+    a backtest promises only what paper trading can fill."""
     b = config.backtest
     return SimulationSpec(
         n_splits=b.n_splits,
@@ -47,6 +50,10 @@ def simulation_spec(config: Config) -> SimulationSpec:
             impact_bps=b.impact_coef * BPS,  # the config's fraction of notional, in bps
         ),
         initial_cash=b.initial_cash,
+        limits=FillLimits(
+            max_volume_share=config.paper.max_volume_share,
+            min_order_notional=config.paper.min_order_notional,
+        ),
     )
 
 

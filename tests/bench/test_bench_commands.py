@@ -111,6 +111,13 @@ EXPECTED: dict[str, list[str]] = {
         r"^  \[alpaca\] reference \(same client, nothing stored\): 480 bars in [\d.]+ s; "
         r"ours / reference wall time = [\d.]+x$",
     ],
+    "bench/bench_edge.py": [
+        r"^\| seed \| role \| reference net Sharpe \| rule net Sharpe \| rule gross Sharpe ",
+        r"^\| 1 \| development \| -?[\d.]+ \| -?[\d.]+ \| -?[\d.]+ \| ",
+        r"^\| 7 \| demo \(held out\) \| ",
+        r"^development seeds: mean net Sharpe -?[\d.]+ vs reference -?[\d.]+ \(",
+        r"^demo seed 7: net Sharpe -?[\d.]+ \(goal >= 1\.0\) -> (PASS|MISS)$",
+    ],
     "bench/bench_history.py": [
         r"^12 cycles on 3 x 300 bars in ",
         r"^\| cycle \| RSS MiB \| judge ms \(median\) \| manifest entries \| manifest kB \|",

@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from aistock_actors.core.backtest.loop import Orders, event_loop, fill_costs
+from aistock_actors.core.backtest.loop import NO_LIMITS, FillLimits, Orders, event_loop, fill_costs
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -163,7 +163,7 @@ def _orders(decisions: FloatArray, ok: BoolArray | None) -> BoolArray:
     return need
 
 
-def _collect_orders(p: Panels, need: BoolArray, rates: FloatArray, impact: bool) -> Orders:
+def _collect_orders(p: Panels, need: BoolArray, rates: FloatArray, with_volume: bool) -> Orders:
     cells = np.flatnonzero(need).astype(np.int64)  # row-major: by bar, then by symbol
     dec_row, symbol = np.divmod(cells, max(need.shape[1], 1))
     bar = dec_row + p.lag
@@ -174,7 +174,7 @@ def _collect_orders(p: Panels, need: BoolArray, rates: FloatArray, impact: bool)
         decision=p.target[dec_row, symbol],
         price=p.fill_px[bar, symbol],
         rate=rates[symbol],
-        volume=p.volume[bar, symbol] if impact and p.volume is not None else None,
+        volume=p.volume[bar, symbol] if with_volume and p.volume is not None else None,
         starts=starts,
         sizes=np.diff(starts, append=dec_row.size).astype(np.int64),
     )
@@ -246,7 +246,14 @@ def _book_value(positions: FloatArray, last: FloatArray) -> tuple[FloatArray, Fl
     return net, gross
 
 
-def run(p: Panels, rates: FloatArray, impact_coef: float, cash: float, integer: bool) -> Run:
+def run(
+    p: Panels,
+    rates: FloatArray,
+    impact_coef: float,
+    cash: float,
+    integer: bool,
+    limits: FillLimits = NO_LIMITS,
+) -> Run:
     """Simulate the panels (rules in :mod:`aistock_actors.core.backtest.simulator`)."""
     n_bars, n_sym = p.close.shape
     close_ok = valid_mask(p.close)
@@ -254,11 +261,11 @@ def run(p: Panels, rates: FloatArray, impact_coef: float, cash: float, integer: 
     n_dec = max(n_bars - p.lag, 0)
     need = _orders(p.target[:n_dec], None if fill_ok is None else fill_ok[p.lag :])
     impact = impact_coef != 0.0 and p.volume is not None
-    o = _collect_orders(p, need, rates, impact)
+    o = _collect_orders(p, need, rates, impact or limits.max_volume_share is not None)
     last = last_known(p.close, close_ok)
     val, val_rows = _valuation_rows(p, o, fill_ok, last)
     positions = np.empty((n_bars, n_sym))
-    cash_after = event_loop(o, val, val_rows, positions, cash, impact_coef, integer)
+    cash_after = event_loop(o, val, val_rows, positions, cash, impact_coef, integer, limits)
     cash_path = _fill_gaps(positions, o.bars, np.asarray(cash_after, dtype=np.float64), cash)
 
     # Per-fill sizes and costs, recomputed vectorized from the holdings after each fill: the
@@ -273,7 +280,7 @@ def run(p: Panels, rates: FloatArray, impact_coef: float, cash: float, integer: 
     before[np.concatenate(([True], sym[1:] != sym[:-1]))[: sym.size]] = 0.0
     delta = after - before
     notional = np.abs(delta) * px
-    vol = None if o.volume is None else o.volume[order]
+    vol = None if o.volume is None or not impact else o.volume[order]
     cost = fill_costs(notional, delta, rates[sym], impact_coef, vol)
     fills, paid = np.zeros((n_bars, n_sym)), np.zeros((n_bars, n_sym))
     fills.reshape(-1)[cell], paid.reshape(-1)[cell] = delta, cost

@@ -35,6 +35,28 @@ _add_reduce = np.add.reduce
 
 
 @dataclass(frozen=True, slots=True)
+class FillLimits:
+    """The paper trader's two fill rules, applied by the backtest too (issue #14: one sizing path).
+
+    ``max_volume_share``: a fill takes at most this share of its bar's volume (none without a
+    positive, finite volume); the remainder is dropped, not carried (the backtest under-promises a
+    position the paper trader, with ``paper.remainder_policy = carry``, would finish later).
+    ``min_order_notional``: a resize or an opening trade smaller than this is skipped; a position
+    is always closed in full (the paper trader's ``plan_orders`` rule).
+    """
+
+    max_volume_share: float | None = None
+    min_order_notional: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.max_volume_share is not None or self.min_order_notional > 0.0
+
+
+NO_LIMITS = FillLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class Orders:
     """Every order in fill sequence (bar-major, symbols ascending) and the bars they fill on."""
 
@@ -44,7 +66,7 @@ class Orders:
     price: FloatArray
     rate: FloatArray
     volume: FloatArray | None
-    """Fill-bar volume when the impact term is on, else None."""
+    """Fill-bar volume when the impact term or a volume cap is on, else None."""
     starts: IntArray
     """Index of each order bar's first order."""
     sizes: IntArray
@@ -69,6 +91,18 @@ def fill_costs(
     ok = np.isfinite(volume) & (volume > 0)
     np.divide(np.abs(delta), volume, out=participation, where=ok)
     return notional * (rates + impact_coef * np.sqrt(participation))
+
+
+def _limited(delta: float, new: float, price: float, volume: float, limits: FillLimits) -> float:
+    """``delta`` after the :class:`FillLimits`: 0 under the minimum notional unless it closes
+    the position (``new == 0``), then cut to the volume share."""
+    if new != 0.0 and abs(delta) * price < limits.min_order_notional:
+        return 0.0
+    if limits.max_volume_share is not None:
+        cap = limits.max_volume_share * volume if 0.0 < volume < math.inf else 0.0
+        if abs(delta) > cap:
+            return math.copysign(cap, delta)
+    return delta
 
 
 def _trunc(x: float) -> float:
@@ -107,26 +141,32 @@ def event_loop(
     cash: float,
     impact_coef: float,
     integer: bool,
+    limits: FillLimits = NO_LIMITS,
 ) -> list[float]:
     """Fill the orders bar after bar (rules in :mod:`aistock_actors.core.backtest.simulator`).
 
     ``val[val_rows[k]]`` prices the book at fill time on order bar ``k``. Writes the holdings
     after each order bar into ``positions`` (other rows are left alone) and returns the cash
-    after each order bar.
+    after each order bar. With active :class:`FillLimits` every bar takes the Python-float path
+    (each fill is cut one at a time), so only the limit-free path is bit-identical to the
+    bar-by-bar reference.
     """
     n_sym = positions.shape[1]
     shares = np.zeros(n_sym)
     cash_after: list[float] = []
     record = cash_after.append
-    impact = o.volume is not None
+    impact = o.volume is not None and impact_coef != 0.0
     sym, dec, price, rate = o.symbol, o.decision, o.price, o.rate
     volume = o.volume if o.volume is not None else price
+    share = limits.max_volume_share
     # The orders of short bars, as Python lists (compact: only those are needed).
     short = SHORT if short_sums_are_sequential() else 2
+    if limits.active:
+        short = o.sizes.max(initial=0) + 1  # every bar on the cut-one-at-a-time float path
     is_short = o.sizes < short
     picked = np.flatnonzero(np.repeat(is_short, o.sizes))
     s_sym, s_dec, s_px, s_rate = (a[picked].tolist() for a in (sym, dec, price, rate))
-    s_vol = volume[picked].tolist() if impact else []
+    s_vol = volume[picked].tolist() if impact or share is not None else []
     short_sizes = np.where(is_short, o.sizes, 0)
     s_first = (np.cumsum(short_sizes) - short_sizes).tolist()
     one_val = val[val_rows, 0].tolist() if n_sym == 1 else []
@@ -144,6 +184,9 @@ def event_loop(
                 if integer:
                     new = _trunc(new)
                 delta = new - shares.item(j)
+                if limits.active:
+                    delta = _limited(delta, new, x, s_vol[i] if share is not None else 0.0, limits)
+                    new = shares.item(j) + delta
                 shares[j] = new
                 notional = abs(delta) * x
                 if impact:

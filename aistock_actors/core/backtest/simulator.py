@@ -23,6 +23,10 @@ short, flat, fractional; NaN means 0). Rules, in order of the bar:
    cash. Without a cost model: :data:`BACKTEST_DEFAULT_COSTS`.
 5. **Equity** at bar ``t`` = cash + sum(shares * last known close), after that bar's fills. Margin
    is not modelled: cash may go negative (long) or exceed equity (short).
+6. **Fill limits** (optional :class:`FillLimits`, the paper trader's rules): a fill takes at
+   most ``max_volume_share`` of its bar's volume (nothing without a valid volume; the remainder
+   is dropped and the target counts as executed), and a trade under ``min_order_notional`` is
+   skipped unless it closes the position.
 
 Round-trip trades: a trade opens when a symbol's position leaves zero (or flips side) and closes
 when it returns to zero (or flips). Resizing on the same side belongs to the same trade; entry and
@@ -50,6 +54,7 @@ import pandas as pd
 
 from aistock_actors.core.backtest.engine import FillMode, Fills, prepare
 from aistock_actors.core.backtest.engine import run as run_engine
+from aistock_actors.core.backtest.loop import NO_LIMITS, FillLimits
 from aistock_actors.core.backtest.metrics import BacktestMetrics, _summarize
 from aistock_actors.core.backtest.regime_labels import market_regimes, transition_drawdown
 from aistock_actors.core.trading.costs import CostModel
@@ -62,6 +67,7 @@ __all__ = [
     "BacktestMetrics",
     "BacktestResult",
     "CostModel",
+    "FillLimits",
     "FillMode",
     "TradeLog",
     "simulate",
@@ -202,8 +208,12 @@ def simulate(
     regime_radius: int = 3,
     index: npt.ArrayLike | None = None,
     symbols: tuple[str, ...] | None = None,
+    limits: FillLimits = NO_LIMITS,
 ) -> BacktestResult:
     """Simulate ``target`` weights on a price panel (rules in the module docstring).
+
+    ``limits`` (:class:`FillLimits`): the paper trader's volume cap and minimum order notional,
+    so a backtest promises only what paper trading can fill (rule 6).
 
     ``integer_shares`` truncates every position to whole shares (toward zero). ``regime_labels``
     (per bar) feed ``metrics.transition_max_drawdown``; by default they are the
@@ -214,11 +224,13 @@ def simulate(
         raise ValueError("initial_cash must be a positive number")
     if cost_model.impact_bps != 0.0 and volume is None:
         raise ValueError("impact_coef needs a volume panel")
+    if limits.max_volume_share is not None and volume is None:
+        raise ValueError("max_volume_share needs a volume panel")
     panels = prepare(close, target, open_, volume, fill)
     labels_index, names = _bar_and_symbol_labels(index, symbols, panels.close.shape)
     rates = cost_model.commission_rate + cost_model.slippage_rates(panels.close.shape[1])
     run = run_engine(
-        panels, rates, cost_model.impact_fraction, float(initial_cash), integer_shares
+        panels, rates, cost_model.impact_fraction, float(initial_cash), integer_shares, limits
     )
     trades = _extract_trades(run.trades_input, run.final_shares, run.last_px)
     # By default the regimes of the universe: market_regimes(close), computed faster.

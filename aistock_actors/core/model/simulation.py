@@ -3,7 +3,7 @@
 Split from :mod:`aistock_actors.core.model.pipeline` (rules 3 and 4 of its module docstring):
 one fixed weight per position over the universe
 (:func:`~aistock_actors.core.strategy.protocol.per_name_weight`, the paper trader's rule too),
-next-open fills, costs, and the bars per year of the timestamps.
+next-open fills, costs, the paper trader's fill limits, and the bars per year of the timestamps.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.frequency import annualisation_periods, infer_bars_per_year
+from aistock_actors.core.backtest.loop import NO_LIMITS
 from aistock_actors.core.backtest.simulator import (
     BacktestResult,
     CostModel,
+    FillLimits,
     FillMode,
     simulate_frame,
 )
@@ -46,6 +48,8 @@ class SimulationSpec:
     fill: FillMode
     costs: CostModel
     initial_cash: float
+    limits: FillLimits = NO_LIMITS
+    """The paper trader's volume cap and minimum order notional (none by default)."""
 
 
 def target_weights(index: pd.MultiIndex, direction: Int8Array, sizing: Sizing) -> pd.DataFrame:
@@ -87,4 +91,5 @@ def simulate_window(
         initial_cash=spec.initial_cash,
         regime_labels=regimes[inside],
         periods_per_year=periods,
+        limits=spec.limits,
     )

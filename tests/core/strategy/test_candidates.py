@@ -16,7 +16,6 @@ from aistock_actors.core.data.bars import bars_frame
 from aistock_actors.core.data.sample_data import generate_universe
 from aistock_actors.core.model.simulation import SimulationSpec, Sizing
 from aistock_actors.core.promotion.gate import (
-    STAGE9_FAILED,
     CandidateEvaluation,
     PromotionThresholds,
     evaluate_candidate,
@@ -82,7 +81,9 @@ def judged(result: CandidateSetResult) -> tuple[list[str], float]:
 @pytest.mark.parametrize(
     ("planted", "frames"),
     [
-        ("AR(1) phi 0.3: a 1-bar signal", lambda: planted_frames(phi=0.3)),
+        # phi 0.25, not 0.3: at 0.3 the autocorrelation rule's out-of-sample net Sharpe is 5.26,
+        # above promotion.max_plausible_sharpe (5), so the gate rightly holds it for review.
+        ("AR(1) phi 0.25: a 1-bar signal", lambda: planted_frames(phi=0.25)),
         ("drift regimes of 5 bars", lambda: trend_frames(5, n_symbols=12, mu=0.006)),
         ("drift regimes of 20 bars", lambda: trend_frames(20, n_symbols=6, mu=0.003)),
     ],
@@ -99,15 +100,18 @@ def test_planted_signals_are_found_and_pass_every_stage(planted: str, frames: ob
 @pytest.mark.slow
 def test_the_demo_data_figure_is_reported_as_it_is() -> None:
     """20 x 1,500 demo bars, seed 7: the autocorrelation rule is selected with an out-of-sample
-    NET Sharpe of 0.87 (issue #14's goal is >= 1.0: not reached), passing stages 1-8; over the
-    6 pre-registered trials its deflated Sharpe is 0.71, so stage 9 (0.95) rejects it."""
+    NET Sharpe of 1.90 (issue #14's goal, >= 1.0, is reached; it was 0.87 with the rolling
+    40-bar estimator and unit positions) and passes every stage: over the 6 pre-registered
+    trials its deflated Sharpe is 0.997 (stage 9 needs 0.95). The rule's design was chosen on
+    generator seeds 1-6 only; seed 7 is reported once, as it came out (bench/README.md
+    section 11)."""
     result = run_candidate_set(generate_universe(20, 1_500, 7), default_candidates(),
                                spec=SPEC, sizing=SIZING)
     assert result.best is not None and result.best.name == "autocorrelation"
     reasons, sharpe = judged(result)
-    assert sharpe == pytest.approx(0.87, abs=0.05)
-    assert result.deflated_sharpe == pytest.approx(0.71, abs=0.05)
-    assert reasons == [STAGE9_FAILED]
+    assert sharpe == pytest.approx(1.90, abs=0.05)
+    assert result.deflated_sharpe == pytest.approx(0.997, abs=0.002)
+    assert reasons == []
 
 
 @dataclass(frozen=True)

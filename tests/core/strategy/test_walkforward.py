@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _support.frames_support import ar1_frames
+from _support.lifecycle_support import planted_frames
 
 from aistock_actors.core.backtest.simulator import CostModel
 from aistock_actors.core.data.sample_data import generate_universe
@@ -59,11 +60,12 @@ def evaluation(report: StrategyReport) -> CandidateEvaluation:
 
 
 def test_the_autocorrelation_rule_finds_the_demo_signal_after_costs() -> None:
-    """The demo data (20 x 1,500, seed 7): out-of-sample NET Sharpe 0.87 (issue #14's goal is
-    1.0; this is the honest figure) and the default gate passes it."""
+    """The demo data (20 x 1,500, seed 7): out-of-sample NET Sharpe 1.90 (issue #14's goal is
+    1.0; the rule's design was chosen on seeds 1-6, this is seed 7 as it came out, see
+    bench/README.md section 11) and the default gate passes it."""
     frames = generate_universe(20, 1_500, 7)
     report = walk_forward_strategy(frames, AutocorrelationStrategy(), spec=SPEC, sizing=SIZING)
-    assert report.metrics.sharpe == pytest.approx(0.87, abs=0.05)
+    assert report.metrics.sharpe == pytest.approx(1.90, abs=0.05)
     assert report.metrics.total_costs > 0.0
     assert report.metrics.bars_per_year == pytest.approx(261.0, rel=0.01)
     decision = evaluate_candidate(evaluation(report), PromotionThresholds())
@@ -116,6 +118,17 @@ def test_a_strategy_that_sees_one_bar_ahead_is_held_as_leak_suspected() -> None:
     decision = evaluate_candidate(evaluation(report), PromotionThresholds())
     assert LEAK_SUSPECTED in decision.reasons
     assert decide_action(decision, "headless", True) == "hold"
+
+
+def test_a_planted_signal_beyond_the_plausibility_ceiling_is_held_not_promoted() -> None:
+    """Planted AR(1) phi 0.3 (every symbol, every bar): the autocorrelation rule scores an
+    out-of-sample net Sharpe of 5.26, above promotion.max_plausible_sharpe (5), so the gate
+    holds it for review; the candidate-set test plants phi 0.25 to show one promoted."""
+    report = walk_forward_strategy(planted_frames(phi=0.3), AutocorrelationStrategy(),
+                                   spec=SPEC, sizing=SIZING)
+    assert report.metrics.sharpe == pytest.approx(5.26, abs=0.05)
+    decision = evaluate_candidate(evaluation(report), PromotionThresholds())
+    assert decision.reasons == [LEAK_SUSPECTED]
 
 
 @dataclass
