@@ -70,14 +70,18 @@ def write_user_modules(folder: Path) -> None:
     (folder / "flaky_strategy.py").write_text(FLAKY)
 
 
-def write_data(tmp: Path, jump: float = 1.06) -> None:
-    """Planted-pattern CSVs whose last bar is a big up move in every symbol (so a strategy that
-    trades big moves has targets on the newest bar)."""
-    frames = planted_frames()
-    for frame in frames.values():
+def write_data(tmp: Path, jump: float = 0.06) -> None:
+    """Planted-pattern CSVs whose last bar is a big move, up in every other symbol and down in
+    the rest (so a strategy that trades big or idiosyncratic moves has targets on the newest
+    bar)."""
+    frames = planted_frames(phi=0.25)  # 0.3 makes the rule too good: held as leak_suspected
+    for i, frame in enumerate(frames.values()):
         last = frame.index[-1]
-        frame.loc[last, "close"] = round(float(frame["open"].iloc[-1]) * jump, 4)
-        frame.loc[last, "high"] = max(frame.loc[last, "high"], frame.loc[last, "close"])
+        move = 1.0 + (jump if i % 2 == 0 else -jump)
+        close = round(float(frame["open"].iloc[-1]) * move, 4)
+        frame.loc[last, "close"] = close
+        frame.loc[last, "high"] = max(frame.loc[last, "high"], close)
+        frame.loc[last, "low"] = min(frame.loc[last, "low"], close)
     write_universe_csvs(tmp / "data", frames)
 
 
