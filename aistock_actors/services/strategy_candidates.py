@@ -65,11 +65,10 @@ def configured_candidates(loaded: LoadedConfig) -> list[Candidate]:
     """Every configured candidate, built-ins first (:class:`StrategyError` naming the first user
     strategy that does not load)."""
     config = loaded.config
-    out = [
-        Candidate(strategy=builtin_strategy(name, config),
-                  spec=StrategySpec(name=name, builtin=builtin_strategy(name, config)))
-        for name in config.training.candidates
-    ]
+    out = []
+    for name in config.training.candidates:
+        builtin = builtin_strategy(name, config)
+        out.append(Candidate(strategy=builtin, spec=StrategySpec(name=name, builtin=builtin)))
     for i, user in enumerate(config.training.strategies):
         try:
             strategy = load_strategy(user.path, dict(user.params),

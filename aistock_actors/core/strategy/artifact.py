@@ -31,10 +31,6 @@ class StrategySpec:
     source_sha256: str = ""
     """A user strategy's fingerprint at training (its source file, path and params)."""
 
-    @property
-    def is_user(self) -> bool:
-        return self.builtin is None
-
 
 @dataclass(frozen=True, kw_only=True)
 class StrategyModel:

@@ -35,11 +35,9 @@ from aistock_actors.core.model.simulation import (
 from aistock_actors.core.strategy.protocol import Strategy, check_weights, per_name_weight
 from aistock_actors.core.strategy.walkforward import (
     StrategyReport,
+    call_strategy,
     checked_features,
     strategy_name,
-)
-from aistock_actors.core.strategy.walkforward import (
-    _call as call_strategy,
 )
 from aistock_actors.errors import StrategyError
 

@@ -99,7 +99,7 @@ def tradable_forward_returns(
     return fwd_all, end_all
 
 
-def _call(name: str, what: str, fn: object, *args: object) -> object:
+def call_strategy(name: str, what: str, fn: object, *args: object) -> object:
     """``fn(*args)``; whatever it raises becomes a :class:`StrategyError` naming the strategy."""
     try:
         return fn(*args)  # type: ignore[operator]
@@ -126,7 +126,7 @@ def checked_features(
     horizon = getattr(strategy, "horizon", None)
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
         raise StrategyError(f"strategy {name!r}: horizon must be an int >= 1, got {horizon!r}")
-    features = _call(name, "features()", strategy.features, frames)
+    features = call_strategy(name, "features()", strategy.features, frames)
     if not isinstance(features, pd.DataFrame) or not isinstance(features.index, pd.MultiIndex):
         raise StrategyError(
             f"strategy {name!r}: features() must return a DataFrame indexed by "
@@ -144,7 +144,7 @@ def fit_on_all(frames: dict[str, pd.DataFrame], strategy: Strategy) -> object:
     assert isinstance(index, pd.MultiIndex)
     fwd, ends = tradable_forward_returns(frames, index, strategy.horizon)
     rows = (ends.notna() & np.isfinite(fwd)).to_numpy()
-    return _call(name, "fit()", strategy.fit, features[rows], fwd[rows])
+    return call_strategy(name, "fit()", strategy.fit, features[rows], fwd[rows])
 
 
 def latest_weights(
@@ -154,7 +154,8 @@ def latest_weights(
     ``frames``, per symbol; symbols without a weight there are flat."""
     name = strategy_name(strategy)
     features = checked_features(name, strategy, frames)
-    weights = check_weights(name, _call(name, "weights()", strategy.weights, features, state))
+    raw = call_strategy(name, "weights()", strategy.weights, features, state)
+    weights = check_weights(name, raw)
     if weights.empty:
         return {}
     last = weights.sort_index().iloc[-1]
@@ -183,13 +184,13 @@ def walk_forward_strategy(
     train = np.empty(0, dtype=np.int64)
     for train, test in splits:
         train = train[known_end[train] & np.isfinite(fwd.to_numpy()[train])]
-        state = _call(name, "fit()", strategy.fit, features.iloc[train], fwd.iloc[train])
-        raw = _call(name, "weights()", strategy.weights, features.iloc[test], state)
+        state = call_strategy(name, "fit()", strategy.fit, features.iloc[train], fwd.iloc[train])
+        raw = call_strategy(name, "weights()", strategy.weights, features.iloc[test], state)
         block = check_weights(name, raw)
         test_times = pd.DatetimeIndex(times[test]).unique()
         blocks.append(block.reindex(index=test_times).fillna(0.0))
     in_sample = check_weights(
-        name, _call(name, "weights()", strategy.weights, features.iloc[train], state)
+        name, call_strategy(name, "weights()", strategy.weights, features.iloc[train], state)
     )
     oos = pd.concat(blocks).sort_index()
     targets = oos * per_name
