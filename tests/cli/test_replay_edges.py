@@ -15,11 +15,16 @@ from _support.support import probe_class, write_config
 
 from aistock_actors.cli.app import main
 from aistock_actors.config import load_config
+from aistock_actors.core.model.models import ModelParams
+from aistock_actors.core.model.pipeline import min_history_bars
+from aistock_actors.core.replay.history import history_needed, splits_hold
 from aistock_actors.core.supervision.health import health_issues
 from aistock_actors.messages.data import IngestBars
-from aistock_actors.runtime.clock import FakeClock
+from aistock_actors.runtime.clock import FakeClock, from_epoch_ns, iso_utc
 from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.runtime.telemetry import TelemetrySnapshot
+from aistock_actors.store.audit import read_audit
+from aistock_actors.store.ingest import csv_timestamps
 
 WALL = 1_790_000_000.0
 """A wall time years after the market times below (a replay of old data)."""
@@ -93,3 +98,39 @@ def test_a_replay_of_daily_bars_raises_no_data_stale(tmp_path: Path) -> None:
     assert len(reports) >= 2 and reports[-1]["bars_added"] > 0, reports
     stale = [issue for r in reports for issue in r["issues"] if issue.startswith("data_stale")]
     assert stale == [], stale
+
+
+# --- the default --from -------------------------------------------------------------------------
+
+SMALL = ModelParams(horizon=1, n_splits=2, embargo=1)
+"""The small lifecycle's model (tests/_support/fault_harness.py): 2 outer backtest splits."""
+
+
+def test_the_history_a_replay_needs_covers_the_backtests_and_meta_labelers_splits() -> None:
+    floor = min_history_bars(SMALL, 2)
+    assert floor == 123
+    # at 123-125 bars the trainer could train, but a backtest fold's meta-labeler has a split
+    # with no training data: the walk-forward fails with insufficient_data
+    assert [b for b in range(floor, floor + 30) if not splits_hold(b, SMALL, 2, 1)] == [
+        123, 124, 125]
+    assert history_needed(SMALL, 2, 1, floor=floor) == 126
+    defaults = ModelParams()
+    assert history_needed(defaults, 4, defaults.embargo, floor=495) == 495  # ample already
+
+
+def test_the_default_from_is_the_first_bar_where_train_and_backtest_both_have_history(
+    tmp_path: Path,
+) -> None:
+    write_bars(tmp_path, 135)
+    config = reliability_config(tmp_path, training={"retrain_every_bars": 20})
+    assert main([str(config), "--replay"]) == 0
+    first_step = json.loads((tmp_path / "state" / "replay.json").read_text())["first_step"]
+    stamps = sorted(int(ts[125]) for ts in csv_timestamps(tmp_path / "data").values())
+    assert first_step == iso_utc(from_epoch_ns(stamps[0]))  # the 126th bar, not the 123rd
+    records, _ = read_audit(tmp_path / "state" / "audit" / "log.jsonl")
+    failed = [r.details for r in records if r.action in ("cycle_failed", "step_failed")]
+    assert failed == []
+    alerts = [json.loads(p.read_text()) for p in (tmp_path / "state" / "alerts").rglob("*.json")]
+    assert not [a for a in alerts if a["code"] == "backtest_failed"], alerts
+    [verdict] = json.loads((tmp_path / "state" / "promotion" / "manifest.json").read_text())
+    assert verdict["backtest"]["folds"] == 2  # the first step's candidate was backtested
