@@ -56,7 +56,6 @@ __all__ = [
     "AWAITING_OPERATOR",
     "Action",
     "ManifestStatus",
-    "StageStatus",
     "apply_operator_decision",
     "manifest_entry",
     "mark_rolled_back",
