@@ -2,7 +2,9 @@
 
 Files under ``state/``::
 
-    promotion/manifest.json     JSON ARRAY of verdicts, oldest first; each has "id" and "status"
+    promotion/manifest.json     JSON ARRAY of verdicts, oldest first, each a frozen
+                                :class:`~aistock_actors.core.promotion.manifest.ManifestEntry`
+                                (msgspec; the JSON is unchanged); each has "id" and "status"
                                 (jq '.[] | select(.status=="approved")' works as in the runbook)
                                 and its candidate's "backtest" metrics (never its equity curve);
                                 a bounded window: every approved, pending and held verdict plus
