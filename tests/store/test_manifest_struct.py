@@ -29,6 +29,7 @@ from aistock_actors.core.promotion.manifest import (
     ManifestFormatError,
     ManifestStage,
     decode_manifest,
+    replace_entry,
     with_status,
 )
 from aistock_actors.store.alerts import AlertSink
@@ -242,3 +243,15 @@ def _json_values(text: str) -> list[Any]:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return out
+
+
+def test_metric_helpers_read_only_finite_numbers_and_replace_entry_swaps_by_id() -> None:
+    rich = entry("m-1", "approved", backtest={"total_return": 0.1, "bars": 300, "note": "x",
+                                              "flag": True, "gone": None})
+    assert rich.metrics()["note"] == "x" and entry("m-2").metrics() == {}
+    assert (rich.number("total_return"), rich.number("bars")) == (0.1, 300.0)
+    assert [rich.number(k) for k in ("note", "flag", "gone", "missing")] == [None] * 4
+    manifest = [entry("m-0"), rich]
+    marked = with_status(rich, "rolled_back", "degraded")
+    replace_entry(manifest, marked)
+    assert manifest == [entry("m-0"), marked] and rich.status == "approved"
