@@ -28,9 +28,10 @@ StageStatus = Literal["passed", "failed", "skipped"]
 AWAITING_OPERATOR: frozenset[str] = frozenset({"pending", "held"})
 """Statuses an operator's ``--approve`` / ``--reject`` can decide."""
 
-MetricValue = bool | int | float | str | None | list[Any]
-"""One free-form metric of an entry's ``backtest``/``training``/``rollback`` record (a list only
-in an interim version's inline ``backtest.equity_curve``)."""
+MetricValue = bool | int | float | str | None | list[Any] | dict[str, Any]
+"""One free-form metric of an entry's ``backtest``/``training``/``rollback`` record: a scalar
+(a list only in an interim version's inline ``backtest.equity_curve``; a nested object for a
+message field that is one, so a new field of ``BacktestCompleted``/``ModelTrained`` is kept)."""
 Metrics = dict[str, MetricValue]
 
 
