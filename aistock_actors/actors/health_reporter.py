@@ -73,12 +73,15 @@ class HealthReporter(WatchedActor):
         net = self.ctx.net
         assert net is not None
         cfg = self.ctx.config.config
+        clock = self.ctx.clock
         report = build_health_report(
             net.telemetry.snapshot(),
-            self.ctx.clock.time(),
+            clock.time(),
             cfg.monitoring.max_data_age_seconds,
             max_drawdown=cfg.risk.max_portfolio_drawdown_halt,
             data_age=self._data_age,
+            # A replay judges the age of its bars in market time (issue #13), never wall time.
+            market_now=clock.market_now().timestamp() if clock.is_simulated() else None,
         )
         return {**report, **disk_facts(self.ctx.config)}
 

@@ -41,7 +41,6 @@ judge step (logged).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import msgspec
 
@@ -55,6 +54,7 @@ from aistock_actors.core.promotion.gate import (
     manifest_entry,
     status_for_action,
 )
+from aistock_actors.core.promotion.manifest import ManifestEntry, with_status
 from aistock_actors.errors import HaltedError, ModelIntegrityError, StateError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import BacktestCompleted, LifecycleSkipped, ModelTrained
@@ -212,7 +212,11 @@ class PromotionJudge(SupervisedActor):
             self.ctx.clock.now(),
             extra=entry_extra(request, trained, backtest, mode, action),
         )
-        failed = action == "promote" and not self._verify_candidate(trained, entry)
+        if action == "promote":
+            verified = self._verify_candidate(trained, entry)
+            failed, entry = verified is not entry, verified
+        else:
+            failed = False
         self._store_curve(entry, backtest)  # before the entry: a recorded entry has its curve
         manifest.append(entry)
         # Write-ahead: the verdict is on disk before the pointer moves, so a crash or a failed
@@ -222,7 +226,7 @@ class PromotionJudge(SupervisedActor):
             try:
                 self._activate(trained, registry, keeper)
             except HaltedError:  # halted after the write-ahead: leave it to the operator
-                mark_entry(entry, "pending", "halted_before_activation")
+                mark_entry(manifest, entry, "pending", "halted_before_activation")
                 keeper.commit(manifest, registry)
                 raise
             keeper.commit(manifest, registry)
@@ -255,20 +259,20 @@ class PromotionJudge(SupervisedActor):
             candidate, self.thresholds, stages, incumbent, champion_comparison(bt)
         )
 
-    def _store_curve(self, entry: dict[str, Any], backtest: BacktestCompleted) -> None:
+    def _store_curve(self, entry: ManifestEntry, backtest: BacktestCompleted) -> None:
         """Write the candidate's backtest equity curve file if its entry keeps one (approved or
         pending). A failed write is logged and the verdict recorded without a curve (the report
         then shows a note instead of the plot)."""
-        if entry["status"] not in KEEP_EQUITY_CURVES or not backtest.equity_curve:
+        if entry.status not in KEEP_EQUITY_CURVES or not backtest.equity_curve:
             return
         try:
-            self.promo.save_curve(backtest.model_id, str(entry["id"]), backtest.equity_curve)
+            self.promo.save_curve(backtest.model_id, entry.id, backtest.equity_curve)
         except OSError as exc:
             log.warning("backtest equity curve of %s not stored: %r", backtest.model_id, exc)
 
-    def _verify_candidate(self, trained: ModelTrained, entry: dict[str, Any]) -> bool:
-        """Check the halt flag and the artifact's hash before anything is recorded as approved;
-        on a hash mismatch record the entry rejected and return False."""
+    def _verify_candidate(self, trained: ModelTrained, entry: ManifestEntry) -> ManifestEntry:
+        """Check the halt flag and the artifact's hash before anything is recorded as approved:
+        ``entry`` itself if it holds, else the entry recorded as rejected."""
         self.ensure_not_halted("promotion")
         try:
             record = self.models.verify(trained.model_id)
@@ -281,9 +285,8 @@ class PromotionJudge(SupervisedActor):
             self.ctx.alerts.raise_alert(
                 "critical", "model_integrity_failed", str(exc), actor=self.ctx.name
             )
-            mark_entry(entry, "rejected", "model_integrity_failed")
-            return False
-        return True
+            return with_status(entry, "rejected", "model_integrity_failed")
+        return entry
 
     def _activate(
         self, trained: ModelTrained, registry: RegistryFile, keeper: ActiveModelKeeper
@@ -294,16 +297,16 @@ class PromotionJudge(SupervisedActor):
         keeper.register(registry, trained.model_id, "promoted")
 
     def _audit_verdict(
-        self, entry: dict[str, Any], action: str, decision: PromotionDecision, failed: bool
+        self, entry: ManifestEntry, action: str, decision: PromotionDecision, failed: bool
     ) -> None:
-        reasons = list(entry["reasons"])
+        reasons = list(entry.reasons)
         audit_action = "auto_promotion_rejected" if failed else VERDICT_ACTIONS[action]
         details = {
-            "entry_id": entry["id"],
-            "model_id": entry["model_id"],
-            "mode": entry["mode"],
+            "entry_id": entry.id,
+            "model_id": entry.model_id,
+            "mode": entry.mode if isinstance(entry.mode, str) else None,
             "action": action,
-            "status": entry["status"],
+            "status": entry.status,
             "reason": reasons[0] if reasons else None,
             "reasons": reasons,
             "stages": {f"stage{s.stage}_{s.name}": s.value for s in decision.stages},
@@ -314,7 +317,7 @@ class PromotionJudge(SupervisedActor):
         self.ctx.alerts.raise_alert(
             "critical" if action == "hold" else "info",
             audit_action,
-            f"{audit_action}{reason} ({entry['model_id']}, manifest entry {entry['id']})",
+            f"{audit_action}{reason} ({entry.model_id}, manifest entry {entry.id})",
             actor=self.ctx.name,
             details=details,
         )
@@ -322,7 +325,7 @@ class PromotionJudge(SupervisedActor):
 
 def _judged(
     request: JudgeCandidate,
-    entry: dict[str, Any],
+    entry: ManifestEntry,
     action: str,
     decision: PromotionDecision,
     models: ModelStore,
@@ -332,11 +335,11 @@ def _judged(
     return CandidateJudged(
         request_id=request.request_id,
         model_id=decision.model_id,
-        entry_id=str(entry["id"]),
+        entry_id=entry.id,
         approved=decision.approved,
         action=action,
-        status=str(entry["status"]),
-        reasons=list(entry["reasons"]),
+        status=entry.status,
+        reasons=list(entry.reasons),
         stages=stage_summaries(decision),
         stage_values=stage_line(decision),
         active_model=active.model_id if active is not None else None,

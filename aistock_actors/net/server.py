@@ -61,12 +61,14 @@ def make_app(
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def get_report(_request: web.Request) -> web.Response:
+        clock = telemetry.clock
         report = build_health_report(
             telemetry.snapshot(),
-            telemetry.clock.time(),
+            clock.time(),
             max_data_age_s,
             max_drawdown=max_drawdown,
             data_age=data_age,
+            market_now=clock.market_now().timestamp() if clock.is_simulated() else None,
         )
         if facts is not None:
             report = {**report, **await asyncio.to_thread(facts)}

@@ -33,6 +33,7 @@ from aistock_actors.config import LoadedConfig
 from aistock_actors.core.model.pipeline import min_history_bars
 from aistock_actors.core.replay import account as accounts
 from aistock_actors.core.replay import summary as figures
+from aistock_actors.core.replay.history import history_needed
 from aistock_actors.core.replay.plan import ReplayWindow, parse_date, resolve_window
 from aistock_actors.errors import ReplayError
 from aistock_actors.runtime.clock import SystemClock, from_epoch_ns, iso_utc
@@ -84,7 +85,11 @@ def plan(loaded: LoadedConfig, start: str | None, end: str | None) -> ReplayWind
     end_ns = parse_date(end, end_of_day=True) if end else None
     per_symbol = csv_timestamps(loaded.csv_dir)
     cfg = loaded.config
-    required = min_history_bars(model_params(cfg), cfg.backtest.n_splits)
+    params = model_params(cfg)
+    # The default --from: the first bar at which the candidate trains AND its walk-forward
+    # backtest (and each fold's meta-labeler) has training data in every split (#13).
+    required = history_needed(params, cfg.backtest.n_splits, cfg.training.embargo_bars,
+                              floor=min_history_bars(params, cfg.backtest.n_splits))
     return resolve_window(
         per_symbol, required, start=start_ns, end=end_ns, start_text=start, end_text=end
     )

@@ -42,6 +42,9 @@ class TelemetrySnapshot(msgspec.Struct, kw_only=True):
     last_cycle_finished_at: float | None = None
     last_success_at: float | None = None
     last_bar_added_at: float | None = None
+    last_bar_market_at: float | None = None
+    """In a replay: the market time (epoch seconds) of the last cycle that added bars, which is
+    what the health report's ``data_stale`` judges there (never the wall clock)."""
     bars_added_total: int = 0
     promotions: int = 0
     rejections: int = 0
@@ -148,6 +151,8 @@ class Telemetry:
             snap.bars_added_total += bars_added
             if bars_added > 0:
                 snap.last_bar_added_at = now
+                if self.clock.is_simulated():
+                    snap.last_bar_market_at = self.clock.market_now().timestamp()
             snap.promotions += promoted
             snap.rejections += rejected
         self.m_cycles.labels(outcome).inc()

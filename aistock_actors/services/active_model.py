@@ -57,12 +57,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from aistock_actors.core.promotion.gate import (
     CandidateEvaluation,
     PromotionThresholds,
     evaluate_candidate,
     mark_rolled_back,
 )
+from aistock_actors.core.promotion.manifest import ManifestEntry, replace_entry
 from aistock_actors.core.promotion.registry import RegistryEvent, add_strategy, update_registry
 from aistock_actors.core.promotion.rollback import (
     LivePerformance,
@@ -143,7 +146,7 @@ class ActiveModelKeeper:
         changed = False
         # A rollback is written manifest first, registry second: a crash in between leaves the
         # entry ``rolled_back`` while the registry does not exclude its model yet.
-        rolled_back = {str(e.get("model_id")) for e in manifest if e.get("status") == "rolled_back"}
+        rolled_back = {e.model_id for e in manifest if e.status == "rolled_back"}
         missing = sorted(rolled_back - set(registry.rolled_back_models))
         if missing:
             registry.rolled_back_models.extend(missing)
@@ -170,29 +173,30 @@ class ActiveModelKeeper:
         self,
         manifest: Manifest,
         registry: RegistryFile,
-        entry: dict[str, Any],
+        entry: ManifestEntry,
         active: ModelRecord | None,
         auto_promotion: bool,
     ) -> None:
         """Activate an approved entry's model whose pointer move was interrupted, or record
         why it is not activated (module docstring)."""
-        model_id = str(entry["model_id"])
-        details: dict[str, Any] = {"entry_id": entry.get("id"), "model_id": model_id,
+        model_id = entry.model_id
+        details: dict[str, Any] = {"entry_id": entry.id, "model_id": model_id,
                                    "previous_model_id": active.model_id if active else None}
         self.ensure_not_halted("promotion")
-        if entry.get("action") == "promote" and "decided_at" not in entry and not auto_promotion:
-            mark_entry(entry, "pending", "interrupted_promotion")
+        operator_decided = isinstance(entry.decided_at, str)
+        if entry.action == "promote" and not operator_decided and not auto_promotion:
+            mark_entry(manifest, entry, "pending", "interrupted_promotion")
             self.commit(manifest, registry)
             self.audit.append("interrupted_promotion_pending_approval", self.actor, details)
             self.notes.append(f"{model_id}: interrupted promotion left for --approve")
             return
-        sha = entry.get("sha256")
+        sha = entry.sha256 if isinstance(entry.sha256, str) else None
         try:
             record = self.models.activate(model_id, expected_sha256=str(sha) if sha else None)
         except (ModelIntegrityError, StateError) as exc:
             self.alerts.raise_alert("critical", "model_integrity_failed", str(exc),
                                     actor=self.actor, details=details)
-            mark_entry(entry, "rejected", "model_integrity_failed")
+            mark_entry(manifest, entry, "rejected", "model_integrity_failed")
             self.commit(manifest, registry)
             self.audit.append("interrupted_promotion_not_activated", self.actor,
                               {**details, "reason": "model_integrity_failed", "error": str(exc)})
@@ -337,14 +341,14 @@ class ActiveModelKeeper:
         if performance is None or active is None or performance.model_id != active.model_id:
             return False
         entry = last_approved_entry(manifest, active.model_id)
-        backtest = entry.get("backtest") if entry is not None else None
-        if entry is None or not isinstance(backtest, dict):
+        if entry is None:
+            return False
+        total_return, bars = entry.number("total_return"), entry.number("bars")
+        if total_return is None or bars is None:
             return False
         try:
-            expected = expected_from_backtest(
-                active.model_id, float(backtest["total_return"]), int(backtest["bars"])
-            )
-        except (KeyError, TypeError, ValueError):
+            expected = expected_from_backtest(active.model_id, total_return, int(bars))
+        except (TypeError, ValueError):
             return False
         live = LivePerformance(model_id=active.model_id, bar_returns=list(performance.returns))
         verdict = should_rollback(expected, live, threshold_pct, exposure_scale=exposure_scale)
@@ -356,7 +360,7 @@ class ActiveModelKeeper:
             return False
         registry.rolled_back_models.append(active.model_id)
         now = self.clock.now()
-        manifest[:] = mark_rolled_back(manifest, str(entry["id"]), now)
+        manifest[:] = mark_rolled_back(manifest, entry.id, now)
         # Write-ahead: the rollback is on disk before the pointer moves; a crash in between is
         # finished by reconcile() at the next judge step.
         self.commit(manifest, registry)
@@ -364,7 +368,7 @@ class ActiveModelKeeper:
         details = {
             "model_id": active.model_id,
             "rolled_back_to": target,
-            "entry_id": entry["id"],
+            "entry_id": entry.id,
             "shortfall": verdict.shortfall,
             "expected_return": verdict.expected_return,
             "realised_return": verdict.realised_return,
@@ -382,9 +386,8 @@ class ActiveModelKeeper:
             actor=self.actor,
             details=details,
         )
-        for item in manifest:
-            if item.get("id") == entry["id"]:
-                item["rollback"] = details
+        for item in [e for e in manifest if e.id == entry.id]:
+            replace_entry(manifest, msgspec.structs.replace(item, rollback=details))
         self.commit(manifest, registry)
         return True
 

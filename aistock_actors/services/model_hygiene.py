@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
+from aistock_actors.core.promotion.manifest import Manifest, decode_manifest
 from aistock_actors.core.promotion.retention import models_to_prune, orphans
 from aistock_actors.errors import StateError
 from aistock_actors.store.atomic import backup_path
@@ -45,16 +43,14 @@ ORPHAN_MODEL_REMOVED = "orphan_model_removed"
 """Audit action: a model folder no verdict names, removed at start-up."""
 
 
-def read_manifest(state_dir: Path) -> list[dict[str, Any]] | None:
+def read_manifest(state_dir: Path) -> Manifest | None:
     """The manifest (or its ``.bak``); ``[]`` when there is none yet, None when it exists but
     neither copy can be read (then nothing may be deleted)."""
     path = Path(state_dir) / "promotion" / "manifest.json"
     for candidate in (path, backup_path(path)):
         try:
-            return msgspec.json.decode(candidate.read_bytes(), type=list[dict[str, Any]])
-        except FileNotFoundError:
-            continue
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return decode_manifest(candidate.read_bytes(), str(candidate))
+        except (OSError, StateError):  # missing, unreadable or not a manifest: the next copy
             continue
     return None if path.exists() or backup_path(path).exists() else []
 

@@ -71,15 +71,15 @@ def decide(
         updated = apply_operator_decision(manifest, entry_id, approve, clock.now())
         entry = find_entry(updated, entry_id)
         assert entry is not None
-        model_id = str(entry["model_id"])
+        model_id = entry.model_id
         details = {"entry_id": entry_id, "model_id": model_id, "decided_by": actor}
         if not approve:
             promo.save_manifest(updated)
             audit.append("promotion_rejected_by_operator", actor, details)
             return f"rejected {entry_id}: {model_id} will not be activated"
         _ensure_not_halted(loaded)
-        sha = entry.get("sha256")
-        expected = str(sha) if sha else None
+        sha = entry.sha256 if isinstance(entry.sha256, str) else None
+        expected = sha or None
         _verify(models, model_id, expected)  # before anything is recorded
         promo.save_manifest(updated)  # write-ahead (module docstring)
         try:
@@ -120,7 +120,7 @@ def active_model_summary(loaded: LoadedConfig) -> dict[str, Any] | None:
         return None
     entry = last_approved_entry(PromotionStore(loaded.state_dir, None).load_manifest(),
                                 record.model_id)
-    backtest = entry.get("backtest") if entry is not None else None
+    backtest = entry.backtest if entry is not None else None
     keys = ("sharpe", "max_drawdown", "win_rate", "total_return", "trade_count",
             "transition_drawdown")
     return {
@@ -138,10 +138,8 @@ def pending_summary(loaded: LoadedConfig) -> list[dict[str, Any]]:
     """Entries awaiting ``--approve``/``--reject``, oldest first (read-only)."""
     out = []
     for entry in pending_entries(PromotionStore(loaded.state_dir, None).load_manifest()):
-        backtest = entry.get("backtest")
-        sharpe = backtest.get("sharpe") if isinstance(backtest, dict) else None
-        out.append({"id": entry.get("id"), "model_id": entry.get("model_id"),
-                    "time": entry.get("time"), "sharpe": sharpe})
+        out.append({"id": entry.id, "model_id": entry.model_id, "time": entry.time,
+                    "sharpe": entry.metrics().get("sharpe")})
     return out
 
 
@@ -173,13 +171,13 @@ def recent_verdicts(loaded: LoadedConfig, limit: int = RECENT_VERDICTS) -> list[
     manifest = PromotionStore(loaded.state_dir, None).load_manifest()
     out = []
     for entry in reversed(manifest[-limit:]):
-        stages = entry.get("stages")
         out.append({
-            "id": entry.get("id"), "model_id": entry.get("model_id"), "time": entry.get("time"),
-            "status": entry.get("status"), "reasons": entry.get("reasons") or [],
+            "id": entry.id, "model_id": entry.model_id, "time": entry.time,
+            "status": entry.status, "reasons": list(entry.reasons),
             "stages": [
-                {k: s.get(k) for k in ("stage", "name", "status", "value", "threshold", "reason")}
-                for s in (stages if isinstance(stages, list) else []) if isinstance(s, dict)
+                {"stage": s.stage, "name": s.name, "status": s.status, "value": s.value,
+                 "threshold": s.threshold, "reason": s.reason}
+                for s in entry.stages
             ],
         })
     return out

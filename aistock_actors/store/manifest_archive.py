@@ -22,10 +22,12 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
+from aistock_actors.core.promotion.manifest import (
+    ManifestEntry,
+    ManifestFormatError,
+    decode_manifest,
+)
 from aistock_actors.store.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -39,13 +41,13 @@ KEEP_STATUSES = frozenset({"approved", "pending", "held"})
 ARCHIVE_DIR = "archive"
 """``state/promotion/archive/``."""
 
-Entries = list[dict[str, Any]]
+Entries = list[ManifestEntry]
 
 
 def split_window(manifest: Entries) -> tuple[Entries, Entries]:
     """``(kept, archived)``: ``archived`` is empty until more than :data:`ARCHIVE_BATCH` entries
     are beyond the window, then it holds every one of them, oldest first."""
-    others = [i for i, entry in enumerate(manifest) if entry.get("status") not in KEEP_STATUSES]
+    others = [i for i, entry in enumerate(manifest) if entry.status not in KEEP_STATUSES]
     beyond = len(others) - MANIFEST_RECENT_ENTRIES
     if beyond <= ARCHIVE_BATCH:
         return manifest, []
@@ -57,8 +59,8 @@ def split_window(manifest: Entries) -> tuple[Entries, Entries]:
 def archive_name(entries: Entries) -> str:
     """The archive file of a batch: dated by its oldest entry, named by that entry's id."""
     first = entries[0]
-    stamp = re.sub(r"[^0-9TZ]", "", str(first.get("time", "")))[:16] or "undated"
-    digest = hashlib.sha256(str(first.get("id", "")).encode()).hexdigest()[:12]
+    stamp = re.sub(r"[^0-9TZ]", "", first.time)[:16] or "undated"
+    digest = hashlib.sha256(first.id.encode()).hexdigest()[:12]
     return f"manifest-{stamp}-{digest}.json"
 
 
@@ -80,17 +82,20 @@ def archive_files(root: Path) -> list[Path]:
 def read_history(root: Path, manifest: Entries) -> tuple[Entries, list[str]]:
     """Every entry ever (archives plus ``manifest``), one per id (the manifest's copy wins),
     ordered by time; and a line per archive file that could not be read (skipped)."""
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, ManifestEntry] = {}
     problems: list[str] = []
     for path in archive_files(root):
         try:
-            entries = msgspec.json.decode(path.read_bytes(), type=Entries)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            entries = decode_manifest(path.read_bytes(), str(path))
+        except OSError as exc:
             problems.append(f"{path}: {exc}; skipped")
             continue
+        except ManifestFormatError as exc:
+            problems.append(f"{exc}; skipped")
+            continue
         for entry in entries:
-            by_id[str(entry.get("id"))] = entry
+            by_id[entry.id] = entry
     for entry in manifest:
-        by_id[str(entry.get("id"))] = entry
-    history = sorted(by_id.values(), key=lambda entry: str(entry.get("time", "")))
+        by_id[entry.id] = entry
+    history = sorted(by_id.values(), key=lambda entry: entry.time)
     return history, problems

@@ -2,7 +2,9 @@
 
 Files under ``state/``::
 
-    promotion/manifest.json     JSON ARRAY of verdicts, oldest first; each has "id" and "status"
+    promotion/manifest.json     JSON ARRAY of verdicts, oldest first, each a frozen
+                                :class:`~aistock_actors.core.promotion.manifest.ManifestEntry`
+                                (msgspec; the JSON is unchanged); each has "id" and "status"
                                 (jq '.[] | select(.status=="approved")' works as in the runbook)
                                 and its candidate's "backtest" metrics (never its equity curve);
                                 a bounded window: every approved, pending and held verdict plus
@@ -42,6 +44,13 @@ from typing import Any
 
 import msgspec
 
+from aistock_actors.core.promotion.manifest import (
+    Manifest as Manifest,
+)
+from aistock_actors.core.promotion.manifest import (
+    ManifestEntry,
+    decode_manifest,
+)
 from aistock_actors.core.promotion.registry import RegistryState, StrategyRecord
 from aistock_actors.errors import StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK
@@ -59,8 +68,6 @@ STRATEGY_ID = "primary"
 
 LOCK_TIMEOUT_SECONDS = 10.0
 """Longest wait for the promotion lock (every holder keeps it for milliseconds)."""
-
-Manifest = list[dict[str, Any]]
 
 EQUITY_CURVE_KEY = "equity_curve"
 """The ``BacktestCompleted`` field holding the downsampled out-of-sample equity curve. It is
@@ -164,8 +171,11 @@ class PromotionStore:
             os.close(fd)  # closing the descriptor releases the lock
 
     def load_manifest(self) -> Manifest:
-        """Every manifest entry, oldest first (``[]`` on the first run)."""
-        return load_state(self.manifest_path, Manifest, list, self._alerts, actor="promotion")
+        """Every manifest entry, oldest first (``[]`` on the first run). A file that is not
+        JSON or holds an entry of another shape (:func:`decode_manifest`: the alert names the
+        file and the entry) is recovered from its ``.bak`` like every state file."""
+        return load_state(self.manifest_path, Manifest, list, self._alerts, actor="promotion",
+                          decode=_decode_manifest)
 
     def save_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically (hold :meth:`locked`).
@@ -267,16 +277,14 @@ class PromotionStore:
         (unless it has one); best effort: a failed write is logged, the curve then dropped."""
         keep = curve_models_to_keep(manifest)
         for entry in manifest:
-            backtest = entry.get("backtest")
-            if not (isinstance(backtest, dict) and EQUITY_CURVE_KEY in backtest):
+            backtest = entry.metrics()
+            if EQUITY_CURVE_KEY not in backtest:
                 continue
-            model_id = entry.get("model_id")
-            if not isinstance(model_id, str) or model_id not in keep:
-                continue
-            if self.curve_stored(model_id):
+            model_id = entry.model_id
+            if model_id not in keep or self.curve_stored(model_id):
                 continue
             try:
-                self.save_curve(model_id, str(entry.get("id")), backtest[EQUITY_CURVE_KEY])
+                self.save_curve(model_id, entry.id, backtest[EQUITY_CURVE_KEY])
             except OSError as exc:
                 log.warning("equity curve of %s not moved out of the manifest: %s", model_id, exc)
 
@@ -307,15 +315,18 @@ class PromotionStore:
             return None
 
 
+def _decode_manifest(raw: bytes, path: Path) -> Manifest:
+    return decode_manifest(raw, str(path))
+
+
 def strip_equity_curves(manifest: Manifest) -> Manifest:
-    """``manifest`` without any ``backtest.equity_curve`` (the input list and its dicts are not
-    modified)."""
+    """``manifest`` without any ``backtest.equity_curve`` (the input list is not modified)."""
     out: Manifest = []
     for entry in manifest:
-        backtest = entry.get("backtest")
-        if isinstance(backtest, dict) and EQUITY_CURVE_KEY in backtest:
+        backtest = entry.metrics()
+        if EQUITY_CURVE_KEY in backtest:
             kept = {k: v for k, v in backtest.items() if k != EQUITY_CURVE_KEY}
-            entry = {**entry, "backtest": kept}
+            entry = msgspec.structs.replace(entry, backtest=kept)
         out.append(entry)
     return out
 
@@ -325,10 +336,9 @@ def curve_models_to_keep(manifest: Manifest) -> set[str]:
     left = dict(KEEP_EQUITY_CURVES)
     keep: set[str] = set()
     for entry in reversed(manifest):
-        status, model_id = entry.get("status"), entry.get("model_id")
-        if isinstance(status, str) and left.get(status, 0) > 0 and isinstance(model_id, str):
-            left[status] -= 1
-            keep.add(model_id)
+        if left.get(entry.status, 0) > 0:
+            left[entry.status] -= 1
+            keep.add(entry.model_id)
     return keep
 
 
@@ -348,15 +358,15 @@ def finite_points(points: Any) -> list[tuple[str, float]]:
     return out
 
 
-def find_entry(manifest: Manifest, entry_id: str) -> dict[str, Any] | None:
+def find_entry(manifest: Manifest, entry_id: str) -> ManifestEntry | None:
     """The manifest entry with ``entry_id`` (the first one), or ``None``."""
-    return next((entry for entry in manifest if entry.get("id") == entry_id), None)
+    return next((entry for entry in manifest if entry.id == entry_id), None)
 
 
-def last_approved_entry(manifest: Manifest, model_id: str) -> dict[str, Any] | None:
+def last_approved_entry(manifest: Manifest, model_id: str) -> ManifestEntry | None:
     """The most recent ``approved`` entry of ``model_id``, or ``None``."""
     for entry in reversed(manifest):
-        if entry.get("model_id") == model_id and entry.get("status") == "approved":
+        if entry.model_id == model_id and entry.status == "approved":
             return entry
     return None
 

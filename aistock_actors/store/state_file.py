@@ -13,13 +13,20 @@ from typing import TypeVar
 
 import msgspec
 
+from aistock_actors.errors import StateError
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.atomic import backup_path
 
 T = TypeVar("T")
 
+Decoder = Callable[[bytes, Path], T]
+"""A file's own decoder (instead of ``msgspec.json.decode``): raises :class:`StateError` (or a
+msgspec error) saying what is wrong, e.g. which entry of the promotion manifest."""
 
-def try_decode(path: Path, type_: type[T]) -> tuple[T | None, str | None]:
+
+def try_decode(
+    path: Path, type_: type[T], decode: Decoder[T] | None = None
+) -> tuple[T | None, str | None]:
     """(value, None), (None, None) when the file is missing, or (None, what is wrong with it)."""
     try:
         raw = path.read_bytes()
@@ -28,8 +35,10 @@ def try_decode(path: Path, type_: type[T]) -> tuple[T | None, str | None]:
     except OSError as exc:
         return None, f"unreadable: {exc.strerror or exc}"
     try:
+        if decode is not None:
+            return decode(raw, path), None
         return msgspec.json.decode(raw, type=type_), None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, StateError) as exc:
         return None, f"corrupt: {exc}"
 
 
@@ -40,19 +49,21 @@ def load_state(
     alerts: AlertSink | None,
     *,
     actor: str = "store",
+    decode: Decoder[T] | None = None,
 ) -> T:
-    """Load ``path`` as ``type_``; fall back to ``.bak`` and then to ``default()`` with alerts.
+    """Load ``path`` as ``type_`` (with ``decode`` if given); fall back to ``.bak`` and then to
+    ``default()`` with alerts.
 
     A missing file (first run) silently yields ``default()``.
     """
     path = Path(path)
-    value, problem = try_decode(path, type_)
+    value, problem = try_decode(path, type_, decode)
     if value is not None:
         return value
     backup = backup_path(path)
     if problem is None and not backup.exists():
         return default()
-    bak_value, bak_problem = try_decode(backup, type_)
+    bak_value, bak_problem = try_decode(backup, type_, decode)
     if bak_value is not None:
         if alerts is not None:
             alerts.raise_alert(

@@ -46,6 +46,7 @@ from aistock_actors.actors.kill_switch import RemoteCheckState
 from aistock_actors.actors.promotion_judge import PromotionJudge
 from aistock_actors.config import load_config
 from aistock_actors.core.data.sample_data import write_universe_csvs
+from aistock_actors.core.promotion.manifest import Manifest
 from aistock_actors.core.risk.governor import RiskState
 from aistock_actors.core.trading.ledger import LedgerState, reconcile
 from aistock_actors.errors import StateError
@@ -174,10 +175,10 @@ def copy_prepared(prepared: Path, tmp: Path) -> None:
 
 # --- state invariants ------------------------------------------------------------------------
 
-TYPED_FILES: dict[str, type] = {
+TYPED_FILES: dict[str, Any] = {
     "state/supervisor.json": SupervisorState,
     "state/HALTED": HaltState,
-    "state/promotion/manifest.json": list,
+    "state/promotion/manifest.json": Manifest,
     "state/promotion/registry.json": RegistryFile,
     "state/paper/ledger.json": LedgerState,
     "state/paper/costs.json": CostBook,
@@ -234,7 +235,7 @@ def _is_temp(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-def _decode(path: Path, kind: type) -> str | None:
+def _decode(path: Path, kind: Any) -> str | None:
     try:
         msgspec.json.decode(path.read_bytes(), type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:

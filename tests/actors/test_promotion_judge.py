@@ -616,7 +616,7 @@ def test_a_judge_step_costs_the_same_with_3000_entries_of_history(
     bound = MANIFEST_RECENT_ENTRIES + ARCHIVE_BATCH + 1
     assert len(manifest(dirs["history"])) <= bound  # the first step moved the rest out
     history = PromotionStore(dirs["history"] / "state", None).load_history()
-    assert [e["id"] for e in history[:-1]] == [e["id"] for e in old]  # nothing lost, in order
+    assert [e.id for e in history[:-1]] == [e["id"] for e in old]  # nothing lost, in order
     durations: dict[str, list[float]] = {"empty": [], "history": []}
     for _ in range(5):  # interleaved, so a busy moment of the machine hits both alike
         for name in ("empty", "history"):

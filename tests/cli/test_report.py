@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -132,14 +133,14 @@ def test_the_active_models_backtest_equity_is_the_curve_its_verdict_stored(repor
     loaded = load_config(report.parent.parent / "config.json")
     entries = PromotionStore(loaded.state_dir, None).load_manifest()
     rejected, approved = entries  # the operator state's two verdicts
-    assert all(EQUITY_CURVE_KEY not in e["backtest"] for e in entries)  # not in the manifest
+    assert all(EQUITY_CURVE_KEY not in e.metrics() for e in entries)  # not in the manifest
     store = PromotionStore(loaded.state_dir, None)
-    assert store.load_curve(rejected["model_id"]) is None  # a rejected verdict stores none
-    stored = store.load_curve(approved["model_id"])
-    assert stored is not None and stored.entry_id == approved["id"]
-    bt = approved["backtest"]
+    assert store.load_curve(rejected.model_id) is None  # a rejected verdict stores none
+    stored = store.load_curve(approved.model_id)
+    assert stored is not None and stored.entry_id == approved.id
+    bt: dict[str, Any] = approved.metrics()
     curve = stored.points
-    assert approved["status"] == "approved" and 100 < len(curve) <= MAX_CURVE_POINTS < bt["bars"]
+    assert approved.status == "approved" and 100 < len(curve) <= MAX_CURVE_POINTS < bt["bars"]
     assert curve[0][0] == bt["oos_start"] and curve[-1][0] == bt["oos_end"]
     assert max_drawdown([v for _, v in curve]) == pytest.approx(bt["max_drawdown"])
     model = section(report.read_text(encoding="utf-8"), "Active model backtest")
@@ -166,7 +167,7 @@ def test_a_corrupt_curve_file_gives_the_note_and_breaks_nothing_else(
     config = operator_state(tmp_path_factory.getbasetemp(), tmp_path)
     loaded = load_config(config)
     store = PromotionStore(loaded.state_dir, None)
-    active = store.load_manifest()[-1]["model_id"]
+    active = store.load_manifest()[-1].model_id
     path = store.curve_path(active)
     assert path is not None and path.exists()
     path.write_bytes(b'{"model_id": "' + active.encode() + b'", "points": [[1')

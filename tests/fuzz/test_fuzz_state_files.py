@@ -32,6 +32,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _support.manifest_support import entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,8 +114,7 @@ KINDS = {
         alerts_recovery=False, has_backup=False),
     "manifest": Kind(
         "promotion/manifest.json", Manifest,
-        lambda i: [{"id": f"e{j}", "model_id": f"m-{j}", "status": "approved"}
-                   for j in range(i)],
+        lambda i: [entry(f"m-{j}", "approved", id=f"e{j}") for j in range(i)],
         lambda d, v: PromotionStore(d, None).save_manifest(v),
         lambda d, a: PromotionStore(d, a).load_manifest(), lambda v: v == []),
     "registry": Kind(

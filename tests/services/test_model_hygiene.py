@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+from _support.manifest_support import as_json, entry
 
 from aistock_actors.services.model_hygiene import (
     MODELS_PRUNED,
@@ -39,7 +40,7 @@ def plant(models: Path, model_id: str, day: int) -> None:
 def write_manifest(state: Path, entries: list[tuple[str, str]]) -> None:
     path = state / "promotion" / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([{"model_id": m, "status": s} for m, s in entries]))
+    path.write_text(json.dumps(as_json([entry(m, s) for m, s in entries])))
 
 
 def actions(state: Path) -> list[tuple[str, dict[str, object]]]:

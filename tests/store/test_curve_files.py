@@ -10,8 +10,11 @@ from typing import Any
 
 import msgspec
 import pytest
+from _support.manifest_support import as_json
+from _support.manifest_support import entry as make_entry
 
 from aistock_actors.cli.report.data import stored_curve
+from aistock_actors.core.promotion.manifest import ManifestEntry
 from aistock_actors.messages.model import BacktestCompleted
 from aistock_actors.runtime.cycle_run import reply_data
 from aistock_actors.store.alerts import AlertSink
@@ -30,11 +33,11 @@ CURVE: list[list[Any]] = [["2024-01-01T00:00:00+00:00", 100_000.0],
 STATUSES = ["approved", "pending", "rejected", "recorded", "rolled_back"]
 
 
-def entry(i: int, status: str, curve: bool = False) -> dict[str, Any]:
+def entry(i: int, status: str, curve: bool = False) -> ManifestEntry:
     backtest: dict[str, Any] = {"sharpe": 1.0, "total_return": 0.1, "bars": 300}
     if curve:
         backtest[EQUITY_CURVE_KEY] = CURVE
-    return {"id": f"m-{i}@t", "model_id": f"m-{i}", "status": status, "backtest": backtest}
+    return make_entry(f"m-{i}", status, id=f"m-{i}@t", backtest=backtest)
 
 
 def alert_codes(root: Path, severity: str) -> list[str]:
@@ -48,7 +51,7 @@ def test_only_the_newest_approved_and_pending_and_the_active_model_keep_their_cu
     manifest = [entry(i, STATUSES[i % 5]) for i in range(100)]
     store = PromotionStore(tmp_path, None)
     for e in manifest:  # every entry had a curve (the judge writes only approved and pending)
-        assert store.save_curve(e["model_id"], e["id"], CURVE)
+        assert store.save_curve(e.model_id, e.id, CURVE)
     store.save_curve("m-0", "m-0@t", CURVE)  # a second write: m-0 has a .bak too
     assert backup_path(store.curve_path("m-0")).exists()  # type: ignore[arg-type]
     store.save_manifest(manifest)
@@ -56,9 +59,9 @@ def test_only_the_newest_approved_and_pending_and_the_active_model_keep_their_cu
     kept = {p.name.removesuffix(".json") for p in store.curves_dir.glob("*.json")}
     expected = {"m-5"}
     for status, limit in KEEP_EQUITY_CURVES.items():
-        expected |= set([e["model_id"] for e in manifest if e["status"] == status][-limit:])
+        expected |= set([e.model_id for e in manifest if e.status == status][-limit:])
     assert kept == expected and len(kept) == 21
-    assert sorted(removed) == sorted(e["model_id"] for e in manifest if e["model_id"] not in kept)
+    assert sorted(removed) == sorted(e.model_id for e in manifest if e.model_id not in kept)
     assert sorted(p.name for p in store.curves_dir.iterdir()) == sorted(f"{m}.json" for m in kept)
     assert store.load_curve("m-0") is None  # its .bak went too
     assert store.load_curve("m-95") == EquityCurveFile(
@@ -76,18 +79,18 @@ def test_the_manifest_never_holds_a_curve_and_an_interim_manifests_curves_move_o
     manifest = [entry(i, STATUSES[i % 5], curve=True) for i in range(60)]
     path = tmp_path / "promotion" / "manifest.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(manifest))
+    path.write_text(json.dumps(as_json(manifest)))
     store = PromotionStore(tmp_path, None)
     loaded = store.load_manifest()
     assert loaded == manifest
     before = copy.deepcopy(loaded)
     store.save_manifest(loaded)
-    assert loaded == before  # the caller's list and dicts are untouched
+    assert loaded == before  # the caller's list is untouched
     saved = store.load_manifest()
     assert saved == strip_equity_curves(manifest)
     assert EQUITY_CURVE_KEY not in path.read_text()
-    assert [e["id"] for e in saved] == [e["id"] for e in manifest]
-    assert all(e["backtest"]["sharpe"] == 1.0 for e in saved)  # only the curve is dropped
+    assert [e.id for e in saved] == [e.id for e in manifest]
+    assert all(e.metrics()["sharpe"] == 1.0 for e in saved)  # only the curve is dropped
     moved = {p.name.removesuffix(".json") for p in store.curves_dir.glob("*.json")}
     assert moved == curve_models_to_keep(manifest) and len(moved) == 20
     assert all(store.load_curve(m).entry_id == f"{m}@t" for m in moved)  # type: ignore[union-attr]
@@ -97,7 +100,7 @@ def test_a_manifest_written_before_curves_existed_still_loads(tmp_path: Path) ->
     old = [entry(0, "approved"), entry(1, "rejected")]
     path = tmp_path / "promotion" / "manifest.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(old))
+    path.write_text(json.dumps(as_json(old)))
     store = PromotionStore(tmp_path, None)
     assert store.load_manifest() == old
     store.save_manifest(old)

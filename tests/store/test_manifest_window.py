@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _support.manifest_support import as_json, entry
 from _support.support import alert_codes
 
+from aistock_actors.core.promotion.manifest import ManifestEntry
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.manifest_archive import (
     ARCHIVE_BATCH,
@@ -23,16 +25,15 @@ from aistock_actors.store.promotion import PromotionStore
 STATUSES = ("rejected", "recorded", "rolled_back")
 
 
-def verdicts(n: int, *, start: int = 0, keep_every: int = 0) -> list[dict[str, object]]:
+def verdicts(n: int, *, start: int = 0, keep_every: int = 0) -> list[ManifestEntry]:
     """``n`` entries a minute apart; every ``keep_every``-th is approved / pending / held."""
-    out: list[dict[str, object]] = []
+    out: list[ManifestEntry] = []
     for i in range(start, start + n):
         status = STATUSES[i % 3]
         if keep_every and i % keep_every == 0:
             status = ("approved", "pending", "held")[(i // keep_every) % 3]
         time = f"2026-01-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}:00Z"
-        out.append({"id": f"m{i}@{time}", "model_id": f"m{i}", "time": time, "status": status,
-                    "reasons": [], "backtest": {"sharpe": 1.0}})
+        out.append(entry(f"m{i}", status, time=time, backtest={"sharpe": 1.0}))
     return out
 
 
@@ -42,11 +43,11 @@ def test_the_manifest_keeps_every_kept_status_plus_the_newest_others(tmp_path: P
     store.save_manifest(entries)
     kept = store.load_manifest()
     wanted = {"approved", "pending", "held"}
-    always = [e for e in entries if e["status"] in wanted]
-    assert [e for e in kept if e["status"] in wanted] == always
-    others = [e for e in kept if e["status"] not in wanted]
-    assert others == [e for e in entries if e["status"] not in wanted][-MANIFEST_RECENT_ENTRIES:]
-    assert [e["id"] for e in store.load_history()] == [e["id"] for e in entries]  # none lost
+    always = [e for e in entries if e.status in wanted]
+    assert [e for e in kept if e.status in wanted] == always
+    others = [e for e in kept if e.status not in wanted]
+    assert others == [e for e in entries if e.status not in wanted][-MANIFEST_RECENT_ENTRIES:]
+    assert [e.id for e in store.load_history()] == [e.id for e in entries]  # none lost
     archived = [e for path in archive_files(store.root) for e in json.loads(path.read_text())]
     assert len(archived) + len(kept) == 3000
     [archive] = archive_files(store.root)  # one save: one batch, dated by its oldest entry
@@ -71,13 +72,13 @@ def test_a_crash_between_archive_and_manifest_loses_and_repeats_nothing(tmp_path
     store = PromotionStore(tmp_path, None)
     entries = verdicts(200)
     (store.root).mkdir(parents=True)
-    store.manifest_path.write_text(json.dumps(entries))  # as an older version wrote it
+    store.manifest_path.write_text(json.dumps(as_json(entries)))  # as an older version wrote it
     _kept, moved = split_window(entries)
     write_archive(store.root, moved)  # ... and the process died before the manifest write
-    assert [e["id"] for e in store.load_history()] == [e["id"] for e in entries]  # once each
+    assert [e.id for e in store.load_history()] == [e.id for e in entries]  # once each
     store.save_manifest(entries)  # the next save moves the same batch: the same file again
     assert len(archive_files(store.root)) == 1
-    assert [e["id"] for e in store.load_history()] == [e["id"] for e in entries]
+    assert [e.id for e in store.load_history()] == [e.id for e in entries]
 
 
 def test_an_unreadable_archive_is_skipped_with_a_warning(tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_an_unreadable_archive_is_skipped_with_a_warning(tmp_path: Path) -> None
     [archive] = archive_files(store.root)
     archive.write_text("{not json")
     history = store.load_history()
-    assert [e["id"] for e in history] == [e["id"] for e in store.load_manifest()]
+    assert [e.id for e in history] == [e.id for e in store.load_manifest()]
     assert alert_codes(state, "warning") == ["manifest_archive_unreadable"]
 
 
@@ -101,9 +102,9 @@ def test_the_documented_jq_line_reads_the_whole_history(tmp_path: Path) -> None:
             "| jq -s 'add | unique_by(.id) | sort_by(.time)'")
     out = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True,
                          check=True, timeout=30).stdout
-    assert [e["id"] for e in json.loads(out)] == [e["id"] for e in entries]
+    assert [j["id"] for j in json.loads(out)] == [e.id for e in entries]
     approved = subprocess.run(
         ["bash", "-c", "jq -r '.[] | select(.status==\"approved\") | .id' "
          "state/promotion/manifest.json"], cwd=tmp_path, capture_output=True, text=True,
         check=True, timeout=30).stdout.split()
-    assert approved == [e["id"] for e in entries if e["status"] == "approved"]
+    assert approved == [e.id for e in entries if e.status == "approved"]

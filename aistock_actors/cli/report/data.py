@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from aistock_actors.config import LoadedConfig
+from aistock_actors.core.promotion.manifest import ManifestEntry
 from aistock_actors.core.risk.ceilings import (
     HARD_CEILING_NOTIONAL_CAP,
     HARD_CEILING_POSITION_FRACTION,
@@ -73,7 +74,7 @@ class ModelData(Section):
     """First and last bar of the active model's out-of-sample window (``oos_start/oos_end``)."""
     active_bars: int | None = None
     """Bars in that window (the curve is downsampled from them)."""
-    manifest: list[dict[str, Any]] = field(default_factory=list)
+    manifest: list[ManifestEntry] = field(default_factory=list)
     min_sharpe: float = 0.0
     max_drawdown: float = 0.0
 
@@ -176,8 +177,7 @@ def _model(loaded: LoadedConfig) -> ModelData:
     store = PromotionStore(loaded.state_dir, None)
     manifest = store.load_history()  # the archived verdicts too (store/manifest_archive.py)
     entry = last_approved_entry(manifest, active["id"]) if active is not None else None
-    backtest = entry.get("backtest") if entry is not None else None
-    bt = backtest if isinstance(backtest, dict) else {}
+    bt = entry.metrics() if entry is not None else {}
     start, end, bars = bt.get("oos_start"), bt.get("oos_end"), bt.get("bars")
     curve, problem = _active_curve(store, active["id"]) if active is not None else (None, None)
     return ModelData(
@@ -320,7 +320,8 @@ def _on_market_dates(model: ModelData, risk: RiskData) -> None:
     from aistock_actors.core.replay.summary import cycle_date
 
     model.manifest = [
-        {**entry, "time": cycle_date(str(entry.get("cycle_id", ""))) or entry.get("time")}
+        msgspec.structs.replace(entry, time=cycle_date(
+            entry.cycle_id if isinstance(entry.cycle_id, str) else "") or entry.time)
         for entry in model.manifest
     ]
     risk.history = [

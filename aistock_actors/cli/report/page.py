@@ -17,6 +17,7 @@ from typing import Any
 from aistock_actors.cli.report import plots
 from aistock_actors.cli.report.data import CEILINGS, ModelData, ReportData
 from aistock_actors.core.market.regimes import REGIME_NAMES, UNKNOWN
+from aistock_actors.core.promotion.manifest import ManifestStage
 
 MAX_TABLE_ROWS = 50
 """Tables show the newest rows only; a daemon adds a verdict every cycle."""
@@ -227,7 +228,7 @@ def model(data: ReportData) -> Rendered:
                                           f"{num(active.get('test_accuracy'))}")]
         rows += [(f"backtest {k}", num(v)) for k, v in bt.items()]
         parts.append(kv_table(rows))
-    if any(isinstance(x.get("backtest"), dict) for x in md.manifest):
+    if any(isinstance(x.backtest, dict) for x in md.manifest):
         parts.append("<p class='note'>Every judged candidate's out-of-sample Sharpe and maximum "
                      "drawdown against the stage-1 thresholds:</p>")
         parts.append(img(plots.verdict_backtests(md), "every verdict's backtest"))
@@ -264,17 +265,17 @@ def promotions(data: ReportData) -> Rendered:
             "No verdict yet: the judge step records one per trained and backtested candidate "
             "in state/promotion/manifest.json."), False)
     entries = list(reversed(md.manifest))[:MAX_TABLE_ROWS]
-    numbers = sorted({int(s["stage"]) for x in entries for s in x.get("stages", [])})
-    names = {int(s["stage"]): str(s["name"]) for x in entries for s in x.get("stages", [])}
+    numbers = sorted({s.stage for x in entries for s in x.stages})
+    names = {s.stage: s.name for x in entries for s in x.stages}
     headers = ["time", "model", "status", *[f"{n} {names[n]}" for n in numbers], "reasons"]
     rows = []
     for entry in entries:
-        stages = {int(s["stage"]): s for s in entry.get("stages", [])}
-        status = str(entry.get("status"))
+        stages = {s.stage: s for s in entry.stages}
+        status = entry.status
         kind = {"approved": "ok", "rejected": "bad"}.get(status, "warn")
-        rows.append([e(entry.get("time")), e(entry.get("model_id")), _badge(status, kind),
+        rows.append([e(entry.time), e(entry.model_id), _badge(status, kind),
                      *[_stage_cell(stages.get(n)) for n in numbers],
-                     e(", ".join(entry.get("reasons") or []) or "-")])
+                     e(", ".join(entry.reasons) or "-")])
     shown = f"the newest {len(entries)} of {len(md.manifest)}" if len(md.manifest) > len(
         entries) else f"all {len(entries)}"
     note = (f"<p class='note'>Showing {shown} verdicts, newest first. Each stage cell: measured "
@@ -288,14 +289,13 @@ def _short_numbers(text: str) -> str:
     return FLOAT.sub(lambda m: format(float(m.group(0)), ".4g"), text)
 
 
-def _stage_cell(stage: dict[str, Any] | None) -> str:
+def _stage_cell(stage: ManifestStage | None) -> str:
     if stage is None:
         return "<td>-</td>"
-    status = str(stage.get("status"))
-    text = f"{num(stage.get('value'))} <small>/ {e(stage.get('threshold'))}</small>"
-    if stage.get("note"):
-        text += f"<br><small>{e(_short_numbers(str(stage['note'])))}</small>"
-    return f'<td class="{e(status)}">{text}</td>'
+    text = f"{num(stage.value)} <small>/ {e(stage.threshold)}</small>"
+    if stage.note:
+        text += f"<br><small>{e(_short_numbers(stage.note))}</small>"
+    return f'<td class="{e(stage.status)}">{text}</td>'
 
 
 def risk(data: ReportData) -> Rendered:

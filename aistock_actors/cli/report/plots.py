@@ -142,22 +142,22 @@ def backtest_equity(data: ModelData) -> bytes:
 
 def verdict_backtests(data: ModelData) -> bytes:
     """Every verdict's out-of-sample Sharpe and drawdown against the stage-1 thresholds."""
-    rows = [e for e in data.manifest if isinstance(e.get("backtest"), dict)]
-    x = _x([str(e.get("time", "")) for e in rows])
+    rows = [e for e in data.manifest if isinstance(e.backtest, dict)]
+    x = _x([e.time for e in rows])
     fig, (top, bottom) = _figure(2, 5.0)
     active_id = (data.active or {}).get("id")
     for metric, ax, threshold, label in (
         ("sharpe", top, data.min_sharpe, "min_sharpe"),
         ("max_drawdown", bottom, data.max_drawdown, "max_drawdown"),
     ):
-        values = np.array([_num(e["backtest"].get(metric)) for e in rows], dtype=float)
+        values = np.array([_num(e.metrics().get(metric)) for e in rows], dtype=float)
         if metric == "max_drawdown":
             values = np.abs(values)
         for status, color in STATUS_COLORS.items():
-            mask = np.array([e.get("status") == status for e in rows], dtype=bool)
+            mask = np.array([e.status == status for e in rows], dtype=bool)
             if mask.any():
                 ax.scatter(x[mask], values[mask], color=color, s=36, label=status, zorder=3)
-        is_active = np.array([e.get("model_id") == active_id for e in rows], dtype=bool)
+        is_active = np.array([e.model_id == active_id for e in rows], dtype=bool)
         if is_active.any():
             ax.scatter(x[is_active], values[is_active], marker="*", s=240, color="gold",
                        edgecolors="black", zorder=4, label="active model")

@@ -43,6 +43,7 @@ from aistock_actors.core.promotion.manifest import (
     AWAITING_OPERATOR,
     Action,
     ManifestStatus,
+    StageStatus,
     apply_operator_decision,
     manifest_entry,
     mark_rolled_back,
@@ -63,7 +64,6 @@ __all__ = [
     "utc_iso",
 ]
 
-StageStatus = Literal["passed", "failed", "skipped"]
 Mode = Literal["manual", "supervised", "headless"]
 
 MANUAL_STAGES = 5

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+from aistock_actors.core.promotion.manifest import ManifestEntry
 
 PROTECTED_STATUSES = frozenset({"approved", "pending", "held", "rolled_back"})
 """Verdict statuses whose model is never pruned."""
@@ -28,19 +29,17 @@ _CANDIDATE_ID = re.compile(r"m-(c\d{8}T\d{6}Z-(\d+))")
 """``m-<cycle id>``: a candidate names the cycle that trained it (and its sequence number)."""
 
 
-def judged_models(manifest: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+def judged_models(manifest: Iterable[ManifestEntry]) -> dict[str, set[str]]:
     """``{model id: the statuses of its verdicts}``."""
     found: dict[str, set[str]] = {}
     for entry in manifest:
-        model_id = entry.get("model_id")
-        if isinstance(model_id, str):
-            found.setdefault(model_id, set()).add(str(entry.get("status")))
+        found.setdefault(entry.model_id, set()).add(entry.status)
     return found
 
 
 def models_to_prune(
     stored: Sequence[str],
-    manifest: Iterable[dict[str, Any]],
+    manifest: Iterable[ManifestEntry],
     *,
     keep_rejected: int,
     active: str | None,
@@ -76,7 +75,7 @@ def interrupted(
 
 def orphans(
     stored: Iterable[str],
-    manifest: Iterable[dict[str, Any]],
+    manifest: Iterable[ManifestEntry],
     *,
     active: str | None,
     activated: Iterable[str] = (),

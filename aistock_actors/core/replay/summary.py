@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from aistock_actors.core.promotion.manifest import ManifestEntry
+
 HALT_ACTIONS = frozenset(
     {"kill_switch_activated", "max_failures_reached", "restart_intensity_exceeded",
      "state_write_failed"}
@@ -104,7 +106,7 @@ def _event_date(record: Any) -> str:
     return market_date(as_of) if isinstance(as_of, str) else "?"
 
 
-def lifecycle(records: Iterable[Any], manifest: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def lifecycle(records: Iterable[Any], manifest: Sequence[ManifestEntry]) -> dict[str, Any]:
     """Candidates, promotions, pending, rejections by first failing stage, risk changes,
     rollbacks, retirements and halts, from audit records (``action``, ``details``, ``as_of``)
     and the manifest."""
@@ -128,15 +130,15 @@ def lifecycle(records: Iterable[Any], manifest: Sequence[dict[str, Any]]) -> dic
                                detail=str(details.get("message", ""))[:200]))
     promotions, rejections, pending = [], Counter[str](), 0
     for entry in manifest:
-        status, cycle = entry.get("status"), str(entry.get("cycle_id", ""))
-        if entry.get("action") == "promote" and status in ("approved", "rolled_back"):
-            promotions.append(Event(date=cycle_date(cycle) or "?", what=str(entry["model_id"]),
-                                    detail=str(entry.get("id", ""))))
+        status = entry.status
+        cycle = entry.cycle_id if isinstance(entry.cycle_id, str) else ""
+        if entry.action == "promote" and status in ("approved", "rolled_back"):
+            promotions.append(Event(date=cycle_date(cycle) or "?", what=entry.model_id,
+                                    detail=entry.id))
         elif status == "pending":
             pending += 1
         elif status in ("rejected", "recorded"):
-            reasons = entry.get("reasons") or []
-            key = str(reasons[0]) if reasons else str(status)
+            key = entry.reasons[0] if entry.reasons else str(status)
             rejections[key if status == "rejected" else f"recorded: {key}"] += 1
     return {
         "candidates": len(trained),

@@ -64,21 +64,30 @@ def health_issues(
     *,
     max_drawdown: float | None = None,
     data_age: Callable[[float, float], float] | None = None,
+    market_now: float | None = None,
 ) -> list[str]:
     """What is wrong right now, one short ``code: explanation`` string per issue.
 
     ``data_age(since, now)`` measures the age of the newest bar (e.g. open-market seconds on the
     market's calendar, so weekends and holidays raise nothing); default: wall-clock seconds.
+    ``market_now`` (epoch seconds; a replay drives it): the age is market time since the last
+    cycle that added bars (``snap.last_bar_market_at``), none before the replay's first one.
     """
     issues: list[str] = []
     if snap.halted:
         issues.append(f"halted: {snap.halt_reason or 'unknown reason'}")
     if snap.kill_switch:
         issues.append("kill_switch: active")
-    reference = snap.last_bar_added_at if snap.last_bar_added_at is not None else snap.started_at
-    age = now - reference if data_age is None else data_age(reference, now)
+    if market_now is not None:  # a replay: market time on both ends
+        reference = snap.last_bar_market_at if snap.last_bar_market_at is not None else market_now
+        until = market_now
+    else:
+        reference = (snap.last_bar_added_at if snap.last_bar_added_at is not None
+                     else snap.started_at)
+        until = now
+    age = until - reference if data_age is None else data_age(reference, until)
     if age > max_data_age_s:
-        market = "" if data_age is None else " of market time"
+        market = "" if data_age is None and market_now is None else " of market time"
         issues.append(
             f"data_stale: no new bar for {age:.0f}s{market} (limit {max_data_age_s:.0f}s)"
         )
@@ -100,9 +109,12 @@ def build_health_report(
     *,
     max_drawdown: float | None = None,
     data_age: Callable[[float, float], float] | None = None,
+    market_now: float | None = None,
 ) -> dict[str, Any]:
-    """The report the HealthReporter POSTs (see the module docstring for the fields)."""
-    issues = health_issues(snap, now, max_data_age_s, max_drawdown=max_drawdown, data_age=data_age)
+    """The report the HealthReporter POSTs (see the module docstring for the fields);
+    ``market_now``: see :func:`health_issues`."""
+    issues = health_issues(snap, now, max_data_age_s, max_drawdown=max_drawdown,
+                           data_age=data_age, market_now=market_now)
     return {
         "timestamp": iso_utc(now),
         "healthy": not issues,

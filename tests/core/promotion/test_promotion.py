@@ -35,6 +35,7 @@ from aistock_actors.core.promotion.gate import (
     status_for_action,
     utc_iso,
 )
+from aistock_actors.core.promotion.manifest import ManifestEntry
 
 T = PromotionThresholds()
 NOW = "2025-01-13T12:00:00Z"
@@ -341,14 +342,15 @@ def test_status_for_action() -> None:
 
 def test_manifest_entry_is_json_ready() -> None:
     decision = evaluate_candidate(good(sharpe=math.nan), T)
-    entry = manifest_entry(decision, "rejected", NOW, extra={"cycle": 7})
-    text = json.dumps(entry, allow_nan=False)
-    loaded = json.loads(text)
+    entry = manifest_entry(decision, "rejected", NOW, extra={"cycle_id": "c7"})
+    text = msgspec.json.encode(entry).decode()
+    loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in {text}"))
     assert loaded["id"] == f"m1@{NOW}"
     assert loaded["model_id"] == "m1"
     assert loaded["time"] == NOW
     assert loaded["status"] == "rejected"
-    assert loaded["cycle"] == 7
+    assert loaded["cycle_id"] == "c7"
+    assert "decided_at" not in loaded and "backtest" not in loaded  # absent stays absent
     assert loaded["reasons"] == decision.reasons
     first = loaded["stages"][0]
     assert set(first) >= {"stage", "name", "value", "threshold", "passed", "status", "reason"}
@@ -360,6 +362,10 @@ def test_manifest_entry_rejects_bad_input() -> None:
     decision = evaluate_candidate(good(), T)
     with pytest.raises(ValueError, match="overwrite"):
         manifest_entry(decision, "approved", NOW, extra={"status": "x"})
+    with pytest.raises(ValueError, match="unknown field `cycle`"):
+        manifest_entry(decision, "approved", NOW, extra={"cycle": 7})
+    with pytest.raises(ValueError, match="backtest"):
+        manifest_entry(decision, "approved", NOW, extra={"backtest": "not metrics"})
     with pytest.raises(ValueError, match="status"):
         manifest_entry(decision, "maybe", NOW)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone"):
@@ -373,7 +379,7 @@ def test_utc_iso_normalises() -> None:
         utc_iso("yesterday")
 
 
-def _manifest() -> list[dict[str, object]]:
+def _manifest() -> list[ManifestEntry]:
     ok = evaluate_candidate(good(), T)
     bad = evaluate_candidate(good(model_id="m2", trade_count=2), T)
     return [
@@ -385,18 +391,18 @@ def _manifest() -> list[dict[str, object]]:
 
 
 def test_pending_entries() -> None:
-    assert [e["id"] for e in pending_entries(_manifest())] == ["c", "d"]
+    assert [e.id for e in pending_entries(_manifest())] == ["c", "d"]
 
 
 @pytest.mark.parametrize(("approve", "status"), [(True, "approved"), (False, "rejected")])
 def test_operator_decides_a_pending_entry(approve: bool, status: str) -> None:
     manifest = _manifest()
-    before = json.dumps(manifest)
+    before = msgspec.json.encode(manifest)
     after = apply_operator_decision(manifest, "c", approve, NOW)
-    assert json.dumps(manifest) == before
-    assert after[2]["status"] == status
-    assert after[2]["decided_at"] == NOW
-    assert [e["id"] for e in pending_entries(after)] == ["d"]
+    assert msgspec.json.encode(manifest) == before
+    assert after[2].status == status
+    assert after[2].decided_at == NOW
+    assert [e.id for e in pending_entries(after)] == ["d"]
 
 
 @pytest.mark.parametrize(
@@ -417,7 +423,7 @@ def test_unknown_or_ambiguous_ids_are_refused() -> None:
 
 def test_mark_rolled_back_only_from_approved() -> None:
     after = mark_rolled_back(_manifest(), "a", NOW)
-    assert after[0]["status"] == "rolled_back"
+    assert after[0].status == "rolled_back"
     with pytest.raises(ValueError, match="only an approved"):
         mark_rolled_back(_manifest(), "c", NOW)
 
@@ -453,10 +459,10 @@ def test_sharpe_exactly_at_the_plausibility_ceiling_passes() -> None:
 def test_a_held_entry_awaits_the_operator_and_can_be_approved() -> None:
     held = evaluate_candidate(good(model_id="leaky", sharpe=18.0), T)
     manifest = [*_manifest(), manifest_entry(held, "held", NOW, entry_id="h")]
-    assert [e["id"] for e in pending_entries(manifest)] == ["c", "d", "h"]
+    assert [e.id for e in pending_entries(manifest)] == ["c", "d", "h"]
     after = apply_operator_decision(manifest, "h", True, NOW)
-    assert after[-1]["status"] == "approved"
-    assert after[-1]["reasons"] == [LEAK_SUSPECTED]
+    assert after[-1].status == "approved"
+    assert after[-1].reasons == [LEAK_SUSPECTED]
     with pytest.raises(ValueError, match="only a pending or held"):
         apply_operator_decision(after, "h", False, NOW)
 

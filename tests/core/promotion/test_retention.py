@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from _support.manifest_support import entry
+
 from aistock_actors.core.promotion.retention import interrupted, models_to_prune, orphans
-
-
-def entry(model_id: str, status: str) -> dict[str, object]:
-    return {"model_id": model_id, "status": status}
-
 
 MANIFEST = [
     entry("m1", "rejected"),

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _support.manifest_support import entry
 
 from aistock_actors.core.replay.account import buy_and_hold, paper_account
 from aistock_actors.core.replay.plan import DAY_NS, parse_date
@@ -41,11 +42,11 @@ def test_lifecycle_counts_promotions_rejections_risk_rollbacks_halts() -> None:
         record("kill_switch_activated", already_halted="max_failures_reached"),
     ]
     manifest = [
-        {"model_id": "m-1", "status": "rolled_back", "action": "promote",
-         "cycle_id": "c20200302T000000Z-0001", "id": "m-1@x", "reasons": []},
-        {"model_id": "m-2", "status": "rejected", "action": "reject",
-         "cycle_id": "c20200402T000000Z-0021", "reasons": ["stage1_failed_policy_gates", "x"]},
-        {"model_id": "m-3", "status": "pending", "action": "pending", "reasons": []},
+        entry("m-1", "rolled_back", action="promote", cycle_id="c20200302T000000Z-0001",
+              id="m-1@x"),
+        entry("m-2", "rejected", action="reject", cycle_id="c20200402T000000Z-0021",
+              reasons=["stage1_failed_policy_gates", "x"]),
+        entry("m-3", "pending", action="pending"),
     ]
     counts = lifecycle(records, manifest)
     assert counts["candidates"] == 2
