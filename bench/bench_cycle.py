@@ -34,7 +34,8 @@ an older commit, ``git archive HEAD | tar -x -C DIR``), for before/after figures
 
 Each N runs ``--repeats`` times; the table shows medians (and the range). Targets, printed as
 PASS/MISS and never asserted: the 500-symbol cycle within 60 s (wall) on 2 cores, peak RSS within
-2 GiB (tree sum).
+2 GiB (tree sum); issue #18's CPU goals at 2,520 bars: <= 15 CPU-s at N = 100 and <= 60 CPU-s at
+N = 500 (:data:`TARGET_CPU_S`, printed for those N only).
 
 ``--profile STEP`` (``train`` or ``backtest``) additionally runs that step's core work in THIS
 process under cProfile at the largest N (the same functions the actor hands to the pool, with
@@ -72,6 +73,8 @@ if str(ROOT) not in sys.path:
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs  # noqa: E402
 
 TARGET_WALL_S = 60.0
+TARGET_CPU_S = {100: 15.0, 500: 60.0}
+"""Issue #18's CPU-second goals for a cycle at N x 2,520 bars (median of the runs)."""
 TARGET_RSS_BYTES = 2 * 1024**3
 STEPS = ("ingest", "train", "backtest", "judge", "risk", "trade")
 
@@ -347,8 +350,9 @@ def report(results: dict[int, list[Run]], loads: dict[int, list[float]]) -> None
         walls = [r.wall for r in runs]
         cycles = [sum(r.steps.values()) for r in runs]
         cells = [f"{median([r.steps.get(s, 0.0) for r in runs]):.2f}" for s in STEPS]
-        cpu = median([r.cpu for r in runs])
-        print(f"| {n} | {median(walls):.1f} ({fmt_range(walls)}) | {cpu:.1f} | "
+        cpus = [r.cpu for r in runs]
+        print(f"| {n} | {median(walls):.1f} ({fmt_range(walls)}) | {median(cpus):.1f} "
+              f"({fmt_range(cpus)}) | "
               f"{median(cycles):.1f} | "
               + " | ".join(cells)
               + f" | {gib(median([r.maxrss for r in runs]))} | "
@@ -359,6 +363,12 @@ def report(results: dict[int, list[Run]], loads: dict[int, list[float]]) -> None
         verdicts = sorted({str(r.verdict) for r in runs})
         print(f"N={n}: outcomes {sorted({r.outcome for r in runs})}, verdicts {verdicts}, "
               f"load average (1 min) after the runs {fmt_range(loads[n], 2)}")
+    for n, runs in results.items():
+        goal = TARGET_CPU_S.get(n)
+        if goal is not None:
+            cpu = median([r.cpu for r in runs])
+            print(f"CPU goal at N={n} (issue #18): {cpu:.1f} CPU-s <= {goal:.0f} -> "
+                  f"{'PASS' if cpu <= goal else 'MISS'}")
     biggest = max(results)
     runs = results[biggest]
     wall = median([r.wall for r in runs])

@@ -125,6 +125,12 @@ EXPECTED: dict[str, list[str]] = {
         r"^judge time cycle 12 / cycle \d+ = [\d.]+x \(target <= 2x\) -> (PASS|MISS)$",
         r"^RSS growth cycle \d+ -> 12 = [-+][\d.]+ % \(target <= 10 %\) -> (PASS|MISS)$",
     ],
+    "bench/bench_model_metrics.py": [
+        r"^code \S+; 4 x 600 bars, seed 7$",
+        r"^CPU s: train [\d.]+, walk-forward [\d.]+$",
+        r"^candidate: train accuracy [\d.]+, OOF test accuracy [\d.]+, threshold [\d.]+, ",
+        r"^walk-forward: OOS net Sharpe -?[\d.]+, total return -?[\d.]+, trades \d+, ",
+    ],
 }
 """Per documented script: lines its ``--smoke`` output must contain (regex, multiline)."""
 

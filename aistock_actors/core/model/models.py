@@ -8,6 +8,11 @@ Training, all on purged walk-forward splits (:mod:`aistock_actors.core.model.val
 3. ``confidence_threshold`` is tuned on the meta-labeler's own out-of-sample predictions and
    stored in the model (T6): :meth:`TrainedModel.signals` filters with it and nothing else;
 4. both are refitted on all the data they may see.
+
+A boosted (``hgb``) fit, tuning or final, holds out the purged most recent tenth of its OWN rows
+and stops when its log loss there stops improving
+(:func:`~aistock_actors.core.model.classifiers.fit_early_stopped`): it trains on the rest, so
+the final meta-labeler does not train on the newest ~10 % of the out-of-fold rows.
 """
 
 from __future__ import annotations
@@ -204,16 +209,19 @@ def fit_predict_job(
     test: IntArray,
     params: ModelParams,
     seed: int,
+    times: tuple[IntArray, IntArray],
 ) -> FloatArray:
     """Fit ``kind`` on rows ``train`` and return ``P(1)`` on rows ``test`` (a pool job).
 
-    ``x`` and ``y`` are the whole arrays, shared by every job of a batch (read-only).
+    ``x``, ``y`` and ``times`` (observation and label-end times of the rows) are the whole
+    arrays, shared by every job of a batch (read-only).
     """
     with one_thread():
         rows, owned = take_rows(x, train)
         if owned:
             release_pages(x)  # the fit reads the copy only
-        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned)
+        own_times = (times[0][train], times[1][train])
+        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned, times=own_times)
         del rows
         rows, owned = take_rows(x, test)
         return positive_proba(clf, rows, owned=owned)
@@ -226,10 +234,11 @@ def fit_all_job(
     params: ModelParams,
     seed: int,
     score: bool,
+    times: tuple[IntArray, IntArray],
 ) -> tuple[Classifier, float]:
     """Fit ``kind`` on every row; with ``score`` also its accuracy on them (a pool job)."""
     with one_thread():
-        clf = fit_classifier(kind, x, y, params, seed)
+        clf = fit_classifier(kind, x, y, params, seed, times=times)
         accuracy = float(((positive_proba(clf, x) >= 0.5) == (y == 1)).mean()) if score else 0.0
         return clf, accuracy
 
@@ -243,15 +252,17 @@ def _run_batch(
     params: ModelParams,
     seed: int,
     score: bool,
+    times: tuple[IntArray, IntArray],
 ) -> tuple[tuple[Classifier, float], list[FloatArray]]:
     """One batch: the fit on all rows plus a fit-and-predict per split, biggest first.
 
     Returns the full fit (and its accuracy if ``score``) and the held-out ``P(1)`` of each split
-    in the order of ``splits``.
+    in the order of ``splits``. ``times`` are the rows' observation and label-end times (a
+    boosted fit stops early on the purged tail of its own rows).
     """
     order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]))
-    jobs: list[tuple[Any, ...]] = [(fit_all_job, kind, x, y, params, seed, score)]
-    jobs += [(fit_predict_job, kind, x, y, *splits[i], params, seed) for i in order]
+    jobs: list[tuple[Any, ...]] = [(fit_all_job, kind, x, y, params, seed, score, times)]
+    jobs += [(fit_predict_job, kind, x, y, *splits[i], params, seed, times) for i in order]
     results = mapper(_call, jobs)
     probs: list[FloatArray] = [np.empty(0)] * len(splits)
     for i, result in zip(order, results[1:], strict=True):
@@ -285,7 +296,9 @@ def _fit_stack(
     that order, so the workers finish together).
     """
     splits = purged_walk_forward_splits(start, end, params.n_splits, params.embargo)
-    primary_fit, oof_probs = _run_batch(mapper, params.primary, x, y, splits, params, seed, True)
+    primary_fit, oof_probs = _run_batch(
+        mapper, params.primary, x, y, splits, params, seed, True, (start, end)
+    )
     primary, train_accuracy = primary_fit
     oof = np.concatenate([test for _, test in splits])
     p_up = np.concatenate(oof_probs)
@@ -296,7 +309,8 @@ def _fit_stack(
         start[oof], end[oof], params.meta_splits, params.embargo
     )
     meta_fit, tuning_probs = _run_batch(
-        mapper, params.meta, meta_x, correct, meta_splits, params, seed, False
+        mapper, params.meta, meta_x, correct, meta_splits, params, seed, False,
+        (start[oof], end[oof]),
     )
     meta = meta_fit[0]
     confidence = np.concatenate(tuning_probs)

@@ -93,3 +93,37 @@ def purged_walk_forward_splits(
             raise ValueError(f"split {k}: purging leaves no training data (labels too long)")
         splits.append((train.astype(np.int64), test.astype(np.int64)))
     return splits
+
+
+def purged_tail_split(
+    times: TimesLike,
+    label_end_times: TimesLike,
+    fraction: float,
+    embargo: int = 0,
+) -> Split | None:
+    """A fit's own rows cut into a purged training head and its most recent ``fraction`` as a tail.
+
+    The tail is every sample observed at or after the grid time at ``(1 - fraction)`` of the
+    sorted distinct sample times; the head is every sample whose label window ends at least
+    ``embargo`` grid bars before the tail starts (the rule of :func:`purged_walk_forward_splits`,
+    so the head's labels know nothing of the tail's prices). Used to stop a boosted fit early on
+    data later than any it trains on, inside the rows it was given: never on rows after them.
+    ``None`` when the grid is too short to leave both a head and a tail.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"tail fraction must lie in (0, 1), got {fraction}")
+    if embargo < 0:
+        raise ValueError(f"embargo must be >= 0 bars, got {embargo}")
+    start = as_int_times(times)
+    end = as_int_times(label_end_times)
+    if start.shape != end.shape:
+        raise ValueError(f"{len(start)} sample times but {len(end)} label end times")
+    grid = np.unique(start)
+    cut = int(np.floor(len(grid) * (1.0 - fraction)))
+    if cut - embargo <= 0 or cut >= len(grid):
+        return None
+    tail = np.flatnonzero(start >= grid[cut])
+    head = np.flatnonzero(end < grid[cut - embargo])
+    if head.size == 0 or tail.size == 0:
+        return None
+    return head.astype(np.int64), tail.astype(np.int64)
