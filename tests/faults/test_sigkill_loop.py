@@ -53,7 +53,7 @@ KILLS = 20
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(tmp_path: Path) -> None:
-    loop = SigkillLoop(tmp_path, seed=7)
+    loop = SigkillLoop(tmp_path, seed=7, forked=True)
     stats = loop.run(KILLS, max_seconds=240)
     assert stats.kills == KILLS, f"only {stats.kills} kills in time"
     assert stats.failures() == []
