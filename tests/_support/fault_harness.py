@@ -502,12 +502,11 @@ class SigkillLoop:
     """A daemon on ``tmp`` killed with SIGKILL at random moments, restarted, checked."""
 
     def __init__(self, tmp: Path, seed: int = 7, interval_minutes: float = 0.001, *,
-                 forked: bool = False) -> None:
+                 server: ForkServer | None = None) -> None:
         self.tmp = tmp
-        # forked: cycle rounds fork their daemon from a ForkServer (no interpreter start per
+        # With a server, cycle rounds fork their daemon from it (no interpreter start per
         # round); start-up rounds always run supervisor.py as a new process.
-        self.forked = forked
-        self.server: ForkServer | None = None
+        self.server = server
         self.rng = random.Random(seed)
         self.interval = interval_minutes
         self.shown = FIRST_BARS
@@ -532,9 +531,7 @@ class SigkillLoop:
                 "--log-format", "text"]
 
     def start(self, log: Path, *, fork: bool = False) -> subprocess.Popen[bytes] | ForkedDaemon:
-        if fork:
-            if self.server is None:
-                self.server = ForkServer()
+        if fork and self.server is not None:
             return self.server.spawn(self.argv(), self.tmp, log)
         with open(log, "wb") as out:
             return subprocess.Popen(
@@ -553,15 +550,10 @@ class SigkillLoop:
     def run(self, kills: int, *, max_seconds: float = 3600.0) -> SigkillStats:
         """``kills`` rounds of start, wait a random moment, SIGKILL, check."""
         began = time.monotonic()
-        try:
-            for number in range(1, kills + 1):
-                if time.monotonic() - began > max_seconds:
-                    break
-                self.round(number)
-        finally:
-            if self.server is not None:
-                self.server.close()
-                self.server = None
+        for number in range(1, kills + 1):
+            if time.monotonic() - began > max_seconds:
+                break
+            self.round(number)
         self.stats.seconds = time.monotonic() - began
         return self.stats
 
@@ -572,7 +564,7 @@ class SigkillLoop:
             write_bars(self.tmp, self.shown)
         log = self.tmp / "daemon.log"
         startup = number % STARTUP_EVERY == 1
-        proc = self.start(log, fork=self.forked and not startup)
+        proc = self.start(log, fork=not startup)
         moment = "startup"
         try:
             # Stratified, not drawn: every STARTUP_EVERY-th round kills during interpreter

@@ -93,7 +93,7 @@ def check_ledger(state_dir: Path, prices: Prices) -> LedgerState:
 
 @pytest.mark.slow
 def test_sigkill_mid_cycle_never_loses_or_doubles_a_fill(
-    tmp_path: Path, request: pytest.FixtureRequest
+    tmp_path: Path, fork_server: ForkServer
 ) -> None:
     frames = universe(8, 300, seed=3)
     prices: Prices = {
@@ -111,15 +111,13 @@ def test_sigkill_mid_cycle_never_loses_or_doubles_a_fill(
     mid_cycle = rounds = 0
     # The first round starts supervisor.py as a new process; the others fork the same main()
     # from a server that imported it once (each a real process, SIGKILLed), saving ~2-5 s each.
-    server = ForkServer()
-    request.addfinalizer(server.close)
     while mid_cycle < MID_CYCLE_KILLS:
         rounds += 1
         assert rounds <= MAX_ROUNDS, f"only {mid_cycle} kills landed inside a cycle"
         shown += 1  # a new bar: the first cycle after the restart ingests it and trades
         write_universe_csvs(tmp_path / "data", head(frames, shown))
         log = tmp_path / f"daemon{rounds}.log"
-        proc = start(tmp_path, config, log, server if rounds > 1 else None)
+        proc = start(tmp_path, config, log, fork_server if rounds > 1 else None)
         try:
             if rng.random() < 0.8:  # usually let one trading cycle finish, then add a bar
                 wait_for(proc, log, "succeeded", 1)
