@@ -86,10 +86,13 @@ class ForkServer:
         if ready.get("ready") is not True:
             raise RuntimeError(f"fork server did not start: {ready}")
 
-    def spawn(self, argv: Sequence[str], cwd: Path, log: Path) -> ForkedDaemon:
+    def spawn(self, argv: Sequence[str], cwd: Path, log: Path, *,
+              append: bool = False) -> ForkedDaemon:
         """Fork a daemon running ``main(argv)`` in ``cwd``, stdout and stderr to ``log`` (emptied
-        here first, so nothing of a previous run's log is read as this one's)."""
-        log.write_bytes(b"")
+        here first unless ``append``, so nothing of a previous run's log is read as this
+        one's)."""
+        if not append or not log.exists():
+            log.write_bytes(b"")
         answer = self._ask({"op": "spawn", "argv": list(argv), "cwd": str(cwd), "log": str(log)})
         return ForkedDaemon(self, int(answer["pid"]))
 

@@ -26,6 +26,9 @@ def test_a_forked_main_exits_and_prints_as_supervisor_py_does(
     assert execed.returncode == 2
     assert log.read_text() == execed.stdout + execed.stderr
     assert "missing.json: cannot read config file" in log.read_text()
+    again = fork_server.spawn(argv, tmp_path, log, append=True)  # the log keeps the first run
+    assert again.wait(timeout=60) == 2
+    assert log.read_text() == 2 * (execed.stdout + execed.stderr)
 
 
 def test_a_forked_daemon_runs_cycles_until_sigkill_ends_it(
