@@ -157,8 +157,11 @@ def _child(argv: list[str], cwd: str, log: str) -> None:
         from aistock_actors.cli.app import main
 
         code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # as the interpreter ends on it: None is 0, text goes to stderr
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
     except BaseException:
         import traceback
 

@@ -14,20 +14,24 @@ from _support.forkserver import ForkServer
 from _support.waiting import wait_until
 
 
+@pytest.mark.parametrize(("args", "code", "words"), [
+    (("missing.json", "--run-once"), 2, "missing.json: cannot read config file"),
+    (("--help",), 0, "--run-once"),  # argparse ends with SystemExit(0)
+])
 def test_a_forked_main_exits_and_prints_as_supervisor_py_does(
-    tmp_path: Path, fork_server: ForkServer
+    tmp_path: Path, fork_server: ForkServer, args: tuple[str, ...], code: int, words: str
 ) -> None:
-    argv = [str(tmp_path / "missing.json"), "--run-once"]
+    argv = [str(tmp_path / args[0]), *args[1:]] if args[0].endswith(".json") else list(args)
     log = tmp_path / "forked.log"
     forked = fork_server.spawn(argv, tmp_path, log)
-    assert forked.wait(timeout=60) == 2
+    assert forked.wait(timeout=60) == code
     execed = subprocess.run([sys.executable, SUPERVISOR, *argv], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)
-    assert execed.returncode == 2
+    assert execed.returncode == code
     assert log.read_text() == execed.stdout + execed.stderr
-    assert "missing.json: cannot read config file" in log.read_text()
+    assert words in log.read_text()
     again = fork_server.spawn(argv, tmp_path, log, append=True)  # the log keeps the first run
-    assert again.wait(timeout=60) == 2
+    assert again.wait(timeout=60) == code
     assert log.read_text() == 2 * (execed.stdout + execed.stderr)
 
 
