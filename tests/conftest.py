@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pykka
 import pytest
+from _support.forkserver import ForkServer
 from _support.support import RELEASE_HANGS
 
 
@@ -15,3 +16,10 @@ def _stop_actors() -> Iterator[None]:
     yield
     RELEASE_HANGS.set()
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def fork_server() -> Iterator[ForkServer]:
+    """One fork server for the session's kill loops: the daemon's imports are paid once."""
+    with ForkServer() as server:
+        yield server

@@ -39,6 +39,7 @@ import msgspec
 import pandas as pd
 import pykka
 
+from _support.forkserver import ForkedDaemon, ForkServer
 from _support.lifecycle_support import planted_frames
 from _support.support import write_config
 from _support.waiting import wait_until
@@ -501,8 +502,12 @@ CYCLE_KILL_SECONDS = 0.35
 class SigkillLoop:
     """A daemon on ``tmp`` killed with SIGKILL at random moments, restarted, checked."""
 
-    def __init__(self, tmp: Path, seed: int = 7, interval_minutes: float = 0.001) -> None:
+    def __init__(self, tmp: Path, seed: int = 7, interval_minutes: float = 0.001, *,
+                 server: ForkServer | None = None) -> None:
         self.tmp = tmp
+        # With a server, cycle rounds fork their daemon from it (no interpreter start per
+        # round); start-up rounds always run supervisor.py as a new process.
+        self.server = server
         self.rng = random.Random(seed)
         self.interval = interval_minutes
         self.shown = FIRST_BARS
@@ -522,7 +527,13 @@ class SigkillLoop:
         self._pending = ""
         self._cycle_kills = 0
 
-    def start(self, log: Path) -> subprocess.Popen[bytes]:
+    def argv(self) -> list[str]:
+        return [str(self.config), "--daemon", "--interval-minutes", str(self.interval),
+                "--log-format", "text"]
+
+    def start(self, log: Path, *, fork: bool = False) -> subprocess.Popen[bytes] | ForkedDaemon:
+        if fork and self.server is not None:
+            return self.server.spawn(self.argv(), self.tmp, log)
         with open(log, "wb") as out:
             return subprocess.Popen(
                 [sys.executable, SUPERVISOR, str(self.config), "--daemon", "--interval-minutes",
@@ -553,14 +564,15 @@ class SigkillLoop:
             self.shown += 1
             write_bars(self.tmp, self.shown)
         log = self.tmp / "daemon.log"
-        proc = self.start(log)
+        startup = number % STARTUP_EVERY == 1
+        proc = self.start(log, fork=not startup)
         moment = "startup"
         try:
             # Stratified, not drawn: every STARTUP_EVERY-th round kills during interpreter
             # start, lock and actor start; the others kill at an offset into the 1st-3rd cycle
             # taken from successive slices of the ~0.35 s a cycle takes, so a few rounds cover
             # the start-up and every part of a cycle that many random rounds would.
-            if number % STARTUP_EVERY == 1:
+            if startup:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=self.rng.uniform(0.0, 1.2))
             else:
@@ -598,7 +610,8 @@ class SigkillLoop:
         self.last = after
         return record
 
-    def _wait_cycles(self, proc: subprocess.Popen[bytes], log: Path, count: int) -> None:
+    def _wait_cycles(self, proc: subprocess.Popen[bytes] | ForkedDaemon, log: Path,
+                     count: int) -> None:
         def ready() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {proc.returncode}:\n"

@@ -6,6 +6,10 @@ fails. ``--smoke`` keeps the script's code path (same set-up, same engines, same
 sizes; peers whose bench-only packages (``bench/requirements.txt``) are missing are skipped by
 the script itself with a printed line. Each run must exit 0 and print its table's header and its
 ratio/target lines (:data:`EXPECTED`).
+
+The scripts are independent (each works in its own temporary directory), and while one runs
+pytest itself only waits: the module's runs go :data:`AT_ONCE` at a time (:func:`smoke_runs`),
+each test checking its own.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -155,15 +162,48 @@ def test_the_doc_documents_every_bench_script_and_smoke() -> None:
     assert "--smoke" in README.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_documented_bench_runs_with_smoke(script: str) -> None:
-    assert (REPO / script).is_file(), f"bench/README.md runs {script}, which does not exist"
+AT_ONCE = 2
+"""Smoke runs at a time: two cores, and each run is mostly one busy process."""
+
+
+@dataclass
+class SmokeRun:
+    """One ``SCRIPT --smoke`` run: its completed process and wall time."""
+
+    done: subprocess.CompletedProcess[str]
+    seconds: float
+
+
+def run_smoke(script: str) -> SmokeRun:
     started = time.monotonic()
     done = subprocess.run([sys.executable, script, "--smoke"], cwd=REPO,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=180, check=False)
-    took = time.monotonic() - started
-    report = f"{script} --smoke (exit {done.returncode}, {took:.1f} s)\n{done.stdout}\n" \
+    return SmokeRun(done, time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[SmokeRun]]]:
+    """The ``--smoke`` run of every script whose test was selected, started :data:`AT_ONCE` at a
+    time in the doc's order (a missing script is left to its test)."""
+    selected = {item.callspec.params["script"] for item in request.session.items
+                if item.getparent(pytest.Module) is request.node and hasattr(item, "callspec")}
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        runs = {s: pool.submit(run_smoke, s) for s in SCRIPTS
+                if s in selected and (REPO / s).is_file()}
+        yield runs
+        for run in runs.values():
+            run.cancel()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_documented_bench_runs_with_smoke(
+    script: str, smoke_runs: dict[str, Future[SmokeRun]]
+) -> None:
+    assert (REPO / script).is_file(), f"bench/README.md runs {script}, which does not exist"
+    run = smoke_runs[script].result(timeout=900)
+    done = run.done
+    report = f"{script} --smoke (exit {done.returncode}, {run.seconds:.1f} s)\n{done.stdout}\n" \
              f"{done.stderr[-3000:]}"
     assert done.returncode == 0, report
     assert "Traceback" not in done.stderr, report

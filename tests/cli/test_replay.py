@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from _support.fault_harness import N_SYMBOLS, check_state, reliability_config, write_bars
+from _support.forkserver import ForkServer
 from _support.waiting import wait_until
 
 from aistock_actors.cli.app import main
@@ -60,6 +61,19 @@ def start(config: Path, *args: str) -> subprocess.Popen[str]:
                                 text=True)
     finally:
         log.close()
+
+
+def forked(server: ForkServer, config: Path, *args: str, timeout: float = 180) -> int:
+    """``supervisor.py CONFIG ARGS``'s exit code, its main() forked from ``server`` (no
+    interpreter start; output appended to ``replay.log``)."""
+    proc = server.spawn([str(config), *args], config.parent, config.parent / "replay.log",
+                        append=True)
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def replay_state(tmp: Path) -> dict[str, Any]:
@@ -169,16 +183,22 @@ def test_no_look_ahead_a_cut_replay_equals_the_full_one_up_to_the_cut(
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_resumes_to_the_same_fills(reference: Path,
-                                                             tmp_path: Path) -> None:
+def test_sigkill_at_random_moments_resumes_to_the_same_fills(
+    reference: Path, tmp_path: Path, fork_server: ForkServer
+) -> None:
     config = config_for(tmp_path)
     rng = random.Random(11)
     kills, mid_replay = 0, 0
     while kills < 20:
         before = steps_done(tmp_path)
-        proc = start(config)
+        at_start = rng.random() < 0.25
+        # A kill during start-up runs supervisor.py as a new process (interpreter start
+        # included); a kill mid-replay forks the same main() from fork_server, which imported
+        # it once (a real process all the same, SIGKILLed), saving the interpreter start.
+        proc = start(config) if at_start else fork_server.spawn(
+            [str(config), "--replay"], tmp_path, tmp_path / "replay.log", append=True)
         try:
-            if rng.random() < 0.25:  # interpreter start, lock, actor start, first step
+            if at_start:  # interpreter start, lock, actor start, first step
                 time.sleep(rng.uniform(0.0, 1.5))
             else:
                 goal = before + rng.randint(1, 10)  # spread the kills over the replay
@@ -211,7 +231,11 @@ def _audit_actions(tmp: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_switch_halts_a_replay_and_unkill_continues_it(tmp_path: Path) -> None:
+def test_kill_switch_halts_a_replay_and_unkill_continues_it(
+    tmp_path: Path, fork_server: ForkServer
+) -> None:
+    # The first replay runs supervisor.py as a new process; the later long runs fork the same
+    # main() from fork_server (real processes, real signals), saving interpreter starts.
     halted = tmp_path / "halted"
     halted.mkdir()
     config = config_for(halted)
@@ -235,7 +259,8 @@ def test_kill_switch_halts_a_replay_and_unkill_continues_it(tmp_path: Path) -> N
 
     assert cli(config, "--unkill").returncode == 0
     assert account(halted)["fills"] == fills_at_halt
-    proc = start(config)  # SIGTERM stops it cleanly between steps ...
+    proc = fork_server.spawn([str(config), "--replay"], halted, halted / "replay.log",
+                             append=True)  # SIGTERM stops it cleanly between steps ...
     try:
         resumed_at = steps_done(halted)
         wait_until(lambda: steps_done(halted) >= resumed_at + 5 or proc.poll() is not None, 120,
@@ -247,7 +272,7 @@ def test_kill_switch_halts_a_replay_and_unkill_continues_it(tmp_path: Path) -> N
             proc.kill()
     assert "replay stopped after" in (halted / "replay.log").read_text()
     assert replay_state(halted)["status"] == "stopped"
-    assert cli(config, "--replay").returncode == 0  # ... and it continues to the end
+    assert forked(fork_server, config, "--replay") == 0  # ... and it continues to the end
     assert replay_state(halted)["status"] == "complete"
 
     # The same halt at the same bar, reached without interruption: replay to the halt's bar,
@@ -255,11 +280,11 @@ def test_kill_switch_halts_a_replay_and_unkill_continues_it(tmp_path: Path) -> N
     same = tmp_path / "same"
     same.mkdir()
     other = config_for(same)
-    assert cli(other, "--replay", "--to", as_of).returncode == 0
+    assert forked(fork_server, other, "--replay", "--to", as_of) == 0
     (same / "state" / "KILL_SWITCH").touch()
-    assert cli(other, "--replay").returncode == 3
+    assert forked(fork_server, other, "--replay") == 3
     assert cli(other, "--unkill").returncode == 0
-    assert cli(other, "--replay").returncode == 0
+    assert forked(fork_server, other, "--replay") == 0
     assert account(halted) == account(same)
     assert cli(config, "--audit-verify").returncode == 0
 

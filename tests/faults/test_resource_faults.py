@@ -25,7 +25,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ import pytest
 from _support.fault_harness import (
     FIRST_BARS,
     STEP_OF,
-    SUPERVISOR,
     check_state,
     copy_prepared,
     reliability_config,
     write_bars,
 )
+from _support.forkserver import ForkServer
 from _support.lifecycle_support import pointer, step
 from _support.opsupport import http_get, metric_samples
 from _support.support import alert_codes, audit_actions, pump_until
@@ -248,7 +247,7 @@ def fill(folder: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["full", "read-only"])
 def test_live_daemon_on_a_tmpfs_that_fills_up_or_turns_read_only(
-    tmp_path: Path, mode: str
+    tmp_path: Path, mode: str, fork_server: ForkServer
 ) -> None:
     """``full``: ``state/`` is a 16 MB tmpfs, filled up under the daemon (ENOSPC), then freed.
     ``read-only``: ``state/audit`` and ``state/alerts`` are tmpfs mounts remounted read-only
@@ -260,10 +259,9 @@ def test_live_daemon_on_a_tmpfs_that_fills_up_or_turns_read_only(
     log = tmp_path / "daemon.log"
     mounts = [state_dir] if mode == "full" else [state_dir / "audit", state_dir / "alerts"]
     with tmpfs(*mounts):
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, SUPERVISOR, str(cfg), "--daemon", "--interval-minutes", "0.01",
-                 "--log-format", "text"], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        # supervisor.py's main, forked from the session's fork server (no interpreter start)
+        proc = fork_server.spawn([str(cfg), "--daemon", "--interval-minutes", "0.01",
+                                  "--log-format", "text"], tmp_path, log)
         try:
             text = lambda: log.read_text(errors="replace")  # noqa: E731
             wait_until(lambda: "succeeded" in text() or proc.poll() is not None, 60,

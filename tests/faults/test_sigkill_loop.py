@@ -45,6 +45,7 @@ from _support.fault_harness import (
     journal_problems,
     repair_problems,
 )
+from _support.forkserver import ForkServer
 
 from aistock_actors.core.trading.ledger import LedgerState
 
@@ -52,8 +53,11 @@ KILLS = 20
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(tmp_path: Path) -> None:
-    loop = SigkillLoop(tmp_path, seed=7)
+def test_sigkill_at_random_moments_never_corrupts_loses_or_doubles(
+    tmp_path: Path, fork_server: ForkServer
+) -> None:
+    # Start-up rounds run supervisor.py as a new process; cycle rounds fork from fork_server.
+    loop = SigkillLoop(tmp_path, seed=7, server=fork_server)
     stats = loop.run(KILLS, max_seconds=240)
     assert stats.kills == KILLS, f"only {stats.kills} kills in time"
     assert stats.failures() == []
