@@ -70,6 +70,7 @@ from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, Trade
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
 from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
+from aistock_actors.store.model_cache import ActiveModelCache
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.risk import trading_limits
 from aistock_actors.store.signing import IntegrityKey
@@ -93,6 +94,7 @@ class PaperTrader(PaperBookkeeping):
         self.bars = BarStore(self.state_dir / "bars")
         key = IntegrityKey.from_config(loaded)
         self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
+        self.active_models = ActiveModelCache(self.models, self.models.load_active)
         self.cost_model = CostModel(
             commission_rate=cfg.paper.costs.commission_rate,
             half_spread_bps=cfg.paper.costs.half_spread_bps,
@@ -257,7 +259,7 @@ class PaperTrader(PaperBookkeeping):
 
     def _active_model(self) -> TrainedModel | None:
         try:
-            loaded = self.models.load_active()
+            loaded = self.active_models.get()  # re-verified whenever a file of it changes
         except ModelIntegrityError as exc:
             self.ctx.alerts.raise_alert(
                 "critical",
