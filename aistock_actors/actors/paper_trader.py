@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 
 from aistock_actors.actors.paper_book import PaperBookkeeping
-from aistock_actors.core.model.features import latest_features
+from aistock_actors.core.model.live_features import LiveFeatures
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
 from aistock_actors.core.trading.costs import CostModel
@@ -92,6 +92,7 @@ class PaperTrader(PaperBookkeeping):
             self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock
         )
         self.bars = BarStore(self.state_dir / "bars")
+        self.features = LiveFeatures()  # in memory only: rebuilt from the bars after a restart
         key = IntegrityKey.from_config(loaded)
         self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
         self.active_models = ActiveModelCache(self.models, self.models.load_active)
@@ -276,8 +277,7 @@ class PaperTrader(PaperBookkeeping):
         self, model: TrainedModel, state: LedgerState, bars: NewBars, limits: RiskLimits
     ) -> dict[str, float]:
         """Target weights: signals on the symbols with a bar at ``as_of``, sized, then capped."""
-        frames = self.bars.load_many(sorted(bars.latest_closes))
-        features = latest_features(frames)
+        features = self.features.latest({s: self.bars.arrays(s) for s in bars.latest_closes})
         if features.empty:
             return {}
         signals = model.signals(features)
