@@ -7,8 +7,11 @@ to 2**24 (16.7M) and busy symbols trade more shares than that a day; the cost (8
 irrelevant at daily resolution. ``.npz`` is a standard zip: readable with ``numpy.load`` alone, and
 its per-member CRC32 catches torn or bit-flipped files.
 
-Every write replaces the whole file atomically (``atomic_write_bytes``), so an append can never
+Every ``.npz`` write replaces the whole file atomically (``atomic_write_bytes``), so it can never
 lose earlier history; the previous version is kept as ``.bak`` and a corrupt file is read from it.
+Once a history is long, new bars go to an append-only, checksummed segment beside it
+(``<SYMBOL>.npz.seg``, :mod:`aistock_actors.store.bar_segment`) instead of a rewrite per bar, and
+are folded into the ``.npz`` every few dozen bars and when the ingestor starts.
 
 Memory: every ``BarStore`` on the same folder in a process shares ONE read-only cache of the
 decoded arrays (the daemon's actors each open the store; with a private cache each would hold its
@@ -38,6 +41,16 @@ from numpy.typing import NDArray
 from aistock_actors.core.data.bars import FIELDS, bars_frame, format_timestamp
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+from aistock_actors.store.bar_segment import (
+    FOLD_RECORDS,
+    SEGMENT_MIN_BARS,
+    append_record,
+    create_segment,
+    parse_records,
+    read_from,
+    read_segment,
+    segment_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +77,20 @@ class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The store's last bar after this read; a mismatch means the cursor is stale."""
 
 
+_Key = tuple[int, int, int]
+
+
 @dataclass(frozen=True)
 class _Bars:
-    key: tuple[int, int, int]
+    key: tuple[_Key, _Key | None]
+    """Versions of the ``.npz`` and of the segment (None: no segment file)."""
     timestamps: NDArray[np.int64]
     values: NDArray[np.float64]
+    base_count: int = -1
+    """Bars read from the ``.npz`` (-1: read from its ``.bak``, the ``.npz`` is damaged)."""
+    seg_end: int = 0
+    """End of the segment's valid records when the segment applies, else 0."""
+    seg_records: int = 0
 
 
 class _Cache(dict[str, _Bars]):
@@ -183,17 +205,79 @@ class BarStore:
             )
         all_ts = np.concatenate([old_ts, new_ts])
         all_values = np.concatenate([old_values, new_values])
+        bars = self._read(symbol)
         path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
-            atomic_write_bytes(path, _encode(all_ts, all_values))
-            stat = path.stat()
+            if bars is None or bars.base_count < SEGMENT_MIN_BARS or bars.seg_records >= (
+                FOLD_RECORDS
+            ):
+                cached = self._rewrite(path, all_ts, all_values)
+            else:
+                cached = self._append_segment(path, bars, new_ts, new_values, all_ts, all_values)
         except OSError as exc:
             raise StateError(f"could not write {path}: {exc}") from exc
+        self._cache[symbol] = cached
+        return len(new_ts)
+
+    def _rewrite(
+        self, path: Path, timestamps: NDArray[np.int64], values: NDArray[np.float64]
+    ) -> _Bars:
+        """Write the whole history to the ``.npz``, then drop the segment it now contains."""
+        atomic_write_bytes(path, _encode(timestamps, values))
+        segment_path(path).unlink(missing_ok=True)  # a crash before this: it no longer applies
+        timestamps.setflags(write=False)
+        values.setflags(write=False)
+        return _Bars((_stat_key(path.stat()), None), timestamps, values, len(timestamps))
+
+    def _append_segment(
+        self,
+        path: Path,
+        bars: _Bars,
+        new_ts: NDArray[np.int64],
+        new_values: NDArray[np.float64],
+        all_ts: NDArray[np.int64],
+        all_values: NDArray[np.float64],
+    ) -> _Bars:
+        """Append ``new_*`` as one segment record (creating the segment on the ``.npz``)."""
+        seg = segment_path(path)
+        end = bars.seg_end
+        if end == 0:
+            base_last = int(bars.timestamps[bars.base_count - 1])
+            end = create_segment(seg, bars.base_count, base_last)
+        end = append_record(seg, end, new_ts, new_values)
         all_ts.setflags(write=False)
         all_values.setflags(write=False)
-        self._cache[symbol] = _Bars(_stat_key(stat), all_ts, all_values)
-        return len(new_ts)
+        key = (bars.key[0], _stat_key(seg.stat()))
+        return _Bars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
+
+    def fold(self, symbol: str) -> bool:
+        """Fold ``symbol``'s segment into its ``.npz``; return whether there was one to fold."""
+        path = self.path(symbol)
+        if not segment_path(path).exists():
+            return False
+        bars = self._read(symbol)
+        self._cache.pop(symbol, None)
+        try:
+            if bars is None:
+                segment_path(path).unlink(missing_ok=True)
+                return True
+            self._cache[symbol] = self._rewrite(
+                path, bars.timestamps.copy(), bars.values.copy()
+            )
+        except OSError as exc:
+            raise StateError(f"could not write {path}: {exc}") from exc
+        return True
+
+    def fold_all(self) -> int:
+        """Fold every symbol's segment (the ingestor's start); return how many were folded."""
+        folded = 0
+        for symbol in self.symbols():
+            try:
+                folded += self.fold(symbol)
+            except StateError as exc:  # one unreadable symbol does not stop the others (#17)
+                logger.error("could not fold the segment of %s: %s", symbol, exc)
+        return folded
 
     def drop_after(self, symbol: str, after_ns: int) -> int:
         """Remove ``symbol``'s bars stamped after ``after_ns`` and its ingestion cursor (so its
@@ -204,6 +288,7 @@ class BarStore:
         removed = len(timestamps) - keep
         if removed == 0:
             return 0
+        self.fold(symbol)  # one file holds everything before any bar is removed
         path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
@@ -244,6 +329,7 @@ class BarStore:
 
     def _read(self, symbol: str) -> _Bars | None:
         path = self.path(symbol)
+        seg = segment_path(path)
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -251,18 +337,78 @@ class BarStore:
             return None
         except OSError as exc:
             raise StateError(f"cannot read stored bars {path}: {exc}") from exc
-        key = _stat_key(stat)
+        try:
+            seg_key: _Key | None = _stat_key(seg.stat())
+        except FileNotFoundError:
+            seg_key = None
+        except OSError as exc:
+            raise StateError(f"cannot read stored bars {seg}: {exc}") from exc
+        key = (_stat_key(stat), seg_key)
         cached = self._cache.get(symbol)
         if cached is not None and cached.key == key:
             return cached
-        bars = _Bars(key, *_read_with_fallback(path))
+        try:
+            if cached is not None and _grown(cached, key):
+                bars = _extended(cached, key, read_from(seg, cached.seg_end))
+            else:
+                bars = _with_segment(key, *_read_with_fallback(path), seg)
+        except OSError as exc:
+            raise StateError(f"cannot read stored bars {seg}: {exc}") from exc
         self._cache[symbol] = bars
         return bars
 
 
-def _stat_key(stat: os.stat_result) -> tuple[int, int, int]:
+def _stat_key(stat: os.stat_result) -> _Key:
     """Identity of a file version: every write is a new inode, and appends change the size."""
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+def _grown(cached: _Bars, key: tuple[_Key, _Key | None]) -> bool:
+    """Whether only the applying segment grew since ``cached`` (same ``.npz``, same inode)."""
+    old_seg, new_seg = cached.key[1], key[1]
+    return (
+        cached.key[0] == key[0]
+        and cached.seg_end > 0
+        and old_seg is not None
+        and new_seg is not None
+        and new_seg[2] == old_seg[2]
+        and new_seg[1] > old_seg[1]
+    )
+
+
+def _extended(cached: _Bars, key: tuple[_Key, _Key | None], data: bytes) -> _Bars:
+    """``cached`` plus the records appended to its segment since (``data``: the new bytes)."""
+    ts, values, records, consumed = parse_records(data, int(cached.timestamps[-1]))
+    all_ts = np.concatenate([cached.timestamps, ts])
+    all_values = np.concatenate([cached.values, values])
+    all_ts.setflags(write=False)
+    all_values.setflags(write=False)
+    return _Bars(key, all_ts, all_values, cached.base_count, cached.seg_end + consumed,
+                 cached.seg_records + records)
+
+
+def _with_segment(
+    key: tuple[_Key, _Key | None],
+    timestamps: NDArray[np.int64],
+    values: NDArray[np.float64],
+    from_backup: bool,
+    seg_file: Path,
+) -> _Bars:
+    """The ``.npz`` bars plus its segment's records when the segment extends this version."""
+    base = -1 if from_backup else len(timestamps)
+    segment = read_segment(seg_file) if key[1] is not None else None
+    if (
+        segment is None
+        or not len(timestamps)
+        or segment.base_count != len(timestamps)
+        or segment.base_last_ts != int(timestamps[-1])
+    ):
+        return _Bars(key, timestamps, values, base)
+    all_ts = np.concatenate([timestamps, segment.timestamps])
+    all_values = np.concatenate([values, segment.values])
+    all_ts.setflags(write=False)
+    all_values.setflags(write=False)
+    return _Bars(key, all_ts, all_values, base, segment.end, segment.records)
 
 
 def _checked(
@@ -303,8 +449,9 @@ def _decode(data: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     return timestamps, values
 
 
-def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Read ``path``, or its ``.bak`` if ``path`` is corrupt; ``StateError`` if both fail."""
+def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float64], bool]:
+    """Read ``path``, or its ``.bak`` if ``path`` is corrupt (then the flag is True);
+    ``StateError`` if both fail."""
     errors: list[str] = []
     for candidate in (path, backup_path(path)):
         try:
@@ -316,7 +463,7 @@ def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float
             continue
         if candidate != path:
             logger.warning("stored bars %s are corrupt (%s); using %s", path, errors[0], candidate)
-        return result
+        return (*result, candidate != path)
     raise StateError(f"stored bars {path} are unreadable and so is its backup: {'; '.join(errors)}")
 
 
