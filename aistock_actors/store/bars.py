@@ -23,14 +23,12 @@ a price is no longer exact to the cent, and the features and backtest fills woul
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -41,14 +39,22 @@ from numpy.typing import NDArray
 from aistock_actors.core.data.bars import FIELDS, bars_frame, format_timestamp
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+from aistock_actors.store.bar_files import (
+    FileKey,
+    StoredBars,
+    encode_bars,
+    extended,
+    only_segment_grew,
+    read_with_fallback,
+    stat_key,
+    with_segment,
+)
 from aistock_actors.store.bar_segment import (
     FOLD_RECORDS,
     SEGMENT_MIN_BARS,
     append_record,
     create_segment,
-    parse_records,
     read_from,
-    read_segment,
     segment_path,
 )
 
@@ -77,23 +83,7 @@ class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The store's last bar after this read; a mismatch means the cursor is stale."""
 
 
-_Key = tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class _Bars:
-    key: tuple[_Key, _Key | None]
-    """Versions of the ``.npz`` and of the segment (None: no segment file)."""
-    timestamps: NDArray[np.int64]
-    values: NDArray[np.float64]
-    base_count: int = -1
-    """Bars read from the ``.npz`` (-1: read from its ``.bak``, the ``.npz`` is damaged)."""
-    seg_end: int = 0
-    """End of the segment's valid records when the segment applies, else 0."""
-    seg_records: int = 0
-
-
-class _Cache(dict[str, _Bars]):
+class _Cache(dict[str, StoredBars]):
     """Decoded bars by symbol for one store folder (a dict subclass so it can be weakly held)."""
 
 
@@ -122,6 +112,7 @@ class BarStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._cache = _shared_cache(self.root)
+        self._names: dict[str, tuple[str, str]] = {}
 
     def path(self, symbol: str) -> Path:
         """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
@@ -222,23 +213,23 @@ class BarStore:
 
     def _rewrite(
         self, path: Path, timestamps: NDArray[np.int64], values: NDArray[np.float64]
-    ) -> _Bars:
+    ) -> StoredBars:
         """Write the whole history to the ``.npz``, then drop the segment it now contains."""
-        atomic_write_bytes(path, _encode(timestamps, values))
+        atomic_write_bytes(path, encode_bars(timestamps, values))
         segment_path(path).unlink(missing_ok=True)  # a crash before this: it no longer applies
         timestamps.setflags(write=False)
         values.setflags(write=False)
-        return _Bars((_stat_key(path.stat()), None), timestamps, values, len(timestamps))
+        return StoredBars((stat_key(path.stat()), None), timestamps, values, len(timestamps))
 
     def _append_segment(
         self,
         path: Path,
-        bars: _Bars,
+        bars: StoredBars,
         new_ts: NDArray[np.int64],
         new_values: NDArray[np.float64],
         all_ts: NDArray[np.int64],
         all_values: NDArray[np.float64],
-    ) -> _Bars:
+    ) -> StoredBars:
         """Append ``new_*`` as one segment record (creating the segment on the ``.npz``)."""
         seg = segment_path(path)
         end = bars.seg_end
@@ -248,8 +239,8 @@ class BarStore:
         end = append_record(seg, end, new_ts, new_values)
         all_ts.setflags(write=False)
         all_values.setflags(write=False)
-        key = (bars.key[0], _stat_key(seg.stat()))
-        return _Bars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
+        key = (bars.key[0], stat_key(seg.stat()))
+        return StoredBars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
 
     def fold(self, symbol: str) -> bool:
         """Fold ``symbol``'s segment into its ``.npz``; return whether there was one to fold."""
@@ -293,7 +284,7 @@ class BarStore:
         self._cache.pop(symbol, None)
         try:
             if keep:
-                atomic_write_bytes(path, _encode(timestamps[:keep], values[:keep]))
+                atomic_write_bytes(path, encode_bars(timestamps[:keep], values[:keep]))
             else:
                 path.unlink()
                 backup_path(path).unlink(missing_ok=True)
@@ -327,88 +318,43 @@ class BarStore:
         except OSError as exc:
             raise StateError(f"could not write {path}: {exc}") from exc
 
-    def _read(self, symbol: str) -> _Bars | None:
-        path = self.path(symbol)
-        seg = segment_path(path)
+    def _files(self, symbol: str) -> tuple[str, str]:
+        """``(npz, segment)`` paths of ``symbol`` as strings (validated once: read every cycle)."""
+        files = self._names.get(symbol)
+        if files is None:
+            path = self.path(symbol)
+            files = self._names[symbol] = (str(path), str(segment_path(path)))
+        return files
+
+    def _read(self, symbol: str) -> StoredBars | None:
+        npz_file, seg_file = self._files(symbol)
         try:
-            stat = path.stat()
+            stat = os.stat(npz_file)
         except FileNotFoundError:
             self._cache.pop(symbol, None)
             return None
         except OSError as exc:
-            raise StateError(f"cannot read stored bars {path}: {exc}") from exc
+            raise StateError(f"cannot read stored bars {npz_file}: {exc}") from exc
         try:
-            seg_key: _Key | None = _stat_key(seg.stat())
+            seg_key: FileKey | None = stat_key(os.stat(seg_file))
         except FileNotFoundError:
             seg_key = None
         except OSError as exc:
-            raise StateError(f"cannot read stored bars {seg}: {exc}") from exc
-        key = (_stat_key(stat), seg_key)
+            raise StateError(f"cannot read stored bars {seg_file}: {exc}") from exc
+        key = (stat_key(stat), seg_key)
         cached = self._cache.get(symbol)
         if cached is not None and cached.key == key:
             return cached
+        path, seg = Path(npz_file), Path(seg_file)
         try:
-            if cached is not None and _grown(cached, key):
-                bars = _extended(cached, key, read_from(seg, cached.seg_end))
+            if cached is not None and only_segment_grew(cached, key):
+                bars = extended(cached, key, read_from(seg, cached.seg_end))
             else:
-                bars = _with_segment(key, *_read_with_fallback(path), seg)
+                bars = with_segment(key, *read_with_fallback(path), seg)
         except OSError as exc:
             raise StateError(f"cannot read stored bars {seg}: {exc}") from exc
         self._cache[symbol] = bars
         return bars
-
-
-def _stat_key(stat: os.stat_result) -> _Key:
-    """Identity of a file version: every write is a new inode, and appends change the size."""
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-
-
-def _grown(cached: _Bars, key: tuple[_Key, _Key | None]) -> bool:
-    """Whether only the applying segment grew since ``cached`` (same ``.npz``, same inode)."""
-    old_seg, new_seg = cached.key[1], key[1]
-    return (
-        cached.key[0] == key[0]
-        and cached.seg_end > 0
-        and old_seg is not None
-        and new_seg is not None
-        and new_seg[2] == old_seg[2]
-        and new_seg[1] > old_seg[1]
-    )
-
-
-def _extended(cached: _Bars, key: tuple[_Key, _Key | None], data: bytes) -> _Bars:
-    """``cached`` plus the records appended to its segment since (``data``: the new bytes)."""
-    ts, values, records, consumed = parse_records(data, int(cached.timestamps[-1]))
-    all_ts = np.concatenate([cached.timestamps, ts])
-    all_values = np.concatenate([cached.values, values])
-    all_ts.setflags(write=False)
-    all_values.setflags(write=False)
-    return _Bars(key, all_ts, all_values, cached.base_count, cached.seg_end + consumed,
-                 cached.seg_records + records)
-
-
-def _with_segment(
-    key: tuple[_Key, _Key | None],
-    timestamps: NDArray[np.int64],
-    values: NDArray[np.float64],
-    from_backup: bool,
-    seg_file: Path,
-) -> _Bars:
-    """The ``.npz`` bars plus its segment's records when the segment extends this version."""
-    base = -1 if from_backup else len(timestamps)
-    segment = read_segment(seg_file) if key[1] is not None else None
-    if (
-        segment is None
-        or not len(timestamps)
-        or segment.base_count != len(timestamps)
-        or segment.base_last_ts != int(timestamps[-1])
-    ):
-        return _Bars(key, timestamps, values, base)
-    all_ts = np.concatenate([timestamps, segment.timestamps])
-    all_values = np.concatenate([values, segment.values])
-    all_ts.setflags(write=False)
-    all_values.setflags(write=False)
-    return _Bars(key, all_ts, all_values, base, segment.end, segment.records)
 
 
 def _checked(
@@ -425,46 +371,6 @@ def _checked(
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
         raise DataError(f"{symbol}: timestamps must be strictly increasing")
     return ts.astype(np.int64), vals.astype(np.float64)
-
-
-def _encode(timestamps: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, ts=timestamps, ohlcv=values)
-    return buffer.getvalue()
-
-
-def _decode(data: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        if sorted(npz.files) != ["ohlcv", "ts"]:
-            raise ValueError(f"unexpected members {npz.files}")
-        timestamps, values = npz["ts"], npz["ohlcv"]
-    if timestamps.dtype != np.int64 or timestamps.ndim != 1:
-        raise ValueError(f"bad ts array {timestamps.dtype}{timestamps.shape}")
-    if values.dtype != np.float64 or values.shape != (len(timestamps), len(FIELDS)):
-        raise ValueError(f"bad ohlcv array {values.dtype}{values.shape}")
-    if not np.isfinite(values).all() or (len(timestamps) > 1 and (np.diff(timestamps) <= 0).any()):
-        raise ValueError("non-finite values or non-increasing timestamps")
-    timestamps.setflags(write=False)
-    values.setflags(write=False)
-    return timestamps, values
-
-
-def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float64], bool]:
-    """Read ``path``, or its ``.bak`` if ``path`` is corrupt (then the flag is True);
-    ``StateError`` if both fail."""
-    errors: list[str] = []
-    for candidate in (path, backup_path(path)):
-        try:
-            result = _decode(candidate.read_bytes())
-        # Corrupt bytes surface as many exception types (zip, npy header, CRC, ast): all mean
-        # "this copy is unusable", and the next candidate is tried.
-        except Exception as exc:
-            errors.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
-            continue
-        if candidate != path:
-            logger.warning("stored bars %s are corrupt (%s); using %s", path, errors[0], candidate)
-        return (*result, candidate != path)
-    raise StateError(f"stored bars {path} are unreadable and so is its backup: {'; '.join(errors)}")
 
 
 def closes_at(store: BarStore, times: NDArray[np.int64]) -> NDArray[np.float64]:

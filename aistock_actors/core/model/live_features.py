@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from aistock_actors.core.model.features import (
@@ -43,6 +42,7 @@ TAIL_BARS = max(AUTOCORR_WINDOWS) + 2
 returns: 62 bars; ``mom_60`` and ``vol_60`` need 61)."""
 
 _VOL_WINDOW = 20
+_WINDOW_OFFSETS = np.arange(_VOL_WINDOW, 0, -1)
 Arrays = tuple[NDArray[np.int64], NDArray[np.float64]]
 """``(timestamps, values)`` of one symbol, values ``(n, 5)``: open, high, low, close, volume."""
 
@@ -137,10 +137,11 @@ def vol_20_values(close: NDArray[np.float64], first: int) -> NDArray[np.float64]
     start = max(0, first - _VOL_WINDOW)
     with np.errstate(all="ignore"):
         r = np.diff(np.log(close[start:]))
-    if len(r) < _VOL_WINDOW:
+    skip = max(0, first - start - _VOL_WINDOW)  # window i ends at bar start + 20 + i
+    if len(r) < _VOL_WINDOW + skip:
         return np.empty(0)
-    vols = _std(sliding_window_view(r, _VOL_WINDOW))  # bar start + 20 + i
-    vols = vols[max(0, first - start - _VOL_WINDOW) :]
+    ends = np.arange(skip + _VOL_WINDOW, len(r) + 1)
+    vols = _std(r[ends[:, None] - _WINDOW_OFFSETS])
     return vols[~np.isnan(vols)]
 
 
