@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import logging
 
-from aistock_actors.actors.paper_book import PaperBookkeeping
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.paper_book import PaperBook
 from aistock_actors.core.model.live_features import LiveFeatures
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
@@ -62,14 +63,14 @@ from aistock_actors.core.trading.ledger import (
     LedgerState,
     Order,
     ledger_equity,
-    reconcile,
 )
 from aistock_actors.errors import ModelIntegrityError, ModelUnavailableError, StateError
 from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.control import Halt
 from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
-from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
+from aistock_actors.store.ledger import PaperStore, paper_dir
 from aistock_actors.store.model_cache import ActiveModelCache
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.risk import trading_limits
@@ -78,7 +79,7 @@ from aistock_actors.store.signing import IntegrityKey
 log = logging.getLogger(__name__)
 
 
-class PaperTrader(PaperBookkeeping):
+class PaperTrader(SupervisedActor):
     """Owns ``state/paper/``; reads the bar store, the model store and the risk limits."""
 
     child_name = "paper_trader"
@@ -110,26 +111,25 @@ class PaperTrader(PaperBookkeeping):
             paper_dir(self.state_dir) / "owner.json", self.ctx.name, self.ctx.generation
         )
         self.fence.claim()
-        try:
-            self.ledger = self.store.open_ledger()
-        except LedgerLostError as exc:  # never start over at initial_cash (#17): halt
-            self.ledger_lost(str(exc))
-            return
-        self.costs = self.store.load_costs()
-        self.problems: list[str] = reconcile(self.ledger)
-        if self.problems:
-            self.ctx.alerts.raise_alert(
-                "critical",
-                "paper_ledger_inconsistent",
-                f"{self.store.ledger_path} does not reconcile with its fill log: "
-                f"{'; '.join(self.problems[:5])}; paper trading refused until repaired",
-                actor=self.ctx.name,
-            )
-            return
-        self.catch_up_costs()
-        self.enforce_drawdown_halt()
-        if self.ctx.halt_flag.is_set():
-            self.apply_halt_action("halted_at_start")
+        self.book = PaperBook(self.ctx, self.store, self.bars, self.fence, self.cost_model)
+        self.book.open()
+
+    @property
+    def ledger(self) -> LedgerState:
+        """The ledger as last persisted (the book owns it)."""
+        return self.book.ledger
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the persisted ledger does not reconcile (empty when it does)."""
+        return self.book.problems
+
+    def persist(self, state: LedgerState) -> None:
+        """Write the ledger and its derived files (:meth:`PaperBook.persist`)."""
+        self.book.persist(state)
+
+    def on_halt(self, message: Halt) -> None:
+        self.book.apply_halt_action(message.reason)
 
     def handle(self, request: Request) -> Reply:
         match request:
@@ -147,7 +147,7 @@ class PaperTrader(PaperBookkeeping):
         self.fence.check()  # an abandoned instance that wakes up stops here
         marker = self.store.read_drawdown_halt()
         if marker is not None and not marker.acknowledged:
-            self.enforce_drawdown_halt()
+            self.book.enforce_drawdown_halt()
             return self._reply(request, self.ledger, "drawdown halt", 0, 0, [])
         arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
         bars = new_bars(arrays, self.ledger.as_of_ns)
@@ -162,7 +162,7 @@ class PaperTrader(PaperBookkeeping):
             status = "no new bar: holding" if status == "no orders: holding" else status
             return self._reply(request, state, status, 0, 0, [])
         if tripped:
-            self.write_drawdown_marker(drawdown)
+            self.book.write_drawdown_marker(drawdown)
         self.persist(state)
         if marker is not None:
             self.store.clear_drawdown_halt()
@@ -170,8 +170,8 @@ class PaperTrader(PaperBookkeeping):
                 "drawdown_halt_acknowledged", self.ctx.name, {"as_of": state.as_of}
             )
         if tripped:
-            self.report_drawdown_halt(drawdown)
-        self.audit_step(request.cycle_id, state, step.fills, orders, step.report)
+            self.book.report_drawdown_halt(drawdown)
+        self.book.audit_step(request.cycle_id, state, step.fills, orders, step.report)
         if failure is not None:
             return self.fail(request, failure.reason, str(failure))
         return self._reply(request, state, status, len(step.fills), len(orders), step.warnings)
