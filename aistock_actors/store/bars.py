@@ -188,15 +188,14 @@ class BarStore:
         new_ts, new_values = _checked(symbol, timestamps, values)
         if len(new_ts) == 0:
             return 0
-        old_ts, old_values = self.arrays(symbol)
-        if len(old_ts) and new_ts[0] <= old_ts[-1]:
+        bars = self._read(symbol)
+        if bars is not None and len(bars.timestamps) and new_ts[0] <= bars.timestamps[-1]:
             raise DataError(
                 f"{symbol}: bar {format_timestamp(int(new_ts[0]))} is not newer than the last "
-                f"stored bar {format_timestamp(int(old_ts[-1]))}"
+                f"stored bar {format_timestamp(int(bars.timestamps[-1]))}"
             )
-        all_ts = np.concatenate([old_ts, new_ts])
-        all_values = np.concatenate([old_values, new_values])
-        bars = self._read(symbol)
+        all_ts = np.concatenate([bars.timestamps, new_ts]) if bars is not None else new_ts
+        all_values = np.concatenate([bars.values, new_values]) if bars is not None else new_values
         path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
