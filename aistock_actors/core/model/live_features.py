@@ -156,6 +156,16 @@ def _check(symbol: str, ts: NDArray[np.int64], values: NDArray[np.float64]) -> N
         raise DataError(f"{symbol}: OHLCV column 'volume' has a negative value")
 
 
+def _check_row(symbol: str, before_ns: int, ts_ns: int, row: list[float]) -> None:
+    """:func:`_check` for one new bar (plain Python: it runs for every symbol every cycle)."""
+    if ts_ns <= before_ns:
+        raise DataError(f"{symbol}: bar timestamps must be strictly increasing")
+    if any(x <= 0 for x in row[:4]):
+        raise DataError(f"{symbol}: OHLCV bars have a non-positive price")
+    if row[4] < 0:
+        raise DataError(f"{symbol}: OHLCV column 'volume' has a negative value")
+
+
 @dataclass
 class _VolHistory:
     seen: int = 0
@@ -188,11 +198,18 @@ class LiveFeatures:
             and values[n - 1].tobytes() == hist.last_row
         )
 
-    def _median(self, symbol: str, ts: NDArray[np.int64], values: NDArray[np.float64]) -> float:
+    def _update(self, symbol: str, ts: NDArray[np.int64], values: NDArray[np.float64]) -> bool:
+        """Bring ``symbol``'s ``vol_20`` history up to ``ts``; False (nothing done) when the only
+        news is one bar on a known history, whose ``vol_20`` :meth:`latest` adds in one batch."""
         hist = self._history.get(symbol)
         if hist is not None and self._extends(hist, ts, values):
             first = hist.seen
-            _check(symbol, ts[max(0, first - 1) :], values[first:])
+            if first == len(ts):
+                return True
+            if first + 1 == len(ts):
+                _check_row(symbol, int(ts[-2]), int(ts[-1]), values[-1].tolist())
+                return False
+            _check(symbol, ts[first - 1 :], values[first:])
             for vol in vol_20_values(values[:, 3], first).tolist():
                 bisect.insort(hist.sorted_vols, vol)
         else:
@@ -203,7 +220,7 @@ class LiveFeatures:
         hist.seen = len(ts)
         hist.last_ts = int(ts[-1])
         hist.last_row = values[-1].tobytes()
-        return hist.median()
+        return True
 
     def latest(self, bars: Mapping[str, Arrays]) -> pd.DataFrame:
         """Each symbol's features at its own last bar, indexed by symbol (sorted).
@@ -215,12 +232,25 @@ class LiveFeatures:
         for gone in set(self._history) - set(symbols):
             del self._history[gone]
         tails = np.full((len(symbols), TAIL_BARS, 5), np.nan)
-        medians = np.empty(len(symbols))
+        one_new: list[int] = []
         for i, symbol in enumerate(symbols):
             ts, values = bars[symbol]
-            medians[i] = self._median(symbol, ts, values)
+            if not self._update(symbol, ts, values):
+                one_new.append(i)
             tail = values[-TAIL_BARS:]
             tails[i, TAIL_BARS - len(tail) :] = tail
+        if one_new:  # the usual cycle: one new bar each, its vol_20 for all symbols at once
+            with np.errstate(all="ignore"):
+                returns = np.diff(np.log(tails[one_new, -_VOL_WINDOW - 1 :, 3]), axis=1)
+            for i, vol in zip(one_new, _std(returns).tolist(), strict=True):
+                ts, values = bars[symbols[i]]
+                hist = self._history[symbols[i]]
+                if vol == vol:  # not NaN
+                    bisect.insort(hist.sorted_vols, vol)
+                hist.seen = len(ts)
+                hist.last_ts = int(ts[-1])
+                hist.last_row = values[-1].tobytes()
+        medians = np.array([self._history[s].median() for s in symbols])
         rows = tail_features(tails, medians) if symbols else np.empty((0, len(FEATURE_NAMES)))
         keep = np.asarray(~np.isnan(rows).any(axis=1), dtype=bool)
         kept = [s for s, k in zip(symbols, keep.tolist(), strict=True) if k]
