@@ -278,7 +278,7 @@ class PaperBook:
     def flatten(self, why: str) -> None:
         """Close everything at the next price (the one trade allowed after a halt)."""
         state = self.ledger
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
+        arrays = self.bars.readable_arrays()
         bars, stamp = flatten_bars(new_bars(arrays, state.as_of_ns), arrays)
         prices = {s: b.close for s, b in bars.items()}
         key = self.ctx.clock.now().isoformat()

@@ -149,7 +149,7 @@ class PaperTrader(SupervisedActor):
         if marker is not None and not marker.acknowledged:
             self.book.enforce_drawdown_halt()
             return self._reply(request, self.ledger, "drawdown halt", 0, 0, [])
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
+        arrays = self.bars.readable_arrays()
         bars = new_bars(arrays, self.ledger.as_of_ns)
         if bars.latest_ts is None:
             return self._reply(request, self.ledger, "no bars: holding", 0, 0, [])

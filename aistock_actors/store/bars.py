@@ -132,14 +132,19 @@ class BarStore:
         A symbol whose file and ``.bak`` are both unreadable is left out (logged), so one garbled
         ``bars/<SYM>.npz`` fails that symbol only (#17); ingesting it reports the problem.
         """
-        readable = []
+        return list(self.readable_arrays())
+
+    def readable_arrays(self) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """``{symbol: arrays(symbol)}`` of :meth:`readable_symbols`, in one read of each."""
+        readable = {}
         for symbol in self.symbols():
             try:
-                self._read(symbol)
+                bars = self._read(symbol)
             except StateError as exc:
                 logger.error("leaving out symbol %s: %s", symbol, exc)
                 continue
-            readable.append(symbol)
+            if bars is not None:
+                readable[symbol] = (bars.timestamps, bars.values)
         return readable
 
     def arrays(self, symbol: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:

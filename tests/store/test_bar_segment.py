@@ -182,3 +182,17 @@ def test_sigkill_at_any_moment_loses_no_acknowledged_bar(tmp_path: Path) -> None
             np.testing.assert_array_equal(ts, T0 + np.arange(len(ts), dtype=np.int64) * DAY)
             np.testing.assert_array_equal(values[:, 3], 100.0 + np.arange(len(ts)))
     assert max(acked.values()) > SEGMENT_MIN_BARS + FOLD_RECORDS  # segments and folds were hit
+
+
+def test_readable_arrays_reads_each_symbol_once_and_leaves_out_a_garbled_one(
+    tmp_path: Path,
+) -> None:
+    store = long_store(tmp_path)
+    store.append("AAA", *bars(SEGMENT_MIN_BARS, 2))
+    store.append("BBB", *bars(0, 3))
+    (tmp_path / "CCC.npz").write_bytes(b"garbled")
+    got = BarStore(tmp_path).readable_arrays()
+    assert list(got) == ["AAA", "BBB"]
+    np.testing.assert_array_equal(got["AAA"][0], bars(0, SEGMENT_MIN_BARS + 2)[0])
+    assert len(got["BBB"][0]) == 3
+    assert BarStore(tmp_path).readable_symbols() == ["AAA", "BBB"]
