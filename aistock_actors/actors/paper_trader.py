@@ -40,6 +40,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+from numpy.typing import NDArray
+
 from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.actors.paper_book import PaperBook
 from aistock_actors.core.model.live_features import LiveFeatures
@@ -94,6 +97,7 @@ class PaperTrader(SupervisedActor):
         )
         self.bars = BarStore(self.state_dir / "bars")
         self.features = LiveFeatures()  # in memory only: rebuilt from the bars after a restart
+        self.cycle_arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
         key = IntegrityKey.from_config(loaded)
         self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
         self.active_models = ActiveModelCache(self.models, self.models.load_active)
@@ -149,7 +153,7 @@ class PaperTrader(SupervisedActor):
         if marker is not None and not marker.acknowledged:
             self.book.enforce_drawdown_halt()
             return self._reply(request, self.ledger, "drawdown halt", 0, 0, [])
-        arrays = self.bars.readable_arrays()
+        arrays = self.cycle_arrays = self.bars.readable_arrays()  # the step reads the store once
         bars = new_bars(arrays, self.ledger.as_of_ns)
         if bars.latest_ts is None:
             return self._reply(request, self.ledger, "no bars: holding", 0, 0, [])
@@ -277,7 +281,7 @@ class PaperTrader(SupervisedActor):
         self, model: TrainedModel, state: LedgerState, bars: NewBars, limits: RiskLimits
     ) -> dict[str, float]:
         """Target weights: signals on the symbols with a bar at ``as_of``, sized, then capped."""
-        features = self.features.latest({s: self.bars.arrays(s) for s in bars.latest_closes})
+        features = self.features.latest({s: self.cycle_arrays[s] for s in bars.latest_closes})
         if features.empty:
             return {}
         signals = model.signals(features)
