@@ -35,6 +35,7 @@ class DataIngestor(SupervisedActor):
 
     def load_state(self) -> None:
         self.store = BarStore(self.ctx.config.state_dir / "bars")
+        self.store.fold_all()  # the appended segments into their .npz: each start begins compact
 
     def handle(self, request: Request) -> Reply:
         match request:

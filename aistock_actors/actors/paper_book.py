@@ -1,7 +1,8 @@
 """The PaperTrader's bookkeeping: persisting, derived files, audit, halt and drawdown handling.
 
-Split from :mod:`aistock_actors.actors.paper_trader` (the trading step) so each file stays
-readable; only the PaperTrader derives from :class:`PaperBookkeeping`.
+A helper object the PaperTrader holds (:class:`PaperBook`, composition as mopidy's ``Core`` holds
+its controllers), so the trading step in :mod:`aistock_actors.actors.paper_trader` stays
+readable and the book owns the ledger in memory: the trader reads it, the book writes it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.base import ActorContext
 from aistock_actors.core.trading.costs import CostModel, record_fill
 from aistock_actors.core.trading.cycle import Drawdown, flatten_bars, model_returns, new_bars
 from aistock_actors.core.trading.execution import execute_orders
@@ -22,13 +23,15 @@ from aistock_actors.core.trading.ledger import (
     Order,
     flatten_orders,
     new_ledger,
+    reconcile,
 )
-from aistock_actors.messages.control import Halt, KillSwitchTripped
+from aistock_actors.messages.control import KillSwitchTripped
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
 from aistock_actors.store.ledger import (
     CostBook,
     DrawdownHalt,
+    LedgerLostError,
     PaperPerformance,
     PaperStore,
     calibrator_keys,
@@ -50,17 +53,49 @@ def _fill_details(fill: Fill) -> dict[str, Any]:
     }
 
 
-class PaperBookkeeping(SupervisedActor):
-    """Everything the PaperTrader does besides deciding trades."""
+class PaperBook:
+    """Everything the PaperTrader does besides deciding trades; owns the ledger in memory."""
 
-    store: PaperStore
-    bars: BarStore
-    fence: Fence
-    cost_model: CostModel
-    ledger: LedgerState
-    costs: CostBook
-    problems: list[str]
-    """Why the persisted ledger does not reconcile (empty when it does): then nothing trades."""
+    def __init__(
+        self,
+        ctx: ActorContext,
+        store: PaperStore,
+        bars: BarStore,
+        fence: Fence,
+        cost_model: CostModel,
+    ) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.bars = bars
+        self.fence = fence
+        self.cost_model = cost_model
+        self.ledger: LedgerState = new_ledger(store.initial_cash)  # in memory until open()
+        self.costs = CostBook()
+        self.problems: list[str] = []
+        """Why the persisted ledger does not reconcile (empty when it does): then nothing trades."""
+
+    def open(self) -> None:
+        """Load the ledger and the cost book, check them, and re-apply a halt found at start."""
+        try:
+            self.ledger = self.store.open_ledger()
+        except LedgerLostError as exc:  # never start over at initial_cash (#17): halt
+            self.ledger_lost(str(exc))
+            return
+        self.costs = self.store.load_costs()
+        self.problems = reconcile(self.ledger)
+        if self.problems:
+            self.ctx.alerts.raise_alert(
+                "critical",
+                "paper_ledger_inconsistent",
+                f"{self.store.ledger_path} does not reconcile with its fill log: "
+                f"{'; '.join(self.problems[:5])}; paper trading refused until repaired",
+                actor=self.ctx.name,
+            )
+            return
+        self.catch_up_costs()
+        self.enforce_drawdown_halt()
+        if self.ctx.halt_flag.is_set():
+            self.apply_halt_action("halted_at_start")
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -224,9 +259,6 @@ class PaperBookkeeping(SupervisedActor):
 
     # --- halt ------------------------------------------------------------------------------
 
-    def on_halt(self, message: Halt) -> None:
-        self.apply_halt_action(message.reason)
-
     def apply_halt_action(self, why: str) -> None:
         """``freeze``: cancel the open orders; ``flatten``: close every position."""
         if self.problems:
@@ -246,7 +278,7 @@ class PaperBookkeeping(SupervisedActor):
     def flatten(self, why: str) -> None:
         """Close everything at the next price (the one trade allowed after a halt)."""
         state = self.ledger
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
+        arrays = self.bars.readable_arrays()
         bars, stamp = flatten_bars(new_bars(arrays, state.as_of_ns), arrays)
         prices = {s: b.close for s, b in bars.items()}
         key = self.ctx.clock.now().isoformat()

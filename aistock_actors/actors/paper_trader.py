@@ -40,8 +40,12 @@ from __future__ import annotations
 
 import logging
 
-from aistock_actors.actors.paper_book import PaperBookkeeping
-from aistock_actors.core.model.features import latest_features
+import numpy as np
+from numpy.typing import NDArray
+
+from aistock_actors.actors.base import SupervisedActor
+from aistock_actors.actors.paper_book import PaperBook
+from aistock_actors.core.model.live_features import LiveFeatures
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
 from aistock_actors.core.strategy.artifact import StrategyModel
@@ -63,7 +67,6 @@ from aistock_actors.core.trading.ledger import (
     LedgerState,
     Order,
     ledger_equity,
-    reconcile,
 )
 from aistock_actors.errors import (
     ModelIntegrityError,
@@ -72,11 +75,13 @@ from aistock_actors.errors import (
     StrategyError,
 )
 from aistock_actors.messages import Reply, Request
+from aistock_actors.messages.control import Halt
 from aistock_actors.messages.trading import PaperTraded, PaperTraderInbox, TradePaper
 from aistock_actors.services.strategy_targets import strategy_targets
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.fence import Fence
-from aistock_actors.store.ledger import LedgerLostError, PaperStore, paper_dir
+from aistock_actors.store.ledger import PaperStore, paper_dir
+from aistock_actors.store.model_cache import ActiveModelCache
 from aistock_actors.store.models import ModelStore
 from aistock_actors.store.risk import trading_limits
 from aistock_actors.store.signing import IntegrityKey
@@ -84,7 +89,7 @@ from aistock_actors.store.signing import IntegrityKey
 log = logging.getLogger(__name__)
 
 
-class PaperTrader(PaperBookkeeping):
+class PaperTrader(SupervisedActor):
     """Owns ``state/paper/``; reads the bar store, the model store and the risk limits."""
 
     child_name = "paper_trader"
@@ -98,8 +103,11 @@ class PaperTrader(PaperBookkeeping):
             self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock
         )
         self.bars = BarStore(self.state_dir / "bars")
+        self.features = LiveFeatures()  # in memory only: rebuilt from the bars after a restart
+        self.cycle_arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
         key = IntegrityKey.from_config(loaded)
         self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
+        self.active_models = ActiveModelCache(self.models, self.models.load_active)
         self.cost_model = CostModel(
             commission_rate=cfg.paper.costs.commission_rate,
             half_spread_bps=cfg.paper.costs.half_spread_bps,
@@ -114,26 +122,25 @@ class PaperTrader(PaperBookkeeping):
             paper_dir(self.state_dir) / "owner.json", self.ctx.name, self.ctx.generation
         )
         self.fence.claim()
-        try:
-            self.ledger = self.store.open_ledger()
-        except LedgerLostError as exc:  # never start over at initial_cash (#17): halt
-            self.ledger_lost(str(exc))
-            return
-        self.costs = self.store.load_costs()
-        self.problems: list[str] = reconcile(self.ledger)
-        if self.problems:
-            self.ctx.alerts.raise_alert(
-                "critical",
-                "paper_ledger_inconsistent",
-                f"{self.store.ledger_path} does not reconcile with its fill log: "
-                f"{'; '.join(self.problems[:5])}; paper trading refused until repaired",
-                actor=self.ctx.name,
-            )
-            return
-        self.catch_up_costs()
-        self.enforce_drawdown_halt()
-        if self.ctx.halt_flag.is_set():
-            self.apply_halt_action("halted_at_start")
+        self.book = PaperBook(self.ctx, self.store, self.bars, self.fence, self.cost_model)
+        self.book.open()
+
+    @property
+    def ledger(self) -> LedgerState:
+        """The ledger as last persisted (the book owns it)."""
+        return self.book.ledger
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the persisted ledger does not reconcile (empty when it does)."""
+        return self.book.problems
+
+    def persist(self, state: LedgerState) -> None:
+        """Write the ledger and its derived files (:meth:`PaperBook.persist`)."""
+        self.book.persist(state)
+
+    def on_halt(self, message: Halt) -> None:
+        self.book.apply_halt_action(message.reason)
 
     def handle(self, request: Request) -> Reply:
         match request:
@@ -151,9 +158,9 @@ class PaperTrader(PaperBookkeeping):
         self.fence.check()  # an abandoned instance that wakes up stops here
         marker = self.store.read_drawdown_halt()
         if marker is not None and not marker.acknowledged:
-            self.enforce_drawdown_halt()
+            self.book.enforce_drawdown_halt()
             return self._reply(request, self.ledger, "drawdown halt", 0, 0, [])
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
+        arrays = self.cycle_arrays = self.bars.readable_arrays()  # the step reads the store once
         bars = new_bars(arrays, self.ledger.as_of_ns)
         if bars.latest_ts is None:
             return self._reply(request, self.ledger, "no bars: holding", 0, 0, [])
@@ -166,7 +173,7 @@ class PaperTrader(PaperBookkeeping):
             status = "no new bar: holding" if status == "no orders: holding" else status
             return self._reply(request, state, status, 0, 0, [])
         if tripped:
-            self.write_drawdown_marker(drawdown)
+            self.book.write_drawdown_marker(drawdown)
         self.persist(state)
         if marker is not None:
             self.store.clear_drawdown_halt()
@@ -174,8 +181,8 @@ class PaperTrader(PaperBookkeeping):
                 "drawdown_halt_acknowledged", self.ctx.name, {"as_of": state.as_of}
             )
         if tripped:
-            self.report_drawdown_halt(drawdown)
-        self.audit_step(request.cycle_id, state, step.fills, orders, step.report)
+            self.book.report_drawdown_halt(drawdown)
+        self.book.audit_step(request.cycle_id, state, step.fills, orders, step.report)
         if failure is not None:
             return self.fail(request, failure.reason, str(failure))
         return self._reply(request, state, status, len(step.fills), len(orders), step.warnings)
@@ -266,7 +273,7 @@ class PaperTrader(PaperBookkeeping):
 
     def _active_model(self) -> TrainedModel | StrategyModel | None:
         try:
-            loaded = self.models.load_active()
+            loaded = self.active_models.get()  # re-verified whenever a file of it changes
         except ModelIntegrityError as exc:
             self.ctx.alerts.raise_alert(
                 "critical",
@@ -284,11 +291,11 @@ class PaperTrader(PaperBookkeeping):
         limits: RiskLimits,
     ) -> dict[str, float]:
         """Target weights: signals on the symbols with a bar at ``as_of``, sized, then capped."""
-        frames = self.bars.load_many(sorted(bars.latest_closes))
         if isinstance(model, StrategyModel):  # services/strategy_targets.py
+            frames = self.bars.load_many(sorted(bars.latest_closes))
             return strategy_targets(model, self.ctx.config, frames, ledger_equity(state),
                                     bars.latest_closes, limits)
-        features = latest_features(frames)
+        features = self.features.latest({s: self.cycle_arrays[s] for s in bars.latest_closes})
         if features.empty:
             return {}
         signals = model.signals(features)

@@ -7,8 +7,11 @@ to 2**24 (16.7M) and busy symbols trade more shares than that a day; the cost (8
 irrelevant at daily resolution. ``.npz`` is a standard zip: readable with ``numpy.load`` alone, and
 its per-member CRC32 catches torn or bit-flipped files.
 
-Every write replaces the whole file atomically (``atomic_write_bytes``), so an append can never
+Every ``.npz`` write replaces the whole file atomically (``atomic_write_bytes``), so it can never
 lose earlier history; the previous version is kept as ``.bak`` and a corrupt file is read from it.
+Once a history is long, new bars go to an append-only, checksummed segment beside it
+(``<SYMBOL>.npz.seg``, :mod:`aistock_actors.store.bar_segment`) instead of a rewrite per bar, and
+are folded into the ``.npz`` every few dozen bars and when the ingestor starts.
 
 Memory: every ``BarStore`` on the same folder in a process shares ONE read-only cache of the
 decoded arrays (the daemon's actors each open the store; with a private cache each would hold its
@@ -20,14 +23,12 @@ a price is no longer exact to the cent, and the features and backtest fills woul
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -38,6 +39,24 @@ from numpy.typing import NDArray
 from aistock_actors.core.data.bars import FIELDS, bars_frame, format_timestamp
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.atomic import atomic_write_bytes, atomic_write_json, backup_path
+from aistock_actors.store.bar_files import (
+    FileKey,
+    StoredBars,
+    encode_bars,
+    extended,
+    only_segment_grew,
+    read_with_fallback,
+    stat_key,
+    with_segment,
+)
+from aistock_actors.store.bar_segment import (
+    FOLD_RECORDS,
+    SEGMENT_MIN_BARS,
+    append_record,
+    create_segment,
+    read_from,
+    segment_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +83,7 @@ class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The store's last bar after this read; a mismatch means the cursor is stale."""
 
 
-@dataclass(frozen=True)
-class _Bars:
-    key: tuple[int, int, int]
-    timestamps: NDArray[np.int64]
-    values: NDArray[np.float64]
-
-
-class _Cache(dict[str, _Bars]):
+class _Cache(dict[str, StoredBars]):
     """Decoded bars by symbol for one store folder (a dict subclass so it can be weakly held)."""
 
 
@@ -100,6 +112,7 @@ class BarStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._cache = _shared_cache(self.root)
+        self._names: dict[str, tuple[str, str]] = {}
 
     def path(self, symbol: str) -> Path:
         """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
@@ -119,14 +132,19 @@ class BarStore:
         A symbol whose file and ``.bak`` are both unreadable is left out (logged), so one garbled
         ``bars/<SYM>.npz`` fails that symbol only (#17); ingesting it reports the problem.
         """
-        readable = []
+        return list(self.readable_arrays())
+
+    def readable_arrays(self) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]]:
+        """``{symbol: arrays(symbol)}`` of :meth:`readable_symbols`, in one read of each."""
+        readable = {}
         for symbol in self.symbols():
             try:
-                self._read(symbol)
+                bars = self._read(symbol)
             except StateError as exc:
                 logger.error("leaving out symbol %s: %s", symbol, exc)
                 continue
-            readable.append(symbol)
+            if bars is not None:
+                readable[symbol] = (bars.timestamps, bars.values)
         return readable
 
     def arrays(self, symbol: str) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -175,25 +193,86 @@ class BarStore:
         new_ts, new_values = _checked(symbol, timestamps, values)
         if len(new_ts) == 0:
             return 0
-        old_ts, old_values = self.arrays(symbol)
-        if len(old_ts) and new_ts[0] <= old_ts[-1]:
+        bars = self._read(symbol)
+        if bars is not None and len(bars.timestamps) and new_ts[0] <= bars.timestamps[-1]:
             raise DataError(
                 f"{symbol}: bar {format_timestamp(int(new_ts[0]))} is not newer than the last "
-                f"stored bar {format_timestamp(int(old_ts[-1]))}"
+                f"stored bar {format_timestamp(int(bars.timestamps[-1]))}"
             )
-        all_ts = np.concatenate([old_ts, new_ts])
-        all_values = np.concatenate([old_values, new_values])
+        all_ts = np.concatenate([bars.timestamps, new_ts]) if bars is not None else new_ts
+        all_values = np.concatenate([bars.values, new_values]) if bars is not None else new_values
         path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
-            atomic_write_bytes(path, _encode(all_ts, all_values))
-            stat = path.stat()
+            if bars is None or bars.base_count < SEGMENT_MIN_BARS or bars.seg_records >= (
+                FOLD_RECORDS
+            ):
+                cached = self._rewrite(path, all_ts, all_values)
+            else:
+                cached = self._append_segment(path, bars, new_ts, new_values, all_ts, all_values)
         except OSError as exc:
             raise StateError(f"could not write {path}: {exc}") from exc
+        self._cache[symbol] = cached
+        return len(new_ts)
+
+    def _rewrite(
+        self, path: Path, timestamps: NDArray[np.int64], values: NDArray[np.float64]
+    ) -> StoredBars:
+        """Write the whole history to the ``.npz``, then drop the segment it now contains."""
+        atomic_write_bytes(path, encode_bars(timestamps, values))
+        segment_path(path).unlink(missing_ok=True)  # a crash before this: it no longer applies
+        timestamps.setflags(write=False)
+        values.setflags(write=False)
+        return StoredBars((stat_key(path.stat()), None), timestamps, values, len(timestamps))
+
+    def _append_segment(
+        self,
+        path: Path,
+        bars: StoredBars,
+        new_ts: NDArray[np.int64],
+        new_values: NDArray[np.float64],
+        all_ts: NDArray[np.int64],
+        all_values: NDArray[np.float64],
+    ) -> StoredBars:
+        """Append ``new_*`` as one segment record (creating the segment on the ``.npz``)."""
+        seg = segment_path(path)
+        end = bars.seg_end
+        if end == 0:
+            base_last = int(bars.timestamps[bars.base_count - 1])
+            end = create_segment(seg, bars.base_count, base_last)
+        end = append_record(seg, end, new_ts, new_values)
         all_ts.setflags(write=False)
         all_values.setflags(write=False)
-        self._cache[symbol] = _Bars(_stat_key(stat), all_ts, all_values)
-        return len(new_ts)
+        key = (bars.key[0], stat_key(seg.stat()))
+        return StoredBars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
+
+    def fold(self, symbol: str) -> bool:
+        """Fold ``symbol``'s segment into its ``.npz``; return whether there was one to fold."""
+        path = self.path(symbol)
+        if not segment_path(path).exists():
+            return False
+        bars = self._read(symbol)
+        self._cache.pop(symbol, None)
+        try:
+            if bars is None:
+                segment_path(path).unlink(missing_ok=True)
+                return True
+            self._cache[symbol] = self._rewrite(
+                path, bars.timestamps.copy(), bars.values.copy()
+            )
+        except OSError as exc:
+            raise StateError(f"could not write {path}: {exc}") from exc
+        return True
+
+    def fold_all(self) -> int:
+        """Fold every symbol's segment (the ingestor's start); return how many were folded."""
+        folded = 0
+        for symbol in self.symbols():
+            try:
+                folded += self.fold(symbol)
+            except StateError as exc:  # one unreadable symbol does not stop the others (#17)
+                logger.error("could not fold the segment of %s: %s", symbol, exc)
+        return folded
 
     def drop_after(self, symbol: str, after_ns: int) -> int:
         """Remove ``symbol``'s bars stamped after ``after_ns`` and its ingestion cursor (so its
@@ -204,11 +283,12 @@ class BarStore:
         removed = len(timestamps) - keep
         if removed == 0:
             return 0
+        self.fold(symbol)  # one file holds everything before any bar is removed
         path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
             if keep:
-                atomic_write_bytes(path, _encode(timestamps[:keep], values[:keep]))
+                atomic_write_bytes(path, encode_bars(timestamps[:keep], values[:keep]))
             else:
                 path.unlink()
                 backup_path(path).unlink(missing_ok=True)
@@ -242,27 +322,43 @@ class BarStore:
         except OSError as exc:
             raise StateError(f"could not write {path}: {exc}") from exc
 
-    def _read(self, symbol: str) -> _Bars | None:
-        path = self.path(symbol)
+    def _files(self, symbol: str) -> tuple[str, str]:
+        """``(npz, segment)`` paths of ``symbol`` as strings (validated once: read every cycle)."""
+        files = self._names.get(symbol)
+        if files is None:
+            path = self.path(symbol)
+            files = self._names[symbol] = (str(path), str(segment_path(path)))
+        return files
+
+    def _read(self, symbol: str) -> StoredBars | None:
+        npz_file, seg_file = self._files(symbol)
         try:
-            stat = path.stat()
+            stat = os.stat(npz_file)
         except FileNotFoundError:
             self._cache.pop(symbol, None)
             return None
         except OSError as exc:
-            raise StateError(f"cannot read stored bars {path}: {exc}") from exc
-        key = _stat_key(stat)
+            raise StateError(f"cannot read stored bars {npz_file}: {exc}") from exc
+        try:
+            seg_key: FileKey | None = stat_key(os.stat(seg_file))
+        except FileNotFoundError:
+            seg_key = None
+        except OSError as exc:
+            raise StateError(f"cannot read stored bars {seg_file}: {exc}") from exc
+        key = (stat_key(stat), seg_key)
         cached = self._cache.get(symbol)
         if cached is not None and cached.key == key:
             return cached
-        bars = _Bars(key, *_read_with_fallback(path))
+        path, seg = Path(npz_file), Path(seg_file)
+        try:
+            if cached is not None and only_segment_grew(cached, key):
+                bars = extended(cached, key, read_from(seg, cached.seg_end))
+            else:
+                bars = with_segment(key, *read_with_fallback(path), seg)
+        except OSError as exc:
+            raise StateError(f"cannot read stored bars {seg}: {exc}") from exc
         self._cache[symbol] = bars
         return bars
-
-
-def _stat_key(stat: os.stat_result) -> tuple[int, int, int]:
-    """Identity of a file version: every write is a new inode, and appends change the size."""
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def _checked(
@@ -279,45 +375,6 @@ def _checked(
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
         raise DataError(f"{symbol}: timestamps must be strictly increasing")
     return ts.astype(np.int64), vals.astype(np.float64)
-
-
-def _encode(timestamps: NDArray[np.int64], values: NDArray[np.float64]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, ts=timestamps, ohlcv=values)
-    return buffer.getvalue()
-
-
-def _decode(data: bytes) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        if sorted(npz.files) != ["ohlcv", "ts"]:
-            raise ValueError(f"unexpected members {npz.files}")
-        timestamps, values = npz["ts"], npz["ohlcv"]
-    if timestamps.dtype != np.int64 or timestamps.ndim != 1:
-        raise ValueError(f"bad ts array {timestamps.dtype}{timestamps.shape}")
-    if values.dtype != np.float64 or values.shape != (len(timestamps), len(FIELDS)):
-        raise ValueError(f"bad ohlcv array {values.dtype}{values.shape}")
-    if not np.isfinite(values).all() or (len(timestamps) > 1 and (np.diff(timestamps) <= 0).any()):
-        raise ValueError("non-finite values or non-increasing timestamps")
-    timestamps.setflags(write=False)
-    values.setflags(write=False)
-    return timestamps, values
-
-
-def _read_with_fallback(path: Path) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Read ``path``, or its ``.bak`` if ``path`` is corrupt; ``StateError`` if both fail."""
-    errors: list[str] = []
-    for candidate in (path, backup_path(path)):
-        try:
-            result = _decode(candidate.read_bytes())
-        # Corrupt bytes surface as many exception types (zip, npy header, CRC, ast): all mean
-        # "this copy is unusable", and the next candidate is tried.
-        except Exception as exc:
-            errors.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
-            continue
-        if candidate != path:
-            logger.warning("stored bars %s are corrupt (%s); using %s", path, errors[0], candidate)
-        return result
-    raise StateError(f"stored bars {path} are unreadable and so is its backup: {'; '.join(errors)}")
 
 
 def closes_at(store: BarStore, times: NDArray[np.int64]) -> NDArray[np.float64]:
