@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from _support.docs_support import documented, manual_commands
+from _support.docs_support import MANUAL, documented, manual_commands
 from _support.manifest_support import as_json, entry
 from _support.support import alert_codes
 from hypothesis import HealthCheck, given, settings
@@ -187,7 +187,10 @@ def test_an_archive_entry_of_another_shape_skips_that_file_with_a_warning(tmp_pa
 # --- the runbook's jq lines on a manifest this code wrote ---------------------------------------
 
 def _manifest_commands() -> list[str]:
-    commands = [*documented(REPO), *manual_commands()]
+    """The repository's documented jq lines on the manifest, and the manual's when it is beside
+    the repository (a fresh clone elsewhere has only the repository's own documents)."""
+    manual = manual_commands() if MANUAL.exists() else []
+    commands = [*documented(REPO), *manual]
     return sorted({c for c in commands if "jq" in c and "state/promotion" in c})
 
 
