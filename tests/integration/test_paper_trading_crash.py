@@ -25,7 +25,7 @@ from _support.support import write_config
 
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.data.sample_data import write_universe_csvs
-from aistock_actors.core.trading.ledger import LedgerState, new_ledger, reconcile
+from aistock_actors.core.trading.ledger import Fill, LedgerState, new_ledger, reconcile
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.risk import load_risk_state
 from aistock_actors.store.state_file import load_state
@@ -78,6 +78,26 @@ def killed_mid_cycle(log: Path) -> bool:
     return bool(lines) and lines[-1].rstrip().endswith("started")
 
 
+def check_fill_prices(fills: list[Fill], prices: Prices) -> None:
+    """Every fill is at the open of its bar. An order fills at the bar right after its decision
+    bar (its symbol's: the test rewrites the CSVs one by one while the daemon ingests, so a bar can
+    arrive a cycle late), so its decision price is the close of the bar before the fill bar. A
+    remainder carried past the volume cap (``<root>.c<n>``, ``paper.remainder_policy = "carry"``)
+    keeps its root's decision price and fills at a later bar than the chain's previous fill."""
+    chains: dict[str, Fill] = {}
+    for fill in fills:
+        open_, close_before = prices[fill.symbol][fill.timestamp]
+        root = fill.order_id.partition(".c")[0]
+        previous = chains.get(root)
+        if fill.order_id == root:
+            assert (fill.reference_price, fill.decision_price) == (open_, close_before), fill
+        else:
+            assert previous is not None and previous.timestamp < fill.timestamp, fill
+            assert fill.reference_price == open_, fill
+            assert fill.decision_price == previous.decision_price, fill
+        chains[root] = fill
+
+
 def check_ledger(state_dir: Path, prices: Prices) -> LedgerState:
     alerts = AlertSink(state_dir / "alerts")
     state = load_state(state_dir / "paper" / "ledger.json", LedgerState,
@@ -85,8 +105,7 @@ def check_ledger(state_dir: Path, prices: Prices) -> LedgerState:
     assert reconcile(state) == []
     assert len(set(state.applied_order_ids)) == len(state.applied_order_ids)
     assert len({f.order_id for f in state.fills}) == len(state.fills)
-    for fill in state.fills:  # at the open of the bar right after the decision bar
-        assert (fill.reference_price, fill.decision_price) == prices[fill.symbol][fill.timestamp]
+    check_fill_prices(state.fills, prices)
     assert load_risk_state(state_dir, alerts) is not None or not (state_dir / "risk").exists()
     return state
 
