@@ -164,6 +164,41 @@ def test_a_late_bar_fills_the_order_at_the_open_of_the_bar_after_its_decision_ba
     assert late.state.open_orders == [] and reconcile(late.state) == []
 
 
+@settings(max_examples=60, deadline=None)
+@given(lags=st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=6, max_size=6),
+       signs=st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=18, max_size=18))
+def test_with_any_late_bars_every_fill_is_at_the_bar_right_after_its_decision_bar(
+    lags: list[list[bool]], signs: list[float]
+) -> None:
+    """Safety property of the late-bar rule: whichever bars arrive a cycle late, every order is
+    decided on its symbol's close at the decision bar and fills at the open of that symbol's very
+    next bar; nothing is lost (all orders fill once the data is complete)."""
+    names = ("A", "B", "C")
+    data = arrays({s: [(d, 10 + d + k, 10.5 + d + k, 1e6) for d in range(1, 9)]
+                   for k, s in enumerate(names)})
+    state, planned = new_ledger(10_000.0), {}
+    seen = dict.fromkeys(names, 0)
+    for cycle, late in enumerate(lags, start=2):  # day `cycle` is out; a late symbol lags by one
+        seen = {s: max(seen[s], cycle - int(lag)) for s, lag in zip(names, late, strict=True)}
+        bars, adv = step(state, staggered(data, seen))
+        weights = {s: 0.2 * signs[(cycle - 2) * 3 + i] for i, s in enumerate(names)
+                   if s in bars.latest_closes}
+        state, orders = plan_cycle(adv.state, weights, bars.latest_closes,
+                                   min_order_notional=1.0)
+        planned |= {o.order_id: o for o in orders}
+    _, final = step(state, data)
+    fills = final.state.fills
+    assert final.state.open_orders == [] and reconcile(final.state) == []
+    assert {f.order_id for f in fills} == set(planned)
+    for fill in fills:
+        order = planned[fill.order_id]
+        ts, values = data[fill.symbol]
+        decided = next(i for i, t in enumerate(ts) if format_timestamp(int(t)) == order.cycle_id)
+        assert order.decision_price == values[decided, 3]
+        assert fill.timestamp == format_timestamp(int(ts[decided + 1]))
+        assert fill.reference_price == values[decided + 1, 0]
+
+
 def test_weights_after_a_price_move_use_the_last_price_never_the_entry_price() -> None:
     data = arrays({"A": [(1, 10, 10, 1e6), (2, 10, 10, 1e6), (3, 20, 20, 1e6)]})
     _, adv = step(new_ledger(1_000.0), cut(data, 1))
