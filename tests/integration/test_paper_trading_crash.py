@@ -1,6 +1,7 @@
 """A real daemon killed with SIGKILL in the middle of its cycles, again and again.
 
-Each round appends a new bar to every CSV (so the next cycle has something to trade), starts
+Each round appends a new bar to every CSV (so the next cycle has something to trade; in some
+rounds half the symbols get it a cycle before the others, as a per-symbol feed delivers), starts
 ``supervisor.py CONFIG --daemon --interval-minutes 0.01``, waits until a cycle has started, and
 kills the process a random few milliseconds later: inside ingestion, the risk step, the fills,
 or the ledger write. After every kill the persisted paper account must load and be exactly what
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from _support.forkserver import ForkedDaemon, ForkServer
 from _support.paper_support import activate_model, head, trained_model, universe
@@ -70,6 +72,14 @@ def wait_for(proc: subprocess.Popen[str] | ForkedDaemon, log: Path, suffix: str,
 
 Prices = dict[str, dict[str, tuple[float, float]]]
 """``{symbol: {bar timestamp: (open, close of the bar before)}}``."""
+
+
+def staggered(frames: dict[str, pd.DataFrame], shown: int) -> dict[str, pd.DataFrame]:
+    """The first half of the symbols up to bar ``shown``, the others one bar behind (a feed
+    whose bars arrive per symbol)."""
+    names = sorted(frames)
+    return {s: frames[s].iloc[: shown if i < len(names) // 2 else shown - 1]
+            for i, s in enumerate(names)}
 
 
 def killed_mid_cycle(log: Path) -> bool:
@@ -141,6 +151,9 @@ def test_sigkill_mid_cycle_never_loses_or_doubles_a_fill(
             if rng.random() < 0.8:  # usually let one trading cycle finish, then add a bar
                 wait_for(proc, log, "succeeded", 1)
                 shown += 1
+                if rng.random() < 0.3:  # half the symbols' bars first: the rest come late
+                    write_universe_csvs(tmp_path / "data", staggered(frames, shown))
+                    wait_for(proc, log, "succeeded", cycle_lines(log, "succeeded") + 1)
                 write_universe_csvs(tmp_path / "data", head(frames, shown))
             wait_for(proc, log, "started", cycle_lines(log, "started") + 1)
             with contextlib.suppress(subprocess.TimeoutExpired):
