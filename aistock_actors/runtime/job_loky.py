@@ -2,13 +2,16 @@
 
 Large arguments are written once per batch and memory-mapped by the workers
 (:class:`~aistock_actors.runtime.job_support.SpillFolder`). A batch that times out or is
-cancelled (a halt, the process stopping) kills the pool's workers (``kill_workers=True``): a
-thread cannot be interrupted, a process can. The next batch gets a fresh pool.
+cancelled (a halt, the process stopping), or whose job raises, kills the pool's workers
+(:func:`abandon_pool`): a thread cannot be interrupted, a process can. The next batch gets a
+fresh pool.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +32,22 @@ R = TypeVar("R")
 
 WORKER_IDLE_SECONDS = 300
 """Idle loky workers exit after this long (they are re-spawned on demand)."""
+
+
+def abandon_pool(executor: Any) -> None:
+    """Kill the pool's workers (SIGKILL), then shut it down without waiting.
+
+    Loky then takes its broken-pool path, which settles every future of the batch and ends its
+    manager thread cleanly; the next batch gets a fresh pool. Not ``shutdown(kill_workers=True)``:
+    with jobs still queued, loky 3.6 sets an exception on a future the caller cancelled
+    (``InvalidStateError: CANCELLED``) or looks up a job it already dropped (``KeyError``), in
+    its manager thread, which dies and leaves workers that hang the interpreter's exit. The
+    futures are never ``cancel()``-ed either (``collect``'s ``drop``).
+    """
+    for pid in list(executor._processes):
+        with contextlib.suppress(ProcessLookupError):  # it exited by itself (idle timeout)
+            os.kill(pid, signal.SIGKILL)
+    executor.shutdown(wait=False)
 
 
 def run_loky(
@@ -53,12 +72,14 @@ def run_loky(
         )
         release_memory()  # the caller's garbage (e.g. building the feature panel) goes first
         futures = [executor.submit(call_job, fn, job) for job in shipped]
+        kill = lambda: abandon_pool(executor)  # noqa: E731
         return collect(
             futures,
             name=job_name(fn),
             timeout=timeout,
             cancelled=cancelled,
-            abandon=lambda: executor.shutdown(wait=False, kill_workers=True),
+            abandon=kill,
+            drop=kill,  # a job that raised abandons the batch like a timeout
         )
     finally:
         spill.close()  # a worker still running keeps its mapping; the file name goes now

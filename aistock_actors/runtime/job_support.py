@@ -53,21 +53,27 @@ def collect(
     timeout: float,
     cancelled: Cancelled,
     abandon: Callable[[], None],
+    drop: Callable[[], None] | None = None,
 ) -> list[R]:
     """The results of ``futures`` in order, within ``timeout`` seconds.
 
-    On timeout or cancellation every future is cancelled and ``abandon()`` is called (it kills
-    what still runs), then :class:`JobTimeoutError` / :class:`JobCancelledError` is raised. A
-    job that raises re-raises here (the other futures are cancelled).
+    On timeout or cancellation ``abandon()`` is called (it kills what still runs), then
+    :class:`JobTimeoutError` / :class:`JobCancelledError` is raised. A job that raises re-raises
+    here. Without ``drop`` every future is then cancelled (``Future.cancel()``, any exit but
+    success). A backend whose own shutdown settles its futures passes ``drop``: it is called
+    instead when a job raised, and nothing is cancelled after ``abandon()`` (loky would set an
+    exception on a cancelled future in its manager thread: ``InvalidStateError: CANCELLED``).
     """
     deadline = SYSTEM_CLOCK.monotonic() + timeout
     results: list[R] = []
+    abandoned = False
     try:
         for future in futures:
             while True:
                 why = cancelled()
                 if why is not None:
                     log.warning("job %s cancelled (%s); abandoning its workers", name, why)
+                    abandoned = True
                     abandon()
                     raise JobCancelledError(f"{name} cancelled: {why}")
                 left = deadline - SYSTEM_CLOCK.monotonic()
@@ -78,11 +84,15 @@ def collect(
                     if left > CANCEL_POLL_SECONDS:
                         continue
                     log.error("job %s exceeded %.1fs; abandoning its workers", name, timeout)
+                    abandoned = True
                     abandon()
                     raise JobTimeoutError(f"{name} did not finish within {timeout:g}s") from None
     except BaseException:
-        for other in futures:
-            other.cancel()
+        if drop is None:
+            for other in futures:
+                other.cancel()
+        elif not abandoned:
+            drop()
         raise
     return results
 

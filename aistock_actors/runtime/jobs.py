@@ -21,8 +21,8 @@ Backends (config ``parallel.backend``):
 - ``"loky"`` (default): joblib's reusable loky pool of ``parallel.n_jobs`` worker processes;
   :meth:`JobRunner.map` runs independent jobs (walk-forward folds, the training step's model
   fits) side by side, one per core.
-  On timeout the pool's workers are KILLED (``kill_workers=True``) and the next job gets a fresh
-  pool.
+  On timeout, cancellation or a job that raises, the pool's workers are KILLED (SIGKILL,
+  :func:`~aistock_actors.runtime.job_loky.abandon_pool`) and the next job gets a fresh pool.
 - ``"dask"``: a ``dask.distributed`` cluster. With ``parallel.scheduler_address`` (e.g.
   ``"tcp://scheduler:8786"``) jobs go to that running scheduler's workers, which must have this
   package installed (functions are sent by reference). Without an address a ``LocalCluster`` of

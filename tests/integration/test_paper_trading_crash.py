@@ -1,6 +1,7 @@
 """A real daemon killed with SIGKILL in the middle of its cycles, again and again.
 
-Each round appends a new bar to every CSV (so the next cycle has something to trade), starts
+Each round appends a new bar to every CSV (so the next cycle has something to trade; in some
+rounds half the symbols get it a cycle before the others, as a per-symbol feed delivers), starts
 ``supervisor.py CONFIG --daemon --interval-minutes 0.01``, waits until a cycle has started, and
 kills the process a random few milliseconds later: inside ingestion, the risk step, the fills,
 or the ledger write. After every kill the persisted paper account must load and be exactly what
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from _support.forkserver import ForkedDaemon, ForkServer
 from _support.paper_support import activate_model, head, trained_model, universe
@@ -25,7 +27,7 @@ from _support.support import write_config
 
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.data.sample_data import write_universe_csvs
-from aistock_actors.core.trading.ledger import LedgerState, new_ledger, reconcile
+from aistock_actors.core.trading.ledger import Fill, LedgerState, new_ledger, reconcile
 from aistock_actors.store.alerts import AlertSink
 from aistock_actors.store.risk import load_risk_state
 from aistock_actors.store.state_file import load_state
@@ -72,10 +74,38 @@ Prices = dict[str, dict[str, tuple[float, float]]]
 """``{symbol: {bar timestamp: (open, close of the bar before)}}``."""
 
 
+def staggered(frames: dict[str, pd.DataFrame], shown: int) -> dict[str, pd.DataFrame]:
+    """The first half of the symbols up to bar ``shown``, the others one bar behind (a feed
+    whose bars arrive per symbol)."""
+    names = sorted(frames)
+    return {s: frames[s].iloc[: shown if i < len(names) // 2 else shown - 1]
+            for i, s in enumerate(names)}
+
+
 def killed_mid_cycle(log: Path) -> bool:
     """Whether the last cycle the daemon logged had started but not finished."""
     lines = [line for line in log.read_text().splitlines() if "cycle c" in line]
     return bool(lines) and lines[-1].rstrip().endswith("started")
+
+
+def check_fill_prices(fills: list[Fill], prices: Prices) -> None:
+    """Every fill is at the open of its bar. An order fills at the bar right after its decision
+    bar (its symbol's: the test rewrites the CSVs one by one while the daemon ingests, so a bar can
+    arrive a cycle late), so its decision price is the close of the bar before the fill bar. A
+    remainder carried past the volume cap (``<root>.c<n>``, ``paper.remainder_policy = "carry"``)
+    keeps its root's decision price and fills at a later bar than the chain's previous fill."""
+    chains: dict[str, Fill] = {}
+    for fill in fills:
+        open_, close_before = prices[fill.symbol][fill.timestamp]
+        root = fill.order_id.partition(".c")[0]
+        previous = chains.get(root)
+        if fill.order_id == root:
+            assert (fill.reference_price, fill.decision_price) == (open_, close_before), fill
+        else:
+            assert previous is not None and previous.timestamp < fill.timestamp, fill
+            assert fill.reference_price == open_, fill
+            assert fill.decision_price == previous.decision_price, fill
+        chains[root] = fill
 
 
 def check_ledger(state_dir: Path, prices: Prices) -> LedgerState:
@@ -85,8 +115,7 @@ def check_ledger(state_dir: Path, prices: Prices) -> LedgerState:
     assert reconcile(state) == []
     assert len(set(state.applied_order_ids)) == len(state.applied_order_ids)
     assert len({f.order_id for f in state.fills}) == len(state.fills)
-    for fill in state.fills:  # at the open of the bar right after the decision bar
-        assert (fill.reference_price, fill.decision_price) == prices[fill.symbol][fill.timestamp]
+    check_fill_prices(state.fills, prices)
     assert load_risk_state(state_dir, alerts) is not None or not (state_dir / "risk").exists()
     return state
 
@@ -122,6 +151,9 @@ def test_sigkill_mid_cycle_never_loses_or_doubles_a_fill(
             if rng.random() < 0.8:  # usually let one trading cycle finish, then add a bar
                 wait_for(proc, log, "succeeded", 1)
                 shown += 1
+                if rng.random() < 0.3:  # half the symbols' bars first: the rest come late
+                    write_universe_csvs(tmp_path / "data", staggered(frames, shown))
+                    wait_for(proc, log, "succeeded", cycle_lines(log, "succeeded") + 1)
                 write_universe_csvs(tmp_path / "data", head(frames, shown))
             wait_for(proc, log, "started", cycle_lines(log, "started") + 1)
             with contextlib.suppress(subprocess.TimeoutExpired):

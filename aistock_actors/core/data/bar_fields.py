@@ -39,6 +39,12 @@ def _parse_timestamp(text: str) -> int | str:
     return ns
 
 
+def timestamp_ns(text: str) -> int | None:
+    """An ISO date or datetime (naive = UTC) as int64 nanoseconds UTC; None if it does not parse."""
+    parsed = _parse_timestamp(text)
+    return parsed if isinstance(parsed, int) else None
+
+
 def parse_number(text: str, column: str) -> float | str:
     if text.lower() in _MISSING_TOKENS:
         return f"missing value or NaN in column {column!r}"

@@ -5,11 +5,20 @@ later price exists yet when it decides. Orders planned at cycle N against the la
 (decision price: ``T``'s close) are persisted as OPEN orders in the ledger and filled at the next
 cycle that sees a newer bar, against the FIRST bar after ``T`` on the universe's clock (the
 smallest timestamp ``> T`` over all symbols): at that bar's open, moved by the modelled spread and
-market impact, capped at ``paper.max_volume_share`` of its volume. A symbol with no bar at that
-timestamp does not fill then: its order is carried or cancelled like a volume remainder
-(``paper.remainder_policy``). Every newer bar's close is then marked, one equity point per bar, so
-a daemon that was down for a week catches up bar by bar (only the first bar trades: orders are
-never back-dated into bars the system did not see in time). A cycle with no new bar does nothing.
+market impact, capped at ``paper.max_volume_share`` of its volume. Every newer bar's close is then
+marked, one equity point per bar, so a daemon that was down for a week catches up bar by bar
+(orders are planned only on the newest bar: never back-dated into bars the system did not see in
+time). A cycle with no new bar does nothing.
+
+**Late bars** (:func:`fill_open_orders`). Bars arrive per symbol (a feed, or CSV files rewritten
+one by one), so a cycle can see ``T+1`` for some symbols and still ``T`` for others. A symbol
+whose bar is late is not traded on stale prices: it has no decision price on ``T+1`` (only the
+symbols with a bar at the newest timestamp do), and a held position is kept (a symbol without a
+price is left alone). Its order decided on ``T`` is NOT filled at a later bar: it stays open,
+same id, and fills at its own symbol's first bar after ``T`` (the open a real market order sent
+after ``T``'s close gets), when that bar has arrived. A volume remainder carried at bar ``B``
+(``paper.remainder_policy = "carry"``) fills likewise at its symbol's first bar after ``B``,
+with the parent's decision price; ``cancel`` drops it.
 
 **Sizing** is the backtest's (``core/pipeline.py``, rule 3 of its docstring): the
 symbols with a signal share the book equally, ``direction x min(max_position_fraction,
@@ -28,12 +37,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from aistock_actors.core.data.bar_fields import timestamp_ns
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
 from aistock_actors.core.strategy.protocol import per_name_weight
@@ -55,6 +66,7 @@ from aistock_actors.core.trading.orders import (
 BarArrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 """One symbol's bars as the bar store holds them: int64 ns timestamps and ``(n, 5)`` OHLCV."""
 _OPEN, _HIGH, _LOW, _CLOSE, _VOLUME = range(5)
+_NO_ARRAYS: Mapping[str, BarArrays] = MappingProxyType({})
 
 
 class NewBars(NamedTuple):
@@ -70,6 +82,8 @@ class NewBars(NamedTuple):
     """Newest timestamp over all symbols (None without any bar)."""
     latest_closes: dict[str, float]
     """Closes of the symbols whose newest bar is at ``latest_ts``: the decision prices."""
+    stored: Mapping[str, BarArrays] = _NO_ARRAYS
+    """Every stored bar (non-empty symbols): where an open order finds its own next bar."""
 
 
 def _bar(row: npt.NDArray[np.float64]) -> Bar:
@@ -94,7 +108,7 @@ def new_bars(arrays: Mapping[str, BarArrays], after_ns: int | None) -> NewBars:
     latest_closes = {s: float(v[-1, _CLOSE]) for s, (ts, v) in nonempty.items() if ts[-1] == latest}
     if after_ns is None:
         closes = {s: float(v[-1, _CLOSE]) for s, (_, v) in nonempty.items()}
-        return NewBars(None, {}, [(latest, closes)], latest, latest_closes)
+        return NewBars(None, {}, [(latest, closes)], latest, latest_closes, nonempty)
     per_ts: dict[int, dict[str, float]] = {}
     fill_rows: dict[str, tuple[int, npt.NDArray[np.float64]]] = {}
     for symbol, (ts, values) in nonempty.items():
@@ -104,10 +118,10 @@ def new_bars(arrays: Mapping[str, BarArrays], after_ns: int | None) -> NewBars:
         if start < len(ts):
             fill_rows[symbol] = (int(ts[start]), values[start])
     if not per_ts:
-        return NewBars(None, {}, [], latest, latest_closes)
+        return NewBars(None, {}, [], latest, latest_closes, nonempty)
     fill_ts = min(per_ts)
     fill_bars = {s: _bar(row) for s, (t, row) in fill_rows.items() if t == fill_ts}
-    return NewBars(fill_ts, fill_bars, sorted(per_ts.items()), latest, latest_closes)
+    return NewBars(fill_ts, fill_bars, sorted(per_ts.items()), latest, latest_closes, nonempty)
 
 
 class Advance(NamedTuple):
@@ -133,12 +147,10 @@ def advance(
     fills: list[Fill] = []
     report = ExecutionReport()
     if bars.fill_ts is not None and state.open_orders:
-        state, fills, report = execute_orders(
+        state, fills, report = fill_open_orders(
             state,
-            [],
-            bars.fill_bars,
+            bars,
             cost_model,
-            timestamp=format_timestamp(bars.fill_ts),
             halted=halted,
             max_volume_share=max_volume_share,
             remainder_policy=remainder_policy,
@@ -153,6 +165,100 @@ def advance(
             state, as_of=format_timestamp(bars.latest_ts), as_of_ns=bars.latest_ts
         )
     return Advance(state, fills, report, warnings)
+
+
+def order_bar(order: Order, bars: NewBars) -> tuple[int, Bar | None] | None:
+    """``(timestamp, bar)`` ``order`` fills at: its symbol's first stored bar after the bar it was
+    decided on (``cycle_id``) or carried at (``carried_at``); None while that bar has not arrived.
+
+    An order whose ``cycle_id`` is not a bar timestamp goes to the universe's next bar
+    (``bars.fill_ts``), where a symbol without a bar is carried or cancelled by ``execute_orders``.
+    """
+    anchor = timestamp_ns(order.carried_at or order.cycle_id)
+    if anchor is None:
+        fallback = bars.fill_ts
+        return (fallback, bars.fill_bars.get(order.symbol)) if fallback is not None else None
+    stored = bars.stored.get(order.symbol)
+    if stored is None:
+        return None
+    ts, values = stored
+    i = int(np.searchsorted(ts, anchor, side="right"))
+    return (int(ts[i]), _bar(values[i])) if i < len(ts) else None
+
+
+def _merged(a: ExecutionReport, b: ExecutionReport) -> ExecutionReport:
+    x, y = msgspec.structs.asdict(a), msgspec.structs.asdict(b)
+    merged: dict[str, Any] = {k: [*x[k], *y[k]] for k in x if k != "halted"}
+    return ExecutionReport(**merged, halted=a.halted or b.halted)
+
+
+def fill_open_orders(
+    state: LedgerState,
+    bars: NewBars,
+    cost_model: CostModel,
+    *,
+    halted: Callable[[], bool],
+    limits: RiskLimits | None,
+    max_volume_share: float,
+    remainder_policy: RemainderPolicy,
+) -> tuple[LedgerState, list[Fill], ExecutionReport]:
+    """Fill each open order at :func:`order_bar` (the late-bar rule of the module docstring).
+
+    Orders are executed bar by bar, oldest bar first (the ledger's order kept within a bar); an
+    order whose bar has not arrived stays open with its id (reported ``deferred`` and
+    ``late_bar:<symbol>``). Once ``halted()`` stops a fill, every other open order is cancelled.
+    """
+    due: dict[int, list[Order]] = {}
+    at: dict[int, dict[str, Bar]] = {}
+    waiting: list[Order] = []
+    for order in state.open_orders:
+        found = order_bar(order, bars)
+        if found is None:
+            waiting.append(order)
+            continue
+        ts, bar = found
+        due.setdefault(ts, []).append(order)
+        if bar is not None:
+            at.setdefault(ts, {})[order.symbol] = bar
+    report = ExecutionReport(
+        deferred=[o.order_id for o in waiting],
+        warnings=[f"late_bar:{o.symbol}: {o.order_id} waits for its next bar" for o in waiting],
+    )
+    fills: list[Fill] = []
+    carried: list[Order] = []
+    for ts in sorted(due):
+        state, new, step = execute_orders(
+            msgspec.structs.replace(state, open_orders=due[ts]),
+            [],
+            at.get(ts, {}),
+            cost_model,
+            timestamp=format_timestamp(ts),
+            halted=halted,
+            max_volume_share=max_volume_share,
+            remainder_policy=remainder_policy,
+            limits=limits,
+        )
+        fills += new
+        carried += state.open_orders
+        report = _merged(report, step)
+        if step.halted:  # nothing else fills: every other open order is cancelled
+            rest = [o.order_id for t in sorted(due) if t > ts for o in due[t]]
+            rest += [o.order_id for o in [*carried, *waiting]]
+            applied = set(state.applied_order_ids)
+            dropped = list(dict.fromkeys(oid for oid in rest if oid not in applied))
+            report = msgspec.structs.replace(
+                report, deferred=[], cancelled=[*report.cancelled, *dropped]
+            )
+            return (
+                msgspec.structs.replace(
+                    state,
+                    open_orders=[],
+                    applied_order_ids=[*state.applied_order_ids, *dropped],
+                ),
+                fills,
+                report,
+            )
+    return msgspec.structs.replace(state, open_orders=[*waiting, *carried]), fills, report
 
 
 def signal_weights(directions: Mapping[str, int], limits: RiskLimits) -> dict[str, float]:

@@ -106,19 +106,97 @@ def test_orders_planned_on_a_bar_fill_at_the_next_bars_open_then_every_close_is_
     assert fresh == [] and reconcile(adv.state) == []
 
 
-def test_a_symbol_without_a_bar_at_the_fill_time_is_carried_or_cancelled() -> None:
+def test_a_symbol_without_a_bar_at_the_fill_time_waits_for_its_own_next_bar() -> None:
+    """B has no bar on day 2 (a gap): its order decided on day 1 stays open, same id, under
+    either remainder policy (it is not a remainder), and fills at B's first bar after day 1."""
     data = arrays({"A": [(1, 10, 10, 1e6), (2, 10, 10, 1e6)],
-                   "B": [(1, 5, 5, 1e6), (3, 5, 5, 1e6)]})
+                   "B": [(1, 5, 5, 1e6), (3, 6, 6, 1e6)]})
     _, adv = step(new_ledger(1_000.0), cut(data, 1))
-    state, _ = plan_cycle(adv.state, {"A": 0.2, "B": 0.2}, {"A": 10.0, "B": 5.0},
-                               min_order_notional=0.0)
-    _, carried = step(state, cut(data, 2))
-    assert [f.symbol for f in carried.fills] == ["A"]
-    assert [o.symbol for o in carried.state.open_orders] == ["B"]
-    _, cancelled = step(state, cut(data, 2), policy="cancel")
-    assert cancelled.state.open_orders == [] and "B" not in cancelled.state.positions
-    _, later = step(carried.state, cut(data, 3))
-    assert [f.symbol for f in later.fills] == ["B"] and reconcile(later.state) == []
+    state, planned = plan_cycle(adv.state, {"A": 0.2, "B": 0.2}, {"A": 10.0, "B": 5.0},
+                                min_order_notional=0.0)
+    b_order = next(o for o in planned if o.symbol == "B")
+    for policy in ("carry", "cancel"):
+        _, waited = step(state, cut(data, 2), policy=policy)
+        assert [f.symbol for f in waited.fills] == ["A"]
+        assert waited.state.open_orders == [b_order]
+        assert waited.report.deferred == [b_order.order_id]
+        assert any(w.startswith("late_bar:B") for w in waited.report.warnings)
+        _, later = step(waited.state, cut(data, 3), policy=policy)
+        (fill,) = later.fills
+        assert (fill.order_id, fill.timestamp, fill.reference_price, fill.decision_price) == (
+            b_order.order_id, format_timestamp(3 * DAY), 6.0, 5.0)
+        assert later.state.open_orders == [] and reconcile(later.state) == []
+
+
+def staggered(data: Mapping[str, BarArrays], days: Mapping[str, int]) -> dict[str, BarArrays]:
+    """The bar store while symbols arrive at different times: ``symbol`` up to ``days[symbol]``."""
+    return {s: cut({s: a}, days[s])[s] for s, a in data.items()}
+
+
+def test_a_late_bar_fills_the_order_at_the_open_of_the_bar_after_its_decision_bar() -> None:
+    """The flaky crash test's mechanism, deterministic: the CSVs are rewritten one by one while
+    the daemon ingests, so a cycle sees day 2 for A and still day 1 for B. B's order decided on
+    day 1 must fill at B's day-2 open (not at day 3 with day 1's close as decision price); B is
+    not traded on day 1's stale close; a held B is not closed because its bar is late."""
+    flat = [(d, 20, 20, 1e6) for d in (1, 2, 3, 4)]
+    data = arrays({"A": [(1, 10, 10, 1e6), (2, 10, 10, 1e6), (3, 11, 12, 1e6), (4, 13, 14, 1e6)],
+                   "B": [(1, 5, 5, 1e6), (2, 5, 5, 1e6), (3, 6, 7, 1e6), (4, 8, 9, 1e6)],
+                   "C": flat})
+    _, adv = step(new_ledger(3_000.0), cut(data, 1))
+    state, _ = plan_cycle(adv.state, {"C": 0.2}, {"C": 20.0}, min_order_notional=1.0)
+    bars, adv = step(state, cut(data, 2))  # C is held from day 2 on
+    state, orders = plan_cycle(adv.state, {"A": 0.2, "B": 0.2, "C": 0.2}, bars.latest_closes,
+                               min_order_notional=1.0)
+    assert [o.symbol for o in orders] == ["A", "B"] and state.positions["C"].quantity == 30.0
+    bars, early = step(state, staggered(data, {"A": 3, "B": 2, "C": 2}))
+    assert [f.symbol for f in early.fills] == ["A"]
+    assert early.state.as_of == format_timestamp(3 * DAY)
+    assert bars.latest_closes == {"A": 12.0}  # no decision on B's or C's stale day-2 close
+    after, orders = plan_cycle(early.state, {"A": 0.2}, bars.latest_closes,
+                               min_order_notional=1.0)
+    assert "C" not in {o.symbol for o in orders}  # held, its bar late: not closed
+    assert [o.symbol for o in after.open_orders] == ["B", *(o.symbol for o in orders)]
+    _, late = step(after, cut(data, 4))
+    b_fill = next(f for f in late.fills if f.symbol == "B")
+    assert (b_fill.timestamp, b_fill.reference_price, b_fill.decision_price) == (
+        format_timestamp(3 * DAY), 6.0, 5.0)  # B's day-3 open, decided on B's day-2 close
+    assert late.state.positions["C"].quantity == 30.0
+    assert late.state.open_orders == [] and reconcile(late.state) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(lags=st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=6, max_size=6),
+       signs=st.lists(st.sampled_from([-1.0, 0.0, 1.0]), min_size=18, max_size=18))
+def test_with_any_late_bars_every_fill_is_at_the_bar_right_after_its_decision_bar(
+    lags: list[list[bool]], signs: list[float]
+) -> None:
+    """Safety property of the late-bar rule: whichever bars arrive a cycle late, every order is
+    decided on its symbol's close at the decision bar and fills at the open of that symbol's very
+    next bar; nothing is lost (all orders fill once the data is complete)."""
+    names = ("A", "B", "C")
+    data = arrays({s: [(d, 10 + d + k, 10.5 + d + k, 1e6) for d in range(1, 9)]
+                   for k, s in enumerate(names)})
+    state, planned = new_ledger(10_000.0), {}
+    seen = dict.fromkeys(names, 0)
+    for cycle, late in enumerate(lags, start=2):  # day `cycle` is out; a late symbol lags by one
+        seen = {s: max(seen[s], cycle - int(lag)) for s, lag in zip(names, late, strict=True)}
+        bars, adv = step(state, staggered(data, seen))
+        weights = {s: 0.2 * signs[(cycle - 2) * 3 + i] for i, s in enumerate(names)
+                   if s in bars.latest_closes}
+        state, orders = plan_cycle(adv.state, weights, bars.latest_closes,
+                                   min_order_notional=1.0)
+        planned |= {o.order_id: o for o in orders}
+    _, final = step(state, data)
+    fills = final.state.fills
+    assert final.state.open_orders == [] and reconcile(final.state) == []
+    assert {f.order_id for f in fills} == set(planned)
+    for fill in fills:
+        order = planned[fill.order_id]
+        ts, values = data[fill.symbol]
+        decided = next(i for i, t in enumerate(ts) if format_timestamp(int(t)) == order.cycle_id)
+        assert order.decision_price == values[decided, 3]
+        assert fill.timestamp == format_timestamp(int(ts[decided + 1]))
+        assert fill.reference_price == values[decided + 1, 0]
 
 
 def test_weights_after_a_price_move_use_the_last_price_never_the_entry_price() -> None:
