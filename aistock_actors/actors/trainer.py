@@ -29,6 +29,7 @@ import pandas as pd
 
 from aistock_actors.actors.base import PoolActor
 from aistock_actors.core.model import pipeline
+from aistock_actors.core.model.history import history_in_years
 from aistock_actors.errors import DataError, StateError, StrategyError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainerInbox, TrainModel
@@ -84,8 +85,8 @@ class Trainer(PoolActor):
                 return LifecycleSkipped(
                     request_id=request.request_id,
                     reason="insufficient_history",
-                    detail=f"need {required} bars for the longest symbol, have {available}; "
-                    "no candidate trained this cycle",
+                    detail=f"need {history_in_years(required, frames)} for the longest "
+                    f"symbol, have {available}; no candidate trained this cycle",
                 )
             if not single_ml_recipe(cfg):
                 return self._train_set(request, frames, (start, end), mapper)

@@ -233,6 +233,8 @@ def test_too_little_history_trains_nothing_and_is_not_a_failure(tmp_path: Path) 
     for name in ("train", "backtest", "judge"):
         record = step(summary, name)
         assert record.status == "ok" and record.data["reason"] == "insufficient_history", record
-    assert "have 200" in step(summary, "train").data["detail"]
+    detail = step(summary, "train").data["detail"]
+    assert "have 200" in detail
+    assert "years of these bars" in detail  # the bar count said in time (daily bars here)
     assert manifest(tmp_path) == [] and pointer(tmp_path) is None
     assert not any(p.is_dir() for p in (tmp_path / "models").glob("m-*"))

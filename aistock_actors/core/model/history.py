@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from aistock_actors.core.backtest.frequency import infer_bars_per_year
 from aistock_actors.core.model.features import WARMUP_BARS
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.errors import DataError
@@ -40,3 +41,20 @@ def window_bounds(frames: dict[str, pd.DataFrame]) -> tuple[str, str]:
     if not starts:
         raise DataError("every selected symbol is empty")
     return pd.Timestamp(min(starts)).isoformat(), pd.Timestamp(max(ends)).isoformat()
+
+
+def history_in_years(bars: int, frames: dict[str, pd.DataFrame]) -> str:
+    """``bars`` said in years of the data's own frequency, for an operator's message.
+
+    The minimum history is counted in bars (the purged splits need that many rows), so what it
+    means in time depends on the bar frequency (issue #14): 495 daily bars are ~2 years, 495
+    monthly bars ~41 years, 495 hourly crypto bars ~3 weeks. Bars per year come from the longest
+    symbol's timestamps (:func:`~aistock_actors.core.backtest.frequency.infer_bars_per_year`).
+    """
+    longest = max(frames.values(), key=len, default=None)
+    if longest is None or len(longest) < 2:
+        return f"{bars} bars"
+    per_year = infer_bars_per_year(longest.index)
+    years = bars / per_year
+    span = f"{years:.1f} years" if years >= 1.0 else f"{years * 365.25:.0f} days"
+    return f"{bars} bars (~{span} of these bars, ~{per_year:,.0f} a year)"

@@ -1,0 +1,38 @@
+"""The minimum history said in time: the bar count the splits need, in years of the data's own
+bar frequency (issue #14: 495 monthly bars are ~41 years, not "495 bars")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aistock_actors.core.model.history import history_in_years
+
+
+def _frame(index: pd.DatetimeIndex) -> pd.DataFrame:
+    ones = np.ones(len(index))
+    return pd.DataFrame({"open": ones, "high": ones, "low": ones, "close": ones,
+                         "volume": ones}, index=index)
+
+
+@pytest.mark.parametrize(
+    ("index", "expected"),
+    [
+        (pd.bdate_range("2015-01-01", periods=600, tz="UTC"), "~1.9 years"),  # weekdays: ~261 a year
+        (pd.date_range("1980-01-31", periods=600, freq="ME", tz="UTC"), "~41.2 years"),
+        (pd.date_range("2024-01-01", periods=20_000, freq="h", tz="UTC"), "~21 days"),
+    ],
+    ids=["daily", "monthly", "hourly-24/7"],
+)
+def test_the_minimum_history_is_said_in_years_of_the_datas_frequency(
+    index: pd.DatetimeIndex, expected: str
+) -> None:
+    text = history_in_years(495, {"A": _frame(index), "B": _frame(index[:10])})
+    assert text.startswith("495 bars (") and expected in text, text
+
+
+def test_without_enough_timestamps_it_says_only_the_bars() -> None:
+    assert history_in_years(495, {}) == "495 bars"
+    one = pd.date_range("2024-01-01", periods=1, tz="UTC")
+    assert history_in_years(495, {"A": _frame(one)}) == "495 bars"
