@@ -19,7 +19,7 @@ def _frame(index: pd.DatetimeIndex) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("index", "expected"),
     [
-        (pd.bdate_range("2015-01-01", periods=600, tz="UTC"), "~1.9 years"),  # weekdays: ~261 a year
+        (pd.bdate_range("2015-01-01", periods=600, tz="UTC"), "~1.9 years"),  # ~261 weekdays
         (pd.date_range("1980-01-31", periods=600, freq="ME", tz="UTC"), "~41.2 years"),
         (pd.date_range("2024-01-01", periods=20_000, freq="h", tz="UTC"), "~21 days"),
     ],
