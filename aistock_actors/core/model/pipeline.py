@@ -75,9 +75,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
-from aistock_actors.core.backtest.simulator import (
-    BacktestMetrics,
-)
+from aistock_actors.core.backtest.simulator import BacktestMetrics, BacktestResult
 from aistock_actors.core.model.champion import (
     MIN_CHAMPION_WINDOW_BARS,
     ChampionWindow,
@@ -134,11 +132,17 @@ class OOSEvaluation:
     equity_curve: tuple[tuple[str, float], ...] = ()
     """The window's account value per bar (ISO-8601 time, value), downsampled to at most
     :data:`~aistock_actors.core.backtest.curves.MAX_CURVE_POINTS` points that keep the first and
-    last
-    bar and the exact maximum drawdown
+    last bar and the exact maximum drawdown
     (:func:`~aistock_actors.core.backtest.curves.downsample_curve`)."""
     returns: tuple[float, ...] = ()
     """Per-bar simple returns of the window's account value (for the deflated Sharpe ratio)."""
+
+    @classmethod
+    def of(cls, model_id: str, result: BacktestResult) -> OOSEvaluation:
+        """The evaluation of one simulated window."""
+        curve = tuple(downsample_curve(result.index, result.equity))
+        return cls(model_id=model_id, metrics=result.metrics, bars=len(result.equity),
+                   equity_curve=curve, returns=tuple(float(r) for r in result.returns))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,13 +312,7 @@ def _evaluate(
     times = index.get_level_values("timestamp")
     window = (pd.Timestamp(times.min()), pd.Timestamp(times.max()))
     result = simulate_window(frames, target_weights(index, direction, sizing), window, spec)
-    return OOSEvaluation(
-        model_id=model_id,
-        metrics=result.metrics,
-        bars=len(result.equity),
-        equity_curve=tuple(downsample_curve(result.index, result.equity)),
-        returns=tuple(float(r) for r in result.returns),
-    )
+    return OOSEvaluation.of(model_id, result)
 
 
 def call(fn: Callable[..., R], *args: Any) -> R:

@@ -49,6 +49,19 @@ def as_int_times(values: TimesLike) -> npt.NDArray[np.int64]:
     return np.asarray(index.as_unit("ns").asi8, dtype=np.int64)
 
 
+def _label_windows(
+    times: TimesLike, label_end_times: TimesLike, embargo: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(start, end)`` as int64 times, after checking the embargo and that they pair up."""
+    if embargo < 0:
+        raise ValueError(f"embargo must be >= 0 bars, got {embargo}")
+    start = as_int_times(times)
+    end = as_int_times(label_end_times)
+    if start.shape != end.shape:
+        raise ValueError(f"{len(start)} sample times but {len(end)} label end times")
+    return start, end
+
+
 def _block_bounds(n_grid: int, n_splits: int) -> npt.NDArray[np.int64]:
     if n_splits < 1:
         raise ValueError(f"n_splits must be >= 1, got {n_splits}")
@@ -70,12 +83,7 @@ def purged_walk_forward_splits(
     ``ValueError`` if the inputs disagree in length, a label ends before it starts, or a split
     would have an empty training set.
     """
-    if embargo < 0:
-        raise ValueError(f"embargo must be >= 0 bars, got {embargo}")
-    start = as_int_times(times)
-    end = as_int_times(label_end_times)
-    if start.shape != end.shape:
-        raise ValueError(f"{len(start)} sample times but {len(end)} label end times")
+    start, end = _label_windows(times, label_end_times, embargo)
     if bool((end < start).any()):
         raise ValueError("a label window ends before it starts")
     grid = np.unique(start)
@@ -112,12 +120,7 @@ def purged_tail_split(
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"tail fraction must lie in (0, 1), got {fraction}")
-    if embargo < 0:
-        raise ValueError(f"embargo must be >= 0 bars, got {embargo}")
-    start = as_int_times(times)
-    end = as_int_times(label_end_times)
-    if start.shape != end.shape:
-        raise ValueError(f"{len(start)} sample times but {len(end)} label end times")
+    start, end = _label_windows(times, label_end_times, embargo)
     grid = np.unique(start)
     cut = int(np.floor(len(grid) * (1.0 - fraction)))
     if cut - embargo <= 0 or cut >= len(grid):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from aistock_actors.core.backtest.curves import downsample_curve
 from aistock_actors.core.model.champion import (
     MIN_CHAMPION_WINDOW_BARS,
     ChampionWindow,
@@ -101,14 +100,7 @@ def _evaluate(
 ) -> OOSEvaluation:
     panel = targets.reindex(index=times, columns=sorted(frames)).fillna(0.0)
     window = (pd.Timestamp(times.min()), pd.Timestamp(times.max()))
-    result = simulate_window(frames, panel, window, spec)
-    return OOSEvaluation(
-        model_id=model_id,
-        metrics=result.metrics,
-        bars=len(result.equity),
-        equity_curve=tuple(downsample_curve(result.index, result.equity)),
-        returns=tuple(float(r) for r in result.returns),
-    )
+    return OOSEvaluation.of(model_id, simulate_window(frames, panel, window, spec))
 
 
 def candidate_evaluation(model_id: str, report: StrategyReport) -> OOSEvaluation:
