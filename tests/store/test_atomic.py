@@ -8,7 +8,6 @@ failed write never damages the previous content, and crashes do not litter the s
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import random
@@ -22,6 +21,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _support.store_helpers import load_helper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,15 +33,7 @@ HELPERS = Path(__file__).resolve().parent / "_helpers"
 WRITER = HELPERS / "atomic_writer.py"
 
 
-def _load_helper(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_store_helper_{name}", HELPERS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_helper("procs")
+procs = load_helper("procs")
 
 
 class Payload(msgspec.Struct, kw_only=True):

@@ -6,7 +6,6 @@ exits 5), a crash never breaks the chain, and every action reported as done is i
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import random
@@ -17,10 +16,10 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
+from _support.store_helpers import load_helper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,15 +44,7 @@ CHAIN_BROKEN = (
 )
 
 
-def _load_helper(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_store_helper_{name}", HELPERS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_helper("procs")
+procs = load_helper("procs")
 
 
 def make_log(path: Path, count: int) -> AuditLog:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from _support.store_helpers import load_helper
 
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.bar_segment import (
@@ -27,15 +26,7 @@ T0 = 18_262 * DAY
 HELPERS = Path(__file__).resolve().parent / "_helpers"
 
 
-def _load_helper(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_store_helper_{name}", HELPERS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_helper("procs")
+procs = load_helper("procs")
 
 
 def bars(start_day: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,15 +6,14 @@ naming the running one, and a crashed (even SIGKILLed) daemon never blocks the r
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _support.store_helpers import load_helper
 
 from aistock_actors.errors import LockHeldError
 from aistock_actors.store.lock import DaemonLock
@@ -23,15 +22,7 @@ HELPERS = Path(__file__).resolve().parent / "_helpers"
 HOLDER = HELPERS / "lock_holder.py"
 
 
-def _load_helper(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_store_helper_{name}", HELPERS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_helper("procs")
+procs = load_helper("procs")
 
 
 def expected_refusal(state_dir: Path, holder: str) -> str:
