@@ -31,13 +31,13 @@ import typing
 
 import pandas as pd
 
-from aistock_actors.actors.base import PoolActor
+from aistock_actors.actors.base import POOL_STEP_ERRORS, PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import TrainedModel
 from aistock_actors.core.strategy.artifact import StrategyModel
 from aistock_actors.core.strategy.incumbent import PanelSignals
 from aistock_actors.core.strategy.selection import deflated_sharpe_ratio
-from aistock_actors.errors import DataError, ModelIntegrityError, StateError, StrategyError
+from aistock_actors.errors import ModelIntegrityError, StateError, StrategyError
 from aistock_actors.messages import Reply, Request, StepFailed
 from aistock_actors.messages.model import (
     BacktestCompleted,
@@ -47,9 +47,6 @@ from aistock_actors.messages.model import (
 )
 from aistock_actors.runtime import progress
 from aistock_actors.runtime.jobs import (
-    JobBackendError,
-    JobCancelledError,
-    JobTimeoutError,
     make_mapper,
 )
 from aistock_actors.services import pipeline_params as lifecycle
@@ -142,18 +139,8 @@ class Backtester(PoolActor):
             return self._integrity_failed(request, exc)
         except StrategyError as exc:
             return self.fail(request, "strategy_failed", str(exc))
-        except JobTimeoutError as exc:
-            return self.fail(request, "timeout", str(exc))
-        except JobCancelledError as exc:
-            return self.fail(request, "cancelled", str(exc))
-        except JobBackendError as exc:
-            return self.fail(request, "backend_unavailable", str(exc))
-        except DataError as exc:
-            return self.fail(request, "no_data", str(exc))
-        except StateError as exc:
-            return self.fail(request, "bar_store_unreadable", str(exc))
-        except ValueError as exc:
-            return self.fail(request, "insufficient_data", str(exc))
+        except POOL_STEP_ERRORS as exc:  # timeout, cancelled (halt/stop), no data, ...
+            return self.pool_failure(request, exc)
         try:  # the Trainer counted every candidate under this id: this adds nothing then
             trials = TrialStore(loaded.state_dir, self.ctx.alerts).add(
                 1, candidate=candidate.model_id
@@ -193,18 +180,8 @@ class Backtester(PoolActor):
             )
         except ModelIntegrityError as exc:  # a strategy incumbent's source changed
             return self._integrity_failed(request, exc)
-        except JobTimeoutError as exc:
-            return self.fail(request, "timeout", str(exc))
-        except JobCancelledError as exc:  # a halt or a stop: the step is abandoned, nothing kept
-            return self.fail(request, "cancelled", str(exc))
-        except JobBackendError as exc:  # dask scheduler unreachable, worker lost
-            return self.fail(request, "backend_unavailable", str(exc))
-        except DataError as exc:
-            return self.fail(request, "no_data", str(exc))
-        except StateError as exc:
-            return self.fail(request, "bar_store_unreadable", str(exc))
-        except ValueError as exc:  # too little history for the walk-forward folds
-            return self.fail(request, "insufficient_data", str(exc))
+        except POOL_STEP_ERRORS as exc:  # timeout, cancelled (halt/stop), no data, ...
+            return self.pool_failure(request, exc)
         try:  # every backtested candidate is a trial, counted before it can be selected
             store = TrialStore(self.ctx.config.state_dir, self.ctx.alerts)
             trials = store.add(1, candidate=candidate.model_id)  # once per candidate

@@ -28,7 +28,15 @@ import msgspec
 import pykka
 
 from aistock_actors.config import LoadedConfig
-from aistock_actors.errors import HaltedError, UnexpectedMessageError
+from aistock_actors.errors import (
+    DataError,
+    HaltedError,
+    JobBackendError,
+    JobCancelledError,
+    JobTimeoutError,
+    StateError,
+    UnexpectedMessageError,
+)
 from aistock_actors.messages import Message, Reply, Request, StepFailed
 from aistock_actors.messages.control import ActorCrashed, ActorStartFailed, Halt, Resume
 from aistock_actors.runtime import faults, logs
@@ -196,6 +204,19 @@ class WatchedActor(SupervisedActor):
             return super().on_receive(message)
 
 
+POOL_STEP_FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (JobTimeoutError, "timeout"),  # the step's budget spent: the batch was killed
+    (JobCancelledError, "cancelled"),  # a halt or a stop: the step is abandoned, nothing kept
+    (JobBackendError, "backend_unavailable"),  # dask scheduler unreachable, worker lost
+    (DataError, "no_data"),
+    (StateError, "bar_store_unreadable"),
+    (ValueError, "insufficient_data"),  # too little history for the purged splits
+)
+"""The expected failures of a pool step (train, backtest) and their ``StepFailed`` reasons, in
+the order they are matched."""
+POOL_STEP_ERRORS: tuple[type[Exception], ...] = tuple(kind for kind, _ in POOL_STEP_FAILURES)
+
+
 class PoolActor(SupervisedActor):
     """A supervised actor that runs its work in a job runner (process pool or dask cluster).
 
@@ -215,6 +236,13 @@ class PoolActor(SupervisedActor):
         self.runner.cancel_when("halted", self.ctx.halt_flag)
         if self.ctx.stopping is not None:
             self.runner.cancel_when("stopping", self.ctx.stopping)
+
+    def pool_failure(self, request: Request, exc: Exception) -> StepFailed:
+        """The ``StepFailed`` of one of :data:`POOL_STEP_ERRORS` (anything else is re-raised)."""
+        for kind, reason in POOL_STEP_FAILURES:
+            if isinstance(exc, kind):
+                return self.fail(request, reason, str(exc))
+        raise exc
 
     def on_stop(self) -> None:
         self._close_runner()

@@ -27,17 +27,14 @@ from typing import Any
 
 import pandas as pd
 
-from aistock_actors.actors.base import PoolActor
+from aistock_actors.actors.base import POOL_STEP_ERRORS, PoolActor
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.history import history_in_years
-from aistock_actors.errors import DataError, StateError, StrategyError
+from aistock_actors.errors import StateError, StrategyError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainerInbox, TrainModel
 from aistock_actors.runtime import progress
 from aistock_actors.runtime.jobs import (
-    JobBackendError,
-    JobCancelledError,
-    JobTimeoutError,
     deadline_mapper,
 )
 from aistock_actors.services import model_hygiene, training_cadence
@@ -101,18 +98,8 @@ class Trainer(PoolActor):
                     mapper=progress.tracked_mapper(mapper, "train", "fits"),
                     hand_over=self.ctx.hand_over,
                 )
-        except JobTimeoutError as exc:
-            return self.fail(request, "timeout", str(exc))
-        except JobCancelledError as exc:  # a halt or a stop: the step is abandoned, nothing kept
-            return self.fail(request, "cancelled", str(exc))
-        except JobBackendError as exc:  # dask scheduler unreachable, worker lost
-            return self.fail(request, "backend_unavailable", str(exc))
-        except DataError as exc:
-            return self.fail(request, "no_data", str(exc))
-        except StateError as exc:
-            return self.fail(request, "bar_store_unreadable", str(exc))
-        except ValueError as exc:  # too little history for the purged walk-forward splits
-            return self.fail(request, "insufficient_data", str(exc))
+        except POOL_STEP_ERRORS as exc:  # timeout, cancelled (halt/stop), no data, ...
+            return self.pool_failure(request, exc)
         if self.ctx.halt_flag.is_set():  # halted while training (an inline fit): store nothing
             return self.fail(request, "halted", "system halted during training; nothing stored")
         metadata = {"data_start": start, "data_end": end, "symbols": sorted(frames)}
