@@ -17,6 +17,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from _support.waiting import wait_until
 
 from aistock_actors.config import parse_config
 from aistock_actors.errors import ConfigError, JobCancelledError
@@ -47,10 +48,7 @@ def test_hung_job_times_out_and_its_workers_are_killed() -> None:
     with pytest.raises(JobTimeoutError):
         runner.run(time.sleep, 60, timeout=1.0)
     assert time.monotonic() - start < 10
-    deadline = time.monotonic() + 10
-    while alive(worker):
-        assert time.monotonic() < deadline, "the pool's worker survived the timeout"
-        time.sleep(0.05)
+    wait_until(lambda: not alive(worker), 10, "the pool's worker to die after the timeout")
     assert runner.run(pow, 2, 5, timeout=60) == 32  # a fresh pool serves the next job
 
 
@@ -68,10 +66,7 @@ def test_a_set_cancel_event_abandons_the_running_batch_and_refuses_the_next() ->
     finally:
         setter.cancel()
     assert time.monotonic() - start < 10  # not after the 60 s "fit"
-    deadline = time.monotonic() + 10
-    while alive(worker):
-        assert time.monotonic() < deadline, "the pool's worker survived the cancellation"
-        time.sleep(0.05)
+    wait_until(lambda: not alive(worker), 10, "the pool's worker to die after the cancellation")
     with pytest.raises(JobCancelledError, match="pow not started: halted"):
         runner.run(pow, 2, 5, timeout=60)  # nothing new starts while the halt holds
     halted.clear()  # the operator resumed
