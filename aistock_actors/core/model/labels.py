@@ -1,8 +1,10 @@
 """Forward-looking labels and the end time of each label window (needed to purge training data).
 
-A label at bar ``t`` looks at bars ``t+1 .. t+horizon``; its window is ``[t, end_time]``. Rows whose
-window runs past the data are NaN / NaT. :func:`build_training_set` joins these labels to the
-causal features of :mod:`aistock_actors.core.model.features` for a whole panel of symbols.
+A label at bar ``t`` looks at bars after ``t``; its window is ``[t, end_time]``. Rows whose window
+runs past the data are NaN / NaT. :func:`build_training_set` joins these labels to the causal
+features of :mod:`aistock_actors.core.model.features` for a whole panel of symbols. Its default
+label is the TRADABLE one (:func:`tradable_labels`: next open to the open ``horizon`` bars later,
+net of the round-trip cost), the return a signal at ``t`` can really earn.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from aistock_actors.core.model.features import build_features, validate_ohlcv
 from aistock_actors.core.model.memory_hints import trim_heap
 from aistock_actors.errors import DataError
 
-LabelMethod = Literal["direction", "triple_barrier"]
+LabelMethod = Literal["tradable", "direction", "triple_barrier"]
+
+ROUND_TRIP_COST_BPS = 15.0
+"""The move a tradable label must beat, both sides: the default commission (5 bps) and half
+spread (2 bps) paid on entry and on exit, rounded up."""
 
 
 def _check_horizon(horizon: int) -> None:
@@ -46,6 +52,31 @@ def label_end_times(index: pd.DatetimeIndex, horizon: int) -> pd.Series:
     """Return, for each bar, the timestamp of the bar ``horizon`` bars later (NaT at the end)."""
     _check_horizon(horizon)
     return index.to_series().shift(-horizon)
+
+
+def tradable_forward_returns(open_: pd.Series, horizon: int) -> pd.Series:
+    """``log(open[t+1+horizon] / open[t+1])``: what a signal at ``t``'s close earns, filled at the
+    next open and held ``horizon`` bars; the last ``1 + horizon`` values are NaN."""
+    _check_horizon(horizon)
+    log_open = pd.Series(np.log(open_.to_numpy(dtype=float)), index=open_.index)
+    return log_open.shift(-(1 + horizon)) - log_open.shift(-1)
+
+
+def tradable_labels(
+    open_: pd.Series, horizon: int, cost_bps: float = ROUND_TRIP_COST_BPS
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Cost-aware labels on the tradable return: ``(labels, end_times, forward_returns)``.
+
+    1.0 where :func:`tradable_forward_returns` beats the round-trip cost ``cost_bps``, 0.0 where
+    it is below minus the cost, NaN where the move is too small to pay for a trade (those rows
+    are not trained on) or unknown. A label ends at the bar ``1 + horizon`` bars later (the exit
+    open), which is what purging must respect.
+    """
+    fwd = tradable_forward_returns(open_, horizon)
+    cost = cost_bps / 1e4
+    labels = (fwd > 0).astype(float).where(fwd.abs() > cost)
+    ends = open_.index.to_series().shift(-(1 + horizon))
+    return labels, ends, fwd
 
 
 def triple_barrier_labels(
@@ -97,11 +128,11 @@ class TrainingSet(NamedTuple):
     features: pd.DataFrame
     """Causal features indexed by ``(timestamp, symbol)``."""
     labels: pd.Series
-    """0/1 direction labels (int), same index."""
+    """0/1 labels (int), same index: up / down over the label window."""
     label_end_times: pd.Series
     """Timestamp at which each label's window ends, same index."""
     forward_returns: pd.Series
-    """Forward log return over the horizon, same index (for payoff-aware evaluation)."""
+    """Forward log return the label was cut from, same index (for payoff-aware evaluation)."""
 
 
 def _symbol_rows(
@@ -110,14 +141,18 @@ def _symbol_rows(
     validate_ohlcv(df)
     close = df["close"].astype(float)
     frame = build_features(df)
-    if method == "direction":
+    if method == "tradable":
+        labels, ends, fwd = tradable_labels(df["open"].astype(float), horizon)
+    elif method == "direction":
         labels = direction_labels(close, horizon, cost_threshold)
         ends = label_end_times(pd.DatetimeIndex(df.index), horizon)
+        fwd = forward_log_returns(close, horizon)
     else:
         labels, ends = triple_barrier_labels(close, horizon, cost_threshold=cost_threshold)
+        fwd = forward_log_returns(close, horizon)
     frame["__label"] = labels
     frame["__end"] = ends
-    frame["__fwd"] = forward_log_returns(close, horizon)
+    frame["__fwd"] = fwd
     return frame.dropna(how="any")
 
 
@@ -126,11 +161,13 @@ def build_training_set(
     *,
     horizon: int,
     cost_threshold: float = 0.0,
-    method: LabelMethod = "direction",
+    method: LabelMethod = "tradable",
 ) -> TrainingSet:
     """Build features and labels for every symbol and stack them on ``(timestamp, symbol)``.
 
-    Rows without a complete feature vector (warm-up) or a known label (the last bars) are dropped.
+    Rows without a complete feature vector (warm-up) or a known label (the last bars; with the
+    default ``tradable`` labels also moves too small to pay their costs) are dropped.
+    ``cost_threshold`` applies to the ``direction`` and ``triple_barrier`` methods only.
     """
     _check_horizon(horizon)
     if not frames:

@@ -83,7 +83,7 @@ def _one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def data() -> TrainingSet:
-    return build_training_set(ar1_frames(12, 500, phi=0.3, seed=5), horizon=1)
+    return build_training_set(ar1_frames(12, 500, phi=0.3, seed=5), horizon=1, method="direction")
 
 
 def _arrays(data: TrainingSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ from aistock_actors.core.model.labels import (
     direction_labels,
     forward_log_returns,
     label_end_times,
+    tradable_forward_returns,
+    tradable_labels,
     triple_barrier_labels,
 )
 from aistock_actors.errors import DataError
@@ -86,9 +88,41 @@ def test_triple_barrier_first_touch_wins_and_ends_there() -> None:
     assert (ends[known] <= close.index.to_series().shift(-5)[known]).all()
 
 
+def test_tradable_label_is_next_open_to_open_net_of_costs() -> None:
+    """A signal at t's close fills at t+1's open and exits at the open ``horizon`` bars later: the
+    label is that return's sign, and a move too small to pay the round trip is not labelled."""
+    index = pd.date_range("2021-03-01", periods=7, freq="D", tz="UTC")
+    open_ = pd.Series([100.0, 100.0, 101.0, 101.05, 99.0, 99.0, 99.0], index=index)
+    fwd = tradable_forward_returns(open_, 1)
+    assert fwd.iloc[0] == pytest.approx(np.log(101.0 / 100.0))  # open[1] -> open[2]
+    assert fwd.iloc[-2:].isna().all()
+    labels, ends, fwd2 = tradable_labels(open_, horizon=1, cost_bps=15.0)
+    assert fwd2.equals(fwd)
+    assert labels.iloc[0] == 1.0  # +1.0 % beats 15 bps
+    assert np.isnan(labels.iloc[1])  # +5 bps does not pay the round trip: not trained on
+    assert labels.iloc[2] == 0.0  # -2.1 %
+    assert np.isnan(labels.iloc[3])  # flat
+    assert labels.iloc[-2:].isna().all()
+    assert ends.iloc[0] == index[2] and ends.iloc[4] == index[6]  # the exit open's bar
+    assert ends.iloc[-2:].isna().all()
+
+
+def test_tradable_label_never_uses_the_signal_bars_own_close_move() -> None:
+    """The label is cut from the opens a fill really gets: a jump in one bar's close (a move
+    between a signal and its fill that no order can capture) changes no tradable label."""
+    bars = make_bars(120, seed=9)
+    bars["open"] = bars["close"].shift(1).fillna(50.0) * 1.001
+    base = build_training_set({"X": bars}, horizon=2)
+    moved = bars.copy()
+    moved.iloc[80, moved.columns.get_loc("close")] *= 1.3  # one close only
+    after = build_training_set({"X": moved}, horizon=2)
+    common = base.labels.index.intersection(after.labels.index)
+    assert base.labels[common].equals(after.labels[common])
+
+
 def test_training_set_is_aligned_and_complete() -> None:
     frames = {"X": make_bars(160, seed=1), "Y": make_bars(140, seed=2)}
-    ts = build_training_set(frames, horizon=3)
+    ts = build_training_set(frames, horizon=3, method="direction")
     assert tuple(ts.features.columns) == FEATURE_NAMES
     for part in (ts.labels, ts.label_end_times, ts.forward_returns):
         assert part.index.equals(ts.features.index)
@@ -100,6 +134,21 @@ def test_training_set_is_aligned_and_complete() -> None:
     n_x = 160 - (WARMUP_BARS - 1) - 3
     assert len(ts.features.xs("X", level="symbol")) == n_x
     assert ((ts.forward_returns > 0).astype(int) == ts.labels).all()
+
+
+def test_default_training_set_has_tradable_labels() -> None:
+    """The default recipe learns the tradable, cost-netted move: rows too small to pay are out,
+    each label's window ends at its exit open (1 + horizon bars on), and labels match returns."""
+    bars = make_bars(160, seed=1)
+    bars["open"] = bars["close"].shift(1).fillna(50.0)
+    ts = build_training_set({"X": bars}, horizon=3)
+    times = ts.features.index.get_level_values("timestamp")
+    assert len(ts.labels) < 160 - (WARMUP_BARS - 1) - 4  # small moves dropped
+    assert (ts.forward_returns.abs() > 15.0 / 1e4).all()
+    assert ((ts.forward_returns > 0).astype(int) == ts.labels).all()
+    position = {t: i for i, t in enumerate(bars.index)}
+    ends = ts.label_end_times.to_numpy()
+    assert all(position[e] == position[t] + 4 for t, e in zip(times, ends, strict=True))
 
 
 def test_training_set_triple_barrier_and_errors() -> None:
