@@ -29,7 +29,7 @@ import pandas as pd
 
 from aistock_actors.actors.base import POOL_STEP_ERRORS, PoolActor
 from aistock_actors.core.model import pipeline
-from aistock_actors.core.model.history import history_in_years
+from aistock_actors.core.model.history import history_in_years, required_history_bars
 from aistock_actors.errors import StateError, StrategyError
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.model import LifecycleSkipped, ModelTrained, TrainerInbox, TrainModel
@@ -76,14 +76,19 @@ class Trainer(PoolActor):
         try:
             frames = lifecycle.load_frames(self.ctx.config, self.bars)
             start, end = pipeline.window_bounds(frames)
-            required = pipeline.min_history_bars(params, cfg.backtest.n_splits)
+            required = required_history_bars(params, cfg.backtest.n_splits, frames,
+                                             cfg.training.min_history_years)
             available = max(len(frame) for frame in frames.values())
             if available < required:
+                floor_note = (
+                    f" (training.min_history_years {cfg.training.min_history_years:g})"
+                    if required > pipeline.min_history_bars(params, cfg.backtest.n_splits)
+                    else "")
                 return LifecycleSkipped(
                     request_id=request.request_id,
                     reason="insufficient_history",
                     detail=f"need {history_in_years(required, frames)} for the longest "
-                    f"symbol, have {available}; no candidate trained this cycle",
+                    f"symbol, have {available}{floor_note}; no candidate trained this cycle",
                 )
             if not single_ml_recipe(cfg):
                 return self._train_set(request, frames, (start, end), mapper)

@@ -255,7 +255,8 @@ class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     """The training recipe of the model lifecycle (the Trainer; the Backtester refits it)."""
 
     horizon: Annotated[int, msgspec.Meta(ge=1, le=250)] = 5
-    """Label horizon in bars: the model predicts the direction of the next ``horizon`` bars."""
+    """Label horizon in bars: the model predicts the move from the next open to the open
+    ``horizon`` bars later, net of the round-trip cost."""
     n_splits: Annotated[int, msgspec.Meta(ge=2, le=20)] = 5
     """Purged walk-forward splits inside training (out-of-fold accuracy, threshold tuning)."""
     embargo_bars: Bars = 5
@@ -272,6 +273,10 @@ class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     """Meta-labeler (confidence) model."""
     regularization_c: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)] = 0.05
     """Inverse L2 strength of logistic models (smaller = more regularised)."""
+    min_history_years: Annotated[float, msgspec.Meta(ge=0.0, le=50.0)] = 1.0
+    """Least history, in years of the data's own bars (inferred from the timestamps), the longest
+    symbol needs before a candidate is trained, on top of the bars the purged splits need (~2
+    years of daily bars with the defaults; ~3 weeks of hourly crypto without this floor)."""
     retrain_every_bars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 21
     """Train a candidate when this many new bar times arrived since the newest one (or there is
     none); other cycles skip train, backtest and judge (a month of daily bars by default)."""

@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from aistock_actors.config import LoadedConfig
-from aistock_actors.core.model.pipeline import min_history_bars
+from aistock_actors.core.backtest.frequency import infer_bars_per_year
+from aistock_actors.core.model.history import min_history_bars, years_floor_bars
 from aistock_actors.core.replay import account as accounts
 from aistock_actors.core.replay import summary as figures
 from aistock_actors.core.replay.history import history_needed
@@ -90,6 +92,10 @@ def plan(loaded: LoadedConfig, start: str | None, end: str | None) -> ReplayWind
     # backtest (and each fold's meta-labeler) has training data in every split (#13).
     required = history_needed(params, cfg.backtest.n_splits, cfg.training.embargo_bars,
                               floor=min_history_bars(params, cfg.backtest.n_splits))
+    longest = max(per_symbol.values(), key=len, default=None)
+    if longest is not None and len(longest) >= 2:  # and training.min_history_years of its bars
+        per_year = infer_bars_per_year(pd.DatetimeIndex(pd.to_datetime(longest, utc=True)))
+        required = max(required, years_floor_bars(cfg.training.min_history_years, per_year))
     return resolve_window(
         per_symbol, required, start=start_ns, end=end_ns, start_text=start, end_text=end
     )

@@ -109,8 +109,9 @@ SMALL_LIFECYCLE: dict[str, Any] = {
     # whole cycle with training takes ~0.15 s on the planted pattern, which passes the gates.
     # A logistic meta-labeler: with "hgb" (OpenMP) in both the Trainer's and the Backtester's
     # threads of one process, a fold's meta-label step stalled ~1.1 s at random (vs 15 ms).
+    # Half a year of bars is trained on on purpose: no floor in years (training.min_history_years).
     "training": {"horizon": 1, "n_splits": 2, "embargo_bars": 1, "max_bars": 400,
-                 "meta": "logistic"},
+                 "meta": "logistic", "min_history_years": 0.0},
     "backtest": {"n_splits": 2},
     # The planted AR(1) pattern is deliberately strong; as the bars grow its Sharpe can pass the
     # plausibility ceiling (stage 8), whose hold these fault tests are not about.

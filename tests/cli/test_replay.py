@@ -363,7 +363,7 @@ def test_a_terminal_shows_a_progress_bar_and_a_pipe_only_the_summary(tmp_path: P
 
     config = config_for(tmp_path, bars=150)
     code, out = run_in_pty([sys.executable, SUPERVISOR, str(config), "--replay", "--to",
-                            "2015-07-10"], cwd=tmp_path)
+                            "2015-07-24"], cwd=tmp_path)
     assert code == 0, out
     assert "━" in out and "\x1b[" in out  # rich's bar, drawn while it runs
     assert "equity $100,000" in out and "model none" in out and "2015-07-" in out

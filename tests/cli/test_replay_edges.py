@@ -8,19 +8,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pytest
 from _support.fault_harness import reliability_config, write_bars
+from _support.lifecycle_support import planted_frames
 from _support.localhttp import Answer, LocalServer
 from _support.opsupport import http_get
 from _support.support import probe_class, write_config
 
 from aistock_actors.cli.app import main
 from aistock_actors.config import load_config
+from aistock_actors.core.data.sample_data import write_universe_csvs
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.model.pipeline import min_history_bars
 from aistock_actors.core.replay.history import history_needed, splits_hold
 from aistock_actors.core.supervision.health import health_issues
 from aistock_actors.messages.data import IngestBars
 from aistock_actors.runtime.clock import FakeClock, from_epoch_ns, iso_utc
+from aistock_actors.runtime.replay import plan
 from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.runtime.telemetry import TelemetrySnapshot
 from aistock_actors.store.audit import read_audit
@@ -85,7 +90,7 @@ def test_a_replay_of_daily_bars_raises_no_data_stale(tmp_path: Path) -> None:
     time, and nothing is judged against the wall clock."""
     server = LocalServer(lambda _request: Answer(202, {})).start()
     try:
-        write_bars(tmp_path, 135)
+        write_bars(tmp_path, 150)
         config = reliability_config(
             tmp_path, training={"retrain_every_bars": 20},
             monitoring={"max_data_age_seconds": 3 * DAY},
@@ -108,25 +113,26 @@ SMALL = ModelParams(horizon=1, n_splits=2, embargo=1)
 
 def test_the_history_a_replay_needs_covers_the_backtests_and_meta_labelers_splits() -> None:
     floor = min_history_bars(SMALL, 2)
-    assert floor == 123
-    # at 123-125 bars the trainer could train, but a backtest fold's meta-labeler has a split
-    # with no training data: the walk-forward fails with insufficient_data
-    assert [b for b in range(floor, floor + 30) if not splits_hold(b, SMALL, 2, 1)] == [
-        123, 124, 125]
-    assert history_needed(SMALL, 2, 1, floor=floor) == 126
+    assert floor == 124
+    # at 124-141 bars the trainer could train, but a backtest fold's meta-labeler has a split
+    # with no training data (each tradable label spans 2 bars, which the purge removes): the
+    # walk-forward fails with insufficient_data
+    assert [b for b in range(floor, floor + 30) if not splits_hold(b, SMALL, 2, 1)] == list(
+        range(124, 142))
+    assert history_needed(SMALL, 2, 1, floor=floor) == 142
     defaults = ModelParams()
-    assert history_needed(defaults, 4, defaults.embargo, floor=495) == 495  # ample already
+    assert history_needed(defaults, 4, defaults.embargo, floor=496) == 501
 
 
 def test_the_default_from_is_the_first_bar_where_train_and_backtest_both_have_history(
     tmp_path: Path,
 ) -> None:
-    write_bars(tmp_path, 135)
+    write_bars(tmp_path, 150)
     config = reliability_config(tmp_path, training={"retrain_every_bars": 20})
     assert main([str(config), "--replay"]) == 0
     first_step = json.loads((tmp_path / "state" / "replay.json").read_text())["first_step"]
-    stamps = sorted(int(ts[125]) for ts in csv_timestamps(tmp_path / "data").values())
-    assert first_step == iso_utc(from_epoch_ns(stamps[0]))  # the 126th bar, not the 123rd
+    stamps = sorted(int(ts[141]) for ts in csv_timestamps(tmp_path / "data").values())
+    assert first_step == iso_utc(from_epoch_ns(stamps[0]))  # the 142nd bar, not the 124th
     records, _ = read_audit(tmp_path / "state" / "audit" / "log.jsonl")
     failed = [r.details for r in records if r.action in ("cycle_failed", "step_failed")]
     assert failed == []
@@ -134,3 +140,21 @@ def test_the_default_from_is_the_first_bar_where_train_and_backtest_both_have_hi
     assert not [a for a in alerts if a["code"] == "backtest_failed"], alerts
     [verdict] = json.loads((tmp_path / "state" / "promotion" / "manifest.json").read_text())
     assert verdict["backtest"]["folds"] == 2  # the first step's candidate was backtested
+
+
+def test_the_default_from_waits_for_a_year_of_the_datas_own_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hourly 24/7 bars: the splits' 142 bars are 6 days; the default --from also waits for
+    training.min_history_years of hourly bars, and says so when the data has too few."""
+    hours = pd.date_range("2024-01-01", periods=600, freq="h", tz="UTC")
+    frames = {s: f.set_axis(hours) for s, f in planted_frames(n_symbols=2, n_bars=600).items()}
+    write_universe_csvs(tmp_path / "data", frames)
+    config = reliability_config(tmp_path, training={"min_history_years": 0.05})  # ~438 hours
+    window = plan(load_config(config), None, None)
+    assert window.steps[0] == hours[438].value  # 0.05 x 8,766 = 438.3 -> the 439th bar
+    config = reliability_config(tmp_path, training={"min_history_years": 1.0})
+    assert main([str(config), "--replay"]) == 2
+    err = capsys.readouterr().err
+    assert "no symbol has the 8766 bars a candidate needs (the longest has 600)" in err, err
+    assert not (tmp_path / "state" / "replay.json").exists()

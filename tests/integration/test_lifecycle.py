@@ -18,6 +18,7 @@ from _support.lifecycle_support import (
     audit_records,
     lifecycle_config,
     manifest,
+    planted_frames,
     pointer,
     run_cycle,
     step,
@@ -26,6 +27,7 @@ from _support.lifecycle_support import (
 from _support.support import alert_codes
 
 from aistock_actors.config import load_config
+from aistock_actors.core.data.sample_data import write_universe_csvs
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.labels import TrainingSet
 from aistock_actors.services import operator_actions as operator
@@ -238,3 +240,25 @@ def test_too_little_history_trains_nothing_and_is_not_a_failure(tmp_path: Path) 
     assert "years of these bars" in detail  # the bar count said in time (daily bars here)
     assert manifest(tmp_path) == [] and pointer(tmp_path) is None
     assert not any(p.is_dir() for p in (tmp_path / "models").glob("m-*"))
+
+
+def hourly_planted(tmp: Path, n_bars: int) -> None:
+    """The planted bars on an hourly 24/7 clock (a crypto market): ``n_bars`` hours."""
+    hours = pd.date_range("2024-01-01", periods=n_bars, freq="h", tz="UTC")
+    frames = {s: f.set_axis(hours) for s, f in planted_frames(n_symbols=3, n_bars=n_bars).items()}
+    write_universe_csvs(tmp / "data", frames)
+
+
+def test_weeks_of_hourly_bars_are_not_enough_history_to_train(tmp_path: Path) -> None:
+    """600 hourly bars pass the splits' bar count (497 at horizon 1), but they are 25 days:
+    below the one-year floor (training.min_history_years) nothing is trained or judged, and the
+    operator reads the floor and the history in time."""
+    hourly_planted(tmp_path, 600)
+    summary, _ = run_cycle(lifecycle_config(tmp_path))
+    assert summary.outcome == "succeeded"
+    for name in ("train", "backtest", "judge"):
+        assert step(summary, name).data["reason"] == "insufficient_history"
+    detail = step(summary, "train").data["detail"]
+    assert detail.startswith("need 8766 bars (~1.0 years of these bars, ~8,766 a year)"), detail
+    assert "have 600 (training.min_history_years 1)" in detail
+    assert manifest(tmp_path) == [] and not any((tmp_path / "models").glob("m-*"))

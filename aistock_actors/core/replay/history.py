@@ -25,12 +25,13 @@ def splits_hold(bars: int, params: ModelParams, backtest_splits: int,
                 backtest_embargo: int) -> bool:
     """Whether ``bars`` bars of one symbol let a candidate be trained on all its labelled rows
     and backtested walk-forward (a model fitted on each fold's training rows): the same split
-    functions on the rows that survive the features' warm-up and the label horizon."""
-    rows = bars - WARMUP_BARS - params.horizon
+    functions on the rows that survive the features' warm-up and the label (the tradable label of
+    a bar ends at the open ``1 + horizon`` bars later)."""
+    rows = bars - WARMUP_BARS - 1 - params.horizon
     if rows <= 0:
         return False
     start = np.arange(rows, dtype=np.int64)
-    end = start + params.horizon
+    end = start + 1 + params.horizon
     try:
         _fit_splits(start, end, params)
         for train, _test in purged_walk_forward_splits(start, end, backtest_splits,

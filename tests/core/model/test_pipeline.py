@@ -60,7 +60,7 @@ def test_select_frames_keeps_the_longest_symbols_and_recent_bars() -> None:
 
 
 def test_min_history_bars_for_the_default_recipe() -> None:
-    assert pipeline.min_history_bars(ModelParams(), 4) == 495
+    assert pipeline.min_history_bars(ModelParams(), 4) == 496
 
 
 def record_jobs(jobs_seen: list[tuple[Any, ...]]) -> pipeline.Mapper:
