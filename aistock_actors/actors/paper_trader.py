@@ -47,7 +47,7 @@ from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.actors.paper_book import PaperBook
 from aistock_actors.core.model.live_features import LiveFeatures
 from aistock_actors.core.model.models import TrainedModel
-from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
+from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights, clamp_to_ceilings
 from aistock_actors.core.strategy.artifact import StrategyModel
 from aistock_actors.core.strategy.live_rules import LiveRuleWeights
 from aistock_actors.core.trading.costs import CostModel
@@ -245,6 +245,8 @@ class PaperTrader(SupervisedActor):
             weights,
             bars.latest_closes,
             min_order_notional=self.ctx.config.config.paper.min_order_notional,
+            rebalance_band=self.ctx.config.config.paper.rebalance_band,  # the backtest's too
+            max_weight=clamp_to_ceilings(limits).max_position_fraction,
         )
         status = "traded" if orders else "no orders: holding"
         return status, (state, list(orders)), None

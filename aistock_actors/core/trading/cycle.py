@@ -282,8 +282,14 @@ def plan_cycle(
     prices: Mapping[str, float],
     *,
     min_order_notional: float,
+    rebalance_band: float = 0.0,
+    max_weight: float = math.inf,
 ) -> tuple[LedgerState, list[Order]]:
     """Plan orders toward ``weights`` at the ledger's ``as_of`` bar and add them to the open orders.
+
+    ``rebalance_band`` (``paper.rebalance_band``) and ``max_weight`` (the live position limit):
+    the no-trade band of :func:`~aistock_actors.core.trading.band.holds_in_band`, which the
+    backtest applies too (``FillLimits``).
 
     Ids already applied or already open are skipped, so planning twice against the same bar with
     the same model adds nothing.
@@ -295,6 +301,8 @@ def plan_cycle(
         cycle_id=state.as_of,
         model_id=state.model_id,
         min_order_notional=min_order_notional,
+        rebalance_band=rebalance_band,
+        max_weight=max_weight,
     )
     known = {*state.applied_order_ids, *(o.order_id for o in state.open_orders)}
     fresh = [o for o in orders if o.order_id not in known]
