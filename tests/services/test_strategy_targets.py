@@ -129,6 +129,7 @@ def _artifact(strategy: object, state: object) -> StrategyModel:
     AutocorrelationStrategy(halflife=3, entry_bps=5.0, full_at=2.0),
     TimeSeriesMomentum(lookback=5),
     SmaCross(fast=3, slow=8),
+    Fixed((1.0, -1.0, 0.0, 0.5)),  # a user strategy: the full computation
 ])
 def test_live_targets_are_the_full_computations_bar_by_bar(rule: object, tmp_path: Path) -> None:
     """The paper trader's path (a LiveRuleWeights carried between cycles) sizes exactly what

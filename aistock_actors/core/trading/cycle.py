@@ -25,7 +25,9 @@ symbols with a signal share the book equally, ``direction x min(max_position_fra
 max_gross_exposure / n)``; symbols without a signal are flat. The caller then applies
 :func:`~aistock_actors.core.risk.policy.cap_target_weights` (notional cap, hard ceilings) and the
 fill
-re-checks the limits at the fill price.
+re-checks the limits at the fill price. A held position whose weight only drifted inside
+``paper.rebalance_band`` of its target is not resized (:func:`plan_cycle`; the backtest applies
+the same band).
 
 **Order ids** are ``order_id(<decision bar timestamp>, symbol, model_id)``: a cycle re-run after
 a crash plans against the same bar with the same model, gets the same ids, and the ledger's
