@@ -123,6 +123,24 @@ def _limited(
     return delta
 
 
+def _band_todo(
+    shares: FloatArray, o: Orders, a: int, c: int, n: int, equity: float, limits: FillLimits
+) -> range | list[int]:
+    """The positions (from ``c`` on) of the ``n`` orders from ``a`` on that the no-trade band
+    does not hold: :func:`~aistock_actors.core.trading.band.holds_in_band` on a bar's orders at
+    once (the same floating-point operations; ``_limited`` asks it again per fill), so the many
+    held positions of a bar skip the per-fill path."""
+    band = limits.rebalance_band
+    if n < 2 or band is None or not band > 0.0 or not equity > 0.0:
+        return range(c, c + n)
+    target = o.decision[a:a + n]
+    current = shares[o.symbol[a:a + n]] * o.price[a:a + n] / equity
+    held = ((current * target > 0.0) & (np.abs(current) <= limits.max_weight)
+            & (np.abs(target - current) <= band * np.abs(target)))
+    todo: list[int] = (np.flatnonzero(~held) + c).tolist()
+    return todo
+
+
 def _trunc(x: float) -> float:
     """``np.trunc`` of one float (sign of zero kept), without a numpy call."""
     return math.copysign(float(math.trunc(x)), x) if math.isfinite(x) else x
@@ -177,6 +195,7 @@ def event_loop(
     sym, dec, price, rate = o.symbol, o.decision, o.price, o.rate
     volume = o.volume if o.volume is not None else price
     share = limits.max_volume_share
+    banded = limits.rebalance_band is not None
     # The orders of short bars, as Python lists (compact: only those are needed).
     short = SHORT if short_sums_are_sequential() else 2
     if limits.active:
@@ -196,7 +215,7 @@ def event_loop(
             eq = cash + float(shares.dot(val[val_rows[k]]))
         if n < short:  # a few symbols trade: the same operations on Python floats
             dot = total = 0.0
-            for i in range(c, c + n):
+            for i in _band_todo(shares, o, a, c, n, eq, limits) if banded else range(c, c + n):
                 j, x = s_sym[i], s_px[i]
                 new = s_dec[i] * eq / x
                 if integer:
