@@ -52,14 +52,14 @@ def full(arrays: dict[str, BarArrays], strategy: object, state: object) -> dict[
     return latest_weights(frames, strategy, state)  # type: ignore[arg-type]
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_symbols=st.integers(1, 4),
     gaps=st.sampled_from([0.0, 0.1, 0.3]),
     nans=st.sampled_from([0.0, 0.05]),
-    new_at=st.integers(5, 45),
-    restart_at=st.integers(5, 45),
+    new_at=st.integers(5, 35),
+    restart_at=st.integers(5, 35),
     halflife=st.integers(1, 4),
     trade=st.booleans(),
 )
@@ -69,10 +69,10 @@ def test_live_autocorrelation_weights_are_the_full_computations(
 ) -> None:
     strategy = AutocorrelationStrategy(halflife=halflife, entry_bps=5.0, full_at=2.0)
     state = AutocorrelationFit(trade=trade, train_net_pnl=1.0 if trade else -1.0)
-    arrays = universe(seed, n_symbols, 50, gaps, nans, new_at)
+    arrays = universe(seed, n_symbols, 40, gaps, nans, new_at)
     live = LiveRuleWeights()
     held = 0
-    for t in range(50):
+    for t in range(40):
         now = up_to(arrays, START + t * DAY)
         if not now:
             continue
@@ -109,7 +109,7 @@ def test_the_carry_is_rebuilt_for_a_new_model_a_late_bar_or_a_changed_close() ->
     assert live.rebuilds == 5
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     gaps=st.sampled_from([0.0, 0.2, 0.5]),
