@@ -4,7 +4,7 @@ the peak RSS of the replay every 250 steps.
 Run from the repository root::
 
     .venv/bin/python bench/bench_replay.py [--symbols 20 500] [--demo-symbols 20] \
-        [--demo-bars 1500] [--no-demo] [--keep] [--smoke]
+        [--demo-bars 1500] [--no-demo] [--strategy NAME] [--keep] [--smoke]
 
 Both parts run ``python supervisor.py CONFIG --replay`` as a subprocess, exactly as
 ``./demo.sh`` and an operator do, and read what they measure from the files it leaves:
@@ -23,7 +23,9 @@ Both parts run ``python supervisor.py CONFIG --replay`` as a subprocess, exactly
   once, every later one does not. The promotion gate is opened IN THIS BENCH ONLY (three stages,
   ``min_sharpe`` -10 and the like), so that a model is active and every later step paper-trades
   it, which is the cycle a replay runs 20 times out of 21. Each cycle's wall time (and each of
-  its steps' from the cycle summary); median and p90 of the non-training ones.
+  its steps' from the cycle summary); median and p90 of the non-training ones. ``--strategy
+  NAME`` makes ``NAME`` (e.g. ``autocorrelation``, the demo's promoted rule) the only candidate,
+  so the active model is that strategy and the trade step runs it (issue #13).
 
 Targets, printed as PASS/MISS and never asserted: the demo replay within 3 minutes on 2 cores;
 a no-training cycle within 25 ms (median) at 20 symbols and 150 ms at 500.
@@ -190,7 +192,7 @@ def demo(symbols: int, bars: int, keep: bool) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def no_training_cycle(symbols: int, bars: int, keep: bool) -> None:
+def no_training_cycle(symbols: int, bars: int, keep: bool, strategy: str | None = None) -> None:
     """In this process, the same code as ``--replay`` (plan, supervisor, the replay loop), so
     each cycle's summary gives the time of every step too."""
     from aistock_actors.cli.runs import _start_supervisor
@@ -204,7 +206,10 @@ def no_training_cycle(symbols: int, bars: int, keep: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-replay-{symbols}-"))
     try:
         write_universe_csvs(tmp / "data", generate_universe(symbols, bars, seed=42))
-        config = demo_config(tmp, training={"retrain_every_bars": 100_000}, promotion=OPEN_GATE,
+        training: dict[str, Any] = {"retrain_every_bars": 100_000}
+        if strategy is not None:  # the only candidate: the active model is this strategy
+            training["candidates"] = [strategy]
+        config = demo_config(tmp, training=training, promotion=OPEN_GATE,
                              headless={"promotion_validation_stages": 3})
         loaded = load_config(config)
         clock = SystemClock()
@@ -259,6 +264,8 @@ def main() -> int:
     parser.add_argument("--demo-symbols", type=int, default=20)
     parser.add_argument("--demo-bars", type=int, default=1500)
     parser.add_argument("--no-demo", action="store_true")
+    parser.add_argument("--strategy", default=None,
+                        help="the no-training cycles' only candidate (e.g. autocorrelation)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: the code path only")
     args = parser.parse_args()
@@ -268,7 +275,7 @@ def main() -> int:
     if not args.no_demo:
         demo(args.demo_symbols, args.demo_bars, args.keep)
     for n in args.symbols:
-        no_training_cycle(n, args.cycle_bars, args.keep)
+        no_training_cycle(n, args.cycle_bars, args.keep, args.strategy)
     return 0
 
 

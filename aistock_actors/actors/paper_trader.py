@@ -47,8 +47,9 @@ from aistock_actors.actors.base import SupervisedActor
 from aistock_actors.actors.paper_book import PaperBook
 from aistock_actors.core.model.live_features import LiveFeatures
 from aistock_actors.core.model.models import TrainedModel
-from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights
+from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights, clamp_to_ceilings
 from aistock_actors.core.strategy.artifact import StrategyModel
+from aistock_actors.core.strategy.live_rules import LiveRuleWeights
 from aistock_actors.core.trading.costs import CostModel
 from aistock_actors.core.trading.cycle import (
     Advance,
@@ -104,6 +105,7 @@ class PaperTrader(SupervisedActor):
         )
         self.bars = BarStore(self.state_dir / "bars")
         self.features = LiveFeatures()  # in memory only: rebuilt from the bars after a restart
+        self.rule_weights = LiveRuleWeights()  # likewise, for an active built-in rule
         self.cycle_arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
         key = IntegrityKey.from_config(loaded)
         self.models = ModelStore(loaded.models_dir, self.ctx.alerts, key)
@@ -243,6 +245,8 @@ class PaperTrader(SupervisedActor):
             weights,
             bars.latest_closes,
             min_order_notional=self.ctx.config.config.paper.min_order_notional,
+            rebalance_band=self.ctx.config.config.paper.rebalance_band,  # the backtest's too
+            max_weight=clamp_to_ceilings(limits).max_position_fraction,
         )
         status = "traded" if orders else "no orders: holding"
         return status, (state, list(orders)), None
@@ -292,9 +296,9 @@ class PaperTrader(SupervisedActor):
     ) -> dict[str, float]:
         """Target weights: signals on the symbols with a bar at ``as_of``, sized, then capped."""
         if isinstance(model, StrategyModel):  # services/strategy_targets.py
-            frames = self.bars.load_many(sorted(bars.latest_closes))
-            return strategy_targets(model, self.ctx.config, frames, ledger_equity(state),
-                                    bars.latest_closes, limits)
+            arrays = {s: self.cycle_arrays[s] for s in sorted(bars.latest_closes)}
+            return strategy_targets(model, self.ctx.config, arrays, ledger_equity(state),
+                                    bars.latest_closes, limits, self.rule_weights)
         features = self.features.latest({s: self.cycle_arrays[s] for s in bars.latest_closes})
         if features.empty:
             return {}

@@ -199,6 +199,11 @@ class PaperConfig(ConfigSection, frozen=True, kw_only=True):
     """What happens to the part of an order the volume cap left: fill at later bars, or drop."""
     min_order_notional: Annotated[float, msgspec.Meta(ge=0.0, le=1e9)] = 100.0
     """Smaller rebalancing trades are skipped (a position is always closed in full)."""
+    rebalance_band: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.25
+    """No-trade band: a held position on its target's side is not resized while its weight is
+    within this fraction of the target weight (0.25: a 4 % target is left alone between 3 % and
+    5 %), unless it is above the position limit; 0 resizes every drift. The backtest applies
+    the same band, so it promises only what paper trading does (issue #14)."""
     cost_ewma_alpha: PositiveFraction = 0.1
     """Weight of the newest fill in the cost calibrator's EWMA of cost surprise."""
     on_no_model: Literal["flatten", "hold"] = "flatten"

@@ -37,8 +37,9 @@ def model_params(config: Config) -> ModelParams:
 
 def simulation_spec(config: Config) -> SimulationSpec:
     """Walk-forward split and simulator settings from ``backtest`` (embargo from ``training``),
-    with the paper trader's fill limits (``paper.max_volume_share``, ``paper.min_order_notional``):
-    a backtest promises only what paper trading can fill."""
+    with the paper trader's fill limits (``paper.max_volume_share``, ``paper.min_order_notional``,
+    the no-trade band ``paper.rebalance_band`` under ``risk.max_position_fraction``): a backtest
+    promises only what paper trading can fill."""
     b = config.backtest
     return SimulationSpec(
         n_splits=b.n_splits,
@@ -53,6 +54,8 @@ def simulation_spec(config: Config) -> SimulationSpec:
         limits=FillLimits(
             max_volume_share=config.paper.max_volume_share,
             min_order_notional=config.paper.min_order_notional,
+            rebalance_band=config.paper.rebalance_band,
+            max_weight=config.risk.max_position_fraction,
         ),
     )
 

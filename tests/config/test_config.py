@@ -496,3 +496,15 @@ def test_cli_runs_with_a_clamped_config(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "config error" not in done.stderr
     assert "mode:                 headless" in done.stdout
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("1.0", "Expected `float` < 1.0"),
+    ("-0.1", "Expected `float` >= 0.0"),
+    ('"wide"', "Expected `float`, got `str`"),
+])
+def test_a_bad_rebalance_band_is_one_error_naming_it(value: str, message: str) -> None:
+    """``paper.rebalance_band`` (the no-trade band, issue #14) is a fraction in [0, 1)."""
+    assert error_of(f'{{"paper": {{"rebalance_band": {value}}}}}') == (
+        f"cfg.json: paper.rebalance_band: {message} (allowed: float >= 0.0 and < 1.0)"
+    )

@@ -4,22 +4,35 @@ ceilings (a Hypothesis property); a strategy misbehaving at trade time is one er
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from _support.frames_support import ar1_frames
+from _support.support import write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aistock_actors.config import load_config
+from aistock_actors.core.data.bars import frame_arrays
 from aistock_actors.core.risk.ceilings import (
     HARD_CEILING_NOTIONAL_CAP,
     HARD_CEILING_POSITION_FRACTION,
 )
 from aistock_actors.core.risk.policy import RiskLimits
-from aistock_actors.core.strategy.rules import stack
+from aistock_actors.core.strategy.artifact import StrategyModel, StrategySpec
+from aistock_actors.core.strategy.live_rules import LiveRuleWeights
+from aistock_actors.core.strategy.rules import (
+    AutocorrelationFit,
+    AutocorrelationStrategy,
+    SmaCross,
+    TimeSeriesMomentum,
+    stack,
+)
 from aistock_actors.errors import StrategyError
-from aistock_actors.services.strategy_targets import sized_targets
+from aistock_actors.services.strategy_targets import sized_targets, strategy_targets
 
 FRAMES = ar1_frames(4, 80, phi=0.1, seed=3)
 SYMBOLS = sorted(FRAMES)
@@ -102,3 +115,35 @@ def test_a_strategy_raising_at_trade_time_is_named() -> None:
 
     with pytest.raises(StrategyError, match=r"strategy 'raising': weights\(\) raised KeyError"):
         sized_targets(Raising((0.0,) * 4), None, FRAMES, 1e5, _prices(), RiskLimits())
+
+
+def _artifact(strategy: object, state: object) -> StrategyModel:
+    return StrategyModel(
+        model_id="m-live", created_at=datetime(2020, 1, 1, tzinfo=UTC),
+        spec=StrategySpec(name="rule", builtin=strategy),  # type: ignore[arg-type]
+        state=state, horizon=1, train_accuracy=0.5, test_accuracy=0.5,
+    )
+
+
+@pytest.mark.parametrize("rule", [
+    AutocorrelationStrategy(halflife=3, entry_bps=5.0, full_at=2.0),
+    TimeSeriesMomentum(lookback=5),
+    SmaCross(fast=3, slow=8),
+    Fixed((1.0, -1.0, 0.0, 0.5)),  # a user strategy: the full computation
+])
+def test_live_targets_are_the_full_computations_bar_by_bar(rule: object, tmp_path: Path) -> None:
+    """The paper trader's path (a LiveRuleWeights carried between cycles) sizes exactly what
+    the full computation on the whole history does, cycle after cycle."""
+    loaded = load_config(write_config(tmp_path))
+    arrays = {s: frame_arrays(f) for s, f in FRAMES.items()}
+    artifact = _artifact(rule, AutocorrelationFit(trade=True, train_net_pnl=1.0))
+    live = LiveRuleWeights()
+    held = 0
+    for end in range(30, 81):
+        now = {s: (ts[:end], values[:end]) for s, (ts, values) in arrays.items()}
+        prices = {s: float(values[end - 1, 3]) for s, (_, values) in now.items()}
+        got = strategy_targets(artifact, loaded, now, 1e5, prices, RiskLimits(), live)
+        want = strategy_targets(artifact, loaded, now, 1e5, prices, RiskLimits())
+        assert got == want, end
+        held += len(got)
+    assert held > 0

@@ -2,13 +2,15 @@
 module).
 
 Holdings only change on bars where some symbol's target differs from its last EXECUTED target and
-the symbol has a valid fill price ("order bars"). Which orders fill where does not depend on the
-path: the executed target is the decision of the last bar with a valid fill price (a forward fill),
-so every order is known up front. Only the sizing is path-dependent (``target * equity / price``
-with the equity at fill time), so the one Python loop (:mod:`aistock_actors.core.backtest.loop`)
-visits the order bars only. Everything per bar, i.e. positions between order bars, equity, gross
-exposure, last known prices, fills, costs, traded notional, is built afterwards in a few vectorized
-passes (forward fills, blocks of row sums, one scatter).
+the symbol has a valid fill price ("order bars"; with a no-trade band, also every bar where a
+symbol has a nonzero target and a valid fill price: a drift out of the band resizes it). Which
+orders fill where does not depend on the path: the executed target is the decision of the last
+bar with a valid fill price (a forward fill), so every order is known up front. Only the sizing is
+path-dependent (``target * equity / price`` with the equity at fill time), so the one Python loop
+(:mod:`aistock_actors.core.backtest.loop`) visits the order bars only. Everything per bar, i.e.
+positions between order bars, equity, gross exposure, last known prices, fills, costs, traded
+notional, is built afterwards in a few vectorized passes (forward fills, blocks of row sums, one
+scatter).
 
 Every fill, every cash update and every per-bar sum uses the same floating-point operations in the
 same order as a bar-by-bar loop (the same dot products of contiguous vectors, the same pairwise row
@@ -260,6 +262,10 @@ def run(
     fill_ok = close_ok if p.fill_px is p.close else valid_mask(p.fill_px)
     n_dec = max(n_bars - p.lag, 0)
     need = _orders(p.target[:n_dec], None if fill_ok is None else fill_ok[p.lag :])
+    if limits.rebalance_band is not None:  # a held position is checked every bar
+        need |= p.target[:n_dec] != 0.0
+        if fill_ok is not None:
+            need &= fill_ok[p.lag :]
     impact = impact_coef != 0.0 and p.volume is not None
     o = _collect_orders(p, need, rates, impact or limits.max_volume_share is not None)
     last = last_known(p.close, close_ok)

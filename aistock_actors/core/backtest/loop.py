@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aistock_actors.core.trading.band import holds_in_band
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -36,21 +38,29 @@ _add_reduce = np.add.reduce
 
 @dataclass(frozen=True, slots=True)
 class FillLimits:
-    """The paper trader's two fill rules, applied by the backtest too (issue #14: one sizing path).
+    """The paper trader's fill rules, applied by the backtest too (issue #14: one sizing path).
 
     ``max_volume_share``: a fill takes at most this share of its bar's volume (none without a
     positive, finite volume); the remainder is dropped, not carried (the backtest under-promises a
     position the paper trader, with ``paper.remainder_policy = carry``, would finish later).
     ``min_order_notional``: a resize or an opening trade smaller than this is skipped; a position
     is always closed in full (the paper trader's ``plan_orders`` rule).
+    ``rebalance_band`` and ``max_weight``: the no-trade band
+    (:func:`~aistock_actors.core.trading.band.holds_in_band`, ``paper.rebalance_band``): a held
+    position inside the band of its target is not resized, and one that drifted out of it is,
+    on any bar, even if its target did not change (band 0: every drift, as the paper trader
+    without a band). None: no band, a position is resized only when its target changes.
     """
 
     max_volume_share: float | None = None
     min_order_notional: float = 0.0
+    rebalance_band: float | None = None
+    max_weight: float = math.inf
 
     @property
     def active(self) -> bool:
-        return self.max_volume_share is not None or self.min_order_notional > 0.0
+        return (self.max_volume_share is not None or self.min_order_notional > 0.0
+                or self.rebalance_band is not None)
 
 
 NO_LIMITS = FillLimits()
@@ -93,9 +103,17 @@ def fill_costs(
     return notional * (rates + impact_coef * np.sqrt(participation))
 
 
-def _limited(delta: float, new: float, price: float, volume: float, limits: FillLimits) -> float:
-    """``delta`` after the :class:`FillLimits`: 0 under the minimum notional unless it closes
-    the position (``new == 0``), then cut to the volume share."""
+def _limited(
+    delta: float, new: float, price: float, volume: float, limits: FillLimits, *,
+    held: float, equity: float, target: float,
+) -> float:
+    """``delta`` after the :class:`FillLimits`: 0 inside the no-trade band (the position of
+    ``held`` shares is kept), 0 under the minimum notional unless it closes the position
+    (``new == 0``), then cut to the volume share."""
+    band = limits.rebalance_band
+    if band is not None and equity > 0.0 and holds_in_band(held * price / equity, target, band,
+                                                           limits.max_weight):
+        return 0.0
     if new != 0.0 and abs(delta) * price < limits.min_order_notional:
         return 0.0
     if limits.max_volume_share is not None:
@@ -103,6 +121,24 @@ def _limited(delta: float, new: float, price: float, volume: float, limits: Fill
         if abs(delta) > cap:
             return math.copysign(cap, delta)
     return delta
+
+
+def _band_todo(
+    shares: FloatArray, o: Orders, a: int, c: int, n: int, equity: float, limits: FillLimits
+) -> range | list[int]:
+    """The positions (from ``c`` on) of the ``n`` orders from ``a`` on that the no-trade band
+    does not hold: :func:`~aistock_actors.core.trading.band.holds_in_band` on a bar's orders at
+    once (the same floating-point operations; ``_limited`` asks it again per fill), so the many
+    held positions of a bar skip the per-fill path."""
+    band = limits.rebalance_band
+    if n < 2 or band is None or not band > 0.0 or not equity > 0.0:
+        return range(c, c + n)
+    target = o.decision[a:a + n]
+    current = shares[o.symbol[a:a + n]] * o.price[a:a + n] / equity
+    held = ((current * target > 0.0) & (np.abs(current) <= limits.max_weight)
+            & (np.abs(target - current) <= band * np.abs(target)))
+    todo: list[int] = (np.flatnonzero(~held) + c).tolist()
+    return todo
 
 
 def _trunc(x: float) -> float:
@@ -159,6 +195,7 @@ def event_loop(
     sym, dec, price, rate = o.symbol, o.decision, o.price, o.rate
     volume = o.volume if o.volume is not None else price
     share = limits.max_volume_share
+    banded = limits.rebalance_band is not None
     # The orders of short bars, as Python lists (compact: only those are needed).
     short = SHORT if short_sums_are_sequential() else 2
     if limits.active:
@@ -178,14 +215,15 @@ def event_loop(
             eq = cash + float(shares.dot(val[val_rows[k]]))
         if n < short:  # a few symbols trade: the same operations on Python floats
             dot = total = 0.0
-            for i in range(c, c + n):
+            for i in _band_todo(shares, o, a, c, n, eq, limits) if banded else range(c, c + n):
                 j, x = s_sym[i], s_px[i]
                 new = s_dec[i] * eq / x
                 if integer:
                     new = _trunc(new)
                 delta = new - shares.item(j)
                 if limits.active:
-                    delta = _limited(delta, new, x, s_vol[i] if share is not None else 0.0, limits)
+                    delta = _limited(delta, new, x, s_vol[i] if share is not None else 0.0,
+                                     limits, held=shares.item(j), equity=eq, target=s_dec[i])
                     new = shares.item(j) + delta
                 shares[j] = new
                 notional = abs(delta) * x

@@ -26,7 +26,10 @@ short, flat, fractional; NaN means 0). Rules, in order of the bar:
 6. **Fill limits** (optional :class:`FillLimits`, the paper trader's rules): a fill takes at
    most ``max_volume_share`` of its bar's volume (nothing without a valid volume; the remainder
    is dropped and the target counts as executed), and a trade under ``min_order_notional`` is
-   skipped unless it closes the position.
+   skipped unless it closes the position. With a ``rebalance_band`` (the no-trade band,
+   :func:`~aistock_actors.core.trading.band.holds_in_band`) a held position inside the band of
+   its target is not resized, and one whose weight drifted out of it is resized on that bar
+   although its target did not change (rule 2 then holds inside the band only).
 
 Round-trip trades: a trade opens when a symbol's position leaves zero (or flips side) and closes
 when it returns to zero (or flips). Resizing on the same side belongs to the same trade; entry and

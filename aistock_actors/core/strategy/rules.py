@@ -89,7 +89,8 @@ class AutocorrelationStrategy:
 
     def features(self, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         log_ret = pd.DataFrame(np.log(close_panel(frames))).diff()
-        residual = log_ret.sub(log_ret.mean(axis=1), axis=0)
+        mean = cross_section_mean(log_ret.to_numpy(dtype=np.float64))
+        residual = log_ret.sub(pd.Series(mean, index=log_ret.index), axis=0)
         autocorr = ew_autocorrelation(residual, self.halflife)
         forecast = (residual * autocorr).where(np.isfinite(autocorr))
         return stack({"forecast": forecast})
@@ -129,6 +130,22 @@ def _finite(value: object) -> bool:
     """A real number (not a bool), finite."""
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and bool(np.isfinite(value)))
+
+
+def cross_section_mean(values: FloatArray) -> FloatArray:
+    """Mean of each row of a ``bars x symbols`` array over its non-NaN entries (NaN for a row
+    without any), summed column after column: a row's mean does not depend on the rows around
+    it, so the live computation (:mod:`~aistock_actors.core.strategy.live_rules`) gets the same
+    bits from one row."""
+    total = np.zeros(values.shape[0])
+    count = np.zeros(values.shape[0])
+    for column in values.T:
+        seen = ~np.isnan(column)
+        total += np.where(seen, column, 0.0)
+        count += seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean: FloatArray = np.where(count > 0, total / count, np.nan)
+    return mean
 
 
 def ew_autocorrelation(residual: pd.DataFrame, halflife: int) -> pd.DataFrame:
@@ -175,16 +192,24 @@ def hysteresis(
     out = np.zeros_like(forecast)
     current = np.zeros(forecast.shape[1])
     for t in range(forecast.shape[0]):
-        row = forecast[t]
-        known = np.isfinite(row)
-        value = np.where(known, row, 0.0)
-        strong = known & (np.abs(value) > entry)
-        enter = strong & (np.sign(value) != np.sign(current))
-        leave = known & ~strong & (current * value <= exit_)
-        size = np.minimum(1.0, np.abs(value) / full) if full > entry else np.ones_like(value)
-        current = np.where(enter, np.sign(value) * size, np.where(leave, 0.0, current))
+        current = hysteresis_step(current, forecast[t], entry, exit_, full)
         out[t] = current
     return out
+
+
+def hysteresis_step(
+    current: FloatArray, row: FloatArray, entry: float, exit_: float, full: float
+) -> FloatArray:
+    """One bar of :func:`hysteresis`: the positions after ``row`` given the ``current`` ones
+    (the live computation advances with it too)."""
+    known = np.isfinite(row)
+    value = np.where(known, row, 0.0)
+    strong = known & (np.abs(value) > entry)
+    enter = strong & (np.sign(value) != np.sign(current))
+    leave = known & ~strong & (current * value <= exit_)
+    size = np.minimum(1.0, np.abs(value) / full) if full > entry else np.ones_like(value)
+    result: FloatArray = np.where(enter, np.sign(value) * size, np.where(leave, 0.0, current))
+    return result
 
 
 @dataclass(frozen=True, kw_only=True)

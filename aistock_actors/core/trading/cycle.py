@@ -25,7 +25,9 @@ symbols with a signal share the book equally, ``direction x min(max_position_fra
 max_gross_exposure / n)``; symbols without a signal are flat. The caller then applies
 :func:`~aistock_actors.core.risk.policy.cap_target_weights` (notional cap, hard ceilings) and the
 fill
-re-checks the limits at the fill price.
+re-checks the limits at the fill price. A held position whose weight only drifted inside
+``paper.rebalance_band`` of its target is not resized (:func:`plan_cycle`; the backtest applies
+the same band).
 
 **Order ids** are ``order_id(<decision bar timestamp>, symbol, model_id)``: a cycle re-run after
 a crash plans against the same bar with the same model, gets the same ids, and the ledger's
@@ -282,8 +284,14 @@ def plan_cycle(
     prices: Mapping[str, float],
     *,
     min_order_notional: float,
+    rebalance_band: float = 0.0,
+    max_weight: float = math.inf,
 ) -> tuple[LedgerState, list[Order]]:
     """Plan orders toward ``weights`` at the ledger's ``as_of`` bar and add them to the open orders.
+
+    ``rebalance_band`` (``paper.rebalance_band``) and ``max_weight`` (the live position limit):
+    the no-trade band of :func:`~aistock_actors.core.trading.band.holds_in_band`, which the
+    backtest applies too (``FillLimits``).
 
     Ids already applied or already open are skipped, so planning twice against the same bar with
     the same model adds nothing.
@@ -295,6 +303,8 @@ def plan_cycle(
         cycle_id=state.as_of,
         model_id=state.model_id,
         min_order_notional=min_order_notional,
+        rebalance_band=rebalance_band,
+        max_weight=max_weight,
     )
     known = {*state.applied_order_ids, *(o.order_id for o in state.open_orders)}
     fresh = [o for o in orders if o.order_id not in known]

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import msgspec
 
 from aistock_actors.core.risk.policy import PerformanceSnapshot, performance_from_equity
+from aistock_actors.core.trading.band import holds_in_band
 from aistock_actors.core.trading.execution import Book, execute_orders, next_position, replay_fills
 from aistock_actors.core.trading.orders import (
     QTY_EPS,
@@ -129,12 +130,17 @@ def plan_orders(
     cycle_id: str,
     model_id: str,
     min_order_notional: float = 1.0,
+    rebalance_band: float = 0.0,
+    max_weight: float = math.inf,
 ) -> list[Order]:
     """Orders moving holdings (plus still-open carried orders) to ``target_weights``.
 
     Held symbols missing from ``target_weights`` target 0. A symbol without a valid price, or
-    with a non-finite weight, is left alone. Trades under ``min_order_notional`` are skipped unless
-    they close a position. With non-positive equity every target is 0. Reducing orders come first.
+    with a non-finite weight, is left alone. A position inside the no-trade band of its target
+    (:func:`~aistock_actors.core.trading.band.holds_in_band` with ``rebalance_band`` and
+    ``max_weight``, the backtest's rule too) is not resized. Trades under ``min_order_notional``
+    are skipped unless they close a position. With non-positive equity every target is 0.
+    Reducing orders come first.
     """
     eq = ledger_equity(state) if equity is None else equity
     usable = math.isfinite(eq) and eq > 0.0
@@ -148,6 +154,8 @@ def plan_orders(
         pos = state.positions.get(symbol)
         current = (pos.quantity if pos else 0.0) + pending.get(symbol, 0.0)
         target = weight * eq / price if usable else 0.0
+        if usable and holds_in_band(current * price / eq, weight, rebalance_band, max_weight):
+            continue
         delta = target - current
         closing = target == 0.0 and abs(delta) > QTY_EPS
         if abs(delta) * price < min_order_notional and not closing:
