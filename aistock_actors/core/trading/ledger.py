@@ -211,6 +211,8 @@ def performance_snapshot(
     size = max(window, 1)
     equity = [value for _, value in state.equity_curve[-(size + 1) :]]
     closing = [f.realised_pnl - f.commission for f in state.fills if f.closed_quantity > 0.0]
+    if state.history_base is not None and len(closing) < size:  # archived ones (#18)
+        closing = [*state.history_base.closing_pnl, *closing]
     return performance_from_equity(equity, closing[-size:], periods_per_year)
 
 

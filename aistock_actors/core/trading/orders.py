@@ -100,6 +100,9 @@ class HistoryBase(msgspec.Struct, frozen=True, kw_only=True):
     realised_pnl: float = 0.0
     commissions_paid: float = 0.0
     positions: dict[str, Position] = {}
+    closing_pnl: list[float] = []
+    """Net P&L (realised minus commission) of the newest archived closing fills, oldest first:
+    the adaptive risk rules' win rate reads them with the kept ones."""
 
 
 class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
