@@ -55,11 +55,31 @@ def _lines(path: Path) -> list[bytes]:
     return [line for line in lines if line]
 
 
+def _last_line(path: Path, tail: int = 65_536) -> bytes:
+    """The last complete line of ``path`` (a torn one ignored), reading only its end."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(size - tail, 0)
+            handle.seek(start)
+            data = handle.read()
+    except OSError as exc:
+        raise StateError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+    end = data.rfind(b"\n")
+    if end < 0:
+        return b""
+    begin = data.rfind(b"\n", 0, end) + 1
+    if begin == 0 and start > 0:
+        return _last_line(path, tail * 4)  # a line longer than the tail read
+    return data[begin:end]
+
+
 def _decode(path: Path, number: int, line: bytes) -> ArchivedFill:
     try:
         return msgspec.json.decode(line, type=ArchivedFill)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise StateError(f"{path}: line {number} is damaged: {exc}") from exc
+        where = f"line {number}" if number else "the last line"
+        raise StateError(f"{path}: {where} is damaged: {exc}") from exc
 
 
 class FillArchive:
@@ -75,13 +95,14 @@ class FillArchive:
         return sorted(self.root.glob("*.jsonl")) if self.root.is_dir() else []
 
     def high_water(self) -> int:
-        """How many fills are archived: the newest ``seq`` on disk plus one (0 when empty)."""
+        """How many fills are archived: the newest ``seq`` on disk plus one (0 when empty); reads
+        only the tail of each file."""
         if self._mark is None:
             mark = 0
             for path in self.files():
-                lines = _lines(path)
-                if lines:
-                    mark = max(mark, _decode(path, len(lines), lines[-1]).seq + 1)
+                line = _last_line(path)
+                if line:
+                    mark = max(mark, _decode(path, 0, line).seq + 1)
             self._mark = mark
         return self._mark
 

@@ -34,6 +34,8 @@ from aistock_actors.store.atomic import atomic_write_bytes, fsync_dir, syncing
 JOURNAL_NAME = "journal.jsonl"
 COMPACT_AFTER = 64
 """Entries after which a journal whose writes the ledger file holds is compacted to one."""
+COMPACT_BYTES = 1 << 20
+"""Size after which it is compacted too (a big write: an old ledger migrated, #18)."""
 
 T = TypeVar("T")
 
@@ -154,6 +156,8 @@ class FillJournal:
         """(last seq, ledger the journal rebuilds to), cached after the first read."""
         self._length = 0
         """Entries in the file (known once ``_tip`` is)."""
+        self._bytes = 0
+        """Its size in bytes (known once ``_tip`` is)."""
 
     def entries(self) -> list[JournalEntry]:
         """Every complete entry, oldest first; :class:`StateError` naming a damaged line."""
@@ -183,6 +187,7 @@ class FillJournal:
             seq = entry.seq
         self._tip = (seq, state)
         self._length = len(entries)
+        self._bytes = self.path.stat().st_size if entries else 0
         return state
 
     def append(self, state: LedgerState) -> None:
@@ -209,16 +214,20 @@ class FillJournal:
             fsync_dir(self.path.parent)
         self._tip = (seq + 1, state)
         self._length += 1
+        self._bytes += len(line)
 
     def compact(self, state: LedgerState) -> bool:
-        """Replace a journal of more than :data:`COMPACT_AFTER` entries ending at ``state`` (which
-        the ledger file now holds) by one entry rebuilding ``state``; True if it did."""
-        if self._tip is None or self._tip[1] != state or self._length <= COMPACT_AFTER:
+        """Replace a journal of more than :data:`COMPACT_AFTER` entries (or :data:`COMPACT_BYTES`)
+        ending at ``state`` (which the ledger file now holds) by one entry rebuilding ``state``;
+        True if it did."""
+        if self._tip is None or self._tip[1] != state:
+            return False
+        if self._length <= COMPACT_AFTER and self._bytes <= COMPACT_BYTES:
             return False
         seq = self._tip[0]
         line = msgspec.json.encode(entry_for(None, state, seq)) + b"\n"
         atomic_write_bytes(self.path, line, keep_backup=False)
-        self._length = 1
+        self._length, self._bytes = 1, len(line)
         return True
 
     def _drop_torn_tail(self, fd: int) -> None:
