@@ -7,10 +7,11 @@ batches (:func:`~aistock_actors.core.trading.history.split_history`), BEFORE the
 longer holds them is written; after a crash in between a fill is in both, and the next move
 appends only the fills past the archive's high-water mark (the newest ``seq`` on disk), so no
 fill is lost and none is archived twice. A torn last line (a crash mid-append) is dropped before
-the next append and ignored by readers. :func:`read_fills` gives every fill once, by ``seq``; so
-does the runbook's jq line::
+the next append and ignored by readers. :meth:`FillArchive.read` gives every archived fill once,
+by ``seq``; so does the README's jq line (the ledger's ``fills_archived`` says how many of them
+precede its window)::
 
-    cat state/paper/fills/*.jsonl | jq -s 'unique_by(.seq) | length'
+    cat state/paper/fills/*.jsonl | jq -s 'unique_by(.seq)'
 """
 
 from __future__ import annotations

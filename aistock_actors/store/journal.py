@@ -12,10 +12,10 @@ start. A torn last line (a crash mid-append) is ignored; a damaged earlier line 
 unusable for a rebuild (:class:`~aistock_actors.errors.StateError`, never a guess).
 
 **Bounded** (#18): once the ledger file holds a write (:meth:`FillJournal.compact`, called after
-``ledger.json`` is replaced) and the journal has more than :data:`COMPACT_AFTER` entries, it is
-replaced atomically by one entry that rebuilds the same ledger, so it never outgrows a few ledger
-writes; a crash during the replacement leaves the old or the new journal, both ending at that
-ledger. Appends are fsynced unless the process turned syncing off (a replay,
+``ledger.json`` is replaced) and the journal has more than :data:`COMPACT_AFTER` entries (or 256
+KiB), it is replaced atomically by one entry that rebuilds the same ledger, so it never outgrows a
+few ledger writes; a crash during the replacement leaves the old or the new journal, both ending at
+that ledger. Appends are fsynced unless the process turned syncing off (a replay,
 :func:`~aistock_actors.store.atomic.sync_to_disk`).
 """
 
@@ -34,8 +34,8 @@ from aistock_actors.store.atomic import atomic_write_bytes, fsync_dir, syncing
 JOURNAL_NAME = "journal.jsonl"
 COMPACT_AFTER = 64
 """Entries after which a journal whose writes the ledger file holds is compacted to one."""
-COMPACT_BYTES = 1 << 20
-"""Size after which it is compacted too (a big write: an old ledger migrated, #18)."""
+COMPACT_BYTES = 1 << 18
+"""Size (256 KiB) after which it is compacted too (a big write: an old ledger migrated, #18)."""
 
 T = TypeVar("T")
 
