@@ -123,7 +123,8 @@ class PaperStore:
         self.initial_cash = initial_cash
         self.clock = clock
         self.keep_closing_fills = keep_closing_fills
-        """Closing fills the ledger keeps besides the newest ones (``risk.performance_window``)."""
+        """Archived closing fills whose net P&L the ledger keeps (``risk.performance_window``: the
+        win rate reads them; ``HistoryBase.closing_pnl``)."""
         self.journal = FillJournal(self.root / JOURNAL_NAME)
         self.archive = FillArchive(self.root / FILLS_DIR)
 
@@ -221,7 +222,7 @@ class PaperStore:
     def _migrate(self, state: LedgerState) -> LedgerState:
         """A ledger written before the window (#18: every fill inline) moves its old fills to the
         archive now, in one batch, and is written back."""
-        kept, moved = split_history(state, self.keep_closing_fills)
+        _, moved = split_history(state, self.keep_closing_fills)
         if not moved:
             return state
         saved = self.save_ledger(state)
@@ -229,7 +230,6 @@ class PaperStore:
                       f"{len(moved)} to {self.archive.root.name}/")
         self._alert("info", "paper_ledger_migrated", log_detail,
                     {"fills_archived": saved.fills_archived, "kept": len(saved.fills)})
-        assert saved == kept
         return saved
 
     def _rebuild_or_refuse(self, main_problem: str | None, bak_problem: str | None) -> LedgerState:
