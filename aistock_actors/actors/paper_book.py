@@ -16,6 +16,7 @@ from aistock_actors.actors.base import ActorContext
 from aistock_actors.core.trading.costs import CostModel, record_fill
 from aistock_actors.core.trading.cycle import Drawdown, flatten_bars, model_returns, new_bars
 from aistock_actors.core.trading.execution import execute_orders
+from aistock_actors.core.trading.history import fill_count
 from aistock_actors.core.trading.ledger import (
     ExecutionReport,
     Fill,
@@ -102,7 +103,7 @@ class PaperBook:
     def persist(self, state: LedgerState) -> None:
         """Write the ledger (the truth) if this instance still owns it, then the derived files."""
         self.fence.check()
-        self.store.save_ledger(state)
+        state = self.store.save_ledger(state)  # the fills beyond the window go to the archive
         self.ledger = state
         self.catch_up_costs()
         if state.model_id and state.equity_curve:
@@ -112,17 +113,20 @@ class PaperBook:
             )
 
     def catch_up_costs(self) -> None:
-        """Fold every fill not yet in ``costs.json`` into the calibrator, unclipped (T4)."""
-        fills = self.ledger.fills
+        """Fold every fill not yet in ``costs.json`` into the calibrator, unclipped (T4).
+
+        ``fills_recorded`` counts the account's fills, archived ones included (#18); fills older
+        than the ledger's window (a ``costs.json`` left behind) are read from the archive."""
+        total = fill_count(self.ledger)
         book = self.costs
-        if book.fills_recorded > len(fills):  # the ledger came back from its .bak
+        if book.fills_recorded > total:  # the ledger came back from its .bak
             log.warning("costs.json is ahead of the ledger's fill log; re-aligned")
-            book = msgspec.structs.replace(book, fills_recorded=len(fills))
-        if book.fills_recorded == len(fills) and book is self.costs:
+            book = msgspec.structs.replace(book, fills_recorded=total)
+        if book.fills_recorded == total and book is self.costs:
             return
         calibrator, improvements = book.calibrator, book.price_improvements
         alpha = self.ctx.config.config.paper.cost_ewma_alpha
-        for fill in fills[book.fills_recorded :]:
+        for fill in self.store.fills_since(book.fills_recorded, self.ledger):
             for key in calibrator_keys(fill.symbol, fill.bar_volume_notional):
                 calibrator, note = record_fill(
                     calibrator, key, fill.predicted_cost_bps, fill.realised_cost_bps, alpha
@@ -138,7 +142,7 @@ class PaperBook:
                     fill.predicted_cost_bps,
                 )
         self.costs = CostBook(
-            calibrator=calibrator, fills_recorded=len(fills), price_improvements=improvements
+            calibrator=calibrator, fills_recorded=total, price_improvements=improvements
         )
         self.fence.check()
         self.store.save_costs(self.costs)

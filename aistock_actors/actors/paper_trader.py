@@ -16,14 +16,16 @@ Each step, on the ledger it owns (``state/paper/ledger.json``):
 4. persists the ledger atomically BEFORE replying, then derives ``costs.json`` (the cost
    calibrator, T4) and ``performance.json`` (the rollback rule's input) from it.
 
-**Crash window.** Fills exist only in memory until ``ledger.json`` is replaced; nothing outside
-the process sees them before that (the reply, the audit records and the derived files all come
-after). A crash before the write therefore means no fill happened: the restarted instance loads
-the previous ledger and, because the fills are a pure function of that ledger and the stored bars,
-re-runs the same orders (same deterministic ids) against the same next bar. A crash after the
-write leaves ``as_of`` at the new bar, so the re-run finds no new bar, and any id already applied
-is refused by ``applied_order_ids``. ``costs.json`` records how many fills it has folded in and
-catches up at start. The audit lines of a step can be lost by such a crash; the fill log cannot.
+**Crash window.** Fills exist only in memory until ``ledger.json`` is replaced; nothing outside the
+process sees them before that (the reply, the audit records and the derived files all come after).
+A crash before the write therefore means no fill happened: the restarted instance loads the
+previous ledger and, because the fills are a pure function of that ledger and the stored bars,
+re-runs the same orders (same deterministic ids) against the same next bar. A crash after the write
+leaves ``as_of`` at the new bar, so the re-run finds no new bar, and any id already applied is
+refused by ``applied_order_ids``. The ledger file stays bounded (#18): it keeps the newest fills
+and the ids applied at its ``as_of`` bar; older fills move to ``state/paper/fills/`` first.
+``costs.json`` records how many fills it has folded in and catches up at start. The audit lines of
+a step can be lost by such a crash; the fill log cannot.
 
 **Halt.** ``risk.halt_action = freeze`` (default): keep the positions, cancel the open orders,
 place nothing. ``flatten``: close every position at the next price the trader has (the first
@@ -101,7 +103,8 @@ class PaperTrader(SupervisedActor):
         cfg = loaded.config
         self.state_dir = loaded.state_dir
         self.store = PaperStore(
-            self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock
+            self.state_dir, self.ctx.alerts, cfg.paper.initial_cash, self.ctx.clock,
+            keep_closing_fills=cfg.risk.performance_window,  # its win rate reads them (#18)
         )
         self.bars = BarStore(self.state_dir / "bars")
         self.features = LiveFeatures()  # in memory only: rebuilt from the bars after a restart

@@ -276,7 +276,8 @@ def collect_summary(
     if paper.ledger_path.exists():
         ledger = paper.load_ledger()
         curve = [(_ns(t), v) for t, v in ledger.equity_curve]
-        fills = [(f.quantity, f.price, f.reference_price, f.commission) for f in ledger.fills]
+        fills = [(f.quantity, f.price, f.reference_price, f.commission)
+                 for f in paper.fills_since(0, ledger)]  # the archived fills too (#18)
         account = accounts.paper_account(curve, ledger.initial_cash, fills)
     if len(steps):
         costs = cfg.paper.costs

@@ -11,7 +11,8 @@ from __future__ import annotations
 from aistock_actors.config import LoadedConfig
 from aistock_actors.store.audit import AuditLog
 from aistock_actors.store.audit_anchor import anchor_for
-from aistock_actors.store.ledger import PaperStatus, acknowledge_drawdown_halt, paper_status
+from aistock_actors.store.ledger import acknowledge_drawdown_halt
+from aistock_actors.store.paper_status import PaperStatus, paper_status
 from aistock_actors.store.risk import RiskStatus, decide_pending, is_risk_id, risk_status
 
 OPERATOR = "operator"

@@ -4,11 +4,19 @@ the ledger is rebuilt when both ``ledger.json`` and its ``.bak`` are gone or unr
 ``state/paper/journal.jsonl`` holds one :class:`JournalEntry` per :meth:`PaperStore.save_ledger`,
 written and fsynced BEFORE the ledger file is replaced (a write-ahead log). An entry carries the
 account's small fields in full (cash, positions, open orders, scalars) and, for the growing lists
-(fills, applied ids, equity curve), the length of the prefix kept plus the new tail. Replaying
-every entry therefore reproduces the saved ledger exactly; a crash between the journal append and
-the ledger write leaves the journal one write ahead, which :meth:`FillJournal.sync` closes at the
-next start. A torn last line (a crash mid-append) is ignored; a damaged earlier line makes the
-journal unusable for a rebuild (:class:`~aistock_actors.errors.StateError`, never a guess).
+(fills, applied ids, equity curve), the length of the prefix kept plus the new tail (for the
+fills, after dropping the ones moved to the archive, ``fills_drop``). Replaying every entry
+therefore reproduces the saved ledger exactly; a crash between the journal append and the ledger
+write leaves the journal one write ahead, which :meth:`FillJournal.sync` closes at the next
+start. A torn last line (a crash mid-append) is ignored; a damaged earlier line makes the journal
+unusable for a rebuild (:class:`~aistock_actors.errors.StateError`, never a guess).
+
+**Bounded** (#18): once the ledger file holds a write (:meth:`FillJournal.compact`, called after
+``ledger.json`` is replaced) and the journal has more than :data:`COMPACT_AFTER` entries (or 256
+KiB), it is replaced atomically by one entry that rebuilds the same ledger, so it never outgrows a
+few ledger writes; a crash during the replacement leaves the old or the new journal, both ending at
+that ledger. Appends are fsynced unless the process turned syncing off (a replay,
+:func:`~aistock_actors.store.atomic.sync_to_disk`).
 """
 
 from __future__ import annotations
@@ -19,11 +27,15 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from aistock_actors.core.trading.orders import Fill, LedgerState, Order, Position
+from aistock_actors.core.trading.orders import Fill, HistoryBase, LedgerState, Order, Position
 from aistock_actors.errors import StateError
-from aistock_actors.store.atomic import fsync_dir
+from aistock_actors.store.atomic import atomic_write_bytes, fsync_dir, syncing
 
 JOURNAL_NAME = "journal.jsonl"
+COMPACT_AFTER = 64
+"""Entries after which a journal whose writes the ledger file holds is compacted to one."""
+COMPACT_BYTES = 1 << 18
+"""Size (256 KiB) after which it is compacted too (a big write: an old ledger migrated, #18)."""
 
 T = TypeVar("T")
 
@@ -51,6 +63,10 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     applied: list[str]
     curve_keep: int
     curve: list[tuple[str, float]]
+    fills_drop: int = 0
+    """Fills dropped from the front of the previous list (moved to the archive) before keeping."""
+    fills_archived: int = 0
+    history_base: HistoryBase | None = None
 
 
 def _common_prefix(old: list[Any], new: list[Any]) -> int:
@@ -65,7 +81,9 @@ def _common_prefix(old: list[Any], new: list[Any]) -> int:
 
 def entry_for(previous: LedgerState | None, state: LedgerState, seq: int) -> JournalEntry:
     """The journal entry that turns ``previous`` (None: nothing) into ``state``."""
-    old_fills = list(previous.fills) if previous else []
+    drop = max(state.fills_archived - previous.fills_archived, 0) if previous else 0
+    drop = min(drop, len(previous.fills)) if previous else 0
+    old_fills = list(previous.fills[drop:]) if previous else []
     old_applied = list(previous.applied_order_ids) if previous else []
     old_curve = list(previous.equity_curve) if previous else []
     fk = _common_prefix(old_fills, list(state.fills))
@@ -92,12 +110,15 @@ def entry_for(previous: LedgerState | None, state: LedgerState, seq: int) -> Jou
         applied=list(state.applied_order_ids[ak:]),
         curve_keep=ck,
         curve=list(state.equity_curve[ck:]),
+        fills_drop=drop,
+        fills_archived=state.fills_archived,
+        history_base=state.history_base,
     )
 
 
 def apply_entry(previous: LedgerState | None, entry: JournalEntry) -> LedgerState:
     """Replay one entry on top of ``previous``; :class:`StateError` if it does not fit."""
-    fills = list(previous.fills) if previous else []
+    fills = list(previous.fills[entry.fills_drop :]) if previous else []
     applied = list(previous.applied_order_ids) if previous else []
     curve = list(previous.equity_curve) if previous else []
     if entry.fills_keep > len(fills) or entry.applied_keep > len(applied) or (
@@ -121,6 +142,8 @@ def apply_entry(previous: LedgerState | None, entry: JournalEntry) -> LedgerStat
         model_since=entry.model_since,
         drawdown_base=entry.drawdown_base,
         drawdown_tripped=entry.drawdown_tripped,
+        fills_archived=entry.fills_archived,
+        history_base=entry.history_base,
     )
 
 
@@ -131,6 +154,10 @@ class FillJournal:
         self.path = Path(path)
         self._tip: tuple[int, LedgerState | None] | None = None
         """(last seq, ledger the journal rebuilds to), cached after the first read."""
+        self._length = 0
+        """Entries in the file (known once ``_tip`` is)."""
+        self._bytes = 0
+        """Its size in bytes (known once ``_tip`` is)."""
 
     def entries(self) -> list[JournalEntry]:
         """Every complete entry, oldest first; :class:`StateError` naming a damaged line."""
@@ -154,10 +181,13 @@ class FillJournal:
         """The ledger the journal describes (None if it holds nothing)."""
         state: LedgerState | None = None
         seq = 0
-        for entry in self.entries():
+        entries = self.entries()
+        for entry in entries:
             state = apply_entry(state, entry)
             seq = entry.seq
         self._tip = (seq, state)
+        self._length = len(entries)
+        self._bytes = self.path.stat().st_size if entries else 0
         return state
 
     def append(self, state: LedgerState) -> None:
@@ -176,12 +206,29 @@ class FillJournal:
         try:
             self._drop_torn_tail(fd)
             os.write(fd, line)
-            os.fsync(fd)
+            if syncing():
+                os.fsync(fd)
         finally:
             os.close(fd)
         if created:
             fsync_dir(self.path.parent)
         self._tip = (seq + 1, state)
+        self._length += 1
+        self._bytes += len(line)
+
+    def compact(self, state: LedgerState) -> bool:
+        """Replace a journal of more than :data:`COMPACT_AFTER` entries (or :data:`COMPACT_BYTES`)
+        ending at ``state`` (which the ledger file now holds) by one entry rebuilding ``state``;
+        True if it did."""
+        if self._tip is None or self._tip[1] != state:
+            return False
+        if self._length <= COMPACT_AFTER and self._bytes <= COMPACT_BYTES:
+            return False
+        seq = self._tip[0]
+        line = msgspec.json.encode(entry_for(None, state, seq)) + b"\n"
+        atomic_write_bytes(self.path, line, keep_backup=False)
+        self._length, self._bytes = 1, len(line)
+        return True
 
     def _drop_torn_tail(self, fd: int) -> None:
         size = os.fstat(fd).st_size

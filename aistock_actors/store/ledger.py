@@ -2,12 +2,14 @@
 
 Layout under ``state/paper/``::
 
-    ledger.json          LedgerState: cash, positions, open orders, applied ids, fills, equity
+    ledger.json          LedgerState: cash, positions, open orders, this bar's applied ids, the
+                         newest fills (a window, #18), the equity curve
+    fills/YYYY-MM.jsonl  the older fills, append-only (``store/fill_archive.py``, #18)
     costs.json           CostBook: per-symbol and per-liquidity-bucket cost surprise (T4)
     performance.json     {"model_id": ..., "returns": [...]}: the rollback rule's input
     drawdown_halt.json   present while a drawdown halt is not yet acknowledged by the operator
     owner.json           which actor instance may write here (a generation fence)
-    journal.jsonl        append-only, fsynced fill journal (``store/journal.py``, #17)
+    journal.jsonl        append-only, fsynced fill journal, compacted (``store/journal.py``, #17)
 
 ``ledger.json`` is the only truth; ``costs.json`` and ``performance.json`` are derived from it
 after it is written and caught up on the next start if a crash came in between. Every file is
@@ -29,10 +31,10 @@ from typing import Any
 import msgspec
 
 from aistock_actors.core.trading.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
+from aistock_actors.core.trading.history import fill_count, split_history
 from aistock_actors.core.trading.ledger import (
+    Fill,
     LedgerState,
-    current_drawdown,
-    ledger_equity,
     new_ledger,
 )
 from aistock_actors.errors import StateError
@@ -40,6 +42,7 @@ from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.audit import read_audit, rotated_files
+from aistock_actors.store.fill_archive import FILLS_DIR, FillArchive, plain_fill
 from aistock_actors.store.journal import JOURNAL_NAME, FillJournal
 from aistock_actors.store.state_file import load_state, try_decode
 
@@ -57,7 +60,8 @@ class CostBook(msgspec.Struct, frozen=True, kw_only=True):
 
     calibrator: CostCalibratorState = msgspec.field(default_factory=CostCalibratorState)
     fills_recorded: int = 0
-    """Fills of ``ledger.json`` already folded in (so a fill is never counted twice)."""
+    """Fills of the account's life already folded in (archived ones included, #18), so a fill is
+    never counted twice."""
     price_improvements: int = 0
     """Fills whose realised cost was negative (recorded unclipped, T4)."""
 
@@ -110,13 +114,19 @@ class PaperStore:
         alerts: AlertSink | None,
         initial_cash: float,
         clock: Clock = SYSTEM_CLOCK,
+        *,
+        keep_closing_fills: int = 0,
     ) -> None:
         self.root = paper_dir(state_dir)
         self.state_dir = Path(state_dir)
         self.alerts = alerts
         self.initial_cash = initial_cash
         self.clock = clock
+        self.keep_closing_fills = keep_closing_fills
+        """Archived closing fills whose net P&L the ledger keeps (``risk.performance_window``: the
+        win rate reads them; ``HistoryBase.closing_pnl``)."""
         self.journal = FillJournal(self.root / JOURNAL_NAME)
+        self.archive = FillArchive(self.root / FILLS_DIR)
 
     @property
     def ledger_path(self) -> Path:
@@ -147,10 +157,40 @@ class PaperStore:
             rebuilt = None
         return rebuilt if rebuilt is not None else new_ledger(self.initial_cash)
 
-    def save_ledger(self, state: LedgerState) -> None:
-        """Journal the write (fsynced) first, then replace ``ledger.json`` atomically."""
+    def save_ledger(self, state: LedgerState) -> LedgerState:
+        """Archive the fills beyond the window, journal the write (fsynced), replace
+        ``ledger.json`` atomically, compact the journal; the state written (the window)."""
+        state = self._archive_old_fills(state)
         self.journal.append(state)
         atomic_write_json(self.ledger_path, state)
+        self.journal.compact(state)
+        return state
+
+    def _archive_old_fills(self, state: LedgerState) -> LedgerState:
+        """Move the fills beyond the window to ``fills/`` before the ledger drops them (#18)."""
+        kept, moved = split_history(state, self.keep_closing_fills)
+        if not moved:
+            return state
+        mark = self.archive.high_water()
+        if mark < state.fills_archived:
+            self._alert("error", "paper_fill_archive_gap",
+                        f"{self.archive.root} ends at fill {mark} but the ledger archived "
+                        f"{state.fills_archived}: fills {mark}..{state.fills_archived - 1} are "
+                        f"missing from the archive (deleted?); archiving on after the gap",
+                        {"folder": str(self.archive.root), "missing_from": mark,
+                         "missing_to": state.fills_archived - 1})
+        self.archive.append(moved, state.fills_archived)
+        return kept
+
+    def fills_since(self, first: int, state: LedgerState | None = None) -> list[Fill]:
+        """Fills numbered ``first`` and later of the ledger ``state`` (else the one on disk),
+        oldest first, each once: the archive is read only for fills older than the window."""
+        ledger = state if state is not None else self.load_ledger()
+        if first >= ledger.fills_archived:
+            return list(ledger.fills[first - ledger.fills_archived :])
+        older = self.archive.read()
+        return [*(plain_fill(r) for r in older if first <= r.seq < ledger.fills_archived),
+                *ledger.fills]
 
     def open_ledger(self) -> LedgerState:
         """The writer's load: recover, quarantine, rebuild or refuse -- never reset silently.
@@ -177,7 +217,20 @@ class PaperStore:
         if state is None:
             state = self._rebuild_or_refuse(main_problem, bak_problem)
         self._sync_journal(state)
-        return state
+        return self._migrate(state)
+
+    def _migrate(self, state: LedgerState) -> LedgerState:
+        """A ledger written before the window (#18: every fill inline) moves its old fills to the
+        archive now, in one batch, and is written back."""
+        _, moved = split_history(state, self.keep_closing_fills)
+        if not moved:
+            return state
+        saved = self.save_ledger(state)
+        log_detail = (f"{self.ledger_path.name} held {fill_count(state)} fills inline; moved "
+                      f"{len(moved)} to {self.archive.root.name}/")
+        self._alert("info", "paper_ledger_migrated", log_detail,
+                    {"fills_archived": saved.fills_archived, "kept": len(saved.fills)})
+        return saved
 
     def _rebuild_or_refuse(self, main_problem: str | None, bak_problem: str | None) -> LedgerState:
         what = (f"{self.ledger_path.name} {main_problem or 'missing'} and .bak "
@@ -189,8 +242,8 @@ class PaperStore:
         if rebuilt is not None:
             self._alert("error", "paper_ledger_rebuilt_from_journal",
                         f"{what}; rebuilt from {self.journal.path.name} "
-                        f"({len(rebuilt.fills)} fills, {len(rebuilt.positions)} positions)",
-                        {"file": str(self.ledger_path), "fills": len(rebuilt.fills)})
+                        f"({fill_count(rebuilt)} fills, {len(rebuilt.positions)} positions)",
+                        {"file": str(self.ledger_path), "fills": fill_count(rebuilt)})
             atomic_write_json(self.ledger_path, rebuilt)
             return rebuilt
         traded = main_problem is not None or bak_problem is not None or self._audit_shows_trading()
@@ -212,7 +265,7 @@ class PaperStore:
         if appended and state.fills:
             log_detail = f"journal brought level with {self.ledger_path.name}"
             self._alert("warning", "paper_journal_resynced", log_detail,
-                        {"fills": len(state.fills)})
+                        {"fills": fill_count(state)})
 
     def _audit_shows_trading(self) -> bool:
         log_path = self.state_dir / "audit" / "log.jsonl"
@@ -304,65 +357,3 @@ def calibrated_costs(
 def calibrator_keys(symbol: str, bar_volume_notional: float) -> tuple[str, str]:
     """The two calibrator keys a fill feeds: its symbol and its liquidity bucket."""
     return symbol, liquidity_bucket(bar_volume_notional)
-
-
-class PositionView(msgspec.Struct, frozen=True, kw_only=True):
-    """One position as ``--status`` shows it."""
-
-    symbol: str
-    quantity: float
-    entry_price: float
-    last_price: float | None
-    value: float
-    weight: float
-
-
-class PaperStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The paper account as ``--status`` shows it."""
-
-    as_of: str
-    model_id: str
-    equity: float
-    cash: float
-    initial_cash: float
-    drawdown: float
-    realised_pnl: float
-    positions: list[PositionView]
-    open_orders: int
-    fills: int
-    drawdown_halt: DrawdownHalt | None
-
-
-def paper_status(state_dir: Path) -> PaperStatus | None:
-    """Read-only summary of the ledger (None before the first trade step)."""
-    store = PaperStore(state_dir, None, 0.0)
-    if not store.ledger_path.exists() and not backup_path(store.ledger_path).exists():
-        return None
-    state = store.load_ledger()
-    equity = ledger_equity(state)
-    views = [
-        PositionView(
-            symbol=p.symbol,
-            quantity=p.quantity,
-            entry_price=p.entry_price,
-            last_price=p.last_price,
-            value=p.quantity * (p.last_price or 0.0),
-            weight=p.quantity * (p.last_price or 0.0) / equity if equity > 0 else 0.0,
-        )
-        for p in sorted(state.positions.values(), key=lambda p: p.symbol)
-    ]
-    return PaperStatus(
-        as_of=state.as_of,
-        model_id=state.model_id,
-        equity=equity,
-        cash=state.cash,
-        initial_cash=state.initial_cash,
-        drawdown=current_drawdown(state).value,
-        realised_pnl=state.realised_pnl,
-        positions=views,
-        open_orders=len(state.open_orders),
-        fills=len(state.fills),
-        drawdown_halt=store.read_drawdown_halt(),
-    )
-
-

@@ -151,6 +151,9 @@ FILTERS: dict[str, Callable[[Any], Iterator[Any]]] = {
     '.action=="actor_restarted") | [.ts, .action, .details]': lambda v: (
         [x.get("ts"), x.get("action"), x.get("details")]
         for x in _actions("autopilot_failed", "actor_crashed", "actor_restarted")(v)),
+    # jq: null + n = n, and (null | length) = 0 (a ledger of the format before #18)
+    ".fills_archived + (.fills | length)": lambda v: _one(
+        (v.get("fills_archived") or 0) + len(v.get("fills") or [])),
 }
 """Every jq filter the docs use, as Python."""
 SLURPED: dict[str, Callable[[list[Any]], Iterator[Any]]] = {
@@ -159,6 +162,8 @@ SLURPED: dict[str, Callable[[list[Any]], Iterator[Any]]] = {
         {str(e.get("id")): e for e in reversed(sorted(
             (e for v in vs for e in v), key=lambda e: str(e.get("id"))))}.values(),
         key=lambda e: str(e.get("time")))),
+    "unique_by(.seq)": lambda vs: _one(sorted(
+        {e.get("seq"): e for e in reversed(vs)}.values(), key=lambda e: e.get("seq"))),
 }
 """Every ``jq -s`` filter the docs use (the input values as one list), as Python."""
 

@@ -58,6 +58,7 @@ from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.store.alerts import AckState, Alert
 from aistock_actors.store.audit import verify_audit_log
 from aistock_actors.store.bars import BarStore
+from aistock_actors.store.fill_archive import FILLS_DIR, FillArchive
 from aistock_actors.store.journal import FillJournal, apply_entry
 from aistock_actors.store.ledger import CostBook, PaperPerformance
 from aistock_actors.store.models import ModelRecord, says_no_model
@@ -330,7 +331,17 @@ def _check_ledger(state_dir: Path, report: StateReport) -> None:
     report.problems.extend(f"ledger: {p}" for p in problems)
     if len(set(ledger.applied_order_ids)) != len(ledger.applied_order_ids):
         report.problems.append("ledger: an order id was applied twice")
-    ids = [f.order_id for f in ledger.fills]
+    try:  # the whole fill log: the archived fills (#18) and the ledger's window
+        archived = FillArchive(state_dir / "paper" / FILLS_DIR).read()
+    except StateError as exc:
+        report.problems.append(f"fill archive: {exc}")
+        archived = []
+    seqs = [r.seq for r in archived if r.seq < ledger.fills_archived]
+    if seqs != list(range(ledger.fills_archived)):
+        report.problems.append(f"fill archive: holds {len(seqs)} of the ledger's "
+                               f"{ledger.fills_archived} archived fills")
+    ids = [r.order_id for r in archived if r.seq < ledger.fills_archived]
+    ids += [f.order_id for f in ledger.fills]
     if len(set(ids)) != len(ids):
         report.problems.append("ledger: two fills carry the same order id")
     report.fills = ids

@@ -132,6 +132,16 @@ EXPECTED: dict[str, list[str]] = {
         r"^judge time cycle 12 / cycle \d+ = [\d.]+x \(target <= 2x\) -> (PASS|MISS)$",
         r"^RSS growth cycle \d+ -> 12 = [-+][\d.]+ % \(target <= 10 %\) -> (PASS|MISS)$",
     ],
+    "bench/bench_ledger.py": [
+        r"^6 trading cycles on 4 symbols, 2,000 past fills, in ",
+        r"^\| account \| cycle \| fills \| ledger kB \| journal kB \| fills/ kB \| trade ms",
+        r"^\| history \| 6 \| 2,0\d\d \| ",
+        r"^wall [\d.]+ s, CPU [\d.]+ s, load [\d.]+ -> [\d.]+$",
+        r"^trade step with 2,000 past fills / without = [\d.]+x \(target <= 2x\) -> "
+        r"(PASS|MISS); unbounded: [\d.]+x$",
+        r"^ledger\.json cycle 6 / cycle \d+ = [\d.]+x \(target <= 2x\) -> (PASS|MISS); "
+        r"unbounded: \d+ kB$",
+    ],
     "bench/bench_model_metrics.py": [
         r"^code \S+; 4 x 600 bars, seed 7$",
         r"^CPU s: train [\d.]+, walk-forward [\d.]+$",

@@ -30,6 +30,7 @@ from _support.forkserver import ForkServer
 from _support.waiting import wait_until
 
 from aistock_actors.cli.app import main
+from aistock_actors.store.ledger import PaperStore
 
 REPO = Path(__file__).resolve().parents[2]
 SUPERVISOR = str(REPO / "supervisor.py")
@@ -94,12 +95,12 @@ def _json(path: Path, default: Any) -> Any:
 def outcome(tmp: Path) -> dict[str, list[Any]]:
     """Fills, verdicts and risk changes, each with the market date it belongs to."""
     state = tmp / "state"
-    ledger = _json(state / "paper" / "ledger.json", {"fills": []})
+    paper = PaperStore(state, None, 0.0)  # the whole fill log: archived (#18) and the window
+    fills = paper.fills_since(0) if paper.ledger_path.exists() else []
     manifest = _json(state / "promotion" / "manifest.json", [])
     limits = _json(state / "risk" / "limits.json", {"history": []})
     return {
-        "fills": [(f["timestamp"][:10], f["order_id"], f["symbol"], f["quantity"], f["price"])
-                  for f in ledger["fills"]],
+        "fills": [(f.timestamp[:10], f.order_id, f.symbol, f.quantity, f.price) for f in fills],
         "verdicts": [(_day(e["cycle_id"]), e["model_id"], e["status"], e["reasons"],
                       [(s["name"], s["value"]) for s in e["stages"]]) for e in manifest],
         "risk": [(_day(c["cycle_id"]), c["cycle_id"], c["before"], c["after"], c["reason"])

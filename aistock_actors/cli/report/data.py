@@ -281,7 +281,7 @@ def _costs(loaded: LoadedConfig) -> CostData:
     if not store.ledger_path.exists():
         return CostData()
     fills = [
-        f for f in store.load_ledger().fills
+        f for f in store.fills_since(0)  # the archived fills too (#18)
         if math.isfinite(f.predicted_cost_bps) and math.isfinite(f.realised_cost_bps)
     ]
     book = store.load_costs()

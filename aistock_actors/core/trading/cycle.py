@@ -31,7 +31,8 @@ the same band).
 
 **Order ids** are ``order_id(<decision bar timestamp>, symbol, model_id)``: a cycle re-run after
 a crash plans against the same bar with the same model, gets the same ids, and the ledger's
-``applied_order_ids`` refuses to fill any of them twice.
+``applied_order_ids`` refuses to fill any of them twice; once ``as_of`` moves on, no id of the
+earlier bar can be planned again and :func:`forget_applied` drops them (#18).
 """
 
 from __future__ import annotations
@@ -163,10 +164,24 @@ def advance(
         state, notes = mark_to_market(state, closes, format_timestamp(ts))
         warnings += notes
     if bars.latest_ts is not None and bars.marks:
-        state = msgspec.structs.replace(
+        state = forget_applied(msgspec.structs.replace(
             state, as_of=format_timestamp(bars.latest_ts), as_of_ns=bars.latest_ts
-        )
+        ))
     return Advance(state, fills, report, warnings)
+
+
+def forget_applied(state: LedgerState) -> LedgerState:
+    """Drop the applied ids once ``as_of`` has moved past the bar they were planned on (#18).
+
+    Orders are planned only against ``as_of`` (:func:`plan_cycle`: the id names that bar), open
+    orders are never applied, and a carried remainder's id derives from an order that is no longer
+    open; so no id of an earlier bar can be presented again, and keeping them would only grow the
+    ledger by every order ever placed. Within a bar (a re-run after a crash, a model activated
+    since, a halt's cancellations) the ids stay and refuse a second fill.
+    """
+    if not state.applied_order_ids:
+        return state
+    return msgspec.structs.replace(state, applied_order_ids=[])
 
 
 def order_bar(order: Order, bars: NewBars) -> tuple[int, Bar | None] | None:

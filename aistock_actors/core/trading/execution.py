@@ -26,6 +26,7 @@ from aistock_actors.core.trading.orders import (
     Bar,
     ExecutionReport,
     Fill,
+    HistoryBase,
     LedgerState,
     Order,
     Position,
@@ -283,9 +284,16 @@ def execute_orders(
     return new_state, book.new_fills, msgspec.structs.replace(rep, halted=stopped)
 
 
-def replay_fills(initial_cash: float, fills: Iterable[Fill]) -> tuple[Book, list[str]]:
-    """Rebuild the account from ``fills`` alone: the book and the ids filled more than once."""
-    book = Book(cash=initial_cash, positions={}, applied=[], realised=0.0, commissions=0.0)
+def replay_fills(
+    initial_cash: float, fills: Iterable[Fill], base: HistoryBase | None = None
+) -> tuple[Book, list[str]]:
+    """Rebuild the account from ``fills`` alone (on top of ``base``, the account after the
+    archived fills, if given): the book and the ids filled more than once."""
+    if base is None:
+        book = Book(cash=initial_cash, positions={}, applied=[], realised=0.0, commissions=0.0)
+    else:
+        book = Book(cash=base.cash, positions=dict(base.positions), applied=[],
+                    realised=base.realised_pnl, commissions=base.commissions_paid)
     repeated: list[str] = []
     for fill in fills:
         if fill.order_id in book.applied_set:

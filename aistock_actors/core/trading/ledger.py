@@ -25,6 +25,7 @@ from aistock_actors.core.trading.orders import (
     Bar,
     ExecutionReport,
     Fill,
+    HistoryBase,
     LedgerState,
     Order,
     Position,
@@ -40,6 +41,7 @@ __all__ = [
     "Book",
     "ExecutionReport",
     "Fill",
+    "HistoryBase",
     "LedgerState",
     "Order",
     "Position",
@@ -217,6 +219,8 @@ def performance_snapshot(
     size = max(window, 1)
     equity = [value for _, value in state.equity_curve[-(size + 1) :]]
     closing = [f.realised_pnl - f.commission for f in state.fills if f.closed_quantity > 0.0]
+    if state.history_base is not None and len(closing) < size:  # archived ones (#18)
+        closing = [*state.history_base.closing_pnl, *closing]
     return performance_from_equity(equity, closing[-size:], periods_per_year)
 
 
@@ -233,22 +237,27 @@ def _position_problem(symbol: str, have: Position | None, want: Position | None)
 
 
 def reconcile(state: LedgerState) -> list[str]:
-    """Problems found by replaying the fill log from ``initial_cash`` (empty list = clean).
+    """Problems found by replaying the fill log (empty list = clean).
 
-    Checks cash, realised P&L, commissions and every position against the replay, that no order
-    id filled twice or was applied twice, that every fill is marked applied, that no open order
-    is already applied, and that every position has a valid ``last_price``.
+    The kept fills are replayed from ``history_base`` (the account after the archived fills;
+    ``initial_cash`` without one). Checks cash, realised P&L, commissions and every position
+    against the replay, that no order id filled twice (within the kept fills) or is applied
+    twice, that no fill's order is still open, that no open order is already applied, and that
+    every position has a valid ``last_price``.
     """
-    book, repeated = replay_fills(state.initial_cash, state.fills)
+    book, repeated = replay_fills(state.initial_cash, state.fills, state.history_base)
     applied = set(state.applied_order_ids)
+    open_ids = {o.order_id for o in state.open_orders}
     problems = [f"fill of {oid}: order filled twice" for oid in repeated]
     problems += [
-        f"fill of {f.order_id}: not marked applied"
+        f"fill of {f.order_id}: its order is still open"
         for f in state.fills
-        if f.order_id not in applied
+        if f.order_id in open_ids
     ]
     if len(applied) != len(state.applied_order_ids):
         problems.append("applied_order_ids holds an id twice")
+    if state.fills_archived < 0 or (state.fills_archived > 0) != (state.history_base is not None):
+        problems.append(f"fills_archived {state.fills_archived} without a matching history_base")
     totals = (
         ("cash", state.cash, book.cash),
         ("realised_pnl", state.realised_pnl, book.realised),

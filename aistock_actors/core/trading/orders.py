@@ -92,6 +92,19 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     """The fill bar's traded value (volume x open): the calibrator's liquidity bucket."""
 
 
+class HistoryBase(msgspec.Struct, frozen=True, kw_only=True):
+    """The account right after the fills moved out of the ledger (``LedgerState.fills_archived``):
+    what :func:`~aistock_actors.core.trading.ledger.reconcile` replays the kept fills from."""
+
+    cash: float
+    realised_pnl: float = 0.0
+    commissions_paid: float = 0.0
+    positions: dict[str, Position] = {}
+    closing_pnl: list[float] = []
+    """Net P&L (realised minus commission) of the newest archived closing fills, oldest first:
+    the adaptive risk rules' win rate reads them with the kept ones."""
+
+
 class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     """The whole paper account; persisted as JSON by the PaperTrader (``state/paper/``)."""
 
@@ -100,7 +113,11 @@ class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     positions: dict[str, Position] = {}
     open_orders: list[Order] = []
     applied_order_ids: list[str] = []
+    """Ids applied (filled or cancelled) since ``as_of`` last moved: an order is only ever planned
+    against ``as_of`` (its id names that bar), so an earlier bar's id can never come back
+    (:func:`~aistock_actors.core.trading.cycle.advance` forgets them, #18)."""
     fills: list[Fill] = []
+    """The newest fills (a window, #18); the older ones are archived (``store/fill_archive.py``)."""
     realised_pnl: float = 0.0
     commissions_paid: float = 0.0
     equity_curve: list[tuple[str, float]] = []
@@ -117,6 +134,11 @@ class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     """Index into ``equity_curve`` from which the drawdown halt measures its running peak."""
     drawdown_tripped: bool = False
     """The drawdown halt fired; the next trading cycle (after the operator's resume) rebases."""
+    fills_archived: int = 0
+    """Fills moved out of ``fills`` (oldest first): ``fills[i]`` is fill number
+    ``fills_archived + i`` of the account's life (#18)."""
+    history_base: HistoryBase | None = None
+    """The account after those archived fills (None: ``initial_cash``, nothing held)."""
 
 
 class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -98,12 +98,13 @@ def test_orders_planned_on_a_bar_fill_at_the_next_bars_open_then_every_close_is_
     assert [t for t, _ in adv.state.equity_curve] == stamps
     assert adv.state.positions["A"].last_price == 14.0
     assert adv.state.as_of == format_timestamp(4 * DAY) and adv.state.open_orders == []
-    # Nothing new: nothing happens, and the planned ids can never fill twice.
+    # Nothing new: nothing happens. The next plan is against the new bar (new ids), so the filled
+    # id can never come back, and the ledger has forgotten it (#18: applied ids are per bar).
     again, adv2 = step(adv.state, cut(data, 4))
     assert again.marks == [] and adv2.fills == [] and adv2.state == adv.state
-    _, fresh = plan_cycle(msgspec.structs.replace(adv.state, as_of=state.as_of),
-                                  {"A": 0.5}, {"A": 10.0}, min_order_notional=0.0)
-    assert fresh == [] and reconcile(adv.state) == []
+    _, fresh = plan_cycle(adv.state, {"A": 0.9}, {"A": 14.0}, min_order_notional=0.0)
+    assert fresh and fill.order_id not in {o.order_id for o in fresh}
+    assert adv.state.applied_order_ids == [] and reconcile(adv.state) == []
 
 
 def test_a_symbol_without_a_bar_at_the_fill_time_waits_for_its_own_next_bar() -> None:

@@ -1,0 +1,161 @@
+"""The paper account's archived fills (#18): append-only monthly files under ``state/paper/fills``.
+
+``state/paper/fills/YYYY-MM.jsonl`` holds one :class:`ArchivedFill` per line (the fill's fields
+plus ``seq``, its number in the account's life), oldest first, by the month of the fill's bar
+(``undated.jsonl`` for a fill without a bar timestamp). Fills move here from ``ledger.json`` in
+batches (:func:`~aistock_actors.core.trading.history.split_history`), BEFORE the ledger that no
+longer holds them is written; after a crash in between a fill is in both, and the next move
+appends only the fills past the archive's high-water mark (the newest ``seq`` on disk), so no
+fill is lost and none is archived twice. A torn last line (a crash mid-append) is dropped before
+the next append and ignored by readers. :meth:`FillArchive.read` gives every archived fill once,
+by ``seq``; so does the README's jq line (the ledger's ``fills_archived`` says how many of them
+precede its window)::
+
+    cat state/paper/fills/*.jsonl | jq -s 'unique_by(.seq)'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+
+from aistock_actors.core.trading.orders import Fill
+from aistock_actors.errors import StateError
+from aistock_actors.store.atomic import fsync_dir, syncing
+
+FILLS_DIR = "fills"
+"""``state/paper/fills/``."""
+_MONTH = re.compile(r"^(\d{4})-(\d{2})")
+
+
+class ArchivedFill(Fill, frozen=True, kw_only=True):
+    """One archived fill: the ledger's :class:`Fill` and its number in the account's life."""
+
+    seq: int
+
+
+def month_name(timestamp: str) -> str:
+    """The archive file of a fill at bar ``timestamp`` (``2024-03-01`` -> ``2024-03.jsonl``)."""
+    match = _MONTH.match(timestamp)
+    return f"{match.group(1)}-{match.group(2)}.jsonl" if match else "undated.jsonl"
+
+
+def _lines(path: Path) -> list[bytes]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StateError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+    lines = raw.split(b"\n")
+    lines.pop()  # b"" after a final newline; otherwise a torn append: ignored
+    return [line for line in lines if line]
+
+
+def _last_line(path: Path, tail: int = 65_536) -> bytes:
+    """The last complete line of ``path`` (a torn one ignored), reading only its end."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(size - tail, 0)
+            handle.seek(start)
+            data = handle.read()
+    except OSError as exc:
+        raise StateError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+    end = data.rfind(b"\n")
+    if end < 0:
+        return b""
+    begin = data.rfind(b"\n", 0, end) + 1
+    if begin == 0 and start > 0:
+        return _last_line(path, tail * 4)  # a line longer than the tail read
+    return data[begin:end]
+
+
+def _decode(path: Path, number: int, line: bytes) -> ArchivedFill:
+    try:
+        return msgspec.json.decode(line, type=ArchivedFill)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        where = f"line {number}" if number else "the last line"
+        raise StateError(f"{path}: {where} is damaged: {exc}") from exc
+
+
+class FillArchive:
+    """Reads and appends the files of ``state/paper/fills`` (one writer: the PaperTrader)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._mark: int | None = None
+        """Newest archived ``seq`` + 1 (how many fills the archive holds), cached."""
+
+    def files(self) -> list[Path]:
+        """The archive files, by name (so by month)."""
+        return sorted(self.root.glob("*.jsonl")) if self.root.is_dir() else []
+
+    def high_water(self) -> int:
+        """How many fills are archived: the newest ``seq`` on disk plus one (0 when empty); reads
+        only the tail of each file."""
+        if self._mark is None:
+            mark = 0
+            for path in self.files():
+                line = _last_line(path)
+                if line:
+                    mark = max(mark, _decode(path, 0, line).seq + 1)
+            self._mark = mark
+        return self._mark
+
+    def append(self, fills: Iterable[Fill], first_seq: int) -> int:
+        """Archive ``fills`` numbered from ``first_seq``, skipping those already archived (a move
+        repeated after a crash); fsynced unless the process turned syncing off. How many were
+        written. (A gap before ``first_seq``, archive files deleted by hand, is the caller's to
+        report: :meth:`high_water` says where the archive ends.)"""
+        mark = self.high_water()
+        by_file: dict[str, list[bytes]] = {}
+        written = 0
+        for seq, fill in enumerate(fills, start=first_seq):
+            if seq < mark:
+                continue
+            record = ArchivedFill(**msgspec.structs.asdict(fill), seq=seq)
+            by_file.setdefault(month_name(fill.timestamp), []).append(msgspec.json.encode(record))
+            mark = seq + 1
+            written += 1
+        for name, lines in by_file.items():
+            self._append_lines(self.root / name, lines)
+        self._mark = mark
+        return written
+
+    def _append_lines(self, path: Path, lines: list[bytes]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a torn append: drop it
+                os.ftruncate(fd, os.pread(fd, size, 0).rfind(b"\n") + 1)
+            os.write(fd, b"\n".join(lines) + b"\n")
+            if syncing():
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+
+    def read(self) -> list[ArchivedFill]:
+        """Every archived fill once (by ``seq``), oldest first; :class:`StateError` naming a
+        damaged line."""
+        by_seq: dict[int, ArchivedFill] = {}
+        for path in self.files():
+            for number, line in enumerate(_lines(path), start=1):
+                record = _decode(path, number, line)
+                by_seq[record.seq] = record
+        return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+def plain_fill(record: ArchivedFill) -> Fill:
+    """The ledger's :class:`Fill` of an archived one."""
+    fields = msgspec.structs.asdict(record)
+    del fields["seq"]
+    return Fill(**fields)
