@@ -36,7 +36,9 @@ def trained_model(frames: dict[str, pd.DataFrame], model_id: str = "m-test",
     ``threshold`` overrides the tuned one so that a short test sees signals; it is stored IN the
     model, so the trader still filters at the model's own threshold (T6).
     """
-    data = build_training_set(frames, horizon=FAST.horizon)
+    # The rigs' tests (orders, fills, the band, the halts) were written against the signals of
+    # the close-to-close direction label; the model is their fixture, not what they test.
+    data = build_training_set(frames, horizon=FAST.horizon, method="direction")
     model = train_model(data.features, data.labels, data.label_end_times, params=FAST,
                         model_id=model_id, created_at=datetime(2024, 1, 1, tzinfo=UTC), seed=1)
     return model if threshold is None else model.with_threshold(threshold)
