@@ -64,8 +64,13 @@ CURSORS_FILE = "cursors.json"
 _SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9._=^-]{0,31}")
 
 
-class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How far a symbol's CSV file was read, and how to tell whether it was rewritten since."""
+class FileCursor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How far a symbol's CSV file was read, and how to tell whether it was rewritten since.
+
+    The cursor applies while the file is the same one (``inode``), still reaches ``offset``, and
+    its header and the bytes just before ``offset`` hash as recorded; only then are the rows
+    after ``offset`` read alone (see :mod:`aistock_actors.store.ingest_tail`).
+    """
 
     file: str
     """Name of the CSV file (a different file for the symbol means: start over)."""
@@ -77,10 +82,16 @@ class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """File size when it was last read."""
     header_sha256: str
     """Hash of the header line: a changed header means the file was rewritten."""
-    prefix_sha256: str
-    """Hash of the bytes before ``offset``: any change there means the file was rewritten."""
     last_timestamp: int | None
     """The store's last bar after this read; a mismatch means the cursor is stale."""
+    inode: int = 0
+    """The file's inode when it was read: another file under the name means it was replaced."""
+    window_sha256: str = ""
+    """Hash of the (up to) ``CURSOR_WINDOW`` bytes before ``offset``: a change there means the
+    file was rewritten or truncated in place ("": a cursor of an older version, not trusted)."""
+    prefix_sha256: str = ""
+    """Hash of every byte before ``offset``, as versions before the windowed cursor wrote it;
+    read but not used (such a cursor has no window, so its file is parsed whole once)."""
 
 
 class _Cache(dict[str, StoredBars]):
@@ -122,9 +133,12 @@ class BarStore:
 
     def symbols(self) -> list[str]:
         """Symbols with stored history, sorted (readable or not: see :meth:`readable_symbols`)."""
-        if not self.root.is_dir():
+        try:
+            with os.scandir(self.root) as entries:
+                stems = [e.name[:-4] for e in entries if e.name.endswith(".npz")]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(p.stem for p in self.root.glob("*.npz") if is_valid_symbol(p.stem))
+        return sorted(stem for stem in stems if is_valid_symbol(stem))
 
     def readable_symbols(self) -> list[str]:
         """Symbols whose stored history can be read, sorted.

@@ -3,6 +3,7 @@ the time zones a CSV mixes."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 import msgspec
@@ -57,14 +58,28 @@ def _zones_seen(data: bytes, end: int, start: int) -> list[str]:
 def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
     """The distinct zone spellings of the timestamp column in ``data[start:end]`` (``naive``,
     ``Z``, ``+02:00``...), in order of first appearance (#17: mixed zones are noted)."""
-    try:
-        header, _, _ = data.partition(b"\n")
-        column = parse_header(header.decode("utf-8", "replace")).positions[0]
-    except DataError:
+    header, _, _ = data.partition(b"\n")
+    column = zone_column(header)
+    if column is None:
         return []
-    body = data[max(start, len(header) + 1):end].decode("utf-8", "replace")
-    seen: list[str] = []
-    for line in body.splitlines():
+    return body_zones(data[max(start, len(header) + 1):end], column)
+
+
+@functools.lru_cache(maxsize=64)
+def zone_column(header: bytes) -> int | None:
+    """The timestamp column :func:`time_zones` reads under ``header`` (the line without its
+    newline); None when the header names none (then no zone is ever noted)."""
+    try:
+        return parse_header(header.decode("utf-8", "replace")).positions[0]
+    except DataError:
+        return None
+
+
+def body_zones(body: bytes, column: int, seen: list[str] | None = None) -> list[str]:
+    """:func:`time_zones` of data lines ``body`` whose timestamp is field ``column``, added to
+    ``seen`` (in order of first appearance)."""
+    seen = [] if seen is None else seen
+    for line in body.decode("utf-8", "replace").splitlines():
         fields = line.split(",")
         if len(fields) <= column or not fields[column].strip():
             continue
