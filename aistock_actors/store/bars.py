@@ -64,7 +64,9 @@ CURSORS_FILE = "cursors.json"
 _SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9._=^-]{0,31}")
 
 
-class FileCursor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class FileCursor(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """How far a symbol's CSV file was read, and how to tell whether it was rewritten since.
 
     The cursor applies while the file is the same one (``inode``), still reaches ``offset``, and
@@ -124,12 +126,16 @@ class BarStore:
         self.root = Path(root)
         self._cache = _shared_cache(self.root)
         self._names: dict[str, tuple[str, str]] = {}
+        self._paths: dict[str, Path] = {}
 
     def path(self, symbol: str) -> Path:
         """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
-        if not is_valid_symbol(symbol):
-            raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
-        return self.root / f"{symbol}.npz"
+        path = self._paths.get(symbol)
+        if path is None:
+            if not is_valid_symbol(symbol):
+                raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
+            path = self._paths[symbol] = self.root / f"{symbol}.npz"
+        return path
 
     def symbols(self) -> list[str]:
         """Symbols with stored history, sorted (readable or not: see :meth:`readable_symbols`)."""
@@ -179,7 +185,7 @@ class BarStore:
 
     def total_bars(self) -> int:
         """Number of stored bars over all symbols."""
-        return sum(self.count(symbol) for symbol in self.readable_symbols())
+        return sum(len(ts) for ts, _ in self.readable_arrays().values())
 
     def load(self, symbol: str) -> pd.DataFrame:
         """Bars of ``symbol``: UTC DatetimeIndex ``timestamp``, float64 columns open..volume.
@@ -207,6 +213,7 @@ class BarStore:
         new_ts, new_values = _checked(symbol, timestamps, values)
         if len(new_ts) == 0:
             return 0
+        path = self.path(symbol)
         bars = self._read(symbol)
         if bars is not None and len(bars.timestamps) and new_ts[0] <= bars.timestamps[-1]:
             raise DataError(
@@ -215,7 +222,6 @@ class BarStore:
             )
         all_ts = np.concatenate([bars.timestamps, new_ts]) if bars is not None else new_ts
         all_values = np.concatenate([bars.values, new_values]) if bars is not None else new_values
-        path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
             if bars is None or bars.base_count < SEGMENT_MIN_BARS or bars.seg_records >= (
