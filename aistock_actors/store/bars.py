@@ -255,15 +255,15 @@ class BarStore:
         all_values: NDArray[np.float64],
     ) -> StoredBars:
         """Append ``new_*`` as one segment record (creating the segment on the ``.npz``)."""
-        seg = segment_path(path)
+        seg_file = self._files(path.stem)[1]
         end = bars.seg_end
         if end == 0:
             base_last = int(bars.timestamps[bars.base_count - 1])
-            end = create_segment(seg, bars.base_count, base_last)
-        end = append_record(seg, end, new_ts, new_values)
+            end = create_segment(Path(seg_file), bars.base_count, base_last)
+        end = append_record(seg_file, end, new_ts, new_values)
         all_ts.setflags(write=False)
         all_values.setflags(write=False)
-        key = (bars.key[0], stat_key(seg.stat()))
+        key = (bars.key[0], stat_key(os.stat(seg_file)))
         return StoredBars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
 
     def fold(self, symbol: str) -> bool:
