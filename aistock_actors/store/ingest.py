@@ -49,6 +49,7 @@ from aistock_actors.store.ingest_checks import (
 from aistock_actors.store.ingest_checks import (
     _zones_seen as _zones_seen,
 )
+from aistock_actors.store.ingest_checks import file_notes, shrank_note, zones_note
 from aistock_actors.store.ingest_checks import (
     implausible_bars as implausible_bars,
 )
@@ -232,16 +233,16 @@ def _ingest_file(
     grew = resume is None or parsed.consumed > resume.offset  # said when new lines arrive
     zones = _zones_seen(data, parsed.consumed, resume.offset if resume else 0) if grew else []
     if len(zones) > 1:
-        notes.append(_zones_note(path.name, zones))
+        notes.append(zones_note(path.name, zones))
     if cursor is not None and cursor.file == path.name and len(data) < cursor.size:
-        notes.append(_shrank_note(path.name, cursor.size, len(data)))
+        notes.append(shrank_note(path.name, cursor.size, len(data)))
     try:
         added = store.append(symbol, new_ts, new_values)
     except DataError as exc:
         return reject([RowProblem(None, f"store refused the bars: {exc}")])
     last = store.last_timestamp(symbol)
     if not hidden:  # rows the replay clock has not reached are no "empty file" or torn line
-        notes.extend(_file_notes(path.name, data, parsed, last, cursor))
+        notes.extend(file_notes(path.name, data, parsed, last, cursor))
     if resume is not None and parsed.consumed == resume.offset:
         new_cursor = msgspec.structs.replace(resume, size=len(data))  # nothing new: skip hashing
     else:
@@ -304,22 +305,10 @@ def _tail_notes(name: str, tail: Tail, cursor: FileCursor) -> list[str]:
     """The notes of the whole-file path before the append: mixed zones, a shrunk file."""
     notes: list[str] = []
     if len(tail.zones) > 1:
-        notes.append(_zones_note(name, tail.zones))
+        notes.append(zones_note(name, tail.zones))
     if tail.size < cursor.size:
-        notes.append(_shrank_note(name, cursor.size, tail.size))
+        notes.append(shrank_note(name, cursor.size, tail.size))
     return notes
-
-
-def _zones_note(name: str, zones: list[str]) -> str:
-    return (f"{name}: mixed time zones in the timestamp column ({', '.join(zones)}); each is "
-            "converted to UTC, so two bars may fall on one date: check the source")
-
-
-def _shrank_note(name: str, before: int, after: int) -> str:
-    return (f"{name}: shrank from {before} to {after} bytes since the last run; stored bars "
-            "kept, only bars newer than them are added")
-
-
 
 
 _CLOSE = FIELDS.index("close")
@@ -383,20 +372,3 @@ def _newer_than_stored(
             "kept stored history, added only newer bars"
         )
     return parsed.timestamps[newer], parsed.values[newer], notes
-
-
-def _file_notes(
-    name: str, data: bytes, parsed: ParsedBars, last: int | None, previous: FileCursor | None
-) -> list[str]:
-    """Notes that need no action unless they persist, so each is said once, not every run."""
-    unchanged = previous is not None and previous.file == name and previous.size == len(data)
-    if parsed.pending:
-        # Seen for the first time, the line is most likely still being written: say nothing.
-        if not unchanged:
-            return []
-        line = parsed.lines + 1
-        return [f"{name}: line {line} still has no line end; it is read once it is terminated"]
-    if last is None and not unchanged:
-        what = "empty file" if not data.strip() else "header only"
-        return [f"{name}: {what}, no bars yet"]
-    return []

@@ -1,5 +1,6 @@
 """The plausibility checks of ingestion (#17): bars from the future or with absurd values, and
-the time zones a CSV mixes."""
+the time zones a CSV mixes; and the wording of ingestion's notes (zones, a shrunk file, a torn
+or empty file), shared by the whole-file and the tail path."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from numpy.typing import NDArray
 
 from aistock_actors.core.data.bars import (
     FIELDS,
+    ParsedBars,
     RowProblem,
     format_timestamp,
     parse_header,
 )
 from aistock_actors.errors import DataError
 from aistock_actors.store.bars import BarStore
+from aistock_actors.store.file_cursor import FileCursor
 
 MAX_PRICE = 1e7
 """No listed share trades above this (USD): a larger price is a data error, not a market move."""
@@ -137,3 +140,30 @@ def implausible_bars(
                 break
         prev = float(bar[_CLOSE])
     return problems
+
+
+def zones_note(name: str, zones: list[str]) -> str:
+    return (f"{name}: mixed time zones in the timestamp column ({', '.join(zones)}); each is "
+            "converted to UTC, so two bars may fall on one date: check the source")
+
+
+def shrank_note(name: str, before: int, after: int) -> str:
+    return (f"{name}: shrank from {before} to {after} bytes since the last run; stored bars "
+            "kept, only bars newer than them are added")
+
+
+def file_notes(
+    name: str, data: bytes, parsed: ParsedBars, last: int | None, previous: FileCursor | None
+) -> list[str]:
+    """Notes that need no action unless they persist, so each is said once, not every run."""
+    unchanged = previous is not None and previous.file == name and previous.size == len(data)
+    if parsed.pending:
+        # Seen for the first time, the line is most likely still being written: say nothing.
+        if not unchanged:
+            return []
+        line = parsed.lines + 1
+        return [f"{name}: line {line} still has no line end; it is read once it is terminated"]
+    if last is None and not unchanged:
+        what = "empty file" if not data.strip() else "header only"
+        return [f"{name}: {what}, no bars yet"]
+    return []
