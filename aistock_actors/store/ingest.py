@@ -21,6 +21,7 @@ one ``2099-01-01`` row never reaches the store. A file that shrank since the las
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -177,12 +178,18 @@ def _csv_files(csv_dir: Path) -> list[Path]:
     try:  # names, not paths, are sorted (the same order in one folder, and far cheaper)
         with os.scandir(csv_dir) as entries:
             names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() == ".csv")
-        files = [csv_dir / name for name in names]
+        files = [_csv_path(csv_dir, name) for name in names]
     except OSError as exc:
         raise DataError(f"cannot list CSV folder {csv_dir}: {exc}") from exc
     if not files:
         raise DataError(f"CSV folder {csv_dir} contains no *.csv file")
     return files
+
+
+@functools.lru_cache(maxsize=4096)
+def _csv_path(csv_dir: Path, name: str) -> Path:
+    """``csv_dir / name``, built once per file (a cycle lists the folder again)."""
+    return csv_dir / name
 
 
 def _ingest_file(

@@ -82,13 +82,14 @@ def window_start(offset: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def header_columns(header: bytes) -> Columns | None:
-    """The columns of a header line (with its newline) exactly as the whole-file parse reads
-    them; None if it does not parse (then the whole-file parse reports why)."""
+def header_columns(header: bytes) -> tuple[str, Columns | None]:
+    """The hash of a header line (with its newline) and its columns exactly as the whole-file
+    parse reads them (None if it does not parse: then the whole-file parse reports why)."""
     try:
-        return parse_header(header.decode("utf-8").removeprefix("\ufeff").strip())
+        columns = parse_header(header.decode("utf-8").removeprefix("\ufeff").strip())
     except (UnicodeDecodeError, DataError):
-        return None
+        columns = None
+    return sha256_hex(header), columns
 
 
 def read_tail(path: Path, cursor: FileCursor, last: int, bound: int | None) -> Tail | None:
@@ -119,9 +120,11 @@ def _read_tail(fd: int, cursor: FileCursor, last: int, bound: int | None) -> Tai
         return None
     head = os.pread(fd, _HEAD, 0)
     header_end = head.find(b"\n") + 1
-    if not 0 < header_end <= offset or sha256_hex(head[:header_end]) != cursor.header_sha256:
+    if not 0 < header_end <= offset:
         return None
-    columns = header_columns(head[:header_end])
+    header_sha256, columns = header_columns(head[:header_end])
+    if header_sha256 != cursor.header_sha256:
+        return None
     second = head.find(b"\n", header_end) + 1  # the end of the first data line
     if columns is None or (second == 0 and len(head) == _HEAD):  # a first line beyond the head
         return None
