@@ -26,7 +26,8 @@ from typing import Any
 import msgspec
 
 from aistock_actors.actors.base import SupervisedActor
-from aistock_actors.core.risk.allocator import AllocationDecision, allocate, latest_regime
+from aistock_actors.core.market.live_index import LiveMarketIndex
+from aistock_actors.core.risk.allocator import AllocationDecision, allocate
 from aistock_actors.core.risk.ceilings import (
     HARD_CEILING_NOTIONAL_CAP,
     HARD_CEILING_POSITION_FRACTION,
@@ -40,7 +41,6 @@ from aistock_actors.core.risk.governor import (
     initial_state,
 )
 from aistock_actors.core.risk.policy import PerformanceSnapshot, RiskLimits, RiskPolicyParams
-from aistock_actors.core.trading.cycle import close_panel
 from aistock_actors.core.trading.ledger import LedgerState, new_ledger, performance_snapshot
 from aistock_actors.messages import Reply, Request
 from aistock_actors.messages.control import KillSwitchTripped
@@ -84,6 +84,7 @@ class RiskGovernor(SupervisedActor):
             min_observations=cfg.risk.min_observations,
         )
         self.bars = BarStore(self.state_dir / "bars")
+        self.market = LiveMarketIndex()  # the regime's index, extended by each cycle's new bars
         self.paper = PaperStore(self.state_dir, None, cfg.paper.initial_cash)
         default = initial_state(self.config_limits, utc_now())
         state = load_risk_state(self.state_dir, self.ctx.alerts, default)
@@ -118,8 +119,7 @@ class RiskGovernor(SupervisedActor):
             cycle_id=request.cycle_id,
             now=utc_now(),
         )
-        arrays = {symbol: self.bars.arrays(symbol) for symbol in self.bars.readable_symbols()}
-        regime = latest_regime(close_panel(arrays))
+        regime = self.market.regime(self.bars.readable_arrays())
         allocation = allocate(regime, None, governed.state.limits, cfg.allocator)
         state = msgspec.structs.replace(
             governed.state,

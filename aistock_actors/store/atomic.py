@@ -94,6 +94,29 @@ def sweep_orphan_temps(path: Path) -> int:
     return removed
 
 
+_SWEPT: set[str] = set()
+"""Files whose orphaned temp files this process has already swept (see :func:`_sweep_once`)."""
+_SWEPT_MAX = 10_000
+"""Past this many names the set starts over (a re-sweep is harmless; unbounded growth is not)."""
+
+
+def _sweep_once(path: Path) -> None:
+    """:func:`sweep_orphan_temps` at this process's first write of ``path`` only.
+
+    An orphan is left by a writer that died mid-write, and the one that matters is the writer
+    before this process (the previous daemon, a killed CLI): its leftovers go at the first write,
+    so restarts never let them pile up. Scanning the folder at every write (a bar folder holds
+    thousands of files) cost more than the write itself.
+    """
+    key = str(path)
+    if key in _SWEPT:
+        return
+    sweep_orphan_temps(path)
+    if len(_SWEPT) >= _SWEPT_MAX:
+        _SWEPT.clear()
+    _SWEPT.add(key)
+
+
 def _write_replace(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(
         dir=path.parent, prefix=_temp_prefix(path, os.getpid()), suffix=".tmp"
@@ -134,10 +157,10 @@ def atomic_write_bytes(
             previous = None
         if previous is not None and (backup_valid is None or backup_valid(previous)):
             _write_replace(backup_path(path), previous)
-            sweep_orphan_temps(backup_path(path))
+            _sweep_once(backup_path(path))
     _write_replace(path, data)
     fsync_dir(path.parent)
-    sweep_orphan_temps(path)
+    _sweep_once(path)
 
 
 def atomic_write_json(

@@ -123,7 +123,7 @@ def create_segment(path: Path, base_count: int, base_last_ts: int) -> int:
 
 
 def append_record(
-    path: Path, end: int, timestamps: NDArray[np.int64], values: NDArray[np.float64]
+    path: Path | str, end: int, timestamps: NDArray[np.int64], values: NDArray[np.float64]
 ) -> int:
     """Write one record at ``end`` (cutting a torn tail first); return the new end offset."""
     data = record_bytes(timestamps, values)

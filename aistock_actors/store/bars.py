@@ -57,30 +57,12 @@ from aistock_actors.store.bar_segment import (
     read_from,
     segment_path,
 )
+from aistock_actors.store.file_cursor import FileCursor as FileCursor
 
 logger = logging.getLogger(__name__)
 
 CURSORS_FILE = "cursors.json"
 _SYMBOL = re.compile(r"[A-Z0-9^][A-Z0-9._=^-]{0,31}")
-
-
-class FileCursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How far a symbol's CSV file was read, and how to tell whether it was rewritten since."""
-
-    file: str
-    """Name of the CSV file (a different file for the symbol means: start over)."""
-    offset: int
-    """Byte offset just past the last fully parsed line."""
-    lines: int
-    """Number of complete lines before ``offset`` (the header included)."""
-    size: int
-    """File size when it was last read."""
-    header_sha256: str
-    """Hash of the header line: a changed header means the file was rewritten."""
-    prefix_sha256: str
-    """Hash of the bytes before ``offset``: any change there means the file was rewritten."""
-    last_timestamp: int | None
-    """The store's last bar after this read; a mismatch means the cursor is stale."""
 
 
 class _Cache(dict[str, StoredBars]):
@@ -113,18 +95,25 @@ class BarStore:
         self.root = Path(root)
         self._cache = _shared_cache(self.root)
         self._names: dict[str, tuple[str, str]] = {}
+        self._paths: dict[str, Path] = {}
 
     def path(self, symbol: str) -> Path:
         """Return the data file of ``symbol``; raise ``DataError`` for an unusable name."""
-        if not is_valid_symbol(symbol):
-            raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
-        return self.root / f"{symbol}.npz"
+        path = self._paths.get(symbol)
+        if path is None:
+            if not is_valid_symbol(symbol):
+                raise DataError(f"invalid symbol name {symbol!r} (use A-Z, 0-9 and . _ = ^ -)")
+            path = self._paths[symbol] = self.root / f"{symbol}.npz"
+        return path
 
     def symbols(self) -> list[str]:
         """Symbols with stored history, sorted (readable or not: see :meth:`readable_symbols`)."""
-        if not self.root.is_dir():
+        try:
+            with os.scandir(self.root) as entries:
+                stems = [e.name[:-4] for e in entries if e.name.endswith(".npz")]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(p.stem for p in self.root.glob("*.npz") if is_valid_symbol(p.stem))
+        return sorted(stem for stem in stems if is_valid_symbol(stem))
 
     def readable_symbols(self) -> list[str]:
         """Symbols whose stored history can be read, sorted.
@@ -165,7 +154,7 @@ class BarStore:
 
     def total_bars(self) -> int:
         """Number of stored bars over all symbols."""
-        return sum(self.count(symbol) for symbol in self.readable_symbols())
+        return sum(len(ts) for ts, _ in self.readable_arrays().values())
 
     def load(self, symbol: str) -> pd.DataFrame:
         """Bars of ``symbol``: UTC DatetimeIndex ``timestamp``, float64 columns open..volume.
@@ -193,6 +182,7 @@ class BarStore:
         new_ts, new_values = _checked(symbol, timestamps, values)
         if len(new_ts) == 0:
             return 0
+        path = self.path(symbol)
         bars = self._read(symbol)
         if bars is not None and len(bars.timestamps) and new_ts[0] <= bars.timestamps[-1]:
             raise DataError(
@@ -201,7 +191,6 @@ class BarStore:
             )
         all_ts = np.concatenate([bars.timestamps, new_ts]) if bars is not None else new_ts
         all_values = np.concatenate([bars.values, new_values]) if bars is not None else new_values
-        path = self.path(symbol)
         self._cache.pop(symbol, None)
         try:
             if bars is None or bars.base_count < SEGMENT_MIN_BARS or bars.seg_records >= (
@@ -235,15 +224,15 @@ class BarStore:
         all_values: NDArray[np.float64],
     ) -> StoredBars:
         """Append ``new_*`` as one segment record (creating the segment on the ``.npz``)."""
-        seg = segment_path(path)
+        seg_file = self._files(path.stem)[1]
         end = bars.seg_end
         if end == 0:
             base_last = int(bars.timestamps[bars.base_count - 1])
-            end = create_segment(seg, bars.base_count, base_last)
-        end = append_record(seg, end, new_ts, new_values)
+            end = create_segment(Path(seg_file), bars.base_count, base_last)
+        end = append_record(seg_file, end, new_ts, new_values)
         all_ts.setflags(write=False)
         all_values.setflags(write=False)
-        key = (bars.key[0], stat_key(seg.stat()))
+        key = (bars.key[0], stat_key(os.stat(seg_file)))
         return StoredBars(key, all_ts, all_values, bars.base_count, end, bars.seg_records + 1)
 
     def fold(self, symbol: str) -> bool:

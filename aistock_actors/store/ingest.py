@@ -1,11 +1,13 @@
 """Incremental ingestion of a folder of ``<SYMBOL>.csv`` files into a ``BarStore``.
 
-Each file keeps a cursor (offset and line count of the last fully parsed line, hashes of the header
-and of every byte before the offset, and the store's last bar at that time). When the cursor still
-matches, only the appended tail is parsed and every new bar must be strictly newer than the stored
-history. Otherwise (file rewritten or shrunk, cursor lost or stale after a crash) the file is
-re-parsed whole and only bars strictly newer than the stored history are added; overlapping bars
-that differ from the stored ones are kept as stored and reported as a note.
+Each file keeps a cursor (offset and line count of the last fully parsed line, the file's inode,
+hashes of the header and of the few kilobytes before the offset, and the store's last bar at that
+time). When the cursor still matches, only the appended tail is read and parsed
+(:mod:`aistock_actors.store.ingest_tail`: the cost of a run follows the new bytes, not the
+history) and every new bar must be strictly newer than the stored history. Otherwise (file
+rewritten, replaced or shrunk, cursor lost or stale after a crash) the file is re-parsed whole and
+only bars strictly newer than the stored history are added; overlapping bars that differ from the
+stored ones are kept as stored and reported as a note.
 
 A file with any bad row is rejected whole for this run (all-or-nothing per symbol; silently
 skipping rows of trading data is worse than waiting for a fix); its stored bars and cursor are left
@@ -19,7 +21,8 @@ one ``2099-01-01`` row never reaches the store. A file that shrank since the las
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +31,13 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from aistock_actors.core.data.bar_bound import parse_until as parse_until
 from aistock_actors.core.data.bars import (
+    FIELDS,
     ParsedBars,
     RowProblem,
     format_timestamp,
     parse,
-    parse_header,
-    row_timestamp,
 )
 from aistock_actors.errors import DataError, StateError
 from aistock_actors.store.bars import BarStore, FileCursor, is_valid_symbol
@@ -47,9 +50,11 @@ from aistock_actors.store.ingest_checks import (
 from aistock_actors.store.ingest_checks import (
     _zones_seen as _zones_seen,
 )
+from aistock_actors.store.ingest_checks import file_notes, shrank_note, zones_note
 from aistock_actors.store.ingest_checks import (
     implausible_bars as implausible_bars,
 )
+from aistock_actors.store.ingest_tail import Tail, read_tail, sha256_hex, window_start
 
 __all__ = [
     "BarLimits",
@@ -170,13 +175,21 @@ def csv_timestamps(csv_dir: Path) -> dict[str, NDArray[np.int64]]:
 def _csv_files(csv_dir: Path) -> list[Path]:
     if not csv_dir.is_dir():
         raise DataError(f"CSV folder {csv_dir} does not exist or is not a folder")
-    try:
-        files = sorted(p for p in csv_dir.iterdir() if p.suffix.lower() == ".csv")
+    try:  # names, not paths, are sorted (the same order in one folder, and far cheaper)
+        with os.scandir(csv_dir) as entries:
+            names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() == ".csv")
+        files = [_csv_path(csv_dir, name) for name in names]
     except OSError as exc:
         raise DataError(f"cannot list CSV folder {csv_dir}: {exc}") from exc
     if not files:
         raise DataError(f"CSV folder {csv_dir} contains no *.csv file")
     return files
+
+
+@functools.lru_cache(maxsize=4096)
+def _csv_path(csv_dir: Path, name: str) -> Path:
+    """``csv_dir / name``, built once per file (a cycle lists the folder again)."""
+    return csv_dir / name
 
 
 def _ingest_file(
@@ -192,15 +205,21 @@ def _ingest_file(
 
     if not is_valid_symbol(symbol):
         return reject([RowProblem(None, f"file name does not make a valid symbol: {symbol!r}")])
+    if cursor is not None:
+        appended = _ingest_tail(path, symbol, store, cursor, limits, bound)
+        if appended is not None:
+            return appended
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            inode = os.fstat(handle.fileno()).st_ino
+            data = handle.read()
         last = store.last_timestamp(symbol)
     except OSError as exc:
         return reject([RowProblem(None, f"unreadable file: {exc.strerror or exc}")])
     except StateError as exc:
         return reject([RowProblem(None, f"stored history unreadable: {exc}")])
     notes: list[str] = []
-    matches = cursor is not None and _cursor_matches(cursor, path.name, data, last)
+    matches = cursor is not None and _cursor_matches(cursor, path.name, data, inode, last)
     resume = cursor if matches else None
     if resume is not None:  # parse only the appended tail; it must be newer than the store
         parsed, hidden = parse_until(
@@ -221,130 +240,121 @@ def _ingest_file(
     grew = resume is None or parsed.consumed > resume.offset  # said when new lines arrive
     zones = _zones_seen(data, parsed.consumed, resume.offset if resume else 0) if grew else []
     if len(zones) > 1:
-        notes.append(f"{path.name}: mixed time zones in the timestamp column ({', '.join(zones)});"
-                     " each is converted to UTC, so two bars may fall on one date: check the "
-                     "source")
+        notes.append(zones_note(path.name, zones))
     if cursor is not None and cursor.file == path.name and len(data) < cursor.size:
-        notes.append(f"{path.name}: shrank from {cursor.size} to {len(data)} bytes since the last "
-                     "run; stored bars kept, only bars newer than them are added")
+        notes.append(shrank_note(path.name, cursor.size, len(data)))
     try:
         added = store.append(symbol, new_ts, new_values)
     except DataError as exc:
         return reject([RowProblem(None, f"store refused the bars: {exc}")])
     last = store.last_timestamp(symbol)
     if not hidden:  # rows the replay clock has not reached are no "empty file" or torn line
-        notes.extend(_file_notes(path.name, data, parsed, last, cursor))
+        notes.extend(file_notes(path.name, data, parsed, last, cursor))
     if resume is not None and parsed.consumed == resume.offset:
         new_cursor = msgspec.structs.replace(resume, size=len(data))  # nothing new: skip hashing
     else:
-        new_cursor = _make_cursor(path.name, data, parsed, last)
+        new_cursor = _make_cursor(path.name, data, inode, parsed, last)
     return _Outcome(added=added, cursor=new_cursor, notes=notes)
 
 
-
-
-def parse_until(
-    data: bytes,
+def _ingest_tail(
+    path: Path,
+    symbol: str,
+    store: BarStore,
+    cursor: FileCursor,
+    limits: BarLimits | None,
     bound: int | None,
-    *,
-    offset: int = 0,
-    lines_before: int = 0,
-    after: int | None = None,
-) -> tuple[ParsedBars, bool]:
-    """:func:`parse` of the lines up to the first bar newer than ``bound``; ``(parsed, hidden)``
-    where ``hidden`` says that rows after the bound exist (then ``consumed`` stops before them).
-
-    The lines are read in growing chunks from ``offset``, so a replay step that reveals one bar
-    parses a few lines, not the rest of the file. Rows after the bound do not exist yet: their
-    problems are not this run's either.
-    """
-    if bound is None:
-        return parse(data, offset=offset, lines_before=lines_before, after=after), False
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE) + 1
-    first = int(np.searchsorted(ends, offset, side="right"))  # first line end after offset
-    chunk = 4  # a replay step usually reveals one bar
-    while True:
-        last = first + chunk - 1
-        cut = int(ends[last]) if last < len(ends) else len(data)
-        parsed = parse(data[:cut], offset=offset, lines_before=lines_before, after=after)
-        row = _first_row_after(data, ends, parsed, bound)
-        if row is not None:  # 1-based line: it starts where line row - 1 ends
-            return _before_row(parsed, row, int(ends[row - 2])), True
-        if cut == len(data):
-            return parsed, False
-        chunk *= 4
-
-
-def _before_row(parsed: ParsedBars, row: int, stop: int) -> ParsedBars:
-    """``parsed`` cut before line ``row`` (which starts at byte ``stop``): exactly the parse of
-    the bytes before it, since a row's checks look only at the rows before it."""
-    keep = parsed.rows < row
-    return ParsedBars(
-        timestamps=parsed.timestamps[keep],
-        values=parsed.values[keep],
-        rows=parsed.rows[keep],
-        problems=tuple(p for p in parsed.problems if p.row is None or p.row < row),
-        consumed=stop,
-        lines=row - 1,
-        pending=False,
-    )
-
-
-def _first_row_after(
-    data: bytes, ends: NDArray[np.int64], parsed: ParsedBars, bound: int
-) -> int | None:
-    """The first line holding a bar newer than ``bound``: a good row, or a bad one whose own
-    timestamp says it is not written yet at the bound."""
-    later = np.flatnonzero(parsed.timestamps > bound)
-    first = int(parsed.rows[later[0]]) if len(later) else None
-    bad = [p.row for p in parsed.problems if p.row is not None and p.row > 1]
-    if not bad:
-        return first
+) -> _Outcome | None:
+    """:func:`_ingest_file` for a file that only grew since ``cursor``, reading only its tail
+    (:mod:`aistock_actors.store.ingest_tail`); None when that cannot vouch for the file (then
+    the whole file is parsed). Same bars, rejections, notes and cursor as the whole-file path."""
+    if cursor.file != path.name or cursor.last_timestamp is None:
+        return None
     try:
-        columns = parse_header(data[: int(ends[0])].decode("utf-8").removeprefix("\ufeff").strip())
-    except (DataError, UnicodeDecodeError):
-        return first
-    for line in bad:
-        if first is not None and line > first:
-            break
-        text = data[int(ends[line - 2]) : int(ends[line - 1])].decode("utf-8", "replace")
-        ts = row_timestamp(text.rstrip("\r\n"), columns)
-        if ts is not None and ts > bound:
-            return line
-    return first
+        timestamps, values = store.arrays(symbol)
+    except StateError:
+        return None
+    if not len(timestamps) or int(timestamps[-1]) != cursor.last_timestamp:
+        return None
+    last = cursor.last_timestamp
+    tail = read_tail(path, cursor, last, bound)
+    if tail is None:
+        return None
+    if limits is not None and len(tail.timestamps):
+        implausible = implausible_bars(tail.timestamps, tail.values, tail.rows,
+                                       float(values[-1, _CLOSE]), limits)
+        if implausible:
+            return _Outcome(rejection=Rejection(symbol, str(path), implausible))
+    notes = _tail_notes(path.name, tail, cursor)
+    try:
+        added = store.append(symbol, tail.timestamps, tail.values)
+    except DataError as exc:
+        return _Outcome(rejection=Rejection(
+            symbol, str(path), [RowProblem(None, f"store refused the bars: {exc}")]))
+    if tail.pending and not tail.hidden and cursor.size == tail.size:
+        notes.append(f"{path.name}: line {tail.lines + 1} still has no line end; it is read once "
+                     "it is terminated")
+    if tail.consumed == cursor.offset:  # nothing new
+        return _Outcome(added=added, cursor=msgspec.structs.replace(cursor, size=tail.size),
+                        notes=notes)
+    new_cursor = msgspec.structs.replace(
+        cursor,
+        offset=tail.consumed,
+        lines=tail.lines,
+        size=tail.size,
+        window_sha256=tail.window_sha256,
+        last_timestamp=int(tail.timestamps[-1]) if added else last,
+    )
+    return _Outcome(added=added, cursor=new_cursor, notes=notes)
 
 
-_NEWLINE = ord("\n")
+def _tail_notes(name: str, tail: Tail, cursor: FileCursor) -> list[str]:
+    """The notes of the whole-file path before the append: mixed zones, a shrunk file."""
+    notes: list[str] = []
+    if len(tail.zones) > 1:
+        notes.append(zones_note(name, tail.zones))
+    if tail.size < cursor.size:
+        notes.append(shrank_note(name, cursor.size, tail.size))
+    return notes
 
 
-def _sha256(data: bytes, end: int) -> str:
-    return hashlib.sha256(memoryview(data)[:end]).hexdigest()
+_CLOSE = FIELDS.index("close")
 
 
 def _header_end(data: bytes) -> int:
     return data.find(b"\n") + 1
 
 
-def _cursor_matches(cursor: FileCursor, name: str, data: bytes, last: int | None) -> bool:
-    """True if the file only grew since ``cursor`` and the store is where the cursor left it."""
+def _cursor_matches(
+    cursor: FileCursor, name: str, data: bytes, inode: int, last: int | None
+) -> bool:
+    """True if the file only grew since ``cursor`` and the store is where the cursor left it
+    (the rule :func:`~aistock_actors.store.ingest_tail.read_tail` applies from the tail)."""
+    offset = cursor.offset
     return (
         cursor.file == name
         and cursor.last_timestamp == last
-        and 0 <= cursor.offset <= len(data)
-        and _sha256(data, _header_end(data)) == cursor.header_sha256
-        and _sha256(data, cursor.offset) == cursor.prefix_sha256
+        and cursor.inode == inode
+        and bool(cursor.window_sha256)
+        and 0 <= offset <= len(data)
+        and sha256_hex(data[: _header_end(data)]) == cursor.header_sha256
+        and sha256_hex(memoryview(data)[window_start(offset) : offset]) == cursor.window_sha256
     )
 
 
-def _make_cursor(name: str, data: bytes, parsed: ParsedBars, last: int | None) -> FileCursor:
+def _make_cursor(
+    name: str, data: bytes, inode: int, parsed: ParsedBars, last: int | None
+) -> FileCursor:
+    end = parsed.consumed
     return FileCursor(
         file=name,
-        offset=parsed.consumed,
+        offset=end,
         lines=parsed.lines,
         size=len(data),
-        header_sha256=_sha256(data, _header_end(data)),
-        prefix_sha256=_sha256(data, parsed.consumed),
+        header_sha256=sha256_hex(data[: _header_end(data)]),
         last_timestamp=last,
+        inode=inode,
+        window_sha256=sha256_hex(memoryview(data)[window_start(end) : end]),
     )
 
 
@@ -369,20 +379,3 @@ def _newer_than_stored(
             "kept stored history, added only newer bars"
         )
     return parsed.timestamps[newer], parsed.values[newer], notes
-
-
-def _file_notes(
-    name: str, data: bytes, parsed: ParsedBars, last: int | None, previous: FileCursor | None
-) -> list[str]:
-    """Notes that need no action unless they persist, so each is said once, not every run."""
-    unchanged = previous is not None and previous.file == name and previous.size == len(data)
-    if parsed.pending:
-        # Seen for the first time, the line is most likely still being written: say nothing.
-        if not unchanged:
-            return []
-        line = parsed.lines + 1
-        return [f"{name}: line {line} still has no line end; it is read once it is terminated"]
-    if last is None and not unchanged:
-        what = "empty file" if not data.strip() else "header only"
-        return [f"{name}: {what}, no bars yet"]
-    return []

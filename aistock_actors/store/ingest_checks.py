@@ -1,8 +1,11 @@
 """The plausibility checks of ingestion (#17): bars from the future or with absurd values, and
-the time zones a CSV mixes."""
+the time zones a CSV mixes; and the wording of ingestion's notes (zones, a shrunk file, a torn
+or empty file), shared by the whole-file and the tail path."""
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 
 import msgspec
@@ -11,12 +14,14 @@ from numpy.typing import NDArray
 
 from aistock_actors.core.data.bars import (
     FIELDS,
+    ParsedBars,
     RowProblem,
     format_timestamp,
     parse_header,
 )
 from aistock_actors.errors import DataError
 from aistock_actors.store.bars import BarStore
+from aistock_actors.store.file_cursor import FileCursor
 
 MAX_PRICE = 1e7
 """No listed share trades above this (USD): a larger price is a data error, not a market move."""
@@ -57,14 +62,28 @@ def _zones_seen(data: bytes, end: int, start: int) -> list[str]:
 def time_zones(data: bytes, end: int, start: int = 0) -> list[str]:
     """The distinct zone spellings of the timestamp column in ``data[start:end]`` (``naive``,
     ``Z``, ``+02:00``...), in order of first appearance (#17: mixed zones are noted)."""
-    try:
-        header, _, _ = data.partition(b"\n")
-        column = parse_header(header.decode("utf-8", "replace")).positions[0]
-    except DataError:
+    header, _, _ = data.partition(b"\n")
+    column = zone_column(header)
+    if column is None:
         return []
-    body = data[max(start, len(header) + 1):end].decode("utf-8", "replace")
-    seen: list[str] = []
-    for line in body.splitlines():
+    return body_zones(data[max(start, len(header) + 1):end], column)
+
+
+@functools.lru_cache(maxsize=64)
+def zone_column(header: bytes) -> int | None:
+    """The timestamp column :func:`time_zones` reads under ``header`` (the line without its
+    newline); None when the header names none (then no zone is ever noted)."""
+    try:
+        return parse_header(header.decode("utf-8", "replace")).positions[0]
+    except DataError:
+        return None
+
+
+def body_zones(body: bytes, column: int, seen: list[str] | None = None) -> list[str]:
+    """:func:`time_zones` of data lines ``body`` whose timestamp is field ``column``, added to
+    ``seen`` (in order of first appearance)."""
+    seen = [] if seen is None else seen
+    for line in body.decode("utf-8", "replace").splitlines():
         fields = line.split(",")
         if len(fields) <= column or not fields[column].strip():
             continue
@@ -94,14 +113,18 @@ def implausible_bars(
     problems: list[RowProblem] = []
     bound = 1.0 + limits.max_relative_jump
     prev = previous_close
-    for ts, bar, row in zip(timestamps.tolist(), values, rows.tolist(), strict=True):
+    # Python floats, not numpy rows: a cycle checks one new bar per symbol, where numpy's
+    # per-call overhead is most of the cost (the same comparisons, the same messages).
+    for ts, bar, row in zip(timestamps.tolist(), values.tolist(), rows.tolist(), strict=True):
         reason = None
         prices = bar[:_VOLUME]
         if ts > limits.not_after_ns:
             reason = (f"bar from the future: {format_timestamp(ts)} is later than the clock's "
                       f"{format_timestamp(limits.not_after_ns)} (tolerance included)")
-        elif not np.isfinite(bar).all() or prices.max() > MAX_PRICE or bar[_VOLUME] > MAX_VOLUME:
-            reason = (f"impossible magnitude: price up to {prices.max():.6g} (max {MAX_PRICE:g}) "
+        elif (not all(map(math.isfinite, bar)) or max(prices) > MAX_PRICE
+              or bar[_VOLUME] > MAX_VOLUME):
+            top = float(np.max(prices))  # NaN if any price is NaN, as before
+            reason = (f"impossible magnitude: price up to {top:.6g} (max {MAX_PRICE:g}) "
                       f"or volume {bar[_VOLUME]:.6g} (max {MAX_VOLUME:g})")
         elif prev is not None:
             for name, price in (("open", bar[_OPEN]), ("close", bar[_CLOSE])):
@@ -117,3 +140,30 @@ def implausible_bars(
                 break
         prev = float(bar[_CLOSE])
     return problems
+
+
+def zones_note(name: str, zones: list[str]) -> str:
+    return (f"{name}: mixed time zones in the timestamp column ({', '.join(zones)}); each is "
+            "converted to UTC, so two bars may fall on one date: check the source")
+
+
+def shrank_note(name: str, before: int, after: int) -> str:
+    return (f"{name}: shrank from {before} to {after} bytes since the last run; stored bars "
+            "kept, only bars newer than them are added")
+
+
+def file_notes(
+    name: str, data: bytes, parsed: ParsedBars, last: int | None, previous: FileCursor | None
+) -> list[str]:
+    """Notes that need no action unless they persist, so each is said once, not every run."""
+    unchanged = previous is not None and previous.file == name and previous.size == len(data)
+    if parsed.pending:
+        # Seen for the first time, the line is most likely still being written: say nothing.
+        if not unchanged:
+            return []
+        line = parsed.lines + 1
+        return [f"{name}: line {line} still has no line end; it is read once it is terminated"]
+    if last is None and not unchanged:
+        what = "empty file" if not data.strip() else "header only"
+        return [f"{name}: {what}, no bars yet"]
+    return []

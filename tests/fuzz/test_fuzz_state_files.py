@@ -89,7 +89,7 @@ def _record(i: int) -> ModelRecord:
 
 def _cursor(i: int) -> dict[str, FileCursor]:
     return {"AAA": FileCursor(file="AAA.csv", offset=10 * i, lines=i, size=10 * i,
-                              header_sha256="h", prefix_sha256="p", last_timestamp=i)}
+                              header_sha256="h", last_timestamp=i, inode=i, window_sha256="w")}
 
 
 def _limits(i: int) -> RiskState:

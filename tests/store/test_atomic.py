@@ -178,6 +178,33 @@ def test_atomic_write_bytes_raw(tmp_path: Path) -> None:
     assert backup_path(path).read_bytes() == b"\x00\x01first"
 
 
+def test_orphans_of_a_dead_writer_go_at_this_process_first_write_of_the_file(
+    tmp_path: Path,
+) -> None:
+    """Temp files a killed writer left are swept once per file per process (the first write),
+    not by a scan of the folder at every write (a bar folder holds thousands of files)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    path, other = tmp_path / "x.json", tmp_path / "y.json"
+
+    def orphan(of: Path, tag: str) -> Path:
+        leftover = of.parent / f".{of.name}.{dead.pid}.{tag}.tmp"
+        leftover.write_bytes(b"{torn")
+        return leftover
+
+    first, first_bak = orphan(path, "a"), orphan(backup_path(path), "b")
+    atomic_write_json(path, {"v": 1})
+    atomic_write_json(path, {"v": 2})  # the first write with a previous version: .bak swept
+    assert not first.exists() and not first_bak.exists()
+    later = orphan(path, "c")  # a writer killed while this process runs: left for its restart
+    atomic_write_json(path, {"v": 3})
+    assert later.exists()
+    mine = orphan(other, "d")
+    atomic_write_json(other, {"w": 1})  # another file: its own first write sweeps its own
+    assert not mine.exists() and later.exists()
+    assert json.loads(path.read_bytes()) == {"v": 3}
+
+
 # --------------------------------------------------------------------------------------------
 # load_state recovery
 # --------------------------------------------------------------------------------------------

@@ -134,8 +134,10 @@ def test_both_copies_corrupt_is_a_state_error_naming_the_file(tmp_path: Path) ->
 def test_cursors_round_trip_and_survive_corruption(tmp_path: Path) -> None:
     store = BarStore(tmp_path)
     assert store.cursors() == {}
-    first = FileCursor("A.csv", 10, 1, 10, "h", "p", None)
-    second = FileCursor("A.csv", 20, 2, 25, "h", "q", T0)
+    first = FileCursor(file="A.csv", offset=10, lines=1, size=10, header_sha256="h",
+                       last_timestamp=None, inode=7, window_sha256="w")
+    second = FileCursor(file="A.csv", offset=20, lines=2, size=25, header_sha256="h",
+                        last_timestamp=T0, inode=7, window_sha256="v")
     store.save_cursors({"A": first})
     store.save_cursors({"A": second})
     assert store.cursors() == {"A": second}

@@ -47,6 +47,7 @@ __all__ = [
     "frame_arrays",
     "parse",
     "parse_header",
+    "parse_row",
 ]
 
 MAX_PROBLEMS = 5
@@ -276,9 +277,7 @@ def _parse_rows(
     for line_no, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
-        parsed = _parse_row(line, columns)
-        if not isinstance(parsed, str):
-            parsed = check_order(parsed, previous, after)
+        parsed = parse_row(line, columns, previous, after)
         if isinstance(parsed, str):
             problems.append(RowProblem(line_no, parsed))
             if len(problems) >= max_problems:
@@ -290,6 +289,15 @@ def _parse_rows(
         values.append(row_values)
         rows.append(line_no)
     return timestamps, values, rows, problems
+
+
+def parse_row(
+    line: str, columns: Columns, previous: tuple[int, int] | None, after: int | None
+) -> tuple[int, tuple[float, ...]] | str:
+    """One non-blank data line as the row-by-row reference judges it: ``(timestamp, values)``
+    or the reason it is refused; ``previous`` is the (timestamp, line) of the last good row."""
+    parsed = _parse_row(line, columns)
+    return parsed if isinstance(parsed, str) else check_order(parsed, previous, after)
 
 
 def _parse_row(line: str, columns: Columns) -> tuple[int, tuple[float, ...]] | str:

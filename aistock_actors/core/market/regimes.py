@@ -248,7 +248,21 @@ def equal_weight_index(close_panel: npt.ArrayLike | pd.DataFrame) -> FloatArray:
     px = np.asarray(close_panel, dtype=np.float64)
     if px.ndim != 2:
         raise ValueError("close_panel must be 2-D (bars x symbols)")
-    ok = np.isfinite(px) & (px > 0)
+    ok = priced(px)
+    index = np.cumprod(1.0 + mean_returns(px, ok))
+    started = np.logical_or.accumulate(ok.any(axis=1))
+    return np.where(started, index, np.nan)
+
+
+def priced(px: FloatArray) -> BoolArray:
+    """Where a close panel holds a usable price (finite and positive)."""
+    return np.isfinite(px) & (px > 0)
+
+
+def mean_returns(px: FloatArray, ok: BoolArray) -> FloatArray:
+    """Per row of a close panel, the mean simple return of the symbols priced on it and on the
+    row before (``ok``: :func:`priced`); 0 for the first row and where none is. A row's value
+    reads only that row and the one before (``core/market/live_index.py`` relies on it)."""
     rets = np.zeros(px.shape, dtype=np.float64)
     both = ok[1:] & ok[:-1]
     np.divide(px[1:], px[:-1], out=rets[1:], where=both)
@@ -256,9 +270,7 @@ def equal_weight_index(close_panel: npt.ArrayLike | pd.DataFrame) -> FloatArray:
     counts = both.sum(axis=1)
     mean_ret = np.zeros(px.shape[0], dtype=np.float64)
     np.divide(rets[1:].sum(axis=1), counts, out=mean_ret[1:], where=counts > 0)
-    index = np.cumprod(1.0 + mean_ret)
-    started = np.logical_or.accumulate(ok.any(axis=1))
-    return np.where(started, index, np.nan)
+    return mean_ret
 
 
 def market_regimes(

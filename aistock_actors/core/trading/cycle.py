@@ -369,13 +369,20 @@ def flatten_bars(bars: NewBars, arrays: Mapping[str, BarArrays]) -> tuple[dict[s
 
 
 def close_panel(arrays: Mapping[str, BarArrays]) -> npt.NDArray[np.float64]:
-    """``bars x symbols`` close panel on the union of timestamps (NaN where a symbol has none)."""
-    import pandas as pd  # lazily: the operator CLI imports this module and must start fast
+    """``bars x symbols`` close panel on the union of timestamps (NaN where a symbol has none).
 
-    columns = {
-        s: pd.Series(v[:, _CLOSE], index=pd.Index(ts)) for s, (ts, v) in arrays.items() if len(ts)
-    }
-    if not columns:
+    Columns in ``arrays``' order, symbols without bars left out. Each symbol's timestamps are
+    strictly increasing (the bar store's rule), so placing each close at its row of the sorted
+    union gives exactly pandas' aligned frame, without building 500 Series to align.
+    """
+    items = [(ts, values) for ts, values in arrays.values() if len(ts)]
+    if not items:
         return np.empty((0, 0), dtype=np.float64)
-    frame = pd.DataFrame(columns).sort_index()
-    return np.asarray(frame.to_numpy(dtype=np.float64, na_value=np.nan))
+    first = items[0][0]
+    if all(ts is first or np.array_equal(ts, first) for ts, _ in items):  # one clock for all
+        return np.column_stack([values[:, _CLOSE] for _, values in items]).astype(np.float64)
+    times = np.unique(np.concatenate([ts for ts, _ in items]))
+    panel = np.full((len(times), len(items)), np.nan)
+    for column, (ts, values) in enumerate(items):
+        panel[np.searchsorted(times, ts), column] = values[:, _CLOSE]
+    return panel
