@@ -140,6 +140,10 @@ files = conf.d/*.conf
         assert start.returncode == 0 and "aistock: started" in start.stdout, (start, log())
         status = ctl(by_verb["status"])
         assert status.returncode == 0 and "RUNNING" in status.stdout, (status, log())
+        # supervisord says RUNNING after startsecs (1 s); the daemon handles SIGTERM from when it
+        # logs "daemon started" (imports take longer on a busy machine): stop it after that.
+        wait_until(lambda: (tmp_path / "daemon.log").read_text().count("daemon started") >= 2,
+                   90, "the restarted daemon's signal handlers")
     finally:
         server.terminate()  # supervisord stops its program (SIGTERM) and exits
         try:
