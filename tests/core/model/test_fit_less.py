@@ -16,6 +16,7 @@ from _support.frames_support import ar1_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
 from aistock_actors.core.model import classifiers, pipeline
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
@@ -134,6 +135,39 @@ def test_without_times_or_enough_tail_a_boosted_fit_runs_every_iteration(
     assert small.n_iter_ == PARAMS.hgb_max_iter  # type: ignore[attr-defined]
 
 
+def test_bin_thresholds_come_from_a_bounded_sample_of_the_fit_own_head_rows(
+    data: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thresholds are those of a seeded sample of the head rows alone: no tail row, no row
+    the fit was not given, and at most ``HGB_BIN_SUBSAMPLE_ROWS`` of them."""
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 1_000)
+    x, y, start, end = _arrays(data)
+    model = classifiers.fit_classifier("hgb", x, y, PARAMS, 3, times=(start, end))
+    assert isinstance(model, classifiers.BoundedBinsBooster)
+    split = purged_tail_split(start, end, classifiers.HGB_TAIL_FRACTION, PARAMS.embargo)
+    assert split is not None
+    head, tail = split
+    assert len(head) > 1_000
+    mapper = model._bin_mapper
+    assert mapper.subsample == 1_000
+    again = _BinMapper(n_bins=mapper.n_bins, subsample=1_000, random_state=model._random_seed)
+    again.fit(x[head])
+    for ours, theirs in zip(mapper.bin_thresholds_, again.bin_thresholds_, strict=True):
+        assert np.array_equal(ours, theirs)
+    # a different sample bound gives different thresholds: the check can fail
+    full = _BinMapper(n_bins=mapper.n_bins, random_state=model._random_seed).fit(x[head])
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(mapper.bin_thresholds_, full.bin_thresholds_, strict=True)
+    )
+    # and scrambling the tail's features (only scored) leaves the thresholds alone
+    scrambled = x.copy()
+    scrambled[tail] = np.random.default_rng(1).normal(size=(len(tail), x.shape[1]))
+    other = classifiers.fit_classifier("hgb", scrambled, y, PARAMS, 3, times=(start, end))
+    for a, b in zip(mapper.bin_thresholds_, other._bin_mapper.bin_thresholds_, strict=True):  # type: ignore[attr-defined]
+        assert np.array_equal(a, b)
+
+
 def _fold(data: TrainingSet, k: int) -> tuple[np.ndarray, np.ndarray]:
     times = data.features.index.get_level_values("timestamp")
     splits = pipeline.purged_walk_forward_splits(times, data.label_end_times, 3, PARAMS.embargo)
@@ -147,6 +181,7 @@ def test_a_fold_sees_nothing_after_its_test_start(
     block: the fold's threshold and signals do not move (the early-stopping tail lies inside
     the fold's training rows)."""
     monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)  # small data: stop early anyway
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 700)  # and bin from a sample
     stopped: list[int] = []
     real = classifiers.fit_early_stopped
 
