@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
-from aistock_actors.core.model import classifiers, pipeline
+from aistock_actors.core.model import classifiers, models, pipeline
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.model.validation import as_int_times, purged_tail_split
@@ -168,6 +168,59 @@ def test_bin_thresholds_come_from_a_bounded_sample_of_the_fit_own_head_rows(
         assert np.array_equal(a, b)
 
 
+def test_a_batch_bins_once_from_rows_every_one_of_its_fits_trains_on(
+    data: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared bins: the thresholds are a sample of the rows in EVERY fit's purged head (the
+    threshold-tuning fits' and the final fit's), so no fit's binning sees a row it does not
+    train on; a fit on the shared bins splits on those thresholds."""
+    monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)
+    monkeypatch.setattr(classifiers, "HGB_MIN_SHARED_BIN_ROWS", 100)
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 700)
+    x, y, start, end = _arrays(data)
+    splits = pipeline.purged_walk_forward_splits(start, end, 2, PARAMS.embargo)
+    fits = [np.arange(len(y)), *(train for train, _ in splits)]
+    bins = classifiers.shared_bins(x, y, fits, (start, end), PARAMS, 3)
+    assert bins is not None
+    heads = []
+    for rows in fits:
+        split = purged_tail_split(start[rows], end[rows], classifiers.HGB_TAIL_FRACTION,
+                                  PARAMS.embargo)
+        assert split is not None
+        heads.append(set(rows[split[0]].tolist()))
+    common = np.array(sorted(set.intersection(*heads)))
+    assert len(common) > 700
+    again = _BinMapper(n_bins=256, subsample=700, random_state=3)
+    again.fit(x[common])
+    for ours, theirs in zip(bins.mapper.bin_thresholds_, again.bin_thresholds_, strict=True):
+        assert np.array_equal(ours, theirs)
+    assert np.array_equal(bins.binned, again.transform(x))
+    # scramble every row outside that common head: the thresholds do not move
+    outside = np.setdiff1d(np.arange(len(y)), common)
+    scrambled = x.copy()
+    scrambled[outside] = np.random.default_rng(2).normal(size=(len(outside), x.shape[1]))
+    other = classifiers.shared_bins(scrambled, y, fits, (start, end), PARAMS, 3)
+    assert other is not None
+    for a, b in zip(bins.mapper.bin_thresholds_, other.mapper.bin_thresholds_, strict=True):
+        assert np.array_equal(a, b)
+    # the fit on shared bins splits on their thresholds: a row's prediction depends only on
+    # its bins (each value replaced by a representative of its bin predicts the same)
+    train = splits[1][0]
+    model = classifiers.fit_classifier("hgb", x[train], y[train], PARAMS, 3,
+                                       times=(start[train], end[train]),
+                                       binned=(bins.mapper, bins.binned[train]))
+    assert isinstance(model, classifiers.BoundedBinsBooster)
+    assert model._bin_mapper is bins.mapper and not hasattr(model, "_shared_mapper")
+    representative = np.column_stack([
+        np.append(thresholds, thresholds[-1] + 1.0)[column]
+        for thresholds, column in zip(bins.mapper.bin_thresholds_, bins.binned.T, strict=True)
+    ])
+    assert not np.array_equal(representative, x)
+    assert np.array_equal(model.predict_proba(x), model.predict_proba(representative))
+    # too few common rows: every fit bins its own rows
+    assert classifiers.shared_bins(x, y, [np.arange(400)], (start, end), PARAMS, 3) is None
+
+
 def _fold(data: TrainingSet, k: int) -> tuple[np.ndarray, np.ndarray]:
     times = data.features.index.get_level_values("timestamp")
     splits = pipeline.purged_walk_forward_splits(times, data.label_end_times, 3, PARAMS.embargo)
@@ -182,6 +235,16 @@ def test_a_fold_sees_nothing_after_its_test_start(
     the fold's training rows)."""
     monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)  # small data: stop early anyway
     monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 700)  # and bin from a sample
+    monkeypatch.setattr(classifiers, "HGB_MIN_SHARED_BIN_ROWS", 100)  # shared by the batch
+    shared: list[object] = []
+    real_bins = models.shared_bins
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        bins = real_bins(*args, **kwargs)
+        shared.append(bins)
+        return bins
+
+    monkeypatch.setattr(models, "shared_bins", recording)
     stopped: list[int] = []
     real = classifiers.fit_early_stopped
 
@@ -196,6 +259,7 @@ def test_a_fold_sees_nothing_after_its_test_start(
     test_start, test_end = times[test].min(), times[test].max()
     before = pipeline.fit_fold(data, 2, train, test, PARAMS, 0)
     assert len(stopped) == 3  # the meta-labeler's two tuning fits and its final fit
+    assert len(shared) == 1 and shared[0] is not None  # the meta batch binned its rows once
     rng = np.random.default_rng(0)
     labels = data.labels.copy()
     later = np.flatnonzero(times >= test_start)
