@@ -12,7 +12,9 @@ Training, all on purged walk-forward splits (:mod:`aistock_actors.core.model.val
 A boosted (``hgb``) fit, tuning or final, holds out the purged most recent tenth of its OWN rows
 and stops when its log loss there stops improving
 (:func:`~aistock_actors.core.model.classifiers.fit_early_stopped`): it trains on the rest, so
-the final meta-labeler does not train on the newest ~10 % of the out-of-fold rows.
+the final meta-labeler does not train on the newest ~10 % of the out-of-fold rows. The boosted
+fits of one batch bin their rows once, with thresholds from a bounded sample of rows that every
+one of them trains on (:func:`~aistock_actors.core.model.classifiers.shared_bins`).
 """
 
 from __future__ import annotations
