@@ -36,12 +36,12 @@ from aistock_actors.core.model.classifiers import (
     ClassifierKind,
     fit_classifier,
     meta_matrix,
-    one_thread,
     positive_proba,
     shared_bins,
     take_rows,
 )
 from aistock_actors.core.model.memory_hints import release_pages
+from aistock_actors.core.model.threads import one_thread
 from aistock_actors.core.model.threshold import ThresholdChoice, choose_threshold, majority_rate
 from aistock_actors.core.model.validation import as_int_times, purged_walk_forward_splits
 

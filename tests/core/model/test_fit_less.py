@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
-from aistock_actors.core.model import classifiers, models, pipeline
+from aistock_actors.core.model import classifiers, models, pipeline, threads
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.model.validation import as_int_times, purged_tail_split
@@ -78,7 +78,7 @@ def test_bad_tail_arguments_are_named() -> None:
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """One OpenMP thread, as every fit in production (two stall on a busy machine)."""
-    with classifiers.one_thread():
+    with threads.one_thread():
         yield
 
 
