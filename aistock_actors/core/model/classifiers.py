@@ -211,7 +211,7 @@ class SharedBins(NamedTuple):
     mapper: Any
     """The fitted scikit-learn ``_BinMapper`` (thresholds from rows every fit trains on)."""
     binned: npt.NDArray[np.uint8]
-    """Every row of the batch's ``x``, binned by :attr:`mapper` (C order)."""
+    """Every row of the batch's ``x``, binned by :attr:`mapper`."""
 
 
 def _tail_split(
@@ -254,10 +254,13 @@ def shared_bins(
         common = head if common is None else np.intersect1d(common, head, assume_unique=True)
     if common is None or len(common) < HGB_MIN_SHARED_BIN_ROWS:
         return None
-    mapper = _BinMapper(n_bins=256, subsample=HGB_BIN_SUBSAMPLE_ROWS, random_state=seed,
-                        n_threads=1)
-    mapper.fit(take_rows(x, np.sort(common))[0])
-    return SharedBins(mapper, np.ascontiguousarray(mapper.transform(x)))
+    common = np.sort(common)
+    if len(common) > HGB_BIN_SUBSAMPLE_ROWS:  # as scikit-learn samples: seeded, with replacement
+        rng = np.random.default_rng(seed)
+        common = common[rng.choice(len(common), HGB_BIN_SUBSAMPLE_ROWS, replace=True)]
+    mapper = _BinMapper(n_bins=256, subsample=None, random_state=seed, n_threads=1)
+    mapper.fit(x[common])  # a copy of the sample only, not of every common row
+    return SharedBins(mapper, mapper.transform(x))
 
 
 def _boosted(params: ModelParams, seed: int, *, early_stopping: bool) -> BoundedBinsBooster:

@@ -26,8 +26,9 @@ def thread_controller() -> ThreadpoolController:
 
     A scan (``threadpool_limits`` makes one each time) walks every loaded shared library:
     ~6-10 ms, paid by every :meth:`TrainedModel.signals` call before. The libraries that matter
-    (numpy's and scipy's OpenBLAS, scikit-learn's OpenMP) are loaded by this module's imports (scikit-learn's),
-    so a scan made after them sees every pool a fit or a prediction here can use.
+    (numpy's and scipy's OpenBLAS, scikit-learn's OpenMP) are loaded by this module's
+    scikit-learn imports, so a scan made after them sees every pool a fit or a prediction here
+    can use.
     """
     with _CONTROLLER_LOCK:
         if not _CONTROLLER:

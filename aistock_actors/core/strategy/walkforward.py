@@ -85,24 +85,33 @@ def tradable_forward_returns(
     frames: dict[str, pd.DataFrame], index: pd.MultiIndex, horizon: int
 ) -> tuple[pd.Series, pd.Series]:
     """``(forward_returns, label_end_times)`` on ``index``: ``log(open[t+1+h] / open[t+1])`` and
-    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first)."""
+    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first, or where ``index``
+    names a bar or a symbol that ``frames`` does not hold)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 bar, got {horizon}")
-    returns, ends = [], []
-    for symbol in sorted(frames):
-        frame = frames[symbol]
-        log_open = pd.Series(np.log(frame["open"].to_numpy(dtype=float)), index=frame.index)
-        fwd = log_open.shift(-(1 + horizon)) - log_open.shift(-1)
-        end = frame.index.to_series().shift(-(1 + horizon))
-        key = pd.MultiIndex.from_arrays(
-            [frame.index, pd.Index([symbol] * len(frame), dtype=object)],
-            names=["timestamp", "symbol"],
-        )
-        returns.append(pd.Series(fwd.to_numpy(), index=key))
-        ends.append(pd.Series(end.to_numpy(), index=key))
-    fwd_all = pd.concat(returns).reindex(index)
-    end_all = pd.concat(ends).reindex(index)
-    return fwd_all, end_all
+    times = pd.DatetimeIndex(index.get_level_values("timestamp"))
+    codes, symbols = pd.factorize(index.get_level_values("symbol"))
+    fwd = np.full(len(index), np.nan)
+    ends = np.full(len(index), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    unit_times: pd.DatetimeIndex | None = None
+    for code, symbol in enumerate(symbols):
+        frame = frames.get(symbol)
+        if frame is None:
+            continue
+        rows = np.flatnonzero(codes == code)
+        bar = frame.index.get_indexer(times[rows])  # -1: a bar the frame does not hold
+        log_open = np.log(frame["open"].to_numpy(dtype=float))
+        known = (bar >= 0) & (bar + 1 + horizon < len(frame))
+        entry, exit_ = bar[known] + 1, bar[known] + 1 + horizon
+        fwd[rows[known]] = log_open[exit_] - log_open[entry]
+        frame_times = pd.DatetimeIndex(frame.index)
+        unit_times = frame_times if unit_times is None else unit_times
+        ends[rows[known]] = frame_times.as_unit(unit_times.unit).asi8[exit_]
+    unit = "ns" if unit_times is None else unit_times.unit
+    tz = times.tz if unit_times is None else unit_times.tz
+    end_index = pd.DatetimeIndex(ends.view(f"M8[{unit}]"))
+    end_index = end_index.tz_localize("UTC").tz_convert(tz) if tz is not None else end_index
+    return pd.Series(fwd, index=index), pd.Series(end_index, index=index)
 
 
 def call_strategy(name: str, what: str, fn: object, *args: object) -> object:

@@ -93,3 +93,47 @@ def test_a_process_pool_gives_the_serial_result() -> None:
     assert [r.name for r in pooled.reports] == [r.name for r in serial.reports]
     assert [r.returns for r in pooled.reports] == [r.returns for r in serial.reports]
     assert pooled.deflated_sharpe == serial.deflated_sharpe
+
+
+def _reference_forward_returns(
+    frames: dict[str, pd.DataFrame], index: pd.MultiIndex, horizon: int
+) -> tuple[pd.Series, pd.Series]:
+    """The per-symbol pandas computation ``tradable_forward_returns`` replaced (the oracle)."""
+    returns, ends = [], []
+    for symbol in sorted(frames):
+        frame = frames[symbol]
+        log_open = pd.Series(np.log(frame["open"].to_numpy(dtype=float)), index=frame.index)
+        fwd = log_open.shift(-(1 + horizon)) - log_open.shift(-1)
+        end = frame.index.to_series().shift(-(1 + horizon))
+        key = pd.MultiIndex.from_arrays(
+            [frame.index, pd.Index([symbol] * len(frame), dtype=object)],
+            names=["timestamp", "symbol"])
+        returns.append(pd.Series(fwd.to_numpy(), index=key))
+        ends.append(pd.Series(end.to_numpy(), index=key))
+    return pd.concat(returns).reindex(index), pd.concat(ends).reindex(index)
+
+
+def _utc_ns(values: pd.Series) -> np.ndarray:
+    """Times as UTC nanoseconds (NaT as int64's minimum), whatever their unit and zone."""
+    index = pd.DatetimeIndex(values)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    return np.asarray(index.as_unit("ns").asi8)
+
+
+def test_tradable_forward_returns_equal_the_per_symbol_pandas_oracle() -> None:
+    frames = planted_frames(n_symbols=3, n_bars=60, phi=0.3)
+    times = next(iter(frames.values())).index
+    symbols = [*sorted(frames), "MISSING"]
+    index = pd.MultiIndex.from_product([times, symbols], names=["timestamp", "symbol"])
+    later = pd.MultiIndex.from_product([[times[-1] + pd.Timedelta(days=1)], symbols[:1]],
+                                       names=["timestamp", "symbol"])
+    index = index.append(later)[::-1]  # any order; a bar and a symbol the frames lack
+    assert isinstance(index, pd.MultiIndex)
+    for horizon in (1, 5, 20, 80):
+        fwd, ends = tradable_forward_returns(frames, index, horizon)
+        want_fwd, want_ends = _reference_forward_returns(frames, index, horizon)
+        assert fwd.to_numpy().tobytes() == want_fwd.to_numpy().tobytes()
+        assert np.array_equal(_utc_ns(ends), _utc_ns(want_ends))
+        assert pd.DatetimeIndex(ends).tz is not None  # UTC, whatever the frames' time unit
+        assert fwd.notna().sum() == (3 * max(0, 60 - 1 - horizon))
