@@ -180,29 +180,41 @@ class BoundedBinsBooster(HistGradientBoostingClassifier):  # type: ignore[misc]
     _bin_mapper: Any
 
     def _bin_data(self, X: Any, sample_weight: Any, is_training_data: bool) -> Any:
-        shared = getattr(self, "_shared_mapper", None)
+        shared = getattr(self, "_shared", None)
         if shared is None:
             if is_training_data:
                 self._bin_mapper.subsample = HGB_BIN_SUBSAMPLE_ROWS
             return super()._bin_data(X, sample_weight, is_training_data)
+        mapper, binned, binned_val = shared
         if is_training_data:  # the trees take their split values from this mapper's thresholds
-            self._bin_mapper = shared
-            return np.asfortranarray(X, dtype=np.uint8)
-        return np.ascontiguousarray(X, dtype=np.uint8)
+            self._bin_mapper = mapper
+            return np.asfortranarray(binned)
+        return np.ascontiguousarray(binned_val)
 
     def fit_binned(
-        self, mapper: Any, x: npt.NDArray[np.uint8], y: IntArray,
-        x_val: npt.NDArray[np.uint8], y_val: IntArray,
+        self, mapper: Any, x: FloatArray, y: IntArray, x_val: FloatArray, y_val: IntArray,
+        binned: npt.NDArray[np.uint8], binned_val: npt.NDArray[np.uint8],
     ) -> BoundedBinsBooster:
-        """Fit on rows binned by ``mapper`` (a fitted scikit-learn ``_BinMapper``), stopping
-        on the binned ``x_val``: the same trees as a fit on the raw rows with ``mapper``'s
-        thresholds, and the fitted model predicts from raw rows like any other."""
-        self._shared_mapper = mapper
+        """Fit on ``x`` and stop on ``x_val`` whose bins by ``mapper`` (a fitted scikit-learn
+        ``_BinMapper``) are ``binned`` and ``binned_val``: the fit uses those bins instead of
+        binning the rows again (the rows themselves only pass scikit-learn's input checks, so
+        a view of them is not copied); the fitted model predicts from raw rows like any other."""
+        self._shared = (mapper, binned, binned_val)
         try:
             self.fit(x, y, X_val=x_val, y_val=y_val)
         finally:
-            del self._shared_mapper
+            del self._shared
         return self
+
+
+def row_view(a: npt.NDArray[Any], positions: IntArray) -> npt.NDArray[Any]:
+    """``a[positions]``, as a slice (a view, any layout) when the positions are consecutive."""
+    n = len(positions)
+    if n and int(positions[-1]) - int(positions[0]) == n - 1 and bool(
+        (np.diff(positions) == 1).all()
+    ):
+        return a[int(positions[0]) : int(positions[-1]) + 1]
+    return a[positions]
 
 
 class SharedBins(NamedTuple):
@@ -301,11 +313,12 @@ def fit_early_stopped(
         return None
     head, tail = split
     model = _boosted(params, seed, early_stopping=True)
-    if binned is not None:
-        mapper, rows = binned
-        return model.fit_binned(mapper, rows[head], y[head], rows[tail], y[tail])
     x_head, _ = take_rows(x, head)
     x_tail, _ = take_rows(x, tail)
+    if binned is not None:
+        mapper, rows = binned
+        return model.fit_binned(mapper, x_head, y[head], x_tail, y[tail],
+                                row_view(rows, head), row_view(rows, tail))
     model.fit(x_head, y[head], X_val=x_tail, y_val=y[tail])
     return model
 

@@ -37,6 +37,7 @@ from aistock_actors.core.model.classifiers import (
     fit_classifier,
     meta_matrix,
     positive_proba,
+    row_view,
     shared_bins,
     take_rows,
 )
@@ -227,7 +228,7 @@ def fit_predict_job(
         if owned:
             release_pages(x)  # the fit reads the copy only
         own_times = (times[0][train], times[1][train])
-        own_bins = None if binned is None else (mapper, binned[train])
+        own_bins = None if binned is None else (mapper, row_view(binned, train))
         clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned, times=own_times,
                              binned=own_bins)
         del rows
