@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/bench_candidates.py [--symbols 100] [--bars 2520] [--n-jobs 2] [--smoke]
+    .venv/bin/python bench/bench_candidates.py [--symbols 100] [--bars 2520] [--n-jobs 2] \
+        [--root DIR] [--smoke]
 
 Data: ``generate_universe(--symbols, --bars, seed=7)``. Both paths use the config's default
 costs, splits and sizing and the same loky job runner (``runtime/jobs.py``, ``--n-jobs``):
@@ -16,7 +17,11 @@ costs, splits and sizing and the same loky job runner (``runtime/jobs.py``, ``--
 
 Prints wall time of each path, their ratio, each candidate's out-of-sample net Sharpe, the best
 candidate and its deflated Sharpe ratio over the set's trials. The goal (candidate set <= 60 s on
-2 cores at 100 x 2,520) is printed as PASS/MISS, never asserted.
+2 cores at 100 x 2,520) is printed as PASS/MISS, never asserted, with the load average before
+and after (wall time on a shared machine depends on it).
+
+``--root DIR`` imports the package from ``DIR`` instead (e.g. ``git archive`` of an older commit)
+for "before" figures with the same script.
 """
 
 from __future__ import annotations
@@ -27,19 +32,31 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
 
-import pandas as pd
 
-from aistock_actors.core.backtest.simulator import CostModel
-from aistock_actors.core.data.sample_data import generate_universe
-from aistock_actors.core.model import pipeline
-from aistock_actors.core.model.models import ModelParams
-from aistock_actors.core.strategy.candidates import default_candidates, run_candidate_set
-from aistock_actors.core.strategy.rules import SmaCross
-from aistock_actors.core.strategy.walkforward import StrategyReport, walk_forward_strategy
-from aistock_actors.runtime.handover import HandOver
-from aistock_actors.runtime.jobs import JobRunner, make_mapper
+def _code_root() -> Path:
+    """``--root``'s value (read before the package is imported), else this checkout."""
+    if "--root" in sys.argv[:-1]:
+        return Path(sys.argv[sys.argv.index("--root") + 1]).resolve()
+    return ROOT
+
+
+sys.path.insert(0, str(_code_root()))
+
+import os  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from aistock_actors.core.backtest.simulator import CostModel  # noqa: E402
+from aistock_actors.core.data.sample_data import generate_universe  # noqa: E402
+from aistock_actors.core.model import pipeline  # noqa: E402
+from aistock_actors.core.model.models import ModelParams  # noqa: E402
+from aistock_actors.core.strategy.candidates import default_candidates, run_candidate_set  # noqa: E402
+from aistock_actors.core.strategy.rules import SmaCross  # noqa: E402
+from aistock_actors.core.strategy.walkforward import StrategyReport, walk_forward_strategy  # noqa: E402
+from aistock_actors.runtime.handover import HandOver  # noqa: E402
+from aistock_actors.runtime.jobs import JobRunner, make_mapper  # noqa: E402
 
 SPEC = pipeline.SimulationSpec(
     n_splits=4, embargo=5, fill="next_open",
@@ -74,12 +91,14 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--bars", type=int, default=2_520)
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--root", type=Path, default=ROOT, help="import the package from DIR")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
     symbols, bars = (6, 600) if args.smoke else (args.symbols, args.bars)
     frames = generate_universe(symbols, bars, seed=7)
     runner = JobRunner("loky", args.n_jobs)
     print(f"{symbols} symbols x {bars} bars, loky n_jobs={args.n_jobs}")
+    print(f"code {args.root}; load average {os.getloadavg()[0]:.2f}")
     try:
         # Warm-up at a tiny size (pool workers started, imports done), not timed.
         single_recipe(generate_universe(4, 500, seed=1), runner)
@@ -106,6 +125,7 @@ def main() -> None:
               f"Sharpe {result.deflated_sharpe:.3f} over {result.trials} trials)")
     print(f"single recipe: {single:.1f} s; candidate set: {candidate_set:.1f} s; "
           f"ratio x{candidate_set / single:.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     verdict = "PASS" if candidate_set <= GOAL_SECONDS else "MISS"
     print(f"goal: candidate set <= {GOAL_SECONDS:.0f} s -> {verdict}")
 

@@ -12,7 +12,9 @@ Training, all on purged walk-forward splits (:mod:`aistock_actors.core.model.val
 A boosted (``hgb``) fit, tuning or final, holds out the purged most recent tenth of its OWN rows
 and stops when its log loss there stops improving
 (:func:`~aistock_actors.core.model.classifiers.fit_early_stopped`): it trains on the rest, so
-the final meta-labeler does not train on the newest ~10 % of the out-of-fold rows.
+the final meta-labeler does not train on the newest ~10 % of the out-of-fold rows. The boosted
+fits of one batch bin their rows once, with thresholds from a bounded sample of rows that every
+one of them trains on (:func:`~aistock_actors.core.model.classifiers.shared_bins`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from aistock_actors.core.model.classifiers import (
     ClassifierKind,
     fit_classifier,
     meta_matrix,
-    one_thread,
     positive_proba,
+    row_view,
+    shared_bins,
     take_rows,
 )
 from aistock_actors.core.model.memory_hints import release_pages
+from aistock_actors.core.model.threads import one_thread
 from aistock_actors.core.model.threshold import ThresholdChoice, choose_threshold, majority_rate
 from aistock_actors.core.model.validation import as_int_times, purged_walk_forward_splits
 
@@ -210,18 +214,23 @@ def fit_predict_job(
     params: ModelParams,
     seed: int,
     times: tuple[IntArray, IntArray],
+    binned: npt.NDArray[np.uint8] | None = None,
+    mapper: Any = None,
 ) -> FloatArray:
     """Fit ``kind`` on rows ``train`` and return ``P(1)`` on rows ``test`` (a pool job).
 
-    ``x``, ``y`` and ``times`` (observation and label-end times of the rows) are the whole
-    arrays, shared by every job of a batch (read-only).
+    ``x``, ``y``, ``times`` (observation and label-end times of the rows) and ``binned`` (the
+    rows binned by ``mapper``: :func:`~aistock_actors.core.model.classifiers.shared_bins`) are
+    the whole arrays, shared by every job of a batch (read-only).
     """
     with one_thread():
         rows, owned = take_rows(x, train)
         if owned:
             release_pages(x)  # the fit reads the copy only
         own_times = (times[0][train], times[1][train])
-        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned, times=own_times)
+        own_bins = None if binned is None else (mapper, row_view(binned, train))
+        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned, times=own_times,
+                             binned=own_bins)
         del rows
         rows, owned = take_rows(x, test)
         return positive_proba(clf, rows, owned=owned)
@@ -235,10 +244,13 @@ def fit_all_job(
     seed: int,
     score: bool,
     times: tuple[IntArray, IntArray],
+    binned: npt.NDArray[np.uint8] | None = None,
+    mapper: Any = None,
 ) -> tuple[Classifier, float]:
     """Fit ``kind`` on every row; with ``score`` also its accuracy on them (a pool job)."""
     with one_thread():
-        clf = fit_classifier(kind, x, y, params, seed, times=times)
+        own_bins = None if binned is None else (mapper, binned)
+        clf = fit_classifier(kind, x, y, params, seed, times=times, binned=own_bins)
         accuracy = float(((positive_proba(clf, x) >= 0.5) == (y == 1)).mean()) if score else 0.0
         return clf, accuracy
 
@@ -258,11 +270,17 @@ def _run_batch(
 
     Returns the full fit (and its accuracy if ``score``) and the held-out ``P(1)`` of each split
     in the order of ``splits``. ``times`` are the rows' observation and label-end times (a
-    boosted fit stops early on the purged tail of its own rows).
+    boosted fit stops early on the purged tail of its own rows; the batch's boosted fits share
+    one binning of ``x`` from rows all of them train on, :func:`shared_bins`).
     """
     order = sorted(range(len(splits)), key=lambda i: -len(splits[i][0]))
-    jobs: list[tuple[Any, ...]] = [(fit_all_job, kind, x, y, params, seed, score, times)]
-    jobs += [(fit_predict_job, kind, x, y, *splits[i], params, seed, times) for i in order]
+    fits = [np.arange(len(y), dtype=np.int64), *(train for train, _ in splits)]
+    bins = shared_bins(x, y, fits, times, params, seed) if kind == "hgb" else None
+    shared = (None, None) if bins is None else (bins.binned, bins.mapper)
+    jobs: list[tuple[Any, ...]] = [(fit_all_job, kind, x, y, params, seed, score, times, *shared)]
+    jobs += [
+        (fit_predict_job, kind, x, y, *splits[i], params, seed, times, *shared) for i in order
+    ]
     results = mapper(_call, jobs)
     probs: list[FloatArray] = [np.empty(0)] * len(splits)
     for i, result in zip(order, results[1:], strict=True):

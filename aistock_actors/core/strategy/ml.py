@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,9 @@ class MetaLabelledStrategy:
     primary: str = "logistic"
     seed: int = 0
     name: str = ""
+    features_key: ClassVar[str] = "feature_panel"
+    """Every horizon's :meth:`features` is the same panel of the same frames: a candidate set
+    computes it once (:func:`~aistock_actors.core.strategy.candidates.run_candidate_set`)."""
 
     def __post_init__(self) -> None:
         if not self.name:

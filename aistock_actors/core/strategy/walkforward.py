@@ -7,7 +7,8 @@ model pipeline.
 2. :func:`~aistock_actors.core.model.validation.purged_walk_forward_splits` cuts the rows into
    ``n_splits + 1`` blocks; fold ``k`` fits on the purged, embargoed rows before block ``k``
    (``fit`` never sees a row whose forward return reaches into the test block) and emits weights
-   on block ``k``.
+   on block ``k``. Folds are independent jobs (:func:`fold_weights`, given only the shared
+   features and returns plus its own row positions), so a pool fits them side by side.
 3. The weights (fractions of a full position, checked by
    :func:`~aistock_actors.core.strategy.protocol.check_weights`) are sized with the fixed
    :func:`~aistock_actors.core.strategy.protocol.per_name_weight` and simulated with
@@ -19,9 +20,12 @@ Anything a strategy raises, or returns wrong, becomes one :class:`StrategyError`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
@@ -35,6 +39,8 @@ from aistock_actors.core.strategy.protocol import (
     per_name_weight,
 )
 from aistock_actors.errors import AutopilotError, StrategyError
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,24 +85,33 @@ def tradable_forward_returns(
     frames: dict[str, pd.DataFrame], index: pd.MultiIndex, horizon: int
 ) -> tuple[pd.Series, pd.Series]:
     """``(forward_returns, label_end_times)`` on ``index``: ``log(open[t+1+h] / open[t+1])`` and
-    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first)."""
+    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first, or where ``index``
+    names a bar or a symbol that ``frames`` does not hold)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 bar, got {horizon}")
-    returns, ends = [], []
-    for symbol in sorted(frames):
-        frame = frames[symbol]
-        log_open = pd.Series(np.log(frame["open"].to_numpy(dtype=float)), index=frame.index)
-        fwd = log_open.shift(-(1 + horizon)) - log_open.shift(-1)
-        end = frame.index.to_series().shift(-(1 + horizon))
-        key = pd.MultiIndex.from_arrays(
-            [frame.index, pd.Index([symbol] * len(frame), dtype=object)],
-            names=["timestamp", "symbol"],
-        )
-        returns.append(pd.Series(fwd.to_numpy(), index=key))
-        ends.append(pd.Series(end.to_numpy(), index=key))
-    fwd_all = pd.concat(returns).reindex(index)
-    end_all = pd.concat(ends).reindex(index)
-    return fwd_all, end_all
+    times = pd.DatetimeIndex(index.get_level_values("timestamp"))
+    codes, symbols = pd.factorize(index.get_level_values("symbol"))
+    fwd = np.full(len(index), np.nan)
+    ends = np.full(len(index), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    unit_times: pd.DatetimeIndex | None = None
+    for code, symbol in enumerate(symbols):
+        frame = frames.get(symbol)
+        if frame is None:
+            continue
+        rows = np.flatnonzero(codes == code)
+        bar = frame.index.get_indexer(times[rows])  # -1: a bar the frame does not hold
+        log_open = np.log(frame["open"].to_numpy(dtype=float))
+        known = (bar >= 0) & (bar + 1 + horizon < len(frame))
+        entry, exit_ = bar[known] + 1, bar[known] + 1 + horizon
+        fwd[rows[known]] = log_open[exit_] - log_open[entry]
+        frame_times = pd.DatetimeIndex(frame.index)
+        unit_times = frame_times if unit_times is None else unit_times
+        ends[rows[known]] = frame_times.as_unit(unit_times.unit).asi8[exit_]
+    unit = "ns" if unit_times is None else unit_times.unit
+    tz = times.tz if unit_times is None else unit_times.tz
+    end_index = pd.DatetimeIndex(ends.view(f"M8[{unit}]"))
+    end_index = end_index.tz_localize("UTC").tz_convert(tz) if tz is not None else end_index
+    return pd.Series(fwd, index=index), pd.Series(end_index, index=index)
 
 
 def call_strategy(name: str, what: str, fn: object, *args: object) -> object:
@@ -162,46 +177,119 @@ def latest_weights(
     return {str(symbol): float(w) for symbol, w in last.items() if str(symbol) in frames}
 
 
-def walk_forward_strategy(
-    frames: dict[str, pd.DataFrame], strategy: Strategy, *, spec: SimulationSpec, sizing: Sizing
-) -> StrategyReport:
-    """Walk-forward out-of-sample test of ``strategy`` (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class PreparedStrategy:
+    """What a strategy's folds share: its causal features, the tradable forward returns and the
+    purged, embargoed splits (computed once, before any fold is fitted)."""
+
+    name: str
+    strategy: Strategy
+    features: pd.DataFrame
+    forward_returns: pd.Series
+    splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
+    """Per fold: the training rows (purged, embargoed, with a known forward return) and the
+    test block's rows."""
+
+
+def prepare_strategy(
+    frames: dict[str, pd.DataFrame],
+    strategy: Strategy,
+    spec: SimulationSpec,
+    features: pd.DataFrame | None = None,
+) -> PreparedStrategy:
+    """``strategy``'s features (or the already checked ``features`` it shares with another
+    candidate), forward returns and splits; a :class:`StrategyError` naming it."""
     name = strategy_name(strategy)
-    features = checked_features(name, strategy, frames)
-    horizon = strategy.horizon
+    features = checked_features(name, strategy, frames) if features is None else features
     index = features.index
     assert isinstance(index, pd.MultiIndex)
-    fwd, ends = tradable_forward_returns(frames, index, horizon)
+    fwd, ends = tradable_forward_returns(frames, index, strategy.horizon)
     times = pd.DatetimeIndex(index.get_level_values(0))
     beyond = times.max() + pd.Timedelta(1, "ns")
-    known_end = ends.notna().to_numpy()
+    usable = ends.notna().to_numpy() & np.isfinite(fwd.to_numpy())
     end_times = pd.DatetimeIndex(ends.where(ends.notna(), beyond))
-    splits = purged_walk_forward_splits(times, end_times, spec.n_splits, spec.embargo)
-    per_name = per_name_weight(len(frames), sizing.max_position_fraction,
-                               sizing.max_gross_exposure)
-    blocks = []
-    state: object = None
-    train = np.empty(0, dtype=np.int64)
-    for train, test in splits:
-        train = train[known_end[train] & np.isfinite(fwd.to_numpy()[train])]
-        state = call_strategy(name, "fit()", strategy.fit, features.iloc[train], fwd.iloc[train])
+    splits = [
+        (train[usable[train]], test)
+        for train, test in purged_walk_forward_splits(times, end_times, spec.n_splits,
+                                                      spec.embargo)
+    ]
+    return PreparedStrategy(name=name, strategy=strategy, features=features,
+                            forward_returns=fwd, splits=splits)
+
+
+class FoldWeights(NamedTuple):
+    """One fold's checked weights on its test block (and, for the last fold, on its own
+    training rows: the in-sample hit rate)."""
+
+    block: pd.DataFrame
+    in_sample: pd.DataFrame | None
+
+
+def fold_weights(
+    name: str,
+    strategy: Strategy,
+    features: pd.DataFrame,
+    forward_returns: pd.Series,
+    train: npt.NDArray[np.int64],
+    test: npt.NDArray[np.int64],
+    in_sample: bool,
+) -> FoldWeights | str:
+    """Fit on rows ``train`` only and weigh the test block (a pool job; ``features`` and
+    ``forward_returns`` are shared by every fold of a batch, read-only). A strategy's error is
+    returned as its one-line message, so one bad candidate does not fail the batch."""
+    try:
+        state = call_strategy(name, "fit()", strategy.fit, features.iloc[train],
+                              forward_returns.iloc[train])
         raw = call_strategy(name, "weights()", strategy.weights, features.iloc[test], state)
         block = check_weights(name, raw)
-        test_times = pd.DatetimeIndex(times[test]).unique()
-        blocks.append(block.reindex(index=test_times).fillna(0.0))
-    in_sample = check_weights(
-        name, call_strategy(name, "weights()", strategy.weights, features.iloc[train], state)
-    )
-    oos = pd.concat(blocks).sort_index()
-    targets = oos * per_name
-    targets = targets.reindex(columns=sorted(frames)).fillna(0.0)
+        test_times = pd.DatetimeIndex(features.index.get_level_values(0)[test]).unique()
+        inside = None
+        if in_sample:
+            inside = check_weights(name, call_strategy(
+                name, "weights()", strategy.weights, features.iloc[train], state))
+        return FoldWeights(block.reindex(index=test_times).fillna(0.0), inside)
+    except StrategyError as exc:
+        return str(exc)
+
+
+def fold_jobs(prepared: PreparedStrategy) -> list[tuple[Any, ...]]:
+    """One :func:`fold_weights` job per fold of ``prepared``, in fold order."""
+    last = len(prepared.splits) - 1
+    return [
+        (prepared.name, prepared.strategy, prepared.features, prepared.forward_returns,
+         train, test, k == last)
+        for k, (train, test) in enumerate(prepared.splits)
+    ]
+
+
+def assemble_report(
+    frames: dict[str, pd.DataFrame],
+    prepared: PreparedStrategy,
+    folds: Sequence[FoldWeights | str],
+    *,
+    spec: SimulationSpec,
+    sizing: Sizing,
+) -> StrategyReport:
+    """The report of ``prepared`` from its folds' weights (fold order): sized, simulated over
+    the concatenated test blocks; the first fold's error raised as a :class:`StrategyError`."""
+    for fold in folds:
+        if isinstance(fold, str):
+            raise StrategyError(fold)
+    done = [f for f in folds if isinstance(f, FoldWeights)]
+    in_sample = done[-1].in_sample
+    assert in_sample is not None
+    per_name = per_name_weight(len(frames), sizing.max_position_fraction,
+                               sizing.max_gross_exposure)
+    oos = pd.concat([f.block for f in done]).sort_index()
+    targets = (oos * per_name).reindex(columns=sorted(frames)).fillna(0.0)
     window = (pd.Timestamp(targets.index.min()), pd.Timestamp(targets.index.max()))
     result = simulate_window(frames, targets, window, spec)
+    fwd = prepared.forward_returns
     return StrategyReport(
-        name=name,
+        name=prepared.name,
         metrics=result.metrics,
         bars=len(result.equity),
-        folds=len(splits),
+        folds=len(done),
         start=window[0].isoformat(),
         end=window[1].isoformat(),
         returns=tuple(float(r) for r in result.returns),
@@ -210,3 +298,22 @@ def walk_forward_strategy(
         targets=targets,
         equity_curve=tuple(downsample_curve(result.index, result.equity)),
     )
+
+
+def _sequential(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], /) -> list[R]:
+    return [fn(*job) for job in jobs]
+
+
+def walk_forward_strategy(
+    frames: dict[str, pd.DataFrame],
+    strategy: Strategy,
+    *,
+    spec: SimulationSpec,
+    sizing: Sizing,
+    mapper: Callable[..., list[Any]] = _sequential,
+) -> StrategyReport:
+    """Walk-forward out-of-sample test of ``strategy`` (see the module docstring); its folds are
+    independent jobs of ``mapper``."""
+    prepared = prepare_strategy(frames, strategy, spec)
+    folds = mapper(fold_weights, fold_jobs(prepared))
+    return assemble_report(frames, prepared, folds, spec=spec, sizing=sizing)

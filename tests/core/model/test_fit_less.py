@@ -6,6 +6,7 @@ walk-forward fold still sees nothing after its test start.
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +17,9 @@ from _support.frames_support import ar1_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 
-from aistock_actors.core.model import classifiers, pipeline
+from aistock_actors.core.model import classifiers, models, pipeline, threads
 from aistock_actors.core.model.labels import TrainingSet, build_training_set
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.core.model.validation import as_int_times, purged_tail_split
@@ -77,7 +79,7 @@ def test_bad_tail_arguments_are_named() -> None:
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
     """One OpenMP thread, as every fit in production (two stall on a busy machine)."""
-    with classifiers.one_thread():
+    with threads.one_thread():
         yield
 
 
@@ -134,6 +136,92 @@ def test_without_times_or_enough_tail_a_boosted_fit_runs_every_iteration(
     assert small.n_iter_ == PARAMS.hgb_max_iter  # type: ignore[attr-defined]
 
 
+def test_bin_thresholds_come_from_a_bounded_sample_of_the_fit_own_head_rows(
+    data: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thresholds are those of a seeded sample of the head rows alone: no tail row, no row
+    the fit was not given, and at most ``HGB_BIN_SUBSAMPLE_ROWS`` of them."""
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 1_000)
+    x, y, start, end = _arrays(data)
+    model = classifiers.fit_classifier("hgb", x, y, PARAMS, 3, times=(start, end))
+    assert isinstance(model, classifiers.BoundedBinsBooster)
+    split = purged_tail_split(start, end, classifiers.HGB_TAIL_FRACTION, PARAMS.embargo)
+    assert split is not None
+    head, tail = split
+    assert len(head) > 1_000
+    mapper = model._bin_mapper
+    assert mapper.subsample == 1_000
+    again = _BinMapper(n_bins=mapper.n_bins, subsample=1_000, random_state=model._random_seed)
+    again.fit(x[head])
+    for ours, theirs in zip(mapper.bin_thresholds_, again.bin_thresholds_, strict=True):
+        assert np.array_equal(ours, theirs)
+    # a different sample bound gives different thresholds: the check can fail
+    full = _BinMapper(n_bins=mapper.n_bins, random_state=model._random_seed).fit(x[head])
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(mapper.bin_thresholds_, full.bin_thresholds_, strict=True)
+    )
+    # and scrambling the tail's features (only scored) leaves the thresholds alone
+    scrambled = x.copy()
+    scrambled[tail] = np.random.default_rng(1).normal(size=(len(tail), x.shape[1]))
+    other = classifiers.fit_classifier("hgb", scrambled, y, PARAMS, 3, times=(start, end))
+    for a, b in zip(mapper.bin_thresholds_, other._bin_mapper.bin_thresholds_, strict=True):  # type: ignore[attr-defined]
+        assert np.array_equal(a, b)
+
+
+def test_a_batch_bins_once_from_rows_every_one_of_its_fits_trains_on(
+    data: TrainingSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared bins: the thresholds are a sample of the rows in EVERY fit's purged head (the
+    threshold-tuning fits' and the final fit's), so no fit's binning sees a row it does not
+    train on; a fit on the shared bins splits on those thresholds."""
+    monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)
+    monkeypatch.setattr(classifiers, "HGB_MIN_SHARED_BIN_ROWS", 100)
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 700)
+    x, y, start, end = _arrays(data)
+    splits = pipeline.purged_walk_forward_splits(start, end, 2, PARAMS.embargo)
+    fits = [np.arange(len(y)), *(train for train, _ in splits)]
+    bins = classifiers.shared_bins(x, y, fits, (start, end), PARAMS, 3)
+    assert bins is not None
+    heads = []
+    for rows in fits:
+        split = purged_tail_split(start[rows], end[rows], classifiers.HGB_TAIL_FRACTION,
+                                  PARAMS.embargo)
+        assert split is not None
+        heads.append(set(rows[split[0]].tolist()))
+    common = np.array(sorted(set.intersection(*heads)))
+    assert len(common) > 700
+    sample = common[np.random.default_rng(3).choice(len(common), 700, replace=True)]
+    again = _BinMapper(n_bins=256, subsample=None, random_state=3).fit(x[sample])
+    for ours, theirs in zip(bins.mapper.bin_thresholds_, again.bin_thresholds_, strict=True):
+        assert np.array_equal(ours, theirs)
+    assert np.array_equal(bins.binned, again.transform(x))
+    # scramble every row outside that common head: the thresholds do not move
+    outside = np.setdiff1d(np.arange(len(y)), common)
+    scrambled = x.copy()
+    scrambled[outside] = np.random.default_rng(2).normal(size=(len(outside), x.shape[1]))
+    other = classifiers.shared_bins(scrambled, y, fits, (start, end), PARAMS, 3)
+    assert other is not None
+    for a, b in zip(bins.mapper.bin_thresholds_, other.mapper.bin_thresholds_, strict=True):
+        assert np.array_equal(a, b)
+    # the fit on shared bins splits on their thresholds: a row's prediction depends only on
+    # its bins (each value replaced by a representative of its bin predicts the same)
+    train = splits[1][0]
+    model = classifiers.fit_classifier("hgb", x[train], y[train], PARAMS, 3,
+                                       times=(start[train], end[train]),
+                                       binned=(bins.mapper, bins.binned[train]))
+    assert isinstance(model, classifiers.BoundedBinsBooster)
+    assert model._bin_mapper is bins.mapper and not hasattr(model, "_shared")
+    representative = np.column_stack([
+        np.append(thresholds, thresholds[-1] + 1.0)[column]
+        for thresholds, column in zip(bins.mapper.bin_thresholds_, bins.binned.T, strict=True)
+    ])
+    assert not np.array_equal(representative, x)
+    assert np.array_equal(model.predict_proba(x), model.predict_proba(representative))
+    # too few common rows: every fit bins its own rows
+    assert classifiers.shared_bins(x, y, [np.arange(400)], (start, end), PARAMS, 3) is None
+
+
 def _fold(data: TrainingSet, k: int) -> tuple[np.ndarray, np.ndarray]:
     times = data.features.index.get_level_values("timestamp")
     splits = pipeline.purged_walk_forward_splits(times, data.label_end_times, 3, PARAMS.embargo)
@@ -147,6 +235,17 @@ def test_a_fold_sees_nothing_after_its_test_start(
     block: the fold's threshold and signals do not move (the early-stopping tail lies inside
     the fold's training rows)."""
     monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)  # small data: stop early anyway
+    monkeypatch.setattr(classifiers, "HGB_BIN_SUBSAMPLE_ROWS", 700)  # and bin from a sample
+    monkeypatch.setattr(classifiers, "HGB_MIN_SHARED_BIN_ROWS", 100)  # shared by the batch
+    shared: list[object] = []
+    real_bins = models.shared_bins
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        bins = real_bins(*args, **kwargs)
+        shared.append(bins)
+        return bins
+
+    monkeypatch.setattr(models, "shared_bins", recording)
     stopped: list[int] = []
     real = classifiers.fit_early_stopped
 
@@ -161,6 +260,7 @@ def test_a_fold_sees_nothing_after_its_test_start(
     test_start, test_end = times[test].min(), times[test].max()
     before = pipeline.fit_fold(data, 2, train, test, PARAMS, 0)
     assert len(stopped) == 3  # the meta-labeler's two tuning fits and its final fit
+    assert len(shared) == 1 and shared[0] is not None  # the meta batch binned its rows once
     rng = np.random.default_rng(0)
     labels = data.labels.copy()
     later = np.flatnonzero(times >= test_start)
@@ -181,3 +281,29 @@ def test_a_fold_sees_nothing_after_its_test_start(
         2, train, test, PARAMS, 0,
     )
     assert not np.array_equal(moved.direction, before.direction)
+
+
+def test_a_fit_on_shared_bins_copies_only_the_bins_not_its_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The float rows only pass scikit-learn's checks (a view is not copied): the fit's peak
+    allocation is the uint8 bins and the boosting's per-row arrays, well under one float copy
+    of its rows (converting the bins to floats, as ``fit(binned_rows)`` would, is a full one)."""
+    monkeypatch.setattr(classifiers, "HGB_MIN_TAIL_ROWS", 50)
+    rng = np.random.default_rng(4)
+    n, width = 40_000, 30
+    x = rng.normal(size=(n, width))
+    y = (x[:, 0] + rng.normal(size=n) > 0).astype(np.int64)
+    start = np.repeat(np.arange(n // 20), 20).astype(np.int64)
+    times = (start, start + 1)
+    bins = classifiers.shared_bins(x, y, [np.arange(n)], times, PARAMS, 0)
+    assert bins is not None
+    tracemalloc.start()
+    try:
+        model = classifiers.fit_classifier("hgb", x, y, PARAMS, 0, times=times,
+                                           binned=(bins.mapper, bins.binned))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(model, classifiers.BoundedBinsBooster) and model.n_iter_ >= 1
+    assert peak < 0.75 * x.nbytes, (peak, x.nbytes)  # ~0.49 here; fitting the bins as floats: ~1.4
