@@ -30,6 +30,7 @@ import pandas as pd
 
 from aistock_actors.core.backtest.curves import downsample_curve
 from aistock_actors.core.backtest.simulator import BacktestMetrics
+from aistock_actors.core.model import labels
 from aistock_actors.core.model.simulation import SimulationSpec, Sizing, simulate_window
 from aistock_actors.core.model.validation import purged_walk_forward_splits
 from aistock_actors.core.strategy.protocol import (
@@ -84,8 +85,9 @@ def hit_rate(weights: pd.DataFrame, forward_returns: pd.Series) -> float:
 def tradable_forward_returns(
     frames: dict[str, pd.DataFrame], index: pd.MultiIndex, horizon: int
 ) -> tuple[pd.Series, pd.Series]:
-    """``(forward_returns, label_end_times)`` on ``index``: ``log(open[t+1+h] / open[t+1])`` and
-    the timestamp of bar ``t+1+h`` (NaN / NaT where the data ends first, or where ``index``
+    """``(forward_returns, label_end_times)`` on ``index``: each symbol's
+    :func:`~aistock_actors.core.model.labels.tradable_forward_returns` and the timestamp of bar
+    ``t+1+h`` (NaN / NaT where the data ends first, or where ``index``
     names a bar or a symbol that ``frames`` does not hold)."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 bar, got {horizon}")
@@ -100,10 +102,10 @@ def tradable_forward_returns(
             continue
         rows = np.flatnonzero(codes == code)
         bar = frame.index.get_indexer(times[rows])  # -1: a bar the frame does not hold
-        log_open = np.log(frame["open"].to_numpy(dtype=float))
+        per_bar = labels.tradable_forward_returns(frame["open"], horizon).to_numpy()
         known = (bar >= 0) & (bar + 1 + horizon < len(frame))
-        entry, exit_ = bar[known] + 1, bar[known] + 1 + horizon
-        fwd[rows[known]] = log_open[exit_] - log_open[entry]
+        exit_ = bar[known] + 1 + horizon
+        fwd[rows[known]] = per_bar[bar[known]]
         frame_times = pd.DatetimeIndex(frame.index)
         unit_times = frame_times if unit_times is None else unit_times
         ends[rows[known]] = frame_times.as_unit(unit_times.unit).asi8[exit_]
