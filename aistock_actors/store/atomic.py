@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from aistock_actors.errors import StateError
+
 _SYNC = [True]
 """Whether writes are fsynced (a one-element list: a process-wide switch, no global statement)."""
 
@@ -189,3 +191,19 @@ def decodes_as(data: bytes, kind: Any) -> bool:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return False
     return True
+
+
+def complete_lines(path: Path) -> list[bytes]:
+    """Every complete line of an append-only file, empty ones included (``[]`` when it does not
+    exist): a last append torn by a crash (no newline) is not a line. :class:`StateError` when
+    the file cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StateError(f"{path}: unreadable: {exc.strerror or exc}") from exc
+    lines = raw.split(b"\n")
+    lines.pop()  # b"" after a final newline; otherwise a torn append: ignored
+    return lines
+

@@ -25,7 +25,7 @@ import msgspec
 
 from aistock_actors.core.trading.orders import Fill
 from aistock_actors.errors import StateError
-from aistock_actors.store.atomic import fsync_dir, syncing
+from aistock_actors.store.atomic import complete_lines, fsync_dir, syncing
 
 FILLS_DIR = "fills"
 """``state/paper/fills/``."""
@@ -45,15 +45,7 @@ def month_name(timestamp: str) -> str:
 
 
 def _lines(path: Path) -> list[bytes]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise StateError(f"{path}: unreadable: {exc.strerror or exc}") from exc
-    lines = raw.split(b"\n")
-    lines.pop()  # b"" after a final newline; otherwise a torn append: ignored
-    return [line for line in lines if line]
+    return [line for line in complete_lines(path) if line]
 
 
 def _last_line(path: Path, tail: int = 65_536) -> bytes:

@@ -29,7 +29,7 @@ import msgspec
 
 from aistock_actors.core.trading.orders import Fill, HistoryBase, LedgerState, Order, Position
 from aistock_actors.errors import StateError
-from aistock_actors.store.atomic import atomic_write_bytes, fsync_dir, syncing
+from aistock_actors.store.atomic import atomic_write_bytes, complete_lines, fsync_dir, syncing
 
 JOURNAL_NAME = "journal.jsonl"
 COMPACT_AFTER = 64
@@ -161,14 +161,7 @@ class FillJournal:
 
     def entries(self) -> list[JournalEntry]:
         """Every complete entry, oldest first; :class:`StateError` naming a damaged line."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StateError(f"{self.path}: unreadable: {exc.strerror or exc}") from exc
-        lines = raw.split(b"\n")
-        lines.pop()  # b"" after a final newline; otherwise a torn append: ignored
+        lines = complete_lines(self.path)
         entries: list[JournalEntry] = []
         for number, line in enumerate(lines, start=1):
             try:

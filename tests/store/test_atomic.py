@@ -500,11 +500,7 @@ def sigkill_writer_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, 
                 reader.wait_for_lines(1, timeout=15.0)
                 time.sleep(rng.uniform(0.0, 0.025))
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-            reader.drain(timeout=15.0)
-            proc.stdout.close()  # type: ignore[union-attr]
+            procs.kill_and_drain(proc, reader)
         loaded = load_state(path, Payload, Payload, sink, actor="test")
         observations.append(
             KillObservation(

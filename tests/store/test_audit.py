@@ -7,9 +7,7 @@ exits 5), a crash never breaks the chain, and every action reported as done is i
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -384,15 +382,9 @@ def test_sigkill_loop_chain_verifies_and_acknowledged_records_are_present(tmp_pa
                 reader.wait_for_lines(1, timeout=15.0)
                 time.sleep(rng.uniform(0.0, 0.015))
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-            reader.drain(timeout=15.0)
-            proc.stdout.close()  # type: ignore[union-attr]
+            procs.kill_and_drain(proc, reader)
         where = f"seed={seed} run={run}"
-        stderr = err_path.read_text(errors="replace")
-        assert proc.returncode == -signal.SIGKILL, f"{where}: child ended on its own\n{stderr}"
-        assert "Traceback" not in stderr, f"{where}\n{stderr}"
+        procs.assert_killed_cleanly(proc, err_path, where)
         acks = [int(line) for line in reader.lines]
         assert acks == list(range(len(acks))), where
         acked[gen] = acks

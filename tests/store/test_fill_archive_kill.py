@@ -4,9 +4,7 @@ reconciles, and the journal still rebuilds it."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -42,15 +40,9 @@ def test_sigkill_during_archive_moves_loses_no_fill_and_doubles_none(tmp_path: P
                 reader.wait_for_lines(1, timeout=30.0)
                 time.sleep(rng.uniform(0.0, 0.25))
         finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-            reader.drain(timeout=15.0)
-            proc.stdout.close()  # type: ignore[union-attr]
+            procs.kill_and_drain(proc, reader)
         where = f"seed={seed} run={run}"
-        stderr = err_path.read_text(errors="replace")
-        assert proc.returncode == -signal.SIGKILL, f"{where}: child ended on its own\n{stderr}"
-        assert "Traceback" not in stderr, f"{where}\n{stderr}"
+        procs.assert_killed_cleanly(proc, err_path, where)
         acks = [int(line) for line in reader.lines]
         assert acks == list(range(acked + 1, acked + 1 + len(acks))), where
         acked = acks[-1] if acks else acked

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 
 class LineReader:
@@ -53,3 +55,20 @@ class LineReader:
             if self.eof or remaining <= 0:
                 return
             self._pump(remaining)
+
+
+def kill_and_drain(proc: subprocess.Popen[bytes], reader: LineReader) -> None:
+    """SIGKILL the child if it still runs, reap it, and read its last complete lines."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=15)
+    reader.drain(timeout=15.0)
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+def assert_killed_cleanly(proc: subprocess.Popen[bytes], err_path: Path, where: str) -> None:
+    """The child died of the SIGKILL (not on its own) and printed no traceback before it."""
+    stderr = err_path.read_text(errors="replace")
+    assert proc.returncode == -signal.SIGKILL, f"{where}: child ended on its own\n{stderr}"
+    assert "Traceback" not in stderr, f"{where}\n{stderr}"
