@@ -50,11 +50,8 @@ from aistock_actors.core.risk.allocator_params import AllocatorParams
 
 
 class NotificationWebhooks(ConfigSection, frozen=True, kw_only=True):
-    """Where WARNING, ERROR and CRITICAL alerts are sent (``aistock_actors/net/webhooks.py``).
-
-    Each URL (and the routing key) may instead come from an environment variable named by the
-    ``*_env`` key; when that variable is set it wins over the literal value.
-    """
+    """Where WARNING, ERROR and CRITICAL alerts are sent (``aistock_actors/net/webhooks.py``);
+    each value may instead come from the environment variable its ``*_env`` key names (it wins)."""
 
     slack: str | None = None
     """Slack incoming-webhook URL."""
@@ -201,9 +198,8 @@ class PaperConfig(ConfigSection, frozen=True, kw_only=True):
     """Smaller rebalancing trades are skipped (a position is always closed in full)."""
     rebalance_band: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.25
     """No-trade band: a held position on its target's side is not resized while its weight is
-    within this fraction of the target weight (0.25: a 4 % target is left alone between 3 % and
-    5 %), unless it is above the position limit; 0 resizes every drift. The backtest applies
-    the same band, so it promises only what paper trading does (issue #14)."""
+    within this fraction of the target (0.25: a 4 % target is left alone from 3 % to 5 %) unless
+    above the position limit; 0 resizes every drift. The backtest applies the same band."""
     cost_ewma_alpha: PositiveFraction = 0.1
     """Weight of the newest fill in the cost calibrator's EWMA of cost surprise."""
     on_no_model: Literal["flatten", "hold"] = "flatten"
@@ -260,8 +256,7 @@ class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     """The training recipe of the model lifecycle (the Trainer; the Backtester refits it)."""
 
     horizon: Annotated[int, msgspec.Meta(ge=1, le=250)] = 5
-    """Label horizon in bars: the model predicts the move from the next open to the open
-    ``horizon`` bars later, net of the round-trip cost."""
+    """Label horizon in bars: the move from the next open to the open ``horizon`` bars later."""
     n_splits: Annotated[int, msgspec.Meta(ge=2, le=20)] = 5
     """Purged walk-forward splits inside training (out-of-fold accuracy, threshold tuning)."""
     embargo_bars: Bars = 5
@@ -279,9 +274,8 @@ class TrainingConfig(ConfigSection, frozen=True, kw_only=True):
     regularization_c: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)] = 0.05
     """Inverse L2 strength of logistic models (smaller = more regularised)."""
     min_history_years: Annotated[float, msgspec.Meta(ge=0.0, le=50.0)] = 1.0
-    """Least history, in years of the data's own bars (inferred from the timestamps), the longest
-    symbol needs before a candidate is trained, on top of the bars the purged splits need (~2
-    years of daily bars with the defaults; ~3 weeks of hourly crypto without this floor)."""
+    """Least history, in years of the data's own bars, the longest symbol needs before training,
+    on top of the purged splits' bars (~2 years of daily bars; ~3 weeks of hourly crypto)."""
     retrain_every_bars: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 21
     """Train a candidate when this many new bar times arrived since the newest one (or there is
     none); other cycles skip train, backtest and judge (a month of daily bars by default)."""

@@ -125,8 +125,12 @@ SMALL_LIFECYCLE: dict[str, Any] = {
 @functools.lru_cache(maxsize=4)
 def frames(seed: int = 3) -> dict[str, pd.DataFrame]:
     """Planted-pattern bars (AR(1) returns) for :data:`N_SYMBOLS` symbols, :data:`MAX_BARS` long;
-    tests show growing prefixes of them."""
-    return planted_frames(n_symbols=N_SYMBOLS, n_bars=MAX_BARS, seed=seed)
+    tests show growing prefixes of them. ``phi`` 0.35: the fault tests need a pattern the small
+    lifecycle finds at EVERY history length they show (at 0.28, the lifecycle tests' default,
+    the walk-forward of 302 or 312 bars has no fold whose meta-labeler clears its edge test, so
+    a loop that first trains there promotes nothing); out-of-sample net Sharpe 4.6-8.7 from 296
+    to 338 bars, under this harness's plausibility ceiling of 50."""
+    return planted_frames(n_symbols=N_SYMBOLS, n_bars=MAX_BARS, seed=seed, phi=0.35)
 
 
 def write_bars(tmp: Path, n: int, seed: int = 3) -> None:

@@ -61,6 +61,9 @@ def test_one_cycle_per_closed_bar_that_trades_on_it(
         # ~200: the plausibility stage would rightly hold it as leak_suspected. This test is about
         # the schedule, so it lets the planted pattern through instead of approving it by hand.
         promotion={"max_plausible_sharpe": 1000.0, "max_plausible_win_rate": 1.0},
+        # A few hundred one-minute bars are far below the default one-year floor of history
+        # (525,600 of these bars); the schedule, not the floor, is under test here.
+        training={"min_history_years": 0.0},
     )
     sup = Supervisor(load_config(config), default_specs(), clock=clock)
     sup.start()
