@@ -23,9 +23,10 @@ from aistock_actors.config import LoadedConfig
 from aistock_actors.core.data.bars import bars_frame
 from aistock_actors.core.risk.policy import RiskLimits, cap_target_weights, clamp_to_ceilings
 from aistock_actors.core.strategy.artifact import StrategyModel
-from aistock_actors.core.strategy.live_rules import BarArrays, LiveRuleWeights
+from aistock_actors.core.strategy.live_rules import LiveRuleWeights
 from aistock_actors.core.strategy.protocol import Strategy, per_name_weight
 from aistock_actors.core.strategy.walkforward import latest_weights
+from aistock_actors.core.trading.cycle import BarArrays
 from aistock_actors.services.strategy_candidates import resolve_strategy
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
+
+from aistock_actors.core.trading.cycle import BarArrays
 
 
 def ar1_frames(n_symbols: int, n_bars: int, phi: float, seed: int) -> dict[str, pd.DataFrame]:
@@ -30,3 +34,19 @@ def ar1_frames(n_symbols: int, n_bars: int, phi: float, seed: int) -> dict[str, 
             index=index,
         )
     return frames
+
+
+DAY_NS = 86_400 * 10**9
+
+
+def bar_arrays(
+    rows: Mapping[str, list[tuple[int, float, float, float]]],
+) -> dict[str, BarArrays]:
+    """``{symbol: [(day, open, close, volume), ...]}`` -> bar-store arrays (high and low from
+    the open and close)."""
+    out: dict[str, BarArrays] = {}
+    for symbol, bars in rows.items():
+        ts = np.array([d * DAY_NS for d, *_ in bars], dtype=np.int64)
+        values = np.array([[o, max(o, c), min(o, c), c, v] for _, o, c, v in bars], dtype=float)
+        out[symbol] = (ts, values.reshape(-1, 5))
+    return out

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _support.csv_rows import HEADER, add, csv_folder, day
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,12 +17,6 @@ from aistock_actors.errors import DataError
 from aistock_actors.store.atomic import backup_path
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import IngestReport, Rejection, RowProblem, ingest_directory
-
-HEADER = "timestamp,open,high,low,close,volume\n"
-
-
-def day(n: int) -> str:
-    return (date(2020, 1, 1) + timedelta(days=n)).isoformat()
 
 
 def row(n: int, close: float | None = None) -> str:
@@ -34,16 +28,11 @@ def rows(first: int, count: int) -> str:
     return "".join(row(n) for n in range(first, first + count))
 
 
-def add(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> tuple[Path, BarStore]:
-    csv_dir = tmp_path / "csv"
-    csv_dir.mkdir()
-    return csv_dir, BarStore(tmp_path / "state" / "bars")
+    return csv_folder(tmp_path)
 
 
 def ingest(csv_dir: Path, store: BarStore) -> IngestReport:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from datetime import date, timedelta
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pytest
+from _support.csv_rows import HEADER, add, csv_folder, day
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -21,12 +21,9 @@ from aistock_actors.store.bars import CURSORS_FILE, BarStore
 from aistock_actors.store.ingest import BarLimits, IngestReport, ingest_directory
 from aistock_actors.store.ingest_tail import CURSOR_WINDOW, read_tail
 
-HEADER = "timestamp,open,high,low,close,volume\n"
 FAR = parse_date("2100-01-01")
 
 
-def day(n: int) -> str:
-    return (date(2020, 1, 1) + timedelta(days=n)).isoformat()
 
 
 def ns(n: int) -> int:
@@ -42,16 +39,11 @@ def rows(first: int, count: int) -> str:
     return "".join(row(n) for n in range(first, first + count))
 
 
-def add(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> tuple[Path, BarStore]:
-    csv_dir = tmp_path / "csv"
-    csv_dir.mkdir()
-    return csv_dir, BarStore(tmp_path / "state" / "bars")
+    return csv_folder(tmp_path)
 
 
 def test_appended_rows_are_read_from_the_cursor_alone(folder: tuple[Path, BarStore]) -> None:

@@ -32,11 +32,10 @@ from aistock_actors.core.strategy.rules import (
     cross_section_mean,
     hysteresis_step,
 )
+from aistock_actors.core.trading.cycle import BarArrays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-BarArrays = tuple[IntArray, FloatArray]
-"""One symbol's bars: int64 ns timestamps and ``(n, 5)`` OHLCV (the bar store's arrays)."""
 _CLOSE = 3
 
 

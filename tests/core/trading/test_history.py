@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 
 import msgspec
-import numpy as np
+from _support.frames_support import bar_arrays
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -43,14 +43,6 @@ SYMBOLS = ("A", "B", "C")
 COSTS = CostModel(commission_rate=0.001, half_spread_bps=2.0, impact_bps=10.0)
 LIMITS = RiskLimits(max_position_fraction=0.3, max_notional_per_symbol=1e6, max_gross_exposure=1.0)
 
-
-def _arrays(rows: Mapping[str, list[tuple[int, float, float, float]]]) -> dict[str, BarArrays]:
-    out: dict[str, BarArrays] = {}
-    for symbol, bars in rows.items():
-        ts = np.array([d * DAY for d, *_ in bars], dtype=np.int64)
-        values = np.array([[o, max(o, c), min(o, c), c, v] for _, o, c, v in bars], dtype=float)
-        out[symbol] = (ts, values.reshape(-1, 5))
-    return out
 
 
 def _cycle(state: LedgerState, data: Mapping[str, BarArrays], directions: tuple[int, ...],
@@ -105,7 +97,7 @@ def test_bounded_history_changes_no_fill_and_never_fills_an_id_twice(
                 open_ = price[symbol]
                 price[symbol] *= move
                 rows[symbol].append((day, open_, price[symbol], 1e4))
-        data = _arrays(rows)
+        data = bar_arrays(rows)
         bounded, fills, fresh = _cycle(bounded, data, directions, share=share)
         reference, ref_fills, ref_fresh = _cycle(reference, data, directions, share=share)
         if action != "trade":  # a second plan against the same bar (a model activated since)

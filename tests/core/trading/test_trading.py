@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator, Mapping
 
 import msgspec
-import numpy as np
 import pytest
+from _support.frames_support import bar_arrays as arrays
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,15 +48,6 @@ DAY = 86_400 * 10**9
 FREE = CostModel(commission_rate=0.0, half_spread_bps=0.0, impact_bps=0.0)
 NEVER = lambda: False  # noqa: E731
 
-
-def arrays(rows: Mapping[str, list[tuple[int, float, float, float]]]) -> dict[str, BarArrays]:
-    """``{symbol: [(day, open, close, volume), ...]}`` -> bar-store arrays."""
-    out: dict[str, BarArrays] = {}
-    for symbol, bars in rows.items():
-        ts = np.array([d * DAY for d, *_ in bars], dtype=np.int64)
-        values = np.array([[o, max(o, c), min(o, c), c, v] for _, o, c, v in bars], dtype=float)
-        out[symbol] = (ts, values.reshape(-1, 5))
-    return out
 
 
 def cut(data: Mapping[str, BarArrays], day: int) -> dict[str, BarArrays]:
