@@ -508,3 +508,15 @@ def test_a_bad_rebalance_band_is_one_error_naming_it(value: str, message: str) -
     assert error_of(f'{{"paper": {{"rebalance_band": {value}}}}}') == (
         f"cfg.json: paper.rebalance_band: {message} (allowed: float >= 0.0 and < 1.0)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-0.5", "Expected `float` >= 0.0"), ("51", "Expected `float` <= 50.0"),
+     ('"one"', "Expected `float`, got `str`")],
+)
+def test_a_bad_history_floor_is_one_error_naming_it(value: str, message: str) -> None:
+    """``training.min_history_years`` (the floor in years under the minimum history, #14)."""
+    assert error_of(f'{{"training": {{"min_history_years": {value}}}}}') == (
+        f"cfg.json: training.min_history_years: {message} (allowed: float >= 0.0 and <= 50.0)"
+    )
