@@ -13,6 +13,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e .
+# Byte-compile the environment and the package once (#18): where PYTHONDONTWRITEBYTECODE is
+# set, pip installs no .pyc and Python never caches one, so every process (the CLI, each pool
+# worker) would compile scikit-learn, scipy and pandas from source again: ~1.8 CPU-s a process.
+# Reading a compiled file needs no write; files that do not compile are never imported.
+.venv/bin/python -m compileall -q -j 0 .venv/lib aistock_actors >/dev/null 2>&1 || true
 .venv/bin/python -m aistock_actors.cli.sample_data --out data/sample --symbols 20 --bars 1500 --seed 7
 if [ -e state/supervisor.json ] && [ ! -e state/replay.json ]; then
   echo "demo: state/ holds an earlier run that is not a replay; move it aside first:" \
