@@ -9,6 +9,7 @@ an earlier feature (a property the tests check by perturbing the future). Warm-u
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from aistock_actors.errors import DataError
@@ -71,16 +72,24 @@ def validate_ohlcv(df: pd.DataFrame) -> None:
         raise DataError("OHLCV column 'volume' has a negative value")
 
 
-def _safe_ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+def _safe_ratio(num: pd.DataFrame, den: pd.DataFrame) -> pd.DataFrame:
     """``num / den`` with division by zero mapped to NaN instead of +-inf."""
     out = num / den
     return out.where(np.isfinite(out))
 
 
-def _price_features(close: pd.Series) -> dict[str, pd.Series]:
-    log_close = pd.Series(np.log(close.to_numpy(dtype=float)), index=close.index)
+def _like(values: npt.NDArray[np.float64], like: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(values, index=like.index, columns=like.columns)
+
+
+def _log(x: pd.DataFrame) -> pd.DataFrame:
+    return _like(np.log(x.to_numpy(dtype=float)), x)
+
+
+def _price_features(close: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    log_close = _log(close)
     ret_1 = log_close.diff()
-    out: dict[str, pd.Series] = {
+    out: dict[str, pd.DataFrame] = {
         f"ret_{h}": log_close - log_close.shift(h) for h in RETURN_HORIZONS
     }
     for w in VOL_WINDOWS:
@@ -94,21 +103,20 @@ def _price_features(close: pd.Series) -> dict[str, pd.Series]:
     out["rsi_14"] = _safe_ratio(gains - losses, total).mask(total == 0.0, 0.0)
     for w in MA_WINDOWS:
         sma = close.rolling(w, min_periods=w).mean()
-        out[f"ma_dist_{w}"] = pd.Series(np.log(close / sma), index=close.index)
+        out[f"ma_dist_{w}"] = _log(close / sma)
     mid = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).mean()
     band = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).std()
     out["boll_pos_20"] = _safe_ratio(close - mid, 2.0 * band)
     return out
 
 
-def _bar_features(df: pd.DataFrame) -> dict[str, pd.Series]:
-    high = df["high"].astype(float)
-    low = df["low"].astype(float)
-    close = df["close"].astype(float)
-    log_range = pd.Series(np.log(high / low), index=df.index)
+def _bar_features(
+    high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, volume: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    log_range = _log(high / low)
     span = high - low
     close_loc = _safe_ratio(close - low, span).mask(span == 0.0, 0.5)
-    log_volume = pd.Series(np.log1p(df["volume"].to_numpy(dtype=float)), index=df.index)
+    log_volume = _like(np.log1p(volume.to_numpy(dtype=float)), volume)
     vol_mean = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()
     vol_std = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).std()
     return {
@@ -118,25 +126,25 @@ def _bar_features(df: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def _regime_features(close: pd.Series, vol_20: pd.Series) -> dict[str, pd.Series]:
+def _regime_features(close: pd.DataFrame, vol_20: pd.DataFrame) -> dict[str, pd.DataFrame]:
     median_vol = vol_20.expanding(min_periods=REGIME_MIN_PERIODS).median()
     sma_20 = close.rolling(20, min_periods=20).mean()
     sma_50 = close.rolling(50, min_periods=50).mean()
     diff = sma_20 - sma_50
     return {
         "vol_regime": _safe_ratio(vol_20, median_vol),
-        "trend_sign": pd.Series(np.sign(diff.to_numpy()), index=close.index),
+        "trend_sign": _like(np.sign(diff.to_numpy()), diff),
     }
 
 
-def rolling_autocorr(ret_1: pd.Series, window: int) -> pd.Series:
-    """Trailing ``window``-bar correlation of ``ret_1[t]`` with ``ret_1[t-1]`` (causal).
+def rolling_autocorr(ret_1: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Trailing ``window``-bar correlation of ``ret_1[t]`` with ``ret_1[t-1]``, per column (causal).
 
     A window with a constant return (flat prices) has no defined correlation: it is 0 there, not
     NaN or infinite, so a halted symbol neither drops out nor poisons a fit.
     """
     lagged = ret_1.shift(1)
-    corr = ret_1.rolling(window, min_periods=window).corr(lagged)
+    corr = ret_1.rolling(window, min_periods=window).corr(lagged, pairwise=False)
     spread = ret_1.rolling(window, min_periods=window).std() * lagged.rolling(
         window, min_periods=window
     ).std()
@@ -145,20 +153,44 @@ def rolling_autocorr(ret_1: pd.Series, window: int) -> pd.Series:
     return corr.clip(-1.0, 1.0).where(defined)
 
 
-def _edge_features(close: pd.Series, cols: dict[str, pd.Series]) -> dict[str, pd.Series]:
+def _edge_features(
+    close: pd.DataFrame, cols: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
     """Vol-scaled returns, autocorrelations and their interactions (all from bars ``<= t``)."""
-    log_close = pd.Series(np.log(close.to_numpy(dtype=float)), index=close.index)
-    ret_1 = log_close.diff()
+    ret_1 = _log(close).diff()
     vol_20 = cols["vol_20"]
     z_ret_1 = _safe_ratio(ret_1, vol_20).mask(vol_20 == 0.0, 0.0)
     z_ret_5 = _safe_ratio(cols["ret_5"], vol_20 * np.sqrt(5.0)).mask(vol_20 == 0.0, 0.0)
-    out: dict[str, pd.Series] = {"z_ret_1": z_ret_1, "z_ret_5": z_ret_5}
+    out: dict[str, pd.DataFrame] = {"z_ret_1": z_ret_1, "z_ret_5": z_ret_5}
     for w in AUTOCORR_WINDOWS:
         ac = rolling_autocorr(ret_1, w)
         out[f"autocorr_{w}"] = ac
         out[f"autocorr_x_ret_{w}"] = ac * z_ret_1
     out["autocorr_x_ret_vol_regime"] = out["autocorr_x_ret_20"] * cols["vol_regime"]
     return out
+
+
+def wide_features(
+    *, high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, volume: pd.DataFrame
+) -> npt.NDArray[np.float64]:
+    """Every feature of many symbols on ONE shared index, in one pass per formula.
+
+    The inputs are ``bars x symbols`` frames (float; same index and columns). Returns an array
+    ``(bars, symbols, len(FEATURE_NAMES))``. Each column is computed exactly as a symbol alone
+    (the same kernels run column by column), without a pandas call per symbol and formula.
+    """
+    cols = _price_features(close)
+    cols.update(_bar_features(high, low, close, volume))
+    cols.update(_regime_features(close, cols["vol_20"]))
+    cols.update(_edge_features(close, cols))
+    return np.stack([cols[name].to_numpy(dtype=float) for name in FEATURE_NAMES], axis=-1)
+
+
+def wide_columns(frames: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
+    """``frames[s][column]`` side by side (columns in the dict's order); all share one index."""
+    first = next(iter(frames.values()))
+    values = np.column_stack([f[column].to_numpy(dtype=float) for f in frames.values()])
+    return pd.DataFrame(values, index=first.index, columns=list(frames))
 
 
 def build_features(df: pd.DataFrame) -> pd.DataFrame:
@@ -168,13 +200,12 @@ def build_features(df: pd.DataFrame) -> pd.DataFrame:
     Raises :class:`DataError` for a frame that is not sorted OHLCV with positive prices.
     """
     validate_ohlcv(df)
-    close = df["close"].astype(float)
-    cols = _price_features(close)
-    cols.update(_bar_features(df))
-    cols.update(_regime_features(close, cols["vol_20"]))
-    cols.update(_edge_features(close, cols))
-    frame = pd.DataFrame({name: cols[name] for name in FEATURE_NAMES}, index=df.index)
-    return frame.astype(float)
+    one = {"_": df}
+    cube = wide_features(
+        high=wide_columns(one, "high"), low=wide_columns(one, "low"),
+        close=wide_columns(one, "close"), volume=wide_columns(one, "volume"),
+    )
+    return pd.DataFrame(cube[:, 0, :], index=df.index, columns=list(FEATURE_NAMES))
 
 
 def build_feature_panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aistock_actors.core.model.features import build_features, validate_ohlcv
+from aistock_actors.core.model.features import (
+    FEATURE_NAMES,
+    build_features,
+    validate_ohlcv,
+    wide_columns,
+    wide_features,
+)
 from aistock_actors.core.model.memory_hints import trim_heap
 from aistock_actors.errors import DataError
 
@@ -168,13 +174,59 @@ def build_training_set(
     Rows without a complete feature vector (warm-up) or a known label (the last bars; with the
     default ``tradable`` labels also moves too small to pay their costs) are dropped.
     ``cost_threshold`` applies to the ``direction`` and ``triple_barrier`` methods only.
+    Symbols that share one index with the default labels are built side by side
+    (:func:`_shared_index_set`, #18: the same rows, one pandas call per formula instead of one
+    per symbol and formula); any other panel symbol by symbol.
     """
     _check_horizon(horizon)
     if not frames:
         raise DataError("no symbols to build a training set from")
+    ordered = {symbol: frames[symbol] for symbol in sorted(frames)}
+    first = next(iter(ordered.values())).index
+    if method == "tradable" and all(f.index.equals(first) for f in ordered.values()):
+        return _shared_index_set(ordered, horizon)
+    return _symbol_by_symbol_set(ordered, horizon, cost_threshold, method)
+
+
+def _shared_index_set(frames: dict[str, pd.DataFrame], horizon: int) -> TrainingSet:
+    """:func:`build_training_set` of symbols on one index, tradable labels: bars x symbols frames
+    in, rows in ``(timestamp, symbol)`` order out (the tests check it equals the other path)."""
+    for df in frames.values():
+        validate_ohlcv(df)
+    cube = wide_features(**{c: wide_columns(frames, c) for c in ("high", "low", "close", "volume")})
+    index = next(iter(frames.values())).index
+    opens = wide_columns(frames, "open")
+    log_open = pd.DataFrame(np.log(opens.to_numpy()), index=opens.index, columns=opens.columns)
+    fwd = (log_open.shift(-(1 + horizon)) - log_open.shift(-1)).to_numpy()
+    with np.errstate(invalid="ignore"):
+        label = np.where(np.abs(fwd) > ROUND_TRIP_COST_BPS / 1e4, (fwd > 0).astype(float), np.nan)
+    ends = index.to_series().shift(-(1 + horizon))
+    bars, n_symbols, n_features = cube.shape
+    keep = ~np.isnan(cube).any(axis=2) & ~np.isnan(label) & ends.notna().to_numpy()[:, None]
+    rows = np.flatnonzero(keep.ravel())
+    at, of = np.divmod(rows, n_symbols)
+    names = pd.Index(np.asarray(list(frames), dtype=object)[of], dtype=object)
+    panel = pd.MultiIndex.from_arrays([index[at], names], names=["timestamp", "symbol"])
+    features = pd.DataFrame(
+        cube.reshape(bars * n_symbols, n_features)[rows], index=panel, columns=list(FEATURE_NAMES)
+    )
+    del cube
+    if features.empty:
+        raise DataError("no labelled rows: every symbol is shorter than warm-up plus horizon")
+    return TrainingSet(
+        features=features,
+        labels=pd.Series(label.ravel()[rows], index=panel, name="__label").astype(np.int64),
+        label_end_times=ends.iloc[at].set_axis(panel).rename("__end"),
+        forward_returns=pd.Series(fwd.ravel()[rows], index=panel, name="__fwd"),
+    )
+
+
+def _symbol_by_symbol_set(
+    frames: dict[str, pd.DataFrame], horizon: int, cost_threshold: float, method: LabelMethod
+) -> TrainingSet:
     parts = []
-    for symbol in sorted(frames):
-        rows = _symbol_rows(frames[symbol], horizon, cost_threshold, method)
+    for symbol, df in frames.items():
+        rows = _symbol_rows(df, horizon, cost_threshold, method)
         rows.index = pd.MultiIndex.from_arrays(
             [rows.index, pd.Index([symbol] * len(rows), dtype=object)],
             names=["timestamp", "symbol"],
