@@ -172,18 +172,19 @@ def _edge_features(
 
 def wide_features(
     *, high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, volume: pd.DataFrame
-) -> npt.NDArray[np.float64]:
+) -> dict[str, npt.NDArray[np.float64]]:
     """Every feature of many symbols on ONE shared index, in one pass per formula.
 
-    The inputs are ``bars x symbols`` frames (float; same index and columns). Returns an array
-    ``(bars, symbols, len(FEATURE_NAMES))``. Each column is computed exactly as a symbol alone
-    (the same kernels run column by column), without a pandas call per symbol and formula.
+    The inputs are ``bars x symbols`` frames (float; same index and columns). Returns, in
+    :data:`FEATURE_NAMES` order, a ``(bars, symbols)`` array per feature. Each column is computed
+    exactly as a symbol alone (the same kernels run column by column), without a pandas call
+    per symbol and formula.
     """
     cols = _price_features(close)
     cols.update(_bar_features(high, low, close, volume))
     cols.update(_regime_features(close, cols["vol_20"]))
     cols.update(_edge_features(close, cols))
-    return np.stack([cols[name].to_numpy(dtype=float) for name in FEATURE_NAMES], axis=-1)
+    return {name: cols.pop(name).to_numpy(dtype=float) for name in FEATURE_NAMES}
 
 
 def wide_columns(frames: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
@@ -201,11 +202,12 @@ def build_features(df: pd.DataFrame) -> pd.DataFrame:
     """
     validate_ohlcv(df)
     one = {"_": df}
-    cube = wide_features(
+    wide = wide_features(
         high=wide_columns(one, "high"), low=wide_columns(one, "low"),
         close=wide_columns(one, "close"), volume=wide_columns(one, "volume"),
     )
-    return pd.DataFrame(cube[:, 0, :], index=df.index, columns=list(FEATURE_NAMES))
+    values = np.column_stack([wide[name][:, 0] for name in FEATURE_NAMES])
+    return pd.DataFrame(values, index=df.index, columns=list(FEATURE_NAMES))
 
 
 def build_feature_panel(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -193,7 +193,7 @@ def _shared_index_set(frames: dict[str, pd.DataFrame], horizon: int) -> Training
     in, rows in ``(timestamp, symbol)`` order out (the tests check it equals the other path)."""
     for df in frames.values():
         validate_ohlcv(df)
-    cube = wide_features(**{c: wide_columns(frames, c) for c in ("high", "low", "close", "volume")})
+    wide = wide_features(**{c: wide_columns(frames, c) for c in ("high", "low", "close", "volume")})
     index = next(iter(frames.values())).index
     opens = wide_columns(frames, "open")
     log_open = pd.DataFrame(np.log(opens.to_numpy()), index=opens.index, columns=opens.columns)
@@ -201,16 +201,19 @@ def _shared_index_set(frames: dict[str, pd.DataFrame], horizon: int) -> Training
     with np.errstate(invalid="ignore"):
         label = np.where(np.abs(fwd) > ROUND_TRIP_COST_BPS / 1e4, (fwd > 0).astype(float), np.nan)
     ends = index.to_series().shift(-(1 + horizon))
-    bars, n_symbols, n_features = cube.shape
-    keep = ~np.isnan(cube).any(axis=2) & ~np.isnan(label) & ends.notna().to_numpy()[:, None]
+    keep = ~np.isnan(label) & ends.notna().to_numpy()[:, None]
+    for values in wide.values():
+        keep &= ~np.isnan(values)
     rows = np.flatnonzero(keep.ravel())
-    at, of = np.divmod(rows, n_symbols)
+    at, of = np.divmod(rows, len(frames))
     names = pd.Index(np.asarray(list(frames), dtype=object)[of], dtype=object)
     panel = pd.MultiIndex.from_arrays([index[at], names], names=["timestamp", "symbol"])
-    features = pd.DataFrame(
-        cube.reshape(bars * n_symbols, n_features)[rows], index=panel, columns=list(FEATURE_NAMES)
-    )
-    del cube
+    # Filled a feature at a time while the wide arrays are released: the build's peak is the
+    # wide features plus the rows kept, once each.
+    out = np.empty((len(rows), len(FEATURE_NAMES)))
+    for k, name in enumerate(FEATURE_NAMES):
+        out[:, k] = wide.pop(name).ravel()[rows]
+    features = pd.DataFrame(out, index=panel, columns=list(FEATURE_NAMES), copy=False)
     if features.empty:
         raise DataError("no labelled rows: every symbol is shorter than warm-up plus horizon")
     return TrainingSet(
