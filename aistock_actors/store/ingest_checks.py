@@ -102,6 +102,11 @@ def _last_close(store: BarStore, symbol: str) -> float | None:
     return float(values[-1, _CLOSE]) if len(values) else None
 
 
+BULK_ROWS = 64
+"""From this many new bars on (a first ingest, a backfill), :func:`implausible_bars` screens
+them with numpy and checks only the rows it flags one by one."""
+
+
 def implausible_bars(
     timestamps: NDArray[np.int64],
     values: NDArray[np.float64],
@@ -110,6 +115,49 @@ def implausible_bars(
     limits: BarLimits,
 ) -> list[RowProblem]:
     """Up to five reasons why new bars cannot be real (future, impossible, a jump), by row."""
+    if len(rows) < BULK_ROWS:
+        return _row_by_row(timestamps, values, rows, previous_close, limits)
+    problems: list[RowProblem] = []
+    for i in _suspects(timestamps, values, previous_close, limits).tolist():
+        prev = previous_close if i == 0 else float(values[i - 1, _CLOSE])
+        problems += _row_by_row(timestamps[i : i + 1], values[i : i + 1], rows[i : i + 1], prev,
+                                limits)
+        if len(problems) >= 5:
+            break
+    return problems
+
+
+def _suspects(
+    timestamps: NDArray[np.int64],
+    values: NDArray[np.float64],
+    previous_close: float | None,
+    limits: BarLimits,
+) -> NDArray[np.int64]:
+    """Every row that :func:`_row_by_row` could flag (the same comparisons, as arrays; a NaN
+    fails them all), so checking only these rows gives the same problems."""
+    bound = 1.0 + limits.max_relative_jump
+    prev = np.empty(len(values))
+    prev[0] = np.nan if previous_close is None else previous_close
+    prev[1:] = values[:-1, _CLOSE]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bad = (timestamps > limits.not_after_ns) | ~np.isfinite(values).all(axis=1)
+        bad |= (values[:, :_VOLUME].max(axis=1) > MAX_PRICE) | (values[:, _VOLUME] > MAX_VOLUME)
+        for column in (_OPEN, _CLOSE):
+            ratio = values[:, column] / prev
+            jump = ~((1.0 / bound <= ratio) & (ratio <= bound))
+            jump[0] &= previous_close is not None
+            bad |= jump
+    return np.flatnonzero(bad)
+
+
+def _row_by_row(
+    timestamps: NDArray[np.int64],
+    values: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    previous_close: float | None,
+    limits: BarLimits,
+) -> list[RowProblem]:
+    """:func:`implausible_bars`, one row after another."""
     problems: list[RowProblem] = []
     bound = 1.0 + limits.max_relative_jump
     prev = previous_close

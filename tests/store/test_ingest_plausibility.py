@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _support.paper_support import Rig, step_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import BarLimits, ingest_directory
+from aistock_actors.store.ingest_checks import BULK_ROWS, _row_by_row, implausible_bars
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 ROWS = ["2024-01-02,10,11,9,10.5,1000", "2024-01-03,10.5,11,10,10.8,1200"]
@@ -124,3 +128,41 @@ def test_mixed_time_zones_in_one_csv_are_noted(tmp_path: Path) -> None:
     assert [n for n in notes if "mixed time zones" in n] == [
         "AAA.csv: mixed time zones in the timestamp column (Z, -05:00); each is converted to "
         "UTC, so two bars may fall on one date: check the source"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(BULK_ROWS, 150),
+    seed=st.integers(0, 10_000),
+    previous=st.sampled_from([None, 10.0, 0.5, float("nan")]),
+    planted=st.lists(st.tuples(st.integers(0, 149), st.sampled_from(
+        ["future", "nan", "huge_price", "huge_volume", "jump_up", "jump_down", "inf"])),
+        max_size=12),
+)
+def test_a_bulk_ingest_flags_exactly_the_rows_the_row_by_row_check_does(
+    n: int, seed: int, previous: float | None, planted: list[tuple[int, str]]
+) -> None:
+    """#18: a first ingest (>= BULK_ROWS new bars) screens the rows with numpy and checks the
+    flagged ones one by one: the same (at most five) problems, reasons and rows as checking
+    every row in turn."""
+    rng = np.random.default_rng(seed)
+    close = 10.0 * np.exp(np.cumsum(rng.normal(0.0, 0.3, n)))  # jumps happen on their own too
+    values = np.column_stack([close, close * 1.01, close * 0.99, close, rng.uniform(1, 1e4, n)])
+    timestamps = np.arange(n, dtype=np.int64) * 86_400 * 10**9 + NOW - n * 86_400 * 10**9
+    for row, kind in planted:
+        if row >= n:
+            continue
+        if kind == "future":
+            timestamps[row] = NOW + 10**12
+        elif kind in ("nan", "inf"):
+            values[row, rng.integers(0, 5)] = np.nan if kind == "nan" else np.inf
+        elif kind == "huge_price":
+            values[row, :4] = 2e7
+        elif kind == "huge_volume":
+            values[row, 4] = 1e14
+        else:
+            values[row, [0, 3]] *= 9.0 if kind == "jump_up" else 1 / 9.0
+    rows = np.arange(2, n + 2, dtype=np.int64)
+    limits = BarLimits(not_after_ns=NOW, max_relative_jump=3.0)
+    assert implausible_bars(timestamps, values, rows, previous, limits) == _row_by_row(
+        timestamps, values, rows, previous, limits)
