@@ -79,15 +79,25 @@ def zone_column(header: bytes) -> int | None:
         return None
 
 
+def _stamp(line: str, column: int) -> str:
+    fields = line.split(",")
+    return fields[column].strip() if len(fields) > column else ""
+
+
 def body_zones(body: bytes, column: int, seen: list[str] | None = None) -> list[str]:
     """:func:`time_zones` of data lines ``body`` whose timestamp is field ``column``, added to
     ``seen`` (in order of first appearance)."""
     seen = [] if seen is None else seen
-    for line in body.decode("utf-8", "replace").splitlines():
-        fields = line.split(",")
-        if len(fields) <= column or not fields[column].strip():
+    text = body.decode("utf-8", "replace")
+    if "T" not in text and " " not in text:  # dates only (daily bars): every stamp is naive
+        if "naive" not in seen and any(_stamp(line, column) for line in text.splitlines()):
+            seen.append("naive")
+        return seen
+    for line in text.splitlines():
+        raw = _stamp(line, column)
+        if not raw:
             continue
-        stamp = fields[column].strip().strip('"')
+        stamp = raw.strip('"')
         match = _ZONE.search(stamp) if "T" in stamp or " " in stamp else None
         zone = match.group(1) if match else "naive"
         if zone not in seen:

@@ -4,6 +4,7 @@ shrunk CSV is noted; the rejected symbol keeps its bars and the rest ingest."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,12 @@ from hypothesis import strategies as st
 from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.store.bars import BarStore
 from aistock_actors.store.ingest import BarLimits, ingest_directory
-from aistock_actors.store.ingest_checks import BULK_ROWS, _row_by_row, implausible_bars
+from aistock_actors.store.ingest_checks import (
+    BULK_ROWS,
+    _row_by_row,
+    body_zones,
+    implausible_bars,
+)
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 ROWS = ["2024-01-02,10,11,9,10.5,1000", "2024-01-03,10.5,11,10,10.8,1200"]
@@ -166,3 +172,33 @@ def test_a_bulk_ingest_flags_exactly_the_rows_the_row_by_row_check_does(
     limits = BarLimits(not_after_ns=NOW, max_relative_jump=3.0)
     assert implausible_bars(timestamps, values, rows, previous, limits) == _row_by_row(
         timestamps, values, rows, previous, limits)
+
+
+def _zones_one_line_at_a_time(body: bytes, column: int) -> list[str]:
+    """The rule as written before #18's fast path: every line split, stripped and matched."""
+    seen: list[str] = []
+    for line in body.decode("utf-8", "replace").splitlines():
+        fields = line.split(",")
+        if len(fields) <= column or not fields[column].strip():
+            continue
+        stamp = fields[column].strip().strip('"')
+        match = re.search(r"(Z|[+-]\d\d:?\d\d)$", stamp) if "T" in stamp or " " in stamp else None
+        zone = match.group(1) if match else "naive"
+        if zone not in seen:
+            seen.append(zone)
+    return seen
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lines=st.lists(st.one_of(
+        st.sampled_from(["2024-01-02", "2024-01-02T10:00:00Z", "2024-01-02 10:00:00+02:00",
+                         "2024-01-02T10:00:00-0500", '"2024-01-03"', "", "  ", '""']),
+        st.text(alphabet="0123456789-:TZ+ ", max_size=12)), max_size=30),
+    column=st.integers(0, 2),
+)
+def test_time_zones_of_a_body_are_the_line_by_line_rule(lines: list[str], column: int) -> None:
+    """#18: a body of dates only (no ``T``, no space) takes a shortcut; every body gives the
+    zones of the line-by-line rule, in order of first appearance."""
+    body = "".join(",".join(["x"] * column + [stamp, "1", "2"]) + "\n" for stamp in lines)
+    assert body_zones(body.encode(), column) == _zones_one_line_at_a_time(body.encode(), column)
