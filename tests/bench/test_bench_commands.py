@@ -59,6 +59,12 @@ EXPECTED: dict[str, list[str]] = {
         r"^\| soak cycles \(ok / failed / degraded / halted\+aborted\) +\| 6 ",
         r"^all checks passed$",
     ],
+    "bench/bench_daemon_cycle.py": [
+        r"^  N=4 cycle 1: CPU [\d.]+ s, wall [\d.]+ s, outcome succeeded \| ingest=[\d.]+ "
+        r"train=[\d.]+ backtest=[\d.]+ ",
+        r"^\| N \| cycles \| CPU s \(median, range\) \| wall s \(median\) \| ",
+        r"^\| 4 \| 1 \| [\d.]+ \([\d.]+-[\d.]+\) \| ",
+    ],
     "bench/bench_cycle.py": [
         r"^N=4: generated 4 x 300 bars",
         r"^  run 1: wall [\d.]+s cpu [\d.]+s outcome=succeeded ",
