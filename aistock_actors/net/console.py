@@ -114,7 +114,7 @@ class Console:
         store = PaperStore(self.loaded.state_dir, None, 0.0)
         if not store.ledger_path.exists():
             return []
-        curve = store.load_ledger().equity_curve
+        curve = store.equity.curve_since(0, store.load_ledger())  # archived points too (#18)
         step = max(1, -(-len(curve) // MAX_CURVE_POINTS))
         thinned = list(curve[::step])
         if curve and thinned[-1] != curve[-1]:
