@@ -11,6 +11,9 @@ from pathlib import Path
 import msgspec
 import pytest
 from _support.curve_reference import old_drawdown, old_model_returns, same
+from _support.fault_harness import check_state
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aistock_actors.core.trading.curve import (
     CURVE_BATCH,
@@ -167,3 +170,35 @@ def test_deleted_archive_files_raise_an_error_alert_and_archiving_goes_on(tmp_pa
                for p in list_alerts(tmp_path / "alerts", "error"))
     whole = later.equity.curve_since(0, state)  # what is left: the gap is not papered over
     assert whole == days(CURVE_BATCH + 1, n)
+    problems = check_state(tmp_path).problems  # the kill loops' invariant sees the gap too
+    assert f"equity archive: holds {CURVE_BATCH + 1} of the ledger's {2 * (CURVE_BATCH + 1)} " \
+        "archived points" in problems
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.integers(1, 40), min_size=1, max_size=5), cut=st.integers(0, 4_000),
+       data=st.data())
+def test_an_archive_killed_mid_append_stays_loadable_and_loses_or_doubles_nothing(
+    tmp_path_factory: pytest.TempPathFactory, batches: list[int], cut: int, data: st.DataObject
+) -> None:
+    """A kill at any byte of the newest file's last append: every complete line still reads, and
+    the move repeated on restart (the ledger still held the points) writes each point once."""
+    root = tmp_path_factory.mktemp("eq") / "equity"
+    points = days(0, sum(batches))
+    done = 0
+    for size in batches[:-1]:
+        EquityArchive(root).append(points[done : done + size], done)
+        done += size
+    archive = EquityArchive(root)
+    before = {p.name: p.stat().st_size for p in archive.files()}
+    archive.append(points[done:], done)  # the last move, then killed somewhere in its bytes
+    newest = archive.files()[-1]  # the move writes its months in order: the last one is torn
+    raw, start = newest.read_bytes(), before.get(newest.name, 0)
+    newest.write_bytes(raw[: max(len(raw) - cut, start)])
+    survived = EquityArchive(root).read()  # loadable: never raises on a torn tail
+    assert [r.seq for r in survived] == list(range(len(survived)))
+    restart_from = data.draw(st.integers(0, done), label="ledger's curve_archived")
+    again = EquityArchive(root)
+    again.append(points[restart_from:], restart_from)
+    assert EquityArchive(root).points() == points
