@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from _support.curve_reference import daily_points as days
 from _support.curve_reference import old_drawdown, old_model_returns, same
 from _support.fault_harness import check_state
 from hypothesis import HealthCheck, given, settings
@@ -42,15 +43,6 @@ def install(fixture: str, store: PaperStore) -> LedgerState:
     """Copy a fixture's files into ``state/paper``; the ledger as that format wrote it."""
     shutil.copytree(FIXTURES / fixture, store.root, dirs_exist_ok=True)
     return msgspec.json.decode((store.root / "ledger.json").read_bytes(), type=LedgerState)
-
-
-def days(first: int, count: int) -> list[tuple[str, float]]:
-    """``count`` daily points from day ``first`` after 2000-01-01 (months change every ~30)."""
-    import datetime as dt
-
-    start = dt.date(2000, 1, 1)
-    return [((start + dt.timedelta(days=first + i)).isoformat(), 1e5 + math.sin(first + i) * 1e3)
-            for i in range(count)]
 
 
 def grown(state: LedgerState, points: list[tuple[str, float]]) -> LedgerState:
