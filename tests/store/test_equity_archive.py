@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 from _support.curve_reference import daily_points as days
 from _support.curve_reference import old_drawdown, old_model_returns, same
+from _support.docs_support import documented
 from _support.fault_harness import check_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,6 +35,8 @@ from aistock_actors.store.ledger import PaperStore
 from aistock_actors.store.paper_status import paper_status
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+JQ_STAND_IN = REPO / "tests" / "_support" / "docs_support.py"
 
 
 def store_at(tmp_path: Path) -> PaperStore:
@@ -108,6 +113,11 @@ def test_points_move_in_batches_and_the_documented_jq_line_gives_the_whole_curve
     # cat state/paper/equity/*.jsonl | jq -s 'unique_by(.seq) | map([.timestamp, .equity])'
     by_seq = {r["seq"]: (r["timestamp"], r["equity"]) for r in records}
     assert [by_seq[k] for k in sorted(by_seq)] + state.equity_curve == days(0, 3_000)
+    command = next(c for c in documented(REPO) if c.startswith("cat state/paper/equity/"))
+    jq = [] if shutil.which("jq") else [f'jq() {{ "{sys.executable}" "{JQ_STAND_IN}" "$@"; }}; ']
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", "".join([*jq, command])],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True)
+    assert [tuple(p) for p in json.loads(done.stdout)] == days(0, 750)  # the README's jq line
     assert store.equity.curve_since(2_990, state) == days(2_990, 10)
     assert store.equity.curve_tail(2_500, state) == days(500, 2_500)
     assert FillJournal(store.journal.path).rebuild() == state
