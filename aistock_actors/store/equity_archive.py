@@ -48,7 +48,7 @@ class EquityArchive(MonthlyArchive[ArchivedPoint]):
 
     def points(self, first: int = 0, end: int | None = None) -> list[tuple[str, float]]:
         """The archived points numbered ``first`` up to (not including) ``end``, oldest first."""
-        return [(r.timestamp, r.equity) for r in self.read()
+        return [(r.timestamp, r.equity) for r in self.read(first)
                 if r.seq >= first and (end is None or r.seq < end)]
 
     def curve_since(self, first: int, ledger: LedgerState) -> list[tuple[str, float]]:

@@ -151,14 +151,17 @@ class MonthlyArchive(Generic[R]):
         if created:
             fsync_dir(path.parent)
 
-    def read(self) -> list[R]:
+    def read(self, since: int = 0) -> list[R]:
         """Every archived record once (by ``seq``), oldest first; :class:`StateError` naming a
-        damaged line."""
+        damaged line. ``since``: the records numbered ``since`` and later are all there, the
+        month files older than the one holding ``since`` are not read."""
         by_seq: dict[int, R] = {}
-        for path in self.files():
-            for number, line in enumerate(_lines(path), start=1):
-                record = self._decode(path, number, line)
-                by_seq[record.seq] = record
+        for path in reversed(self.files()):
+            records = [self._decode(path, n, line) for n, line in enumerate(_lines(path), 1)]
+            by_seq.update((r.seq, r) for r in records if r.seq not in by_seq)
+            if since and path.name != "undated.jsonl" and min(
+                    (r.seq for r in records), default=since + 1) <= since:
+                break
         return [by_seq[seq] for seq in sorted(by_seq)]
 
 

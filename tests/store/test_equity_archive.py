@@ -121,6 +121,11 @@ def test_points_move_in_batches_and_the_documented_jq_line_gives_the_whole_curve
     assert store.equity.curve_since(2_990, state) == days(2_990, 10)
     assert store.equity.curve_tail(2_500, state) == days(500, 2_500)
     assert FillJournal(store.journal.path).rebuild() == state
+    oldest = store.equity.files()[0]  # a tail read opens only the months it needs
+    oldest.write_bytes(b"garbage\n" + oldest.read_bytes())
+    assert store.equity.curve_tail(2_500, state) == days(500, 2_500)
+    with pytest.raises(StateError, match=rf"{oldest.name}: line 1 is damaged"):
+        store.equity.curve_since(0, state)
 
 
 def test_a_crash_between_archive_and_ledger_write_archives_nothing_twice(tmp_path: Path) -> None:
