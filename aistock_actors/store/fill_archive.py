@@ -1,4 +1,5 @@
-"""The paper account's archived fills (#18): append-only monthly files under ``state/paper/fills``.
+"""The paper account's archived fills (#18): append-only monthly files under ``state/paper/fills``
+(:class:`MonthlyArchive`, the files' mechanics, serves the equity points' archive too).
 
 ``state/paper/fills/YYYY-MM.jsonl`` holds one :class:`ArchivedFill` per line (the fill's fields
 plus ``seq``, its number in the account's life), oldest first, by the month of the fill's bar

@@ -25,7 +25,12 @@ from aistock_actors.core.trading.curve import (
     model_record,
     model_returns,
 )
-from aistock_actors.core.trading.ledger import LedgerState, current_drawdown, reconcile
+from aistock_actors.core.trading.ledger import (
+    LedgerState,
+    current_drawdown,
+    performance_snapshot,
+    reconcile,
+)
 from aistock_actors.errors import StateError
 from aistock_actors.store.alerts import AlertSink, list_alerts
 from aistock_actors.store.equity_archive import EquityArchive
@@ -120,6 +125,10 @@ def test_points_move_in_batches_and_the_documented_jq_line_gives_the_whole_curve
     assert [tuple(p) for p in json.loads(done.stdout)] == days(0, 750)  # the README's jq line
     assert store.equity.curve_since(2_990, state) == days(2_990, 10)
     assert store.equity.curve_tail(2_500, state) == days(500, 2_500)
+    whole = msgspec.structs.replace(state, equity_curve=days(0, 3_000), curve_archived=0)
+    # the risk governor's window reaching past the ledger's (risk.performance_window 2,400)
+    assert performance_snapshot(state, 2_400, curve=store.equity.curve_tail(2_401, state)) == (
+        performance_snapshot(whole, 2_400))
     assert FillJournal(store.journal.path).rebuild() == state
     oldest = store.equity.files()[0]  # a tail read opens only the months it needs
     oldest.write_bytes(b"garbage\n" + oldest.read_bytes())
