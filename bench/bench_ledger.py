@@ -1,7 +1,7 @@
 """A long-lived paper account's trade step stays flat (#18): ledger size and trade-step time.
 
     .venv/bin/python bench/bench_ledger.py [--cycles 150] [--symbols 5] [--past-fills 20000]
-        [--window 15] [--workdir DIR]
+        [--window 15] [--curve-bars 20000] [--curve-only] [--workdir DIR]
 
 Runs trading cycles (ingest, risk, trade: the production specs of ``tests/_support``'s paper
 rig, a real trained model, one new bar per cycle) on three accounts, one after the other in one
@@ -13,6 +13,13 @@ it prints the account's fills, the sizes of ``ledger.json``, ``journal.jsonl`` a
 ``fills/``, and the median trade-step time of the ``--window`` cycles before; then the ratios
 ``history`` / ``fresh`` at the last checkpoint against the target (trade step within 2x) and
 the ``history`` ledger's size at the last checkpoint / the first (flat: within 2x).
+
+Then the equity curve (``--curve-bars``, 0 to skip): ``PaperStore.save_ledger`` once per bar, one
+equity point more each time (what a trade step saves), syncing off as in a replay, ``bounded``
+(the window) and ``unbounded`` (``split_curve`` patched to keep every point, as before #18): at
+checkpoints the ledger's and ``equity/``'s sizes and the median save time of the last 50 saves;
+then the ``bounded`` ledger's size and save time at the last checkpoint / the one at
+``RECENT_POINTS + CURVE_BATCH`` bars (flat: within 1.25x and 2x).
 """
 
 from __future__ import annotations
@@ -45,14 +52,19 @@ import aistock_actors.core.trading.cycle as cycle_module  # noqa: E402
 import aistock_actors.store.ledger as ledger_module  # noqa: E402
 from aistock_actors.config import load_config  # noqa: E402
 from aistock_actors.core.data.sample_data import write_universe_csvs  # noqa: E402
+from aistock_actors.core.trading.curve import CURVE_BATCH, RECENT_POINTS  # noqa: E402
 from aistock_actors.core.trading.history import fill_count  # noqa: E402
 from aistock_actors.core.trading.ledger import Fill, LedgerState  # noqa: E402
 from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
+from aistock_actors.store.atomic import sync_to_disk  # noqa: E402
 from aistock_actors.store.ledger import PaperStore  # noqa: E402
 
 TRADE_RATIO_TARGET = 2.0
 LEDGER_GROWTH_TARGET = 2.0
+CURVE_SIZE_TARGET = 1.25
+CURVE_SAVE_TARGET = 2.0
 START_BARS = 150
+SAVES_MEDIAN = 50
 
 
 @dataclass
@@ -133,6 +145,69 @@ def run_account(work: Path, mode: str, args: argparse.Namespace, marks: list[int
     return rows
 
 
+@dataclass
+class CurveRow:
+    bars: int
+    ledger: int
+    archive: int
+    save_ms: float
+
+
+def curve_saves(work: Path, bars: int, marks: list[int], *, keep_all: bool) -> list[CurveRow]:
+    """One ledger save per bar, one equity point more each (``keep_all``: no window)."""
+    import datetime as dt
+
+    real = ledger_module.split_curve
+    if keep_all:
+        ledger_module.split_curve = lambda state, **_: (state, [])  # type: ignore[assignment,misc]
+    store = PaperStore(work / "state", None, 100_000.0)
+    state = store.open_ledger()
+    day0, times, rows = dt.date(1950, 1, 1), [], []
+    sync_to_disk(False)
+    try:
+        for bar in range(1, bars + 1):
+            stamp = (day0 + dt.timedelta(days=bar)).isoformat()
+            point = (stamp, 100_000.0 + (bar * 7919 % 2003) - 1000.0)
+            state = msgspec.structs.replace(state, equity_curve=[*state.equity_curve, point],
+                                            as_of=stamp, updated_at=stamp)
+            start = time.perf_counter()
+            state = store.save_ledger(state)
+            times.append(time.perf_counter() - start)
+            if bar in marks:
+                rows.append(CurveRow(bar, size(store.ledger_path), size(store.equity.root),
+                                     statistics.median(times[-SAVES_MEDIAN:]) * 1000))
+    finally:
+        sync_to_disk(True)
+        ledger_module.split_curve = real  # type: ignore[assignment]
+    return rows
+
+
+def report_curve(work: Path, bars: int) -> None:
+    """The equity-curve part: print its table and verdicts."""
+    first = min(RECENT_POINTS + CURVE_BATCH, bars)
+    step = max(1, bars // 8)
+    marks = sorted({first, *range(step, bars + 1, step), bars})
+    wall0 = time.monotonic()
+    results = {mode: curve_saves(work / f"curve-{mode}", bars, marks, keep_all=mode != "bounded")
+               for mode in ("bounded", "unbounded")}
+    print(f"\nequity curve: {bars:,} saves, one point more each (wall "
+          f"{time.monotonic() - wall0:.1f} s)")
+    print("| curve | bars | ledger kB | equity/ kB | save ms (median of 50) |")
+    print("|---|---:|---:|---:|---:|")
+    for mode, rows in results.items():
+        for r in rows:
+            print(f"| {mode} | {r.bars:,} | {r.ledger / 1024:.1f} | {r.archive / 1024:.1f} | "
+                  f"{r.save_ms:.2f} |")
+    at = {r.bars: r for r in results["bounded"]}
+    start, end, before = at[first], results["bounded"][-1], results["unbounded"][-1]
+    grew, slowed = end.ledger / start.ledger, end.save_ms / start.save_ms
+    verdict = "PASS" if grew <= CURVE_SIZE_TARGET and slowed <= CURVE_SAVE_TARGET else "MISS"
+    print(f"ledger.json at bar {end.bars:,} / bar {first:,} = {grew:.2f}x (target <= "
+          f"{CURVE_SIZE_TARGET:g}x), save {slowed:.2f}x (target <= {CURVE_SAVE_TARGET:g}x) -> "
+          f"{verdict}; unbounded: {before.ledger / 1024:.0f} kB, {before.save_ms:.1f} ms "
+          f"({before.save_ms / end.save_ms:.1f}x the bounded save)")
+
+
 def unbounded() -> None:
     """Turn the window off in this process: every fill and applied id stays in the ledger."""
     ledger_module.split_history = lambda state, keep_closing=0, **_: (state, [])  # type: ignore[assignment,misc]
@@ -145,15 +220,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=5)
     parser.add_argument("--past-fills", type=int, default=20_000)
     parser.add_argument("--window", type=int, default=15)
+    parser.add_argument("--curve-bars", type=int, default=20_000)
+    parser.add_argument("--curve-only", action="store_true", help="only the equity-curve part")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true",
-                        help="6 cycles, 4 symbols, 2,000 past fills (overrides the size flags): "
-                        "the bench still runs (tests/bench/test_bench_commands.py)")
+                        help="6 cycles, 4 symbols, 2,000 past fills, 2,600 curve bars "
+                        "(overrides the size flags): the bench still runs "
+                        "(tests/bench/test_bench_commands.py)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.cycles, args.symbols, args.past_fills, args.window = 6, 4, 2_000, 2
+        args.curve_bars = RECENT_POINTS + CURVE_BATCH + 100
     logging.basicConfig(level=logging.CRITICAL + 1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ledger-"))
+    if args.curve_only:
+        report_curve(work, args.curve_bars)
+        return 0
     print(f"{args.cycles} trading cycles on {args.symbols} symbols, {args.past_fills:,} past "
           f"fills, in {work}")
     step = max(1, args.cycles // 10)
@@ -186,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ledger.json cycle {history.cycle} / cycle {first.cycle} = {growth:.2f}x "
           f"(target <= {LEDGER_GROWTH_TARGET:g}x) -> {verdict}; unbounded: "
           f"{before.ledger / 1024:.0f} kB")
+    if args.curve_bars > 0:
+        report_curve(work, args.curve_bars)
     return 0
 
 

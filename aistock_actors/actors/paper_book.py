@@ -14,7 +14,8 @@ import msgspec
 
 from aistock_actors.actors.base import ActorContext
 from aistock_actors.core.trading.costs import CostModel, record_fill
-from aistock_actors.core.trading.cycle import Drawdown, flatten_bars, model_returns, new_bars
+from aistock_actors.core.trading.curve import model_returns, model_started
+from aistock_actors.core.trading.cycle import Drawdown, flatten_bars, new_bars
 from aistock_actors.core.trading.execution import execute_orders
 from aistock_actors.core.trading.history import fill_count
 from aistock_actors.core.trading.ledger import (
@@ -106,10 +107,10 @@ class PaperBook:
         state = self.store.save_ledger(state)  # the fills beyond the window go to the archive
         self.ledger = state
         self.catch_up_costs()
-        if state.model_id and state.equity_curve:
-            since = state.equity_curve[min(state.model_since, len(state.equity_curve) - 1)][0]
+        if state.model_id and state.equity_curve:  # bounded: older returns folded (#18)
             self.store.save_performance(
-                PaperPerformance(model_id=state.model_id, returns=model_returns(state), since=since)
+                PaperPerformance(model_id=state.model_id, returns=model_returns(state),
+                                 since=model_started(state), earlier=state.model_archived)
             )
 
     def catch_up_costs(self) -> None:

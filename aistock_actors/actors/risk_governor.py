@@ -105,7 +105,9 @@ class RiskGovernor(SupervisedActor):
         """One risk step: govern, allocate, persist, audit, reply."""
         cfg = self.ctx.config.config
         ledger = self._ledger()
-        perf = performance_snapshot(ledger, cfg.risk.performance_window)
+        window = cfg.risk.performance_window  # older points from the archive when needed (#18)
+        perf = performance_snapshot(ledger, window,
+                                    curve=self.paper.equity.curve_tail(window + 1, ledger))
         evidence = ledger.equity_curve[-1][0] if ledger.equity_curve else ""
         decisions = read_decisions(self.state_dir)
         governed = govern(

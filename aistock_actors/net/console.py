@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -32,11 +33,12 @@ import msgspec
 from aiohttp import web
 
 from aistock_actors.config import LoadedConfig
-from aistock_actors.errors import HaltedError, ModelIntegrityError
+from aistock_actors.errors import HaltedError, ModelIntegrityError, StateError
 from aistock_actors.runtime.clock import Clock
 
 MAX_BODY_BYTES = 4096
 """Largest control request body accepted (413 beyond)."""
+log = logging.getLogger(__name__)
 MAX_CURVE_POINTS = 400
 """The equity curve sent to the page is thinned to at most this many points."""
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.:@+\-]{1,200}")
@@ -114,7 +116,12 @@ class Console:
         store = PaperStore(self.loaded.state_dir, None, 0.0)
         if not store.ledger_path.exists():
             return []
-        curve = store.load_ledger().equity_curve
+        ledger = store.load_ledger()
+        try:
+            curve = store.equity.curve_since(0, ledger)  # archived points too (#18)
+        except StateError as exc:  # a damaged archive file: the ledger's window, and say so
+            log.warning("console chart: %s; showing the ledger's newest points only", exc)
+            curve = list(ledger.equity_curve)
         step = max(1, -(-len(curve) // MAX_CURVE_POINTS))
         thinned = list(curve[::step])
         if curve and thinned[-1] != curve[-1]:

@@ -275,7 +275,7 @@ def collect_summary(
     steps = window_of(state, window).steps[: state.steps_done]
     if paper.ledger_path.exists():
         ledger = paper.load_ledger()
-        curve = [(_ns(t), v) for t, v in ledger.equity_curve]
+        curve = [(_ns(t), v) for t, v in paper.equity.curve_since(0, ledger)]  # whole (#18)
         fills = [(f.quantity, f.price, f.reference_price, f.commission)
                  for f in paper.fills_since(0, ledger)]  # the archived fills too (#18)
         account = accounts.paper_account(curve, ledger.initial_cash, fills)

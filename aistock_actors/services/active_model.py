@@ -350,7 +350,8 @@ class ActiveModelKeeper:
             expected = expected_from_backtest(active.model_id, total_return, int(bars))
         except (TypeError, ValueError):
             return False
-        live = LivePerformance(model_id=active.model_id, bar_returns=list(performance.returns))
+        live = LivePerformance(model_id=active.model_id, bar_returns=list(performance.returns),
+                               earlier=performance.earlier)
         verdict = should_rollback(expected, live, threshold_pct, exposure_scale=exposure_scale)
         if verdict.reason == "invalid_live_returns":
             self.alerts.raise_alert("warning", "paper_performance_invalid",

@@ -1,4 +1,5 @@
-"""The paper account's archived fills (#18): append-only monthly files under ``state/paper/fills``.
+"""The paper account's archived fills (#18): append-only monthly files under ``state/paper/fills``
+(:class:`MonthlyArchive`, the files' mechanics, serves the equity points' archive too).
 
 ``state/paper/fills/YYYY-MM.jsonl`` holds one :class:`ArchivedFill` per line (the fill's fields
 plus ``seq``, its number in the account's life), oldest first, by the month of the fill's bar
@@ -20,6 +21,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -67,52 +69,67 @@ def _last_line(path: Path, tail: int = 65_536) -> bytes:
     return data[begin:end]
 
 
-def _decode(path: Path, number: int, line: bytes) -> ArchivedFill:
-    try:
-        return msgspec.json.decode(line, type=ArchivedFill)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        where = f"line {number}" if number else "the last line"
-        raise StateError(f"{path}: {where} is damaged: {exc}") from exc
+class Numbered(Protocol):
+    """An archived record: its number in the account's life and its bar's timestamp."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def timestamp(self) -> str: ...
 
 
-class FillArchive:
-    """Reads and appends the files of ``state/paper/fills`` (one writer: the PaperTrader)."""
+R = TypeVar("R", bound=Numbered)
+
+
+class MonthlyArchive(Generic[R]):
+    """Append-only monthly ``*.jsonl`` files of numbered records (one writer); the fills' and the
+    equity points' archives (``store/equity_archive.py``) are two of them."""
+
+    record_type: type[R]
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._mark: int | None = None
-        """Newest archived ``seq`` + 1 (how many fills the archive holds), cached."""
+        """Newest archived ``seq`` + 1 (how many records the archive holds), cached."""
+
+    def _decode(self, path: Path, number: int, line: bytes) -> R:
+        try:
+            return msgspec.json.decode(line, type=self.record_type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            where = f"line {number}" if number else "the last line"
+            raise StateError(f"{path}: {where} is damaged: {exc}") from exc
 
     def files(self) -> list[Path]:
         """The archive files, by name (so by month)."""
         return sorted(self.root.glob("*.jsonl")) if self.root.is_dir() else []
 
     def high_water(self) -> int:
-        """How many fills are archived: the newest ``seq`` on disk plus one (0 when empty); reads
-        only the tail of each file."""
+        """How many records are archived: the newest ``seq`` on disk plus one (0 when empty);
+        reads only the tail of each file."""
         if self._mark is None:
             mark = 0
             for path in self.files():
                 line = _last_line(path)
                 if line:
-                    mark = max(mark, _decode(path, 0, line).seq + 1)
+                    mark = max(mark, self._decode(path, 0, line).seq + 1)
             self._mark = mark
         return self._mark
 
-    def append(self, fills: Iterable[Fill], first_seq: int) -> int:
-        """Archive ``fills`` numbered from ``first_seq``, skipping those already archived (a move
+    def append_records(self, records: Iterable[R]) -> int:
+        """Archive ``records`` (numbered in order), skipping those already archived (a move
         repeated after a crash); fsynced unless the process turned syncing off. How many were
-        written. (A gap before ``first_seq``, archive files deleted by hand, is the caller's to
+        written. (A gap before the first, archive files deleted by hand, is the caller's to
         report: :meth:`high_water` says where the archive ends.)"""
         mark = self.high_water()
         by_file: dict[str, list[bytes]] = {}
         written = 0
-        for seq, fill in enumerate(fills, start=first_seq):
-            if seq < mark:
+        for record in records:
+            if record.seq < mark:
                 continue
-            record = ArchivedFill(**msgspec.structs.asdict(fill), seq=seq)
-            by_file.setdefault(month_name(fill.timestamp), []).append(msgspec.json.encode(record))
-            mark = seq + 1
+            by_file.setdefault(month_name(record.timestamp), []).append(
+                msgspec.json.encode(record))
+            mark = record.seq + 1
             written += 1
         for name, lines in by_file.items():
             self._append_lines(self.root / name, lines)
@@ -135,15 +152,31 @@ class FillArchive:
         if created:
             fsync_dir(path.parent)
 
-    def read(self) -> list[ArchivedFill]:
-        """Every archived fill once (by ``seq``), oldest first; :class:`StateError` naming a
-        damaged line."""
-        by_seq: dict[int, ArchivedFill] = {}
-        for path in self.files():
-            for number, line in enumerate(_lines(path), start=1):
-                record = _decode(path, number, line)
-                by_seq[record.seq] = record
+    def read(self, since: int = 0) -> list[R]:
+        """Every archived record once (by ``seq``), oldest first; :class:`StateError` naming a
+        damaged line. ``since``: the records numbered ``since`` and later are all there, the
+        month files older than the one holding ``since`` are not read."""
+        by_seq: dict[int, R] = {}
+        for path in reversed(self.files()):
+            records = [self._decode(path, n, line) for n, line in enumerate(_lines(path), 1)]
+            by_seq.update((r.seq, r) for r in records if r.seq not in by_seq)
+            if since and path.name != "undated.jsonl" and min(
+                    (r.seq for r in records), default=since + 1) <= since:
+                break
         return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+class FillArchive(MonthlyArchive[ArchivedFill]):
+    """Reads and appends the files of ``state/paper/fills`` (one writer: the PaperTrader)."""
+
+    record_type = ArchivedFill
+
+    def append(self, fills: Iterable[Fill], first_seq: int) -> int:
+        """Archive ``fills`` numbered from ``first_seq`` (:meth:`append_records`)."""
+        return self.append_records(
+            ArchivedFill(**msgspec.structs.asdict(fill), seq=seq)
+            for seq, fill in enumerate(fills, start=first_seq)
+        )
 
 
 def plain_fill(record: ArchivedFill) -> Fill:

@@ -5,7 +5,8 @@ the ledger is rebuilt when both ``ledger.json`` and its ``.bak`` are gone or unr
 written and fsynced BEFORE the ledger file is replaced (a write-ahead log). An entry carries the
 account's small fields in full (cash, positions, open orders, scalars) and, for the growing lists
 (fills, applied ids, equity curve), the length of the prefix kept plus the new tail (for the
-fills, after dropping the ones moved to the archive, ``fills_drop``). Replaying every entry
+fills and the equity points, after dropping the ones moved to their archives, ``fills_drop`` and
+``curve_drop``). Replaying every entry
 therefore reproduces the saved ledger exactly; a crash between the journal append and the ledger
 write leaves the journal one write ahead, which :meth:`FillJournal.sync` closes at the next
 start. A torn last line (a crash mid-append) is ignored; a damaged earlier line makes the journal
@@ -27,7 +28,15 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from aistock_actors.core.trading.orders import Fill, HistoryBase, LedgerState, Order, Position
+from aistock_actors.core.trading.orders import (
+    DrawdownMark,
+    Fill,
+    HistoryBase,
+    LedgerState,
+    Order,
+    Position,
+    ReturnsRecord,
+)
 from aistock_actors.errors import StateError
 from aistock_actors.store.atomic import atomic_write_bytes, complete_lines, fsync_dir, syncing
 
@@ -67,6 +76,11 @@ class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
     """Fills dropped from the front of the previous list (moved to the archive) before keeping."""
     fills_archived: int = 0
     history_base: HistoryBase | None = None
+    curve_drop: int = 0
+    """Equity points dropped from the front of the previous curve (moved to the archive, #18)."""
+    curve_archived: int = 0
+    model_archived: ReturnsRecord | None = None
+    drawdown_archived: DrawdownMark | None = None
 
 
 def _common_prefix(old: list[Any], new: list[Any]) -> int:
@@ -85,7 +99,9 @@ def entry_for(previous: LedgerState | None, state: LedgerState, seq: int) -> Jou
     drop = min(drop, len(previous.fills)) if previous else 0
     old_fills = list(previous.fills[drop:]) if previous else []
     old_applied = list(previous.applied_order_ids) if previous else []
-    old_curve = list(previous.equity_curve) if previous else []
+    cdrop = max(state.curve_archived - previous.curve_archived, 0) if previous else 0
+    cdrop = min(cdrop, len(previous.equity_curve)) if previous else 0
+    old_curve = list(previous.equity_curve[cdrop:]) if previous else []
     fk = _common_prefix(old_fills, list(state.fills))
     ak = _common_prefix(old_applied, list(state.applied_order_ids))
     ck = _common_prefix(old_curve, list(state.equity_curve))
@@ -113,6 +129,10 @@ def entry_for(previous: LedgerState | None, state: LedgerState, seq: int) -> Jou
         fills_drop=drop,
         fills_archived=state.fills_archived,
         history_base=state.history_base,
+        curve_drop=cdrop,
+        curve_archived=state.curve_archived,
+        model_archived=state.model_archived,
+        drawdown_archived=state.drawdown_archived,
     )
 
 
@@ -120,7 +140,7 @@ def apply_entry(previous: LedgerState | None, entry: JournalEntry) -> LedgerStat
     """Replay one entry on top of ``previous``; :class:`StateError` if it does not fit."""
     fills = list(previous.fills[entry.fills_drop :]) if previous else []
     applied = list(previous.applied_order_ids) if previous else []
-    curve = list(previous.equity_curve) if previous else []
+    curve = list(previous.equity_curve[entry.curve_drop :]) if previous else []
     if entry.fills_keep > len(fills) or entry.applied_keep > len(applied) or (
         entry.curve_keep > len(curve)
     ):
@@ -144,6 +164,9 @@ def apply_entry(previous: LedgerState | None, entry: JournalEntry) -> LedgerStat
         drawdown_tripped=entry.drawdown_tripped,
         fills_archived=entry.fills_archived,
         history_base=entry.history_base,
+        curve_archived=entry.curve_archived,
+        model_archived=entry.model_archived,
+        drawdown_archived=entry.drawdown_archived,
     )
 
 

@@ -3,10 +3,11 @@
 Layout under ``state/paper/``::
 
     ledger.json          LedgerState: cash, positions, open orders, this bar's applied ids, the
-                         newest fills (a window, #18), the equity curve
+                         newest fills and the newest equity points (windows, #18)
     fills/YYYY-MM.jsonl  the older fills, append-only (``store/fill_archive.py``, #18)
+    equity/YYYY-MM.jsonl the older equity points, append-only (``store/equity_archive.py``, #18)
     costs.json           CostBook: per-symbol and per-liquidity-bucket cost surprise (T4)
-    performance.json     {"model_id": ..., "returns": [...]}: the rollback rule's input
+    performance.json     {"model_id", "returns": [...], "earlier": {...}}: the rollback rule's input
     drawdown_halt.json   present while a drawdown halt is not yet acknowledged by the operator
     owner.json           which actor instance may write here (a generation fence)
     journal.jsonl        append-only, fsynced fill journal, compacted (``store/journal.py``, #17)
@@ -31,17 +32,20 @@ from typing import Any
 import msgspec
 
 from aistock_actors.core.trading.costs import CostCalibratorState, calibrated_bps, liquidity_bucket
+from aistock_actors.core.trading.curve import split_curve
 from aistock_actors.core.trading.history import fill_count, split_history
 from aistock_actors.core.trading.ledger import (
     Fill,
     LedgerState,
     new_ledger,
 )
+from aistock_actors.core.trading.orders import ReturnsRecord
 from aistock_actors.errors import StateError
 from aistock_actors.runtime.clock import SYSTEM_CLOCK, Clock, iso_utc
 from aistock_actors.store.alerts import AlertSink, Severity
 from aistock_actors.store.atomic import atomic_write_json, backup_path, fsync_dir
 from aistock_actors.store.audit import read_audit, rotated_files
+from aistock_actors.store.equity_archive import EQUITY_DIR, EquityArchive
 from aistock_actors.store.fill_archive import FILLS_DIR, FillArchive, plain_fill
 from aistock_actors.store.journal import JOURNAL_NAME, FillJournal
 from aistock_actors.store.state_file import load_state, try_decode
@@ -68,13 +72,23 @@ class CostBook(msgspec.Struct, frozen=True, kw_only=True):
 
 class PaperPerformance(msgspec.Struct, frozen=True, kw_only=True):
     """``state/paper/performance.json``: the active model's per-bar paper returns since it
-    started trading (written by the PaperTrader, read by the registry and rollback checks)."""
+    started trading (written by the PaperTrader, read by the registry and rollback checks).
+
+    Bounded (#18): ``returns`` are the ones within the ledger's equity window; the model's
+    older returns are folded in ``earlier`` (their count, growth and validity: all the rollback
+    rule reads). The whole record is ``earlier`` followed by ``returns``."""
 
     model_id: str
     returns: list[float]
-    """Per-bar simple returns of the paper portfolio, oldest first."""
+    """Per-bar simple returns of the paper portfolio, oldest first (the newest ones, #18)."""
     since: str | None = None
     """Timestamp of the equity point the record starts from (informational)."""
+    earlier: ReturnsRecord | None = None
+    """The model's returns before ``returns`` (None: none; a file written before #18)."""
+
+    def observations(self) -> int:
+        """How many per-bar returns the whole record holds."""
+        return (self.earlier.count if self.earlier is not None else 0) + len(self.returns)
 
 
 class DrawdownHalt(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +141,7 @@ class PaperStore:
         win rate reads them; ``HistoryBase.closing_pnl``)."""
         self.journal = FillJournal(self.root / JOURNAL_NAME)
         self.archive = FillArchive(self.root / FILLS_DIR)
+        self.equity = EquityArchive(self.root / EQUITY_DIR)
 
     @property
     def ledger_path(self) -> Path:
@@ -158,9 +173,10 @@ class PaperStore:
         return rebuilt if rebuilt is not None else new_ledger(self.initial_cash)
 
     def save_ledger(self, state: LedgerState) -> LedgerState:
-        """Archive the fills beyond the window, journal the write (fsynced), replace
-        ``ledger.json`` atomically, compact the journal; the state written (the window)."""
-        state = self._archive_old_fills(state)
+        """Archive the fills and equity points beyond their windows, journal the write (fsynced),
+        replace ``ledger.json`` atomically, compact the journal; the state written (the
+        windows)."""
+        state = self._archive_old_points(self._archive_old_fills(state))
         self.journal.append(state)
         atomic_write_json(self.ledger_path, state)
         self.journal.compact(state)
@@ -180,6 +196,22 @@ class PaperStore:
                         {"folder": str(self.archive.root), "missing_from": mark,
                          "missing_to": state.fills_archived - 1})
         self.archive.append(moved, state.fills_archived)
+        return kept
+
+    def _archive_old_points(self, state: LedgerState) -> LedgerState:
+        """Move the equity points beyond the window to ``equity/`` before the ledger drops them."""
+        kept, moved = split_curve(state)
+        if not moved:
+            return state
+        mark = self.equity.high_water()
+        if mark < state.curve_archived:
+            self._alert("error", "paper_equity_archive_gap",
+                        f"{self.equity.root} ends at point {mark} but the ledger archived "
+                        f"{state.curve_archived}: points {mark}..{state.curve_archived - 1} are "
+                        f"missing from the archive (deleted?); archiving on after the gap",
+                        {"folder": str(self.equity.root), "missing_from": mark,
+                         "missing_to": state.curve_archived - 1})
+        self.equity.append(moved, state.curve_archived)
         return kept
 
     def fills_since(self, first: int, state: LedgerState | None = None) -> list[Fill]:
@@ -220,16 +252,21 @@ class PaperStore:
         return self._migrate(state)
 
     def _migrate(self, state: LedgerState) -> LedgerState:
-        """A ledger written before the window (#18: every fill inline) moves its old fills to the
-        archive now, in one batch, and is written back."""
+        """A ledger written before the windows (#18: every fill and equity point inline) moves
+        its old fills and points to the archives now, in one batch, and is written back."""
         _, moved = split_history(state, self.keep_closing_fills)
-        if not moved:
+        _, points = split_curve(state)
+        if not moved and not points:
             return state
         saved = self.save_ledger(state)
-        log_detail = (f"{self.ledger_path.name} held {fill_count(state)} fills inline; moved "
-                      f"{len(moved)} to {self.archive.root.name}/")
+        log_detail = (f"{self.ledger_path.name} held {fill_count(state)} fills and "
+                      f"{state.curve_archived + len(state.equity_curve)} equity points inline; "
+                      f"moved {len(moved)} to {self.archive.root.name}/ and {len(points)} to "
+                      f"{self.equity.root.name}/")
         self._alert("info", "paper_ledger_migrated", log_detail,
-                    {"fills_archived": saved.fills_archived, "kept": len(saved.fills)})
+                    {"fills_archived": saved.fills_archived, "kept": len(saved.fills),
+                     "curve_archived": saved.curve_archived,
+                     "points_kept": len(saved.equity_curve)})
         return saved
 
     def _rebuild_or_refuse(self, main_problem: str | None, bak_problem: str | None) -> LedgerState:

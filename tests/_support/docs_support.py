@@ -125,6 +125,10 @@ def _actions(*actions: str) -> Callable[[Any], Iterator[Any]]:
     return lambda v: (x for x in [v] if v.get("action") in actions)
 
 
+def _unique_by_seq(values: list[Any]) -> list[Any]:
+    return sorted({e.get("seq"): e for e in reversed(values)}.values(), key=lambda e: e.get("seq"))
+
+
 FILTERS: dict[str, Callable[[Any], Iterator[Any]]] = {
     ".": _one,
     ".ts": lambda v: _one(v.get("ts")),
@@ -162,8 +166,9 @@ SLURPED: dict[str, Callable[[list[Any]], Iterator[Any]]] = {
         {str(e.get("id")): e for e in reversed(sorted(
             (e for v in vs for e in v), key=lambda e: str(e.get("id"))))}.values(),
         key=lambda e: str(e.get("time")))),
-    "unique_by(.seq)": lambda vs: _one(sorted(
-        {e.get("seq"): e for e in reversed(vs)}.values(), key=lambda e: e.get("seq"))),
+    "unique_by(.seq)": lambda vs: _one(_unique_by_seq(vs)),
+    "unique_by(.seq) | map([.timestamp, .equity])": lambda vs: _one(
+        [[e.get("timestamp"), e.get("equity")] for e in _unique_by_seq(vs)]),
 }
 """Every ``jq -s`` filter the docs use (the input values as one list), as Python."""
 

@@ -58,6 +58,7 @@ from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.store.alerts import AckState, Alert
 from aistock_actors.store.audit import verify_audit_log
 from aistock_actors.store.bars import BarStore
+from aistock_actors.store.equity_archive import EQUITY_DIR, EquityArchive
 from aistock_actors.store.fill_archive import FILLS_DIR, FillArchive
 from aistock_actors.store.journal import FillJournal, apply_entry
 from aistock_actors.store.ledger import CostBook, PaperPerformance
@@ -349,6 +350,15 @@ def _check_ledger(state_dir: Path, report: StateReport) -> None:
     if len(set(ids)) != len(ids):
         report.problems.append("ledger: two fills carry the same order id")
     report.fills = ids
+    try:  # the whole equity curve: the archived points (#18) and the ledger's window
+        points = EquityArchive(state_dir / "paper" / EQUITY_DIR).read()
+    except StateError as exc:
+        report.problems.append(f"equity archive: {exc}")
+        points = []
+    held = [r.seq for r in points if r.seq < ledger.curve_archived]
+    if held != list(range(ledger.curve_archived)):
+        report.problems.append(f"equity archive: holds {len(held)} of the ledger's "
+                               f"{ledger.curve_archived} archived points")
     report.problems.extend(journal_problems(state_dir, ledger, exact=False))
 
 

@@ -33,6 +33,7 @@ from aistock_actors.actors.promotion_judge import PromotionJudge
 from aistock_actors.config import load_config
 from aistock_actors.core.model import pipeline
 from aistock_actors.core.model.models import ModelParams
+from aistock_actors.core.trading.curve import fold_returns
 from aistock_actors.messages.model import BacktestCompleted, ModelTrained
 from aistock_actors.messages.promotion import JudgeCandidate
 from aistock_actors.runtime.cycle_run import CycleRun
@@ -226,10 +227,13 @@ def test_a_backtest_reply_without_the_champion_window_fields_still_decodes_and_j
     assert manifest(tmp_path)[-1]["stages"][6]["note"] == "incumbent=m-a"
 
 
-def write_performance(tmp: Path, model_id: str, returns: list[float]) -> None:
+def write_performance(tmp: Path, model_id: str, returns: list[float],
+                      earlier: list[float] | None = None) -> None:
+    """``earlier``: returns folded as the trader folds the ones before its equity window (#18)."""
     path = tmp / "state" / "paper" / "performance.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"model_id": model_id, "returns": returns}))
+    folded = msgspec.to_builtins(fold_returns(None, earlier, "t0")) if earlier else None
+    path.write_text(json.dumps({"model_id": model_id, "returns": returns, "earlier": folded}))
 
 
 def test_degraded_paper_performance_rolls_back_to_previous_model(
@@ -246,7 +250,11 @@ def test_degraded_paper_performance_rolls_back_to_previous_model(
     write_performance(tmp_path, "m-b", [0.001] * 30)  # on track with its backtest
     run_judge(config, store, keep)
     assert active_id(tmp_path) == "m-b"
-    write_performance(tmp_path, "m-b", [-0.004] * 30)  # ~14 points behind expectation
+    write_performance(tmp_path, "m-b", [-0.004] * 5)  # 5 bars: too few to judge
+    run_judge(config, store, keep)
+    assert active_id(tmp_path) == "m-b"
+    # ~14 points behind expectation over 30 bars, 25 of them folded (#18: a bounded record)
+    write_performance(tmp_path, "m-b", [-0.004] * 5, earlier=[-0.004] * 25)
     run_judge(disabled, store, keep)
     assert active_id(tmp_path) == "m-b"  # the switch is off: nothing happens
 
@@ -259,6 +267,7 @@ def test_degraded_paper_performance_rolls_back_to_previous_model(
     assert len(rollback) == 1
     assert rollback[0]["details"]["rolled_back_to"] == "m-a"
     assert rollback[0]["details"]["shortfall"] > 0.05
+    assert rollback[0]["details"]["observations"] == 30
     assert "auto_rollback_on_degradation" in alert_codes(tmp_path / "state", "error")
     assert entry_b["rollback"]["rolled_back_to"] == "m-a"
     registry = json.loads((tmp_path / "state/promotion/registry.json").read_text())

@@ -17,17 +17,20 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _support.curve_reference import LONG_CURVE, archived_account, daily_points
 from _support.operator_support import operator_state
 from _support.support import write_config
 from PIL import Image
 
 from aistock_actors.cli import app as cli
 from aistock_actors.cli.report import build_report
+from aistock_actors.cli.report.data import collect
 from aistock_actors.cli.report.plots import BACKTEST_TITLE
 from aistock_actors.config import load_config
 from aistock_actors.core.backtest.curves import MAX_CURVE_POINTS
@@ -229,6 +232,14 @@ def test_unreadable_bars_give_an_unreadable_panel_not_a_crash(
     assert not regimes.has_data and "Unreadable." in regimes.body
     assert sum(s.has_data for s in sections) == len(sections) - 1
     assert "<h2>Market regimes</h2>" in html
+
+
+def test_the_equity_panel_shows_the_archived_points_too(tmp_path: Path) -> None:
+    loaded = load_config(write_config(tmp_path))
+    archived_account(loaded.state_dir, loaded.config.paper.initial_cash)
+    equity = collect(loaded, datetime(2030, 1, 1, tzinfo=UTC)).equity
+    whole = daily_points(0, LONG_CURVE)  # #18: the ledger holds only the newest of them
+    assert equity.times == [t for t, _ in whole] and equity.equity == [v for _, v in whole]
 
 
 def test_out_needs_report_and_an_unwritable_path_is_one_line(

@@ -13,7 +13,8 @@ state on disk is recorded as *acknowledged*; after it, :func:`faults.harness.che
 - the audit chain verifies, and every line that was on disk before the kill is still there,
   unchanged (append-only: the old log is a prefix of the new);
 - the ledger reconciles with its fill log, no order id was applied twice, and every fill that
-  was persisted is still in the fill log; the fill journal rebuilds the saved ledger (or is one
+  was persisted is still in the fill log; the equity archive holds every point the ledger says
+  it archived (#18); the fill journal rebuilds the saved ledger (or is one
   write ahead of it right after a kill; exactly equal after the final clean cycle, #17);
 - no manifest entry disappeared; ``supervisor.json`` never counts fewer cycles, nor fewer than
   the outcomes the audit log records;

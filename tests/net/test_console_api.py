@@ -16,10 +16,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from _support.curve_reference import LONG_CURVE, archived_account, daily_points
 from _support.opsupport import http_get, ops_supervisor
 from _support.support import write_config
 
 from aistock_actors.config import load_config
+from aistock_actors.core.trading.curve import RECENT_POINTS
+from aistock_actors.net.console import MAX_CURVE_POINTS
 from aistock_actors.runtime.supervisor import Supervisor
 from aistock_actors.services import operator_actions as operator
 from aistock_actors.store.alerts import AlertSink
@@ -138,6 +141,22 @@ def test_bad_requests_get_4xx_with_a_clear_message_and_change_nothing(
     assert not (state / "KILL_SWITCH").exists()
     assert not (state / "alerts" / "acknowledged.json").exists()
     assert audit_lines(state) == before
+
+
+def test_the_console_chart_reaches_back_into_the_archived_points(
+        served: tuple[str, Path]) -> None:
+    base, state = served
+    archived_account(state)
+    code, body = http_get(base + "/api/console")
+    curve = json.loads(body)["equity_curve"]
+    whole = daily_points(0, LONG_CURVE)  # #18: the ledger holds only the newest of them
+    assert code == 200 and len(curve) <= MAX_CURVE_POINTS + 1
+    assert curve[0] == list(whole[0]) and curve[-1] == list(whole[-1])
+    archive = sorted((state / "paper" / "equity").glob("*.jsonl"))
+    archive[0].write_bytes(b"garbage\n" + archive[0].read_bytes())  # damaged: the window only
+    code, body = http_get(base + "/api/console")
+    curve = json.loads(body)["equity_curve"]
+    assert code == 200 and curve[0] == list(whole[LONG_CURVE - RECENT_POINTS])
 
 
 def test_api_status_is_the_status_json_and_the_page_is_self_contained(

@@ -1,23 +1,28 @@
 """#18 acceptance: a ledger writer SIGKILLed at random moments, again and again, while its fills
-move to the archive: no acknowledged fill is lost, none is in the fill log twice, the ledger
-reconciles, and the journal still rebuilds it."""
+and equity points move to their archives: no acknowledged fill or point is lost, none is there
+twice, the ledger reconciles, its drawdown and model record equal the whole curve's, and the
+journal still rebuilds it."""
 
 from __future__ import annotations
 
+import math
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _support.curve_reference import old_drawdown, old_model_returns
 from _support.store_helpers import HELPERS, load_helper
 
+from aistock_actors.core.trading.curve import CURVE_BATCH, RECENT_POINTS, model_record
 from aistock_actors.core.trading.history import ARCHIVE_BATCH, RECENT_FILLS
-from aistock_actors.core.trading.ledger import reconcile
+from aistock_actors.core.trading.ledger import current_drawdown, reconcile
 from aistock_actors.store.journal import FillJournal
 from aistock_actors.store.ledger import PaperStore
 
 procs = load_helper("procs")
+writer = load_helper("ledger_writer")
 WRITER = HELPERS / "ledger_writer.py"
 KILLS = 10
 
@@ -57,5 +62,14 @@ def test_sigkill_during_archive_moves_loses_no_fill_and_doubles_none(tmp_path: P
         assert ids == [f"f{k}" for k in range(len(ids))], where  # none lost, none twice
         assert len(ids) >= acked + 1, f"{where}: acknowledged fill {acked} lost"
         assert len(state.fills) <= RECENT_FILLS + ARCHIVE_BATCH
+        whole = store.equity.curve_since(0, state)  # the equity points likewise (#18)
+        assert whole == [writer.point(i) for i in range(len(whole))], where
+        assert len(whole) == len(ids) * writer.POINTS_PER_SAVE, where
+        assert len(state.equity_curve) <= RECENT_POINTS + CURVE_BATCH, where
+        assert current_drawdown(state) == old_drawdown(whole, state.drawdown_base), where
+        returns = old_model_returns(whole, state.model_since)
+        record = model_record(state)
+        assert (record.count, record.growth) == (len(returns), math.prod(1 + r for r in returns))
         acked = len(ids) - 1  # a save whose ack was not printed yet may be on disk: it counts
     assert acked > 2 * (RECENT_FILLS + ARCHIVE_BATCH), f"seed={seed}: too few fills to archive"
+    assert state.curve_archived > 0, f"seed={seed}: too few points to archive"

@@ -159,7 +159,8 @@ def _equity(loaded: LoadedConfig) -> EquityData:
     if not store.ledger_path.exists():
         return EquityData(drawdown_halt=halt, initial_cash=loaded.config.paper.initial_cash)
     ledger = store.load_ledger()
-    points = [(t, v) for t, v in ledger.equity_curve if math.isfinite(v)]
+    whole = store.equity.curve_since(0, ledger)  # archived points too (#18)
+    points = [(t, v) for t, v in whole if math.isfinite(v)]
     return EquityData(
         times=[t for t, _ in points],
         equity=[v for _, v in points],

@@ -1,6 +1,7 @@
 """Degradation rule: has the active model's live (paper) performance fallen short of its backtest?
 
-The rule, for ``n`` bars of live data since promotion:
+The rule, for ``n`` bars of live data since promotion (the newest returns in full, the older ones
+folded into their count and growth, #18: the same numbers):
 
 * expected cumulative return ``E = (1 + mu) ** n - 1``, where ``mu`` is the backtest's geometric
   mean return per bar (:func:`expected_from_backtest` derives it from total return and bar count);
@@ -29,6 +30,8 @@ from typing import Literal
 
 import msgspec
 
+from aistock_actors.core.trading.orders import ReturnsRecord
+
 EPSILON = 1e-9
 """Shortfalls within this of the threshold do not count as exceeding it."""
 
@@ -49,11 +52,15 @@ class ExpectedPerformance(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LivePerformance(msgspec.Struct, frozen=True, kw_only=True):
-    """The model's paper-trading record since it was promoted."""
+    """The model's paper-trading record since it was promoted: ``earlier`` followed by
+    ``bar_returns``."""
 
     model_id: str
     bar_returns: list[float]
     """Per-bar simple returns of the paper portfolio, oldest first."""
+    earlier: ReturnsRecord | None = None
+    """The record's older returns, folded (#18: ``state/paper/performance.json`` keeps only the
+    newest ones in full); None: ``bar_returns`` is the whole record."""
 
 
 class RollbackVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,8 +120,9 @@ def should_rollback(
     _validate(expected, live, threshold_pct, min_observations)
     if not (math.isfinite(exposure_scale) and 0.0 <= exposure_scale <= 1.0):
         raise ValueError(f"exposure_scale must lie in [0, 1], got {exposure_scale!r}")
-    n = len(live.bar_returns)
-    if not all(math.isfinite(r) and r >= -1.0 for r in live.bar_returns):
+    earlier = live.earlier if live.earlier is not None else ReturnsRecord()
+    n = earlier.count + len(live.bar_returns)
+    if not earlier.valid or not all(math.isfinite(r) and r >= -1.0 for r in live.bar_returns):
         return RollbackVerdict(
             rollback=False,
             reason="invalid_live_returns",
@@ -126,7 +134,8 @@ def should_rollback(
             exposure_scale=exposure_scale,
         )
     expected_return = (1.0 + expected.mean_bar_return * exposure_scale) ** n - 1.0
-    realised_return = math.prod(1.0 + r for r in live.bar_returns) - 1.0
+    # multiplied in order from the folded growth: the same float as over the whole record
+    realised_return = math.prod((1.0 + r for r in live.bar_returns), start=earlier.growth) - 1.0
     shortfall = expected_return - realised_return
     reason: RollbackReason
     if n < min_observations:

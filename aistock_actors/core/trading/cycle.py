@@ -37,7 +37,6 @@ earlier bar can be planned again and :func:`forget_applied` drops them (#18).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -52,6 +51,9 @@ from aistock_actors.core.data.bars import format_timestamp
 from aistock_actors.core.risk.policy import RiskLimits, clamp_to_ceilings
 from aistock_actors.core.strategy.protocol import per_name_weight
 from aistock_actors.core.trading.costs import CostModel
+from aistock_actors.core.trading.curve import model_returns as model_returns  # re-exported
+from aistock_actors.core.trading.curve import rebase_drawdown as rebase_drawdown
+from aistock_actors.core.trading.curve import track_model as track_model
 from aistock_actors.core.trading.execution import execute_orders
 from aistock_actors.core.trading.ledger import Drawdown as Drawdown  # re-exported
 from aistock_actors.core.trading.ledger import current_drawdown as current_drawdown
@@ -63,7 +65,6 @@ from aistock_actors.core.trading.orders import (
     LedgerState,
     Order,
     RemainderPolicy,
-    valid_price,
 )
 
 BarArrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -324,30 +325,6 @@ def plan_cycle(
     known = {*state.applied_order_ids, *(o.order_id for o in state.open_orders)}
     fresh = [o for o in orders if o.order_id not in known]
     return msgspec.structs.replace(state, open_orders=[*state.open_orders, *fresh]), fresh
-
-
-def track_model(state: LedgerState, model_id: str) -> LedgerState:
-    """Start a new live record when the model changes (its returns start at the latest point)."""
-    if model_id == state.model_id:
-        return state
-    since = max(len(state.equity_curve) - 1, 0)
-    return msgspec.structs.replace(state, model_id=model_id, model_since=since)
-
-
-def _returns(values: list[float]) -> list[float]:
-    return [
-        b / a - 1.0 for a, b in itertools.pairwise(values) if valid_price(a) and math.isfinite(b)
-    ]
-
-
-def model_returns(state: LedgerState) -> list[float]:
-    """Per-bar simple returns of the paper equity since ``model_id`` started trading."""
-    return _returns([v for _, v in state.equity_curve[state.model_since :]])
-
-
-def rebase_drawdown(state: LedgerState) -> LedgerState:
-    """Measure the drawdown from the latest point on (after the operator acknowledged a halt)."""
-    return msgspec.structs.replace(state, drawdown_base=max(len(state.equity_curve) - 1, 0))
 
 
 def flatten_bars(bars: NewBars, arrays: Mapping[str, BarArrays]) -> tuple[dict[str, Bar], str]:

@@ -12,13 +12,14 @@ working.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import msgspec
 
 from aistock_actors.core.risk.policy import PerformanceSnapshot, performance_from_equity
 from aistock_actors.core.trading.band import holds_in_band
+from aistock_actors.core.trading.curve import drawdown_extremes
 from aistock_actors.core.trading.execution import Book, execute_orders, next_position, replay_fills
 from aistock_actors.core.trading.orders import (
     QTY_EPS,
@@ -209,15 +210,20 @@ def flatten_orders(
 
 
 def performance_snapshot(
-    state: LedgerState, window: int, periods_per_year: int = 252
+    state: LedgerState,
+    window: int,
+    periods_per_year: int = 252,
+    curve: Sequence[tuple[str, float]] | None = None,
 ) -> PerformanceSnapshot:
     """Recent performance for the adaptive risk policy.
 
     Sharpe and drawdown come from the last ``window`` equity returns, the win rate from the last
-    ``window`` closing fills, each net of its own commission.
+    ``window`` closing fills, each net of its own commission. ``curve``: the newest points with
+    archived ones in front when the ledger's window holds fewer than ``window + 1`` (#18).
     """
     size = max(window, 1)
-    equity = [value for _, value in state.equity_curve[-(size + 1) :]]
+    points = state.equity_curve if curve is None else curve
+    equity = [value for _, value in points[-(size + 1) :]]
     closing = [f.realised_pnl - f.commission for f in state.fills if f.closed_quantity > 0.0]
     if state.history_base is not None and len(closing) < size:  # archived ones (#18)
         closing = [*state.history_base.closing_pnl, *closing]
@@ -290,11 +296,13 @@ class Drawdown(NamedTuple):
 
 
 def current_drawdown(state: LedgerState) -> Drawdown:
-    """The drawdown the halt rule compares with ``risk.max_portfolio_drawdown_halt``."""
-    values = [v for _, v in state.equity_curve[state.drawdown_base :] if math.isfinite(v)]
-    if not values:
+    """The drawdown the halt rule compares with ``risk.max_portfolio_drawdown_halt``: from the
+    peak and the newest of the finite points since ``drawdown_base`` (archived ones included,
+    :func:`~aistock_actors.core.trading.curve.drawdown_extremes`)."""
+    extremes = drawdown_extremes(state)
+    if extremes is None:
         return Drawdown(0.0, math.nan, math.nan)
-    peak, last = max(values), values[-1]
+    peak, last = extremes
     if peak <= 0.0:
         return Drawdown(1.0, last, peak)
     return Drawdown(max(0.0, 1.0 - last / peak), last, peak)

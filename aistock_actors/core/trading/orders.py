@@ -105,6 +105,28 @@ class HistoryBase(msgspec.Struct, frozen=True, kw_only=True):
     the adaptive risk rules' win rate reads them with the kept ones."""
 
 
+class ReturnsRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-bar returns folded into three numbers (#18): the model's returns whose equity points
+    moved to the archive (``LedgerState.model_archived``), what the rollback rule needs of them."""
+
+    count: int = 0
+    """How many returns."""
+    growth: float = 1.0
+    """``(1 + r_1) x (1 + r_2) x ...``, multiplied in order from 1.0 (as ``math.prod`` does)."""
+    valid: bool = True
+    """Every return finite and >= -1 (else the rollback rule reports ``invalid_live_returns``)."""
+    since: str = ""
+    """Timestamp of the equity point the first return starts from."""
+
+
+class DrawdownMark(msgspec.Struct, frozen=True, kw_only=True):
+    """The finite equity points since ``drawdown_base`` that moved to the archive (#18): their
+    peak and the newest of them (``LedgerState.drawdown_archived``)."""
+
+    peak: float
+    last: float
+
+
 class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     """The whole paper account; persisted as JSON by the PaperTrader (``state/paper/``)."""
 
@@ -121,6 +143,8 @@ class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     realised_pnl: float = 0.0
     commissions_paid: float = 0.0
     equity_curve: list[tuple[str, float]] = []
+    """The newest equity points (a window, #18): point ``k`` of the account's life is
+    ``equity_curve[k - curve_archived]``; older ones are archived (``store/equity_archive.py``)."""
     updated_at: str = ""
     as_of: str = ""
     """Timestamp of the newest bar processed ("" = none yet): orders fill at the bar after it."""
@@ -129,9 +153,10 @@ class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     model_id: str = ""
     """The model whose signals the open orders and recent returns belong to."""
     model_since: int = 0
-    """Index into ``equity_curve`` of the first point under ``model_id``."""
+    """Number (in the account's life, archived points counted) of the first point under
+    ``model_id``; before #18's window it was an index into the whole curve, the same number."""
     drawdown_base: int = 0
-    """Index into ``equity_curve`` from which the drawdown halt measures its running peak."""
+    """Number (as ``model_since``) of the point from which the drawdown halt measures its peak."""
     drawdown_tripped: bool = False
     """The drawdown halt fired; the next trading cycle (after the operator's resume) rebases."""
     fills_archived: int = 0
@@ -139,6 +164,12 @@ class LedgerState(msgspec.Struct, frozen=True, kw_only=True):
     ``fills_archived + i`` of the account's life (#18)."""
     history_base: HistoryBase | None = None
     """The account after those archived fills (None: ``initial_cash``, nothing held)."""
+    curve_archived: int = 0
+    """Equity points moved out of ``equity_curve`` (oldest first, #18)."""
+    model_archived: ReturnsRecord | None = None
+    """The returns under ``model_id`` between archived points (None: none archived yet)."""
+    drawdown_archived: DrawdownMark | None = None
+    """The archived finite points since ``drawdown_base`` (None: none)."""
 
 
 class ExecutionReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,24 +4,47 @@ pytest): the writer side of the bounded-history SIGKILL loop (#18).
 Usage: ``python ledger_writer.py STATE_DIR``
 
 Opens the ledger as the PaperTrader does (``PaperStore.open_ledger``: recovery, journal sync),
-then forever adds fill ``f<k>`` (k = the account's fill count: buy 2, sell 1 of ``AAA``) and saves
-the ledger, which moves the fills beyond the window to ``state/paper/fills/``. After each save
-returns, ``k`` is printed on its own line and stdout is flushed: a printed number is an
-acknowledged fill. Syncing is off, as in a replay: a SIGKILL loses nothing the kernel holds.
+then forever adds fill ``f<k>`` (k = the account's fill count: buy 2, sell 1 of ``AAA``) and
+:data:`POINTS_PER_SAVE` equity points (point ``i`` is :func:`point`, as a daemon catching up on
+missed bars marks them; model ``m`` tracked from the first save, the drawdown re-based at every
+97th fill) and saves the ledger, which moves the fills and points beyond their windows to
+``state/paper/fills/`` and ``state/paper/equity/``. After each save returns, ``k`` is printed on
+its own line and stdout is flushed: a printed number is an acknowledged fill. Syncing is off, as
+in a replay: a SIGKILL loses nothing the kernel holds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import sys
 from pathlib import Path
 
 import msgspec
 
+from aistock_actors.core.trading.curve import rebase_drawdown, track_model
 from aistock_actors.core.trading.execution import next_position
 from aistock_actors.core.trading.history import fill_count
 from aistock_actors.core.trading.ledger import Fill, LedgerState
 from aistock_actors.store.atomic import sync_to_disk
 from aistock_actors.store.ledger import PaperStore
+
+POINTS_PER_SAVE = 60
+
+
+def point(i: int) -> tuple[str, float]:
+    """Equity point ``i`` of the account's life."""
+    day = dt.date(2000, 1, 1) + dt.timedelta(days=i)
+    return day.isoformat(), 100_000.0 + 1_000.0 * math.sin(i / 7.0) + i / 10.0
+
+
+def with_points(state: LedgerState, k: int) -> LedgerState:
+    """``state`` with the next :data:`POINTS_PER_SAVE` points, model ``m``, re-based at times."""
+    first = state.curve_archived + len(state.equity_curve)
+    marked = msgspec.structs.replace(state, equity_curve=[
+        *state.equity_curve, *(point(i) for i in range(first, first + POINTS_PER_SAVE))])
+    marked = track_model(marked, "m")
+    return rebase_drawdown(marked) if k % 97 == 50 else marked
 
 
 def with_fill(state: LedgerState, k: int) -> LedgerState:
@@ -53,7 +76,7 @@ def main() -> None:
     out = sys.stdout
     while True:
         k = fill_count(state)
-        state = store.save_ledger(with_fill(state, k))
+        state = store.save_ledger(with_points(with_fill(state, k), k))
         out.write(f"{k}\n")
         out.flush()
 
