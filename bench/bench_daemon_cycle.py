@@ -47,11 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import pandas as pd  # noqa: E402
-
 from aistock_actors.config import load_config  # noqa: E402
-from aistock_actors.core.data.bars import format_csv  # noqa: E402
-from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs  # noqa: E402
+from aistock_actors.core.data.sample_data import (  # noqa: E402
+    append_universe_bar,
+    generate_universe,
+    write_universe_csvs,
+)
 from aistock_actors.runtime import job_loky  # noqa: E402
 from aistock_actors.runtime.child_specs import default_specs  # noqa: E402
 from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
@@ -88,14 +89,6 @@ def write_config(work: Path, data: Path, backend: str, n_jobs: int) -> Path:
     return path
 
 
-def append_bar(data: Path, frames: dict[str, pd.DataFrame], position: int) -> None:
-    """Append row ``position`` of every symbol's frame to its CSV, in place (one line)."""
-    for symbol, frame in frames.items():
-        line = format_csv(frame.iloc[position : position + 1]).split("\n", 1)[1]
-        with open(data / f"{symbol}.csv", "a", encoding="utf-8") as handle:
-            handle.write(line)
-
-
 def run(
     n: int, bars: int, cycles: int, backend: str, n_jobs: int, work: Path
 ) -> list[dict[str, Any]]:
@@ -111,7 +104,7 @@ def run(
             raise SystemExit(f"N={n}: the first cycle was refused (halted: {sup.halt})")
         for i in range(cycles):
             time.sleep(2.0)  # idle workers exit (WORKER_IDLE_SECONDS = 1), as between cycles
-            append_bar(data, frames, bars + i)
+            append_universe_bar(data, frames, bars + i)
             cpu0, wall0 = tree_cpu(), time.perf_counter()
             summary = sup.run_once()
             wall, cpu = time.perf_counter() - wall0, tree_cpu() - cpu0

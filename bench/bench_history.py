@@ -4,9 +4,12 @@
         [--window 20] [--workdir DIR]
 
 Runs ``--cycles`` cycles of the production wiring (``runtime/child_specs.default_specs``; the
-reliability tests' small lifecycle: inline backend, horizon 1) back to back in one process on
-``--symbols`` x ``--bars`` planted-pattern bars, as a daemon with a zero interval would. Every
-cycle adds one promotion verdict (the history the issue measured growing without bound). At
+reliability tests' small lifecycle: inline backend, horizon 1, at most 400 bars trained on) back
+to back in one process, as a daemon with a zero interval would, on ``--symbols`` planted-pattern
+series of ``--bars`` bars to begin with: before every cycle one new bar is appended to every CSV
+(as a live feed does) and ``training.retrain_every_bars`` is 1, so every cycle trains, judges
+(one more promotion verdict: the history the issue measured growing without bound) and trades
+(one more equity point, fills). At
 checkpoints (cycle 100, then every 10 % of the run) it prints the process's RSS, the median
 judge-step time of the ``--window`` cycles before the checkpoint, the manifest's entries and
 bytes, the archive files and the alert files; then the ratios cycle 1,000 / cycle 100 against
@@ -33,7 +36,10 @@ from _support.lifecycle_support import planted_frames  # noqa: E402
 from _support.support import write_config  # noqa: E402
 
 from aistock_actors.config import load_config  # noqa: E402
-from aistock_actors.core.data.sample_data import write_universe_csvs  # noqa: E402
+from aistock_actors.core.data.sample_data import (  # noqa: E402
+    append_universe_bar,
+    write_universe_csvs,
+)
 from aistock_actors.runtime.child_specs import default_specs  # noqa: E402
 from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
 
@@ -69,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.CRITICAL + 1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="history-"))
     work.mkdir(parents=True, exist_ok=True)
-    write_universe_csvs(work / "data", planted_frames(n_symbols=args.symbols, n_bars=args.bars))
-    config = write_config(work, **SMALL_LIFECYCLE)
+    frames = planted_frames(n_symbols=args.symbols, n_bars=args.bars + args.cycles)
+    write_universe_csvs(work / "data", {s: f.iloc[: args.bars] for s, f in frames.items()})
+    every_cycle = {**SMALL_LIFECYCLE["training"], "retrain_every_bars": 1}
+    config = write_config(work, **{**SMALL_LIFECYCLE, "training": every_cycle})
     print(f"{args.cycles} cycles on {args.symbols} x {args.bars} bars in {work}")
     load_start = os.getloadavg()
     wall0, cpu0 = time.monotonic(), time.process_time()
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     promotion = work / "state" / "promotion"
     try:
         for cycle in range(1, args.cycles + 1):
+            append_universe_bar(work / "data", frames, args.bars + cycle - 1)
             summary = sup.run_once()
             if summary is None:
                 print(f"cycle {cycle}: refused (halted: {sup.halt})")

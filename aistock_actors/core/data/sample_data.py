@@ -105,6 +105,15 @@ def write_universe_csvs(out_dir: Path, frames: dict[str, pd.DataFrame]) -> list[
     return written
 
 
+def append_universe_bar(out_dir: Path, frames: dict[str, pd.DataFrame], position: int) -> None:
+    """Append bar ``position`` of every frame to its ``<SYMBOL>.csv`` in place, one line each,
+    as a live feed grows its files (the benches' daemons: a new bar per cycle)."""
+    for symbol in sorted(frames):
+        line = format_csv(frames[symbol].iloc[position : position + 1]).split("\n", 1)[1]
+        with open(Path(out_dir) / f"{symbol}.csv", "a", encoding="utf-8") as handle:
+            handle.write(line)
+
+
 def _markov_chain(
     rng: np.random.Generator, stay: NDArray[np.float64], n_bars: int, n_chains: int
 ) -> NDArray[np.int64]:
