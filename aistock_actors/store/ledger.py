@@ -185,34 +185,32 @@ class PaperStore:
     def _archive_old_fills(self, state: LedgerState) -> LedgerState:
         """Move the fills beyond the window to ``fills/`` before the ledger drops them (#18)."""
         kept, moved = split_history(state, self.keep_closing_fills)
-        if not moved:
-            return state
-        mark = self.archive.high_water()
-        if mark < state.fills_archived:
-            self._alert("error", "paper_fill_archive_gap",
-                        f"{self.archive.root} ends at fill {mark} but the ledger archived "
-                        f"{state.fills_archived}: fills {mark}..{state.fills_archived - 1} are "
-                        f"missing from the archive (deleted?); archiving on after the gap",
-                        {"folder": str(self.archive.root), "missing_from": mark,
-                         "missing_to": state.fills_archived - 1})
-        self.archive.append(moved, state.fills_archived)
-        return kept
+        if moved:
+            self._append_archived(self.archive, moved, state.fills_archived, "fill")
+        return kept if moved else state
 
     def _archive_old_points(self, state: LedgerState) -> LedgerState:
         """Move the equity points beyond the window to ``equity/`` before the ledger drops them."""
         kept, moved = split_curve(state)
-        if not moved:
-            return state
-        mark = self.equity.high_water()
-        if mark < state.curve_archived:
-            self._alert("error", "paper_equity_archive_gap",
-                        f"{self.equity.root} ends at point {mark} but the ledger archived "
-                        f"{state.curve_archived}: points {mark}..{state.curve_archived - 1} are "
+        if moved:
+            self._append_archived(self.equity, moved, state.curve_archived, "equity")
+        return kept if moved else state
+
+    def _append_archived(
+        self, archive: FillArchive | EquityArchive, moved: Any, archived: int, kind: str
+    ) -> None:
+        """Append ``moved`` after the ``archived`` items the ledger says are there, raising
+        ``paper_<kind>_archive_gap`` first when the archive ends earlier (files deleted)."""
+        mark = archive.high_water()
+        if mark < archived:
+            item = "fill" if kind == "fill" else "point"
+            self._alert("error", f"paper_{kind}_archive_gap",
+                        f"{archive.root} ends at {item} {mark} but the ledger archived "
+                        f"{archived}: {item}s {mark}..{archived - 1} are "
                         f"missing from the archive (deleted?); archiving on after the gap",
-                        {"folder": str(self.equity.root), "missing_from": mark,
-                         "missing_to": state.curve_archived - 1})
-        self.equity.append(moved, state.curve_archived)
-        return kept
+                        {"folder": str(archive.root), "missing_from": mark,
+                         "missing_to": archived - 1})
+        archive.append(moved, archived)
 
     def fills_since(self, first: int, state: LedgerState | None = None) -> list[Fill]:
         """Fills numbered ``first`` and later of the ledger ``state`` (else the one on disk),
