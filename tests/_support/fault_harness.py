@@ -251,6 +251,20 @@ def _decode(path: Path, kind: Any) -> str | None:
     return None
 
 
+def _archived(archive: Any, count: int, kind: str, report: StateReport) -> list[Any]:
+    """The first ``count`` records of ``archive`` (what the ledger says it archived); a
+    problem in ``report`` when the archive cannot be read or does not hold exactly those."""
+    try:
+        records = [r for r in archive.read() if r.seq < count]
+    except StateError as exc:
+        report.problems.append(f"{kind} archive: {exc}")
+        records = []
+    if [r.seq for r in records] != list(range(count)):
+        report.problems.append(f"{kind} archive: holds {len(records)} of the ledger's {count} "
+                               f"archived records")
+    return records
+
+
 def check_state(tmp: Path) -> StateReport:
     """Every invariant a state directory must satisfy at any instant (see the module docstring).
 
@@ -336,29 +350,16 @@ def _check_ledger(state_dir: Path, report: StateReport) -> None:
     report.problems.extend(f"ledger: {p}" for p in problems)
     if len(set(ledger.applied_order_ids)) != len(ledger.applied_order_ids):
         report.problems.append("ledger: an order id was applied twice")
-    try:  # the whole fill log: the archived fills (#18) and the ledger's window
-        archived = FillArchive(state_dir / "paper" / FILLS_DIR).read()
-    except StateError as exc:
-        report.problems.append(f"fill archive: {exc}")
-        archived = []
-    seqs = [r.seq for r in archived if r.seq < ledger.fills_archived]
-    if seqs != list(range(ledger.fills_archived)):
-        report.problems.append(f"fill archive: holds {len(seqs)} of the ledger's "
-                               f"{ledger.fills_archived} archived fills")
-    ids = [r.order_id for r in archived if r.seq < ledger.fills_archived]
+    # the whole fill log and equity curve: the archived records (#18) and the ledger's window
+    archived = _archived(FillArchive(state_dir / "paper" / FILLS_DIR), ledger.fills_archived,
+                         "fill", report)
+    ids = [r.order_id for r in archived]
     ids += [f.order_id for f in ledger.fills]
     if len(set(ids)) != len(ids):
         report.problems.append("ledger: two fills carry the same order id")
     report.fills = ids
-    try:  # the whole equity curve: the archived points (#18) and the ledger's window
-        points = EquityArchive(state_dir / "paper" / EQUITY_DIR).read()
-    except StateError as exc:
-        report.problems.append(f"equity archive: {exc}")
-        points = []
-    held = [r.seq for r in points if r.seq < ledger.curve_archived]
-    if held != list(range(ledger.curve_archived)):
-        report.problems.append(f"equity archive: holds {len(held)} of the ledger's "
-                               f"{ledger.curve_archived} archived points")
+    _archived(EquityArchive(state_dir / "paper" / EQUITY_DIR), ledger.curve_archived, "equity",
+              report)
     report.problems.extend(journal_problems(state_dir, ledger, exact=False))
 
 
