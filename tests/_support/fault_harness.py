@@ -251,7 +251,9 @@ def _decode(path: Path, kind: Any) -> str | None:
     return None
 
 
-def _archived(archive: Any, count: int, kind: str, report: StateReport) -> list[Any]:
+def _archived(
+    archive: Any, count: int, kind: str, items: str, report: StateReport
+) -> list[Any]:
     """The first ``count`` records of ``archive`` (what the ledger says it archived); a
     problem in ``report`` when the archive cannot be read or does not hold exactly those."""
     try:
@@ -261,7 +263,7 @@ def _archived(archive: Any, count: int, kind: str, report: StateReport) -> list[
         records = []
     if [r.seq for r in records] != list(range(count)):
         report.problems.append(f"{kind} archive: holds {len(records)} of the ledger's {count} "
-                               f"archived records")
+                               f"archived {items}")
     return records
 
 
@@ -352,14 +354,14 @@ def _check_ledger(state_dir: Path, report: StateReport) -> None:
         report.problems.append("ledger: an order id was applied twice")
     # the whole fill log and equity curve: the archived records (#18) and the ledger's window
     archived = _archived(FillArchive(state_dir / "paper" / FILLS_DIR), ledger.fills_archived,
-                         "fill", report)
+                         "fill", "fills", report)
     ids = [r.order_id for r in archived]
     ids += [f.order_id for f in ledger.fills]
     if len(set(ids)) != len(ids):
         report.problems.append("ledger: two fills carry the same order id")
     report.fills = ids
     _archived(EquityArchive(state_dir / "paper" / EQUITY_DIR), ledger.curve_archived, "equity",
-              report)
+              "points", report)
     report.problems.extend(journal_problems(state_dir, ledger, exact=False))
 
 
