@@ -12,7 +12,10 @@ import sys
 import textwrap
 import time
 
+import pytest
 from _support.waiting import wait_until
+
+from aistock_actors.runtime.worker_guard import EXIT_CODE
 
 SCRIPT = textwrap.dedent("""
     import os, sys, time
@@ -116,3 +119,28 @@ def test_a_normal_exit_stops_and_reaps_the_fork_server_and_its_workers() -> None
     assert float(reaped_cpu) > 0.2  # at least the server's imports of scikit-learn and pandas
     wait_until(lambda: not any(alive(pid) for pid in (server, *workers)), timeout=10,
                what="the fork server and its workers to be gone after the daemon exited")
+
+
+WATCH_SCRIPT = textwrap.dedent("""
+    import os, subprocess, sys, threading
+    from aistock_actors.runtime import worker_guard
+    worker_guard.POLL_SECONDS = 0.05
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    if sys.argv[1] == "poll":
+        del os.pidfd_open  # a kernel or platform without pidfds
+    worker_guard.die_with_daemon(daemon.pid)
+    daemon.kill()
+    daemon.wait()
+    threading.Event().wait(20)  # the watcher ends this process long before
+    sys.exit(0)
+""")
+
+
+@pytest.mark.parametrize("how", ["pidfd", "poll"])
+def test_the_watcher_ends_the_worker_when_the_daemon_exits(how: str) -> None:
+    """#17/#18: with a pidfd, or polling the pid where pidfds are missing, a worker whose
+    daemon is gone exits at once with EXIT_CODE (it is not the daemon's child any more)."""
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", WATCH_SCRIPT, how], timeout=60, check=False)
+    assert done.returncode == EXIT_CODE
+    assert time.monotonic() - start < 15
