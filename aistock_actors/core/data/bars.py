@@ -27,10 +27,10 @@ from aistock_actors.core.data.bar_fields import (
     _DAY_NS,
     _EPOCH,
     FIELDS,
-    check_values,
     _clean,
-    parse_number,
     _parse_timestamp,
+    check_values,
+    parse_number,
 )
 from aistock_actors.errors import DataError
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aistock_actors.cli.sample_data import main
 from aistock_actors.core.data.bars import FIELDS, bars_frame, parse
 from aistock_actors.core.data.sample_data import (
     MEAN_REVERTING,
@@ -16,7 +17,6 @@ from aistock_actors.core.data.sample_data import (
     simulate_universe,
     write_universe_csvs,
 )
-from aistock_actors.cli.sample_data import main
 
 
 @pytest.fixture(scope="module")
