@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from _support.paper_support import (  # noqa: E402
     activate_model,
     head,
+    round_trips,
     trading_specs,
     trained_model,
     universe,
@@ -54,7 +55,7 @@ from aistock_actors.config import load_config  # noqa: E402
 from aistock_actors.core.data.sample_data import write_universe_csvs  # noqa: E402
 from aistock_actors.core.trading.curve import CURVE_BATCH, RECENT_POINTS  # noqa: E402
 from aistock_actors.core.trading.history import fill_count  # noqa: E402
-from aistock_actors.core.trading.ledger import Fill, LedgerState  # noqa: E402
+from aistock_actors.core.trading.ledger import LedgerState  # noqa: E402
 from aistock_actors.runtime.supervisor import Supervisor  # noqa: E402
 from aistock_actors.store.atomic import sync_to_disk  # noqa: E402
 from aistock_actors.store.ledger import PaperStore  # noqa: E402
@@ -75,20 +76,6 @@ class Row:
     journal: int
     archive: int
     trade_ms: float
-
-
-def round_trips(n: int) -> list[Fill]:
-    """``n`` earlier fills that leave the account as it is: ZZZ bought and sold at 10, no cost."""
-    out = []
-    for k in range(n):
-        buy = k % 2 == 0
-        out.append(Fill(
-            order_id=f"past-{k}", symbol="ZZZ", quantity=1.0 if buy else -1.0, price=10.0,
-            reference_price=10.0, decision_price=10.0, commission=0.0, realised_pnl=0.0,
-            closed_quantity=0.0 if buy else 1.0, predicted_cost_bps=0.0, realised_cost_bps=0.0,
-            timestamp=f"20{10 + k // 2_000:02d}-{k // 200 % 10 + 1:02d}-01",
-            position_after=1.0 if buy else 0.0, equity_after=0.0))
-    return out
 
 
 def give_history(state_dir: Path, n: int) -> None:

@@ -18,7 +18,7 @@ from aistock_actors.config import load_config
 from aistock_actors.core.data.sample_data import generate_universe, write_universe_csvs
 from aistock_actors.core.model.labels import build_training_set
 from aistock_actors.core.model.models import ModelParams, TrainedModel, train_model
-from aistock_actors.core.trading.ledger import LedgerState
+from aistock_actors.core.trading.ledger import Fill, LedgerState
 from aistock_actors.runtime.child_specs import default_specs
 from aistock_actors.runtime.supervisor import ChildSpec, Supervisor
 from aistock_actors.store.ledger import PaperStore
@@ -138,3 +138,18 @@ class Rig:
 def step_data(summary: CycleSummary, name: str) -> dict[str, Any]:
     step = next(s for s in summary.steps if s.name == name)
     return {**step.data, "step_status": step.status, "detail": step.detail}
+
+
+def round_trips(n: int) -> list[Fill]:
+    """``n`` earlier fills that leave the account as it is: ZZZ bought and sold at 10, no cost
+    (a long fill history for the ledger's history tests and ``bench/bench_ledger.py``)."""
+    out = []
+    for k in range(n):
+        buy = k % 2 == 0
+        out.append(Fill(
+            order_id=f"past-{k}", symbol="ZZZ", quantity=1.0 if buy else -1.0, price=10.0,
+            reference_price=10.0, decision_price=10.0, commission=0.0, realised_pnl=0.0,
+            closed_quantity=0.0 if buy else 1.0, predicted_cost_bps=0.0, realised_cost_bps=0.0,
+            timestamp=f"20{10 + k // 2_000:02d}-{k // 200 % 10 + 1:02d}-01",
+            position_after=1.0 if buy else 0.0, equity_after=0.0))
+    return out

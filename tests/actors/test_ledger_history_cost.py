@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-from _support.paper_support import Rig, step_data
+from _support.paper_support import Rig, round_trips, step_data
 
 from aistock_actors.core.trading.history import RECENT_FILLS, fill_count
-from aistock_actors.core.trading.ledger import Fill, LedgerState, reconcile
+from aistock_actors.core.trading.ledger import LedgerState, reconcile
 from aistock_actors.store.ledger import PaperStore
 
 PAST_FILLS = 20_000
@@ -22,26 +22,12 @@ def _io() -> int:
     return int(fields["rchar"]) + int(fields["wchar"])
 
 
-def _round_trips(n: int) -> list[Fill]:
-    """``n`` fills that leave the account as it was: ZZZ bought and sold at 10, no costs."""
-    fills = []
-    for k in range(n):
-        buy = k % 2 == 0
-        fills.append(Fill(
-            order_id=f"past-{k}", symbol="ZZZ", quantity=1.0 if buy else -1.0, price=10.0,
-            reference_price=10.0, decision_price=10.0, commission=0.0, realised_pnl=0.0,
-            closed_quantity=0.0 if buy else 1.0, predicted_cost_bps=0.0, realised_cost_bps=0.0,
-            timestamp=f"20{10 + k // 2_000:02d}-{k // 200 % 10 + 1:02d}-01",
-            position_after=1.0 if buy else 0.0, equity_after=0.0))
-    return fills
-
-
 def _give_history(rig: Rig, n: int) -> None:
     """Rewrite the account as a ledger of the old format would hold it: ``n`` earlier fills
     inline, all of them folded into ``costs.json``."""
     store = PaperStore(rig.state_dir, None, 0.0)
     ledger = store.load_ledger()
-    old = msgspec.structs.replace(ledger, fills=[*_round_trips(n), *ledger.fills])
+    old = msgspec.structs.replace(ledger, fills=[*round_trips(n), *ledger.fills])
     assert reconcile(old) == []
     store.ledger_path.write_bytes(msgspec.json.encode(old))
     store.ledger_path.with_name("ledger.json.bak").unlink(missing_ok=True)

@@ -125,7 +125,7 @@ WATCH_SCRIPT = textwrap.dedent("""
     import os, subprocess, sys, threading
     from aistock_actors.runtime import worker_guard
     worker_guard.POLL_SECONDS = 0.05
-    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    daemon = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     if sys.argv[1] == "poll":
         del os.pidfd_open  # a kernel or platform without pidfds
     worker_guard.die_with_daemon(daemon.pid)
