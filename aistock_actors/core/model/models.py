@@ -229,7 +229,7 @@ def fit_predict_job(
             release_pages(x)  # the fit reads the copy only
         own_times = (times[0][train], times[1][train])
         own_bins = None if binned is None else (mapper, row_view(binned, train))
-        clf = fit_classifier(kind, rows, y[train], params, seed, owned=owned, times=own_times,
+        clf = fit_classifier(kind, rows, y[train], params, seed, times=own_times,
                              binned=own_bins)
         del rows
         rows, owned = take_rows(x, test)
