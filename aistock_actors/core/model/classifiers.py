@@ -1,9 +1,10 @@
 """The scikit-learn classifiers of the model and how they are fitted and applied, lean on memory.
 
 Split from :mod:`aistock_actors.core.model.models` (which trains the primary + meta-labeler stack):
-the classifier kinds, the logistic pipeline (fitted by Newton steps on one float32 copy of its
-rows), ``P(class 1)`` of any fitted classifier, the meta-labeler's input matrix and row views
-(the one-thread limit is in :mod:`aistock_actors.core.model.threads`).
+the classifier kinds, the boosted classifier's bounded and shared bins, ``P(class 1)`` of any
+fitted classifier, the meta-labeler's input matrix and row views (the logistic pipeline is in
+:mod:`aistock_actors.core.model.logistic`, the one-thread limit in
+:mod:`aistock_actors.core.model.threads`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import numpy.typing as npt
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from aistock_actors.core.model.memory_hints import release_pages
+from aistock_actors.core.model.logistic import (
+    fit_scaled,
+    logistic_proba,
+    make_logistic,
+    scaled_steps,
+)
 from aistock_actors.core.model.threads import one_thread
 from aistock_actors.core.model.validation import purged_tail_split
 
@@ -29,18 +32,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ClassifierKind = Literal["logistic", "hgb"]
-
-_Z_CLIP = 6.0
-"""Standardised features are clipped to +-6 sd so one outlier bar cannot dominate a linear fit."""
-
-LOGISTIC_SOLVER = "newton-cholesky"
-"""Solver of the logistic models. Their L2-regularised log loss has one minimum: Newton steps
-with the exact Hessian reach it in 2 iterations (max |gradient| ~3e-8), where L-BFGS, used
-before, took 25-36 and stopped at its 1e-4 tolerance with coefficients up to 0.02 away from it
-along the flat directions of correlated features. ~5x less CPU per fit (bench/README section 4,
-"round 4", with the effect on the demo's candidates)."""
-LOGISTIC_MAX_ITER = 100
-"""Newton iterations at most (scikit-learn falls back to L-BFGS if a Newton step fails)."""
 
 HGB_TAIL_FRACTION = 0.1
 """Share of a boosted fit's own time grid held out (purged, embargoed) to stop it early."""
@@ -68,23 +59,18 @@ def positive_proba(classifier: Classifier, x: FloatArray, *, owned: bool = False
     """Return ``P(class 1)`` from a fitted classifier, also when it only ever saw one class.
 
     ``owned``: ``x`` is a private copy the caller no longer needs, which a logistic pipeline
-    stored before the float32 design matrix may then scale in place (:func:`_scaled_steps`).
+    stored before the float32 design matrix may then scale in place
+    (:func:`~aistock_actors.core.model.logistic.logistic_proba`).
     """
     classes = list(getattr(classifier, "classes_", []))
     if 1 not in classes:
         return np.zeros(len(x))
     with one_thread():  # a 2-thread team can stall ~0.5-1 s on a busy machine (see one_thread)
-        steps = _scaled_steps(classifier)
+        steps = scaled_steps(classifier)
         if steps is None:
             proba = np.asarray(classifier.predict_proba(x), dtype=np.float64)
         else:
-            scaler, clip, final = steps
-            if _fits_float32(steps):
-                xt: npt.NDArray[Any] = _scaled_float32(scaler, clip, x)
-            else:  # a model stored before the float32 design matrix
-                xt = scaler.transform(x, copy=not _writable(x, owned))
-                _clip_in_place(clip, xt)
-            proba = np.asarray(final.predict_proba(xt), dtype=np.float64)
+            proba = logistic_proba(steps, x, owned)
     return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
 
 
@@ -108,106 +94,13 @@ def meta_matrix(x: FloatArray, p_up: FloatArray, rows: IntArray | None = None) -
 
 _COPY_CHUNK_ROWS = 65_536
 """Rows copied at a time by :func:`meta_matrix` (a 10 MB transient instead of the whole copy)."""
-_SCALE_CHUNK_ROWS = 16_384
-"""Rows scaled at a time by :func:`_scaled_float32` (a ~3 MB float64 transient)."""
-
-
-def _scaled_steps(classifier: Any) -> tuple[StandardScaler, FunctionTransformer, Any] | None:
-    """The steps of a ``StandardScaler -> FunctionTransformer(clip) -> estimator`` pipeline
-    (the logistic model of :func:`make_classifier`, ``clip`` = :func:`clip_float32`; or
-    ``np.clip`` in a model stored before it), else ``None``.
-
-    Such a pipeline is fitted and applied step by step here, with the same calls on the same
-    values as ``Pipeline.fit`` / ``predict_proba`` (the fitted object pickles to the same bytes;
-    ``tests/core/model/test_models_memory.py``), but without ``Pipeline``'s live copies: its
-    input, the float64 scaled copy and the clipped copy at once (the largest transient of
-    training). This version's pipeline is scaled and clipped chunk by chunk into its one float32
-    copy (:func:`_scaled_float32`); an older one clips its scaled copy IN PLACE and, when the
-    input is a private copy (``owned``), scales that in place too.
-    """
-    if type(classifier) is not Pipeline or len(classifier.steps) != 3:
-        return None
-    scaler, clip, final = (step for _, step in classifier.steps)
-    if type(scaler) is not StandardScaler or type(clip) is not FunctionTransformer:
-        return None
-    if clip.func not in (np.clip, clip_float32) or clip.validate or clip.inverse_func is not None:
-        return None
-    return scaler, clip, final
-
-
-def _fits_float32(steps: tuple[StandardScaler, FunctionTransformer, Any]) -> bool:
-    """Whether :func:`_scaled_steps`' pipeline is this version's (:func:`clip_float32`); a model
-    stored before it clips float64 rows with ``np.clip`` and is applied as it always was."""
-    return steps[1].func is clip_float32
-
-
-def clip_float32(x: FloatArray, a_min: float, a_max: float) -> npt.NDArray[np.float32]:
-    """The clip step of the logistic pipeline: ``np.clip(x, a_min, a_max)`` as a C-ordered
-    float32 array, so the solver reads half the bytes and its Hessian product holds a half-size
-    copy (:data:`LOGISTIC_SOLVER`). Standardised, clipped features need no more than float32's
-    7 digits: the fitted probabilities agree with a float64 fit's to ~2e-5 (bench/README §4)."""
-    out = np.empty(np.shape(x), dtype=np.float32)
-    np.clip(x, a_min, a_max, out=out)
-    return out
-
-
-def _scaled_float32(
-    scaler: StandardScaler, clip: FunctionTransformer, x: FloatArray
-) -> npt.NDArray[np.float32]:
-    """``clip.transform(scaler.transform(x))`` with ``clip`` = :func:`clip_float32`, computed
-    :data:`_SCALE_CHUNK_ROWS` rows at a time: the same operations on the same values as the
-    scaler's ``X -= mean_; X /= scale_`` (bit-identical), without its float64 copy of ``x``."""
-    out = np.empty(np.shape(x), dtype=np.float32)
-    kw = clip.kw_args or {}
-    for start in range(0, len(x), _SCALE_CHUNK_ROWS):
-        chunk = np.array(x[start : start + _SCALE_CHUNK_ROWS], dtype=np.float64)
-        if scaler.with_mean:
-            chunk -= scaler.mean_
-        if scaler.with_std:
-            chunk /= scaler.scale_
-        np.clip(chunk, kw["a_min"], kw["a_max"], out=out[start : start + len(chunk)])
-    return out
-
-
-def _writable(x: FloatArray, owned: bool) -> bool:
-    """Whether ``x`` may be overwritten: a private, writable, C-ordered float64 copy."""
-    return owned and x.dtype == np.float64 and x.flags.c_contiguous and x.flags.writeable
-
-
-def _clip_in_place(clip: FunctionTransformer, x: FloatArray) -> None:
-    """``clip.transform(x)`` (``np.clip`` with its arguments), written into ``x``."""
-    np.clip(x, **(clip.kw_args or {}), out=x)
-
-
-def _fit_scaled(
-    steps: tuple[StandardScaler, FunctionTransformer, Any], x: FloatArray, y: IntArray
-) -> None:
-    """``Pipeline.fit`` of :func:`make_classifier`'s logistic pipeline, with one float32 copy
-    of ``x`` instead of ``Pipeline.fit``'s float64 scaled copy, clipped copy and float32 copy.
-
-    The final estimator gets the scaled, clipped float32 rows in C order, as ``Pipeline.fit``
-    hands them over; scaling and clipping are element-wise, so neither the layout nor the chunk
-    they run in changes a value (the fitted object pickles to ``Pipeline.fit``'s bytes).
-    """
-    scaler, clip, final = steps
-    scaler.fit(x)
-    xt = _scaled_float32(scaler, clip, x)
-    release_pages(x)  # the fit reads the float32 copy only
-    clip.fit(xt)
-    final.fit(xt, y)
 
 
 def make_classifier(kind: ClassifierKind, params: ModelParams, seed: int) -> Classifier:
     """Return an unfitted scikit-learn classifier of ``kind`` (a boosted one without early
     stopping: :func:`fit_classifier` turns it on when it has a held-out tail)."""
     if kind == "logistic":
-        pipeline: Classifier = make_pipeline(
-            StandardScaler(),
-            FunctionTransformer(clip_float32, kw_args={"a_min": -_Z_CLIP, "a_max": _Z_CLIP}),
-            LogisticRegression(
-                C=params.regularization_c, solver=LOGISTIC_SOLVER, max_iter=LOGISTIC_MAX_ITER
-            ),
-        )
+        pipeline: Classifier = make_logistic(params)
         return pipeline
     boosted: Classifier = _boosted(params, seed, early_stopping=False)
     return boosted
@@ -383,7 +276,8 @@ def fit_classifier(
 ) -> Classifier:
     """Fit a classifier; a single-class target gets a prior-only model instead of an error.
 
-    A logistic fit holds one float32 copy of ``x`` (:func:`_fit_scaled`). ``times``: the rows'
+    A logistic fit holds one float32 copy of ``x``
+    (:func:`~aistock_actors.core.model.logistic.fit_scaled`). ``times``: the rows'
     observation and label-end times; a boosted fit then stops early on its purged most recent
     tail (:func:`fit_early_stopped`, on ``binned`` rows when given) instead of running every
     iteration on all rows.
@@ -398,11 +292,11 @@ def fit_classifier(
         if np.unique(y).size < 2
         else make_classifier(kind, params, seed)
     )
-    steps = _scaled_steps(model)
+    steps = scaled_steps(model)
     if steps is None:
         model.fit(x, y)
     else:
-        _fit_scaled(steps, x, y)
+        fit_scaled(steps, x, y)
     return model
 
 

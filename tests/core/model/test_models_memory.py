@@ -1,6 +1,6 @@
 """The logistic pipeline is fitted and applied step by step with fewer copies: the SAME model.
 
-``core.model.classifiers`` fits ``StandardScaler -> clip_float32 -> LogisticRegression`` without
+``core.model.logistic`` fits ``StandardScaler -> clip_float32 -> LogisticRegression`` without
 ``Pipeline.fit``'s live copies of the rows (its input, the float64 scaled copy, the float32
 clipped copy): the rows are scaled and clipped chunk by chunk into the one float32 copy the
 solver reads. These tests pin that the fitted object pickles to the same bytes as
@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from aistock_actors.core.model import classifiers
+from aistock_actors.core.model import classifiers, logistic
 from aistock_actors.core.model.models import ModelParams
 from aistock_actors.runtime import memory
 
@@ -117,7 +117,7 @@ def test_other_classifiers_are_fitted_and_applied_as_before() -> None:
     reference.fit(x, y)
     expected = reference.predict_proba(x)[:, 1].tobytes()
     assert classifiers.positive_proba(hgb, x).tobytes() == expected
-    assert classifiers._scaled_steps(hgb) is None
+    assert logistic.scaled_steps(hgb) is None
     single = classifiers.fit_classifier("logistic", x, np.zeros(len(x), np.int64), PARAMS, 0)
     assert np.array_equal(classifiers.positive_proba(single, x), np.zeros(len(x)))  # prior-only
 
