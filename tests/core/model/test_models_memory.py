@@ -52,7 +52,7 @@ def _layouts(x: np.ndarray, tmp_path: Path) -> dict[str, tuple[np.ndarray, bool]
 
 
 def test_the_step_by_step_fit_pickles_to_the_bytes_of_pipeline_fit(tmp_path: Path) -> None:
-    x, y = _data()
+    x, y = _data(40_000)  # more rows than the scaler adds up at a time
     for name, (rows, owned) in _layouts(x, tmp_path).items():
         target = y[: len(rows)]
         reference = classifiers.make_classifier("logistic", PARAMS, 0)
@@ -90,6 +90,30 @@ def test_a_model_stored_before_the_float32_design_matrix_is_applied_as_before(
         expected = old.predict_proba(np.array(rows, copy=True))[:, 1]
         got = classifiers.positive_proba(stored, rows, owned=owned)
         assert got.tobytes() == expected.tobytes(), name
+
+
+@pytest.mark.parametrize("rows", [3, 16_384, 16_385, 50_000])
+def test_the_chunked_scaler_gives_the_statistics_of_standard_scaler(
+    rows: int, tmp_path: Path
+) -> None:
+    x, _ = _data(rows)
+    reference = StandardScaler().fit(x)
+    for name, (layout, _owned) in _layouts(x, tmp_path).items():
+        scaler = logistic.ChunkedScaler().fit(layout)
+        expected = reference if len(layout) == rows else StandardScaler().fit(layout)
+        assert scaler.n_samples_seen_ == expected.n_samples_seen_, name
+        np.testing.assert_allclose(scaler.mean_, expected.mean_, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(scaler.var_, expected.var_, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(scaler.scale_, expected.scale_, rtol=1e-12, err_msg=name)
+
+
+def test_the_chunked_scaler_holds_no_full_size_temporary() -> None:
+    x, _ = _data(150_000)
+    assert _peak(StandardScaler().fit, x) > 1.0 * x.nbytes  # X - mean, and a NaN mask
+    chunk_bytes = logistic._SCALE_CHUNK_ROWS * x.shape[1] * x.itemsize
+    assert _peak(logistic.ChunkedScaler().fit, x) < 1.5 * chunk_bytes  # one chunk's temporaries
+    with pytest.raises(ValueError):
+        logistic.ChunkedScaler().fit(x[:0])  # no rows: the library's own error
 
 
 def test_the_logistic_fit_reaches_the_regularised_optimum() -> None:
@@ -164,8 +188,8 @@ def test_a_logistic_fit_keeps_fewer_copies_than_pipeline_fit(c_order: bool) -> N
     # Pipeline.fit: the float64 scaled copy and the float32 clipped copy live at once
     assert pipeline_peak > 1.4 * nbytes
     peak = _peak(classifiers.fit_classifier, "logistic", rows, y, PARAMS, 0)
-    # the scaler's own statistics pass (X - mean: ~1.1x); then the float32 copy (0.5x) and the
-    # Newton solver's weighted float32 copy of it (0.5x), never a float64 copy of the rows
+    # the float32 copy (0.5x) and the Newton solver's weighted float32 copy of it (0.5x), never
+    # a float64 copy of the rows, nor the one-pass scaler's temporary X - mean (1.1x)
     assert peak < 1.2 * nbytes
 
 
