@@ -83,7 +83,7 @@ def logistic_proba(
     before the float32 rows scales and clips in place (this version's reads ``x`` only).
     """
     scaler, clip, final = steps
-    if _fits_float32(steps):
+    if clip.func is clip_float32:
         xt: npt.NDArray[Any] = _scaled_float32(scaler, clip, x)
     else:  # a model stored before the float32 design matrix
         xt = scaler.transform(x, copy=not _writable(x, owned))
@@ -115,12 +115,6 @@ def scaled_steps(classifier: Any) -> tuple[StandardScaler, FunctionTransformer, 
     return scaler, clip, final
 
 
-def _fits_float32(steps: tuple[StandardScaler, FunctionTransformer, Any]) -> bool:
-    """Whether :func:`scaled_steps`' pipeline is this version's (:func:`clip_float32`); a model
-    stored before it clips float64 rows with ``np.clip`` and is applied as it always was."""
-    return steps[1].func is clip_float32
-
-
 def clip_float32(x: FloatArray, a_min: float, a_max: float) -> npt.NDArray[np.float32]:
     """The clip step of the logistic pipeline: ``np.clip(x, a_min, a_max)`` as a C-ordered
     float32 array, so the solver reads half the bytes and its Hessian product holds a half-size
@@ -134,18 +128,13 @@ def clip_float32(x: FloatArray, a_min: float, a_max: float) -> npt.NDArray[np.fl
 def _scaled_float32(
     scaler: StandardScaler, clip: FunctionTransformer, x: FloatArray
 ) -> npt.NDArray[np.float32]:
-    """``clip.transform(scaler.transform(x))`` with ``clip`` = :func:`clip_float32`, computed
-    :data:`_SCALE_CHUNK_ROWS` rows at a time: the same operations on the same values as the
-    scaler's ``X -= mean_; X /= scale_`` (bit-identical), without its float64 copy of ``x``."""
+    """``clip.transform(scaler.transform(x))`` with ``clip`` = :func:`clip_float32`, the
+    scaler's own ``transform`` run :data:`_SCALE_CHUNK_ROWS` rows at a time (element-wise, so
+    bit-identical), without its float64 copy of the whole of ``x``."""
     out = np.empty(np.shape(x), dtype=np.float32)
-    kw = clip.kw_args or {}
     for start in range(0, len(x), _SCALE_CHUNK_ROWS):
-        chunk = np.array(x[start : start + _SCALE_CHUNK_ROWS], dtype=np.float64)
-        if scaler.with_mean:
-            chunk -= scaler.mean_
-        if scaler.with_std:
-            chunk /= scaler.scale_
-        np.clip(chunk, kw["a_min"], kw["a_max"], out=out[start : start + len(chunk)])
+        chunk = scaler.transform(x[start : start + _SCALE_CHUNK_ROWS])  # a scaled float64 copy
+        np.clip(chunk, **(clip.kw_args or {}), out=out[start : start + len(chunk)])
     return out
 
 
