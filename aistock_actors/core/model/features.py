@@ -78,6 +78,15 @@ def _safe_ratio(num: pd.DataFrame, den: pd.DataFrame) -> pd.DataFrame:
     return out.where(np.isfinite(out))
 
 
+def rolling_std(x: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Trailing ``window``-bar sample std (NaN before a full window), exactly 0 on a window of
+    one repeated value: pandas' online update leaves a residue there after earlier values moved
+    (6e-8 on 20 equal closes), which made a 0/0 feature a finite number or a huge one by chance
+    (and differ from :mod:`~aistock_actors.core.model.live_features`, whose windows are exact)."""
+    roll = x.rolling(window, min_periods=window)
+    return roll.std().mask(roll.max() == roll.min(), 0.0)
+
+
 def _like(values: npt.NDArray[np.float64], like: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(values, index=like.index, columns=like.columns)
 
@@ -93,7 +102,7 @@ def _price_features(close: pd.DataFrame) -> dict[str, pd.DataFrame]:
         f"ret_{h}": log_close - log_close.shift(h) for h in RETURN_HORIZONS
     }
     for w in VOL_WINDOWS:
-        out[f"vol_{w}"] = ret_1.rolling(w, min_periods=w).std()
+        out[f"vol_{w}"] = rolling_std(ret_1, w)
     out["vol_ratio_10_60"] = _safe_ratio(out["vol_10"], out["vol_60"])
     out["mom_60"] = log_close - log_close.shift(60)
     out["mom_20_5"] = log_close.shift(5) - log_close.shift(20)
@@ -105,8 +114,8 @@ def _price_features(close: pd.DataFrame) -> dict[str, pd.DataFrame]:
         sma = close.rolling(w, min_periods=w).mean()
         out[f"ma_dist_{w}"] = _log(close / sma)
     mid = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).mean()
-    band = close.rolling(BOLLINGER_WINDOW, min_periods=BOLLINGER_WINDOW).std()
-    out["boll_pos_20"] = _safe_ratio(close - mid, 2.0 * band)
+    band = rolling_std(close, BOLLINGER_WINDOW)
+    out["boll_pos_20"] = _safe_ratio(close - mid, 2.0 * band).mask(band == 0.0, 0.0)
     return out
 
 
@@ -118,7 +127,7 @@ def _bar_features(
     close_loc = _safe_ratio(close - low, span).mask(span == 0.0, 0.5)
     log_volume = _like(np.log1p(volume.to_numpy(dtype=float)), volume)
     vol_mean = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).mean()
-    vol_std = log_volume.rolling(VOLUME_WINDOW, min_periods=VOLUME_WINDOW).std()
+    vol_std = rolling_std(log_volume, VOLUME_WINDOW)
     return {
         "range_10": log_range.rolling(10, min_periods=10).mean(),
         "close_loc": close_loc,
@@ -145,9 +154,7 @@ def rolling_autocorr(ret_1: pd.DataFrame, window: int) -> pd.DataFrame:
     """
     lagged = ret_1.shift(1)
     corr = ret_1.rolling(window, min_periods=window).corr(lagged, pairwise=False)
-    spread = ret_1.rolling(window, min_periods=window).std() * lagged.rolling(
-        window, min_periods=window
-    ).std()
+    spread = rolling_std(ret_1, window) * rolling_std(lagged, window)
     defined = spread.notna() & lagged.notna()
     corr = corr.where(np.isfinite(corr), 0.0).where(spread > 0.0, 0.0)
     return corr.clip(-1.0, 1.0).where(defined)

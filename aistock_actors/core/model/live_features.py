@@ -113,7 +113,8 @@ def tail_features(
     with np.errstate(all="ignore"):
         for w in MA_WINDOWS:
             f[f"ma_dist_{w}"] = np.log(last / sma[w])
-    f["boll_pos_20"] = _safe(last - sma[20], 2.0 * _std(close[:, -20:]))
+    band = _std(close[:, -20:])
+    f["boll_pos_20"] = np.where(band == 0.0, 0.0, _safe(last - sma[20], 2.0 * band))
     v_mean, v_std = _mean(lv[:, -20:]), _std(lv[:, -20:])
     f["volume_z_20"] = np.where(v_std == 0.0, 0.0, _safe(lv[:, -1] - v_mean, v_std))
     f["range_10"] = _mean(log_range[:, -10:])

@@ -67,6 +67,20 @@ def test_live_features_equal_latest_features_on_the_full_history(
     assert_same(LiveFeatures().latest(bars), expected)
 
 
+def test_a_flat_spell_after_moves_gives_the_same_defined_row_in_both() -> None:
+    """20 equal closes after moving prices: pandas' rolling std is not exactly 0 there (6e-8),
+    which once made the batch ``boll_pos_20`` 0.0 and the live one NaN (the symbol dropped out
+    of the live rows). A zero-width band, a flat volume and flat returns give defined values."""
+    steps = np.r_[np.tile([0.01, -0.03, 0.02, 0.0, -0.007], 20), np.zeros(30)]
+    close = 50.0 * np.exp(np.cumsum(steps))
+    values = np.column_stack([close, close, close, close, np.zeros(len(close))])
+    expected = latest_features({"S0": frame(values)})
+    assert list(expected.index) == ["S0"]
+    assert expected.loc["S0", "boll_pos_20"] == 0.0
+    assert expected.loc["S0", "vol_20"] == 0.0 and expected.loc["S0", "autocorr_20"] == 0.0
+    assert_same(LiveFeatures().latest({"S0": (timestamps(len(values)), values)}), expected)
+
+
 @settings(max_examples=15, deadline=None)
 @given(universes(), st.lists(st.integers(1, 5), min_size=1, max_size=6))
 def test_bars_fed_a_few_at_a_time_give_the_same_rows_as_a_fresh_start(
